@@ -1,0 +1,67 @@
+"""The stored form of a chunk: a 4-byte header, then the payload.
+
+Header: ``b"DG"``, format version 1, codec (0 = raw, 1 = zstd). zstd is used
+only when it makes the chunk smaller. Decoding always re-hashes the
+plaintext against the chunk's name, so a damaged chunk raises ChunkCorrupt
+instead of reaching a reader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+
+import zstandard
+
+from core.errors import ChunkCorrupt
+from core.ids import ChunkHash
+
+_MAGIC = b"DG\x01"
+_RAW = 0
+_ZSTD = 1
+_local = threading.local()
+
+
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    # zstd (de)compressor objects are not thread-safe: keep one per thread.
+    key = f"c{level}"
+    compressor = getattr(_local, key, None)
+    if compressor is None:
+        compressor = zstandard.ZstdCompressor(level=level)
+        setattr(_local, key, compressor)
+    return compressor
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    decompressor = getattr(_local, "d", None)
+    if decompressor is None:
+        decompressor = _local.d = zstandard.ZstdDecompressor()
+    return decompressor
+
+
+def encode_chunk(data: bytes, level: int = 3) -> bytes:
+    """The stored form of ``data``: compressed if that saves space, raw otherwise."""
+    compressed = _compressor(level).compress(data)
+    if len(compressed) < len(data):
+        return _MAGIC + bytes([_ZSTD]) + compressed
+    return _MAGIC + bytes([_RAW]) + data
+
+
+def decode_chunk(stored: bytes, expected: ChunkHash) -> bytes:
+    """The plaintext of a stored chunk, verified against its name."""
+    if len(stored) < 4 or stored[:3] != _MAGIC:
+        raise ChunkCorrupt(f"chunk {expected} has no valid header")
+    codec = stored[3]
+    payload = memoryview(stored)[4:]
+    if codec == _RAW:
+        data = bytes(payload)
+    elif codec == _ZSTD:
+        try:
+            data = _decompressor().decompress(payload)
+        except zstandard.ZstdError as exc:
+            raise ChunkCorrupt(f"chunk {expected} does not decompress: {exc}") from None
+    else:
+        raise ChunkCorrupt(f"chunk {expected} has unknown codec {codec}")
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise ChunkCorrupt(f"chunk {expected} does not match its hash")
+    return data

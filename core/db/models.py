@@ -1,0 +1,214 @@
+"""The metadata schema (SQLAlchemy 2). Invariants are written next to each table.
+
+Times are seconds since the epoch (float) except file mtimes, which are
+integer nanoseconds so a FUSE client can round-trip them exactly.
+
+How the later features slot in without a rewrite: shares are rows
+(node → grantee user, role) and public links are rows (node, token hash,
+role, expiry, password hash) that grant access to a subtree of ``nodes``;
+WebDAV locks and dead properties are keyed by node id. Each arrives with
+its own migration.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only makes INTEGER PRIMARY KEY an auto-increment rowid.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class User(Base):
+    """A person with a drive. ``used_bytes`` is the sum of the current sizes of
+    their files (live and in the trash); ``reserved_bytes`` is held by uploads
+    in flight. Invariant: used + reserved <= quota whenever quota is set, kept
+    by conditional UPDATEs (never check-then-write). ``journal_seq`` is the
+    last change-journal number handed out; bumping it row-locks the user, which
+    serialises that user's tree changes in commit order."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    used_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    journal_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    root_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("nodes.id", use_alter=True, ondelete="SET NULL"), unique=True
+    )
+    created_at: Mapped[float] = mapped_column(Double)
+
+
+class AppToken(Base):
+    """An app password. Only the SHA-256 of the token is stored (tokens are
+    32 random bytes, so a fast hash is enough); the token is shown once."""
+
+    __tablename__ = "app_tokens"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[float] = mapped_column(Double)
+    last_used_at: Mapped[float | None] = mapped_column(Double)
+
+
+class Node(Base):
+    """A file or folder. A user's root has no parent and an empty name.
+
+    Invariants: a live name (``trashed_at IS NULL``) is unique in its folder
+    (partial unique index); a folder never has a version; a file's ``size``
+    and ``current_version_id`` describe its current version. Trash marks only
+    the top node deleted (its subtree rides along), remembering where it was.
+    """
+
+    __tablename__ = "nodes"
+    __table_args__ = (
+        Index(
+            "uq_nodes_live_name",
+            "parent_id",
+            "name",
+            unique=True,
+            sqlite_where=text("trashed_at IS NULL"),
+            postgresql_where=text("trashed_at IS NULL"),
+        ),
+        Index("ix_nodes_owner_trashed", "owner_id", "trashed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(1024))
+    is_folder: Mapped[bool] = mapped_column(Boolean)
+    current_version_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("versions.id", use_alter=True, ondelete="SET NULL")
+    )
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[float] = mapped_column(Double)
+    trashed_at: Mapped[float | None] = mapped_column(Double)
+    trashed_from_id: Mapped[int | None] = mapped_column(BigId)
+    trashed_path: Mapped[str | None] = mapped_column(Text)
+
+
+class Manifest(Base):
+    """The content of a file: an ordered list of chunks. Immutable once
+    committed and shared by every version (and copy) with that content."""
+
+    __tablename__ = "manifests"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    chunk_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Double)
+
+
+class ManifestChunk(Base):
+    """One entry of a manifest. The foreign key to ``chunks`` makes the
+    database refuse a manifest that names an unknown chunk, and refuse to
+    delete a chunk row a manifest still names (invariant 1)."""
+
+    __tablename__ = "manifest_chunks"
+
+    manifest_id: Mapped[int] = mapped_column(
+        ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True
+    )
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    length: Mapped[int] = mapped_column(Integer)
+    chunk_hash: Mapped[str] = mapped_column(
+        ForeignKey("chunks.hash", ondelete="RESTRICT"), index=True
+    )
+
+
+class Version(Base):
+    """A committed write of a file; numbered 1, 2, … per node."""
+
+    __tablename__ = "versions"
+    __table_args__ = (UniqueConstraint("node_id", "number"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    manifest_id: Mapped[int] = mapped_column(ForeignKey("manifests.id"), index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    origin: Mapped[str] = mapped_column(String(32))
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[float] = mapped_column(Double)
+
+
+class Chunk(Base):
+    """A stored chunk. A row exists only after its blob is durably in the
+    store; ``last_seen`` is bumped whenever a writer relies on the chunk, and
+    gc only collects rows no manifest names and not seen within the grace."""
+
+    __tablename__ = "chunks"
+
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    length: Mapped[int] = mapped_column(Integer)
+    stored_length: Mapped[int] = mapped_column(Integer)
+    last_seen: Mapped[float] = mapped_column(Double)
+
+
+class Change(Base):
+    """The change journal: one row per tree change, written in the same
+    transaction as the change. ``(owner_id, seq)`` is gap-free and in commit
+    order per user, so ``seq`` is a safe sync cursor."""
+
+    __tablename__ = "changes"
+
+    owner_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    node_id: Mapped[int] = mapped_column(BigId)
+    parent_id: Mapped[int | None] = mapped_column(BigId)
+    name: Mapped[str] = mapped_column(String(1024))
+    is_folder: Mapped[bool] = mapped_column(Boolean)
+    version_id: Mapped[int | None] = mapped_column(BigId)
+    at: Mapped[float] = mapped_column(Double)
+
+
+class UploadSession(Base):
+    """An upload in flight. Holds the user's quota reservation and protects
+    the chunks it relies on from gc (gc's cutoff is never later than the
+    oldest live session's start). A session whose heartbeat is older than the
+    gc grace is dead: gc releases its reservation and deletes it."""
+
+    __tablename__ = "upload_sessions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    reserved_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    started_at: Mapped[float] = mapped_column(Double)
+    heartbeat_at: Mapped[float] = mapped_column(Double)

@@ -1,0 +1,228 @@
+"""``Drive``: the drive service, the one API both faces call.
+
+``Drive.open(settings)`` is the composition root of the core: it opens the
+database (migrating a fresh one), the chunk store and the collector lock.
+Every method is one or a few short transactions; paths are drive paths
+(``/a/b.txt``) resolved inside the given user's own tree, so one user can
+never reach another's nodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import BinaryIO
+
+from sqlalchemy import select
+
+from core import journal, trash, tree, treeops, users, versions, writer
+from core.backend import Backend
+from core.db.collector_lock import CollectorLock
+from core.db.engine import Database
+from core.db.migrate import ensure_schema
+from core.db.models import User
+from core.fsck import FsckReport, run_fsck
+from core.gc import GcReport, run_gc
+from core.ids import NodeId, UserId, VersionId
+from core.reader import ContentReader
+from core.records import ChangeInfo, ChunkRef, NodeInfo, TrashEntry, UserInfo, VersionInfo
+from core.settings import Settings
+from core.store import open_store
+
+
+class Drive:
+    """The drive service over one database and one chunk store."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.db = backend.db
+
+    @classmethod
+    def open(cls, settings: Settings) -> Drive:
+        db = Database(settings.resolved_db_url)
+        try:
+            ensure_schema(db)
+            store = open_store(
+                settings.resolved_store_url,
+                settings.s3_access_key.get_secret_value() if settings.s3_access_key else None,
+                settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None,
+            )
+        except BaseException:
+            db.dispose()
+            raise
+        return cls(Backend(settings=settings, db=db, store=store, lock=CollectorLock(db)))
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> Drive:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # users and auth -------------------------------------------------------
+
+    def add_user(
+        self, name: str, password: str, *, is_admin: bool = False, quota: int | None = None
+    ) -> UserInfo:
+        with self.db.write() as session:
+            return users.add_user(session, name, password, is_admin=is_admin, quota=quota)
+
+    def list_users(self) -> list[UserInfo]:
+        with self.db.read() as session:
+            return users.list_users(session)
+
+    def user(self, name: str) -> UserInfo:
+        with self.db.read() as session:
+            return users.user_info(session, users.get_user(session, name).id)
+
+    def user_by_id(self, user_id: UserId) -> UserInfo:
+        with self.db.read() as session:
+            return users.user_info(session, user_id)
+
+    def has_users(self) -> bool:
+        with self.db.read() as session:
+            return session.execute(select(User.id).limit(1)).first() is not None
+
+    def set_password(self, name: str, password: str) -> None:
+        with self.db.write() as session:
+            users.set_password(session, name, password)
+
+    def set_quota(self, name: str, quota: int | None) -> None:
+        with self.db.write() as session:
+            users.set_quota(session, name, quota)
+
+    def create_token(self, user_name: str, token_name: str) -> str:
+        with self.db.write() as session:
+            return users.create_token(session, user_name, token_name)
+
+    def authenticate(self, name: str, secret: str) -> UserInfo:
+        with self.db.write() as session:
+            return users.authenticate(session, name, secret)
+
+    # the tree -------------------------------------------------------------
+
+    def stat(self, user: UserId, path: str) -> NodeInfo:
+        with self.db.read() as session:
+            return tree.info(session, tree.resolve(session, user, path).id)
+
+    def listdir(self, user: UserId, path: str) -> list[NodeInfo]:
+        with self.db.read() as session:
+            return tree.list_children(session, tree.resolve(session, user, path))
+
+    def mkdir(self, user: UserId, path: str, *, mtime_ns: int | None = None) -> NodeInfo:
+        with self.db.write() as session:
+            node = treeops.mkdir(session, user, path, mtime_ns=mtime_ns)
+            return tree.info(session, node.id)
+
+    def makedirs(self, user: UserId, path: str) -> NodeInfo:
+        with self.db.write() as session:
+            journal.lock_user(session, user)
+            return tree.info(session, treeops.makedirs(session, user, path).id)
+
+    def move(self, user: UserId, src: str, dst: str, *, overwrite: bool = False) -> NodeInfo:
+        with self.db.write() as session:
+            node = treeops.move(session, user, src, dst, overwrite=overwrite)
+            return tree.info(session, node.id)
+
+    def copy(self, user: UserId, src: str, dst: str) -> NodeInfo:
+        with self.db.write() as session:
+            return tree.info(session, treeops.copy(session, user, src, dst).id)
+
+    def delete(self, user: UserId, path: str) -> None:
+        """Move to the trash (restorable until purged or expired)."""
+        with self.db.write() as session:
+            treeops.delete_path(session, user, path)
+
+    def set_mtime(self, user: UserId, path: str, mtime_ns: int) -> NodeInfo:
+        with self.db.write() as session:
+            journal.lock_user(session, user)
+            node = tree.resolve(session, user, path)
+            node.mtime_ns = mtime_ns
+            session.flush()
+            journal.append(session, node, journal.META)
+            return tree.info(session, node.id)
+
+    # content --------------------------------------------------------------
+
+    def write(
+        self,
+        user: UserId,
+        path: str,
+        stream: BinaryIO,
+        *,
+        expected_size: int | None = None,
+        base_version_id: VersionId | None = None,
+        create_only: bool = False,
+        mtime_ns: int | None = None,
+        origin: str = "api",
+    ) -> NodeInfo:
+        """Store the stream as the file's new version (all or nothing).
+
+        ``base_version_id`` / ``create_only`` make it a compare-and-set:
+        VersionConflict if the file moved on (or exists) by commit time.
+        ``expected_size`` turns a short stream into IncompleteUpload.
+        """
+        target = writer.WriteTarget(
+            user_id=user, path=path, base_version_id=base_version_id,
+            create_only=create_only, mtime_ns=mtime_ns, origin=origin,
+        )  # fmt: skip
+        return writer.write_stream(self.backend, target, stream, expected_size)
+
+    def manifest(self, user: UserId, path: str, version: int | None = None) -> tuple[list[ChunkRef], int]:
+        with self.db.read() as session:
+            node = versions.file_node(session, user, path)
+            chosen = versions.version_by_number(session, node, version)
+            return versions.manifest_refs(session, chosen.manifest_id)
+
+    def open_read(self, user: UserId, path: str, version: int | None = None) -> ContentReader:
+        """A seekable stream of the file's current (or numbered) version."""
+        refs, size = self.manifest(user, path, version)
+        label = path if version is None else f"{path} (version {version})"
+        return ContentReader(self.backend.store, refs, size, label)
+
+    # versions and trash ---------------------------------------------------
+
+    def versions(self, user: UserId, path: str) -> list[VersionInfo]:
+        with self.db.read() as session:
+            return versions.list_versions(session, versions.file_node(session, user, path))
+
+    def restore_version(self, user: UserId, path: str, number: int) -> NodeInfo:
+        with self.db.write() as session:
+            version = versions.restore_version(session, user, path, number)
+            return tree.info(session, version.node_id)
+
+    def trash(self, user: UserId) -> list[TrashEntry]:
+        with self.db.read() as session:
+            return trash.list_trash(session, user)
+
+    def restore_trash(self, user: UserId, entry: NodeId) -> str:
+        """Restore a trash entry; return the path it now has."""
+        with self.db.write() as session:
+            return trash.restore(session, user, entry)[1]
+
+    def purge_trash(self, user: UserId, entry: NodeId) -> int:
+        with self.db.write() as session:
+            return trash.purge(session, user, entry)
+
+    # the change journal ---------------------------------------------------
+
+    def changes(self, user: UserId, cursor: int, limit: int = 1000) -> list[ChangeInfo]:
+        with self.db.read() as session:
+            return journal.changes_since(session, user, cursor, limit)
+
+    def cursor(self, user: UserId) -> int:
+        with self.db.read() as session:
+            seq = session.execute(select(User.journal_seq).where(User.id == user)).scalar_one()
+            return int(seq)
+
+    # maintenance ----------------------------------------------------------
+
+    def gc(self, *, dry_run: bool = False) -> GcReport:
+        return run_gc(self.backend, dry_run=dry_run)
+
+    def fsck(self, *, verify: bool = False, progress: Callable[[int], None] | None = None) -> FsckReport:
+        return run_fsck(self.backend, verify=verify, progress=progress)

@@ -1,0 +1,111 @@
+"""The one exception tree of drivegate.
+
+Everything the core raises on purpose derives from :class:`DriveError`; the
+faces translate these into HTTP statuses (davserver) or errnos (fusemount) at
+exactly one seam each. SQL and storage driver errors are translated into this
+tree inside the core.
+
+::
+
+    DriveError
+    ├── NotFound
+    │   └── UserNotFound
+    ├── InvalidName
+    ├── InvalidRequest
+    ├── Conflict
+    │   ├── NameTaken
+    │   ├── NotAFolder
+    │   ├── NotAFile
+    │   ├── MoveIntoItself
+    │   └── VersionConflict
+    ├── QuotaExceeded
+    ├── Locked
+    ├── AuthError
+    ├── IncompleteUpload
+    ├── IntegrityError
+    │   ├── ChunkCorrupt
+    │   └── ChunkMissing
+    └── StorageUnavailable
+"""
+
+from __future__ import annotations
+
+
+class DriveError(Exception):
+    """Base of every error the core raises on purpose."""
+
+
+class NotFound(DriveError):
+    """A path, node, version or trash entry does not exist (for this user)."""
+
+
+class UserNotFound(NotFound):
+    """No user has that name or id."""
+
+
+class InvalidName(DriveError):
+    """A file or folder name breaks the naming rules (see ``core.names``)."""
+
+
+class InvalidRequest(DriveError):
+    """A request that is malformed in some other way (bad size, bad version number...)."""
+
+
+class Conflict(DriveError):
+    """The request cannot be applied to the tree as it is now."""
+
+
+class NameTaken(Conflict):
+    """A live node with that name already exists in the target folder."""
+
+
+class NotAFolder(Conflict):
+    """A folder was expected (as a parent, or for listing)."""
+
+
+class NotAFile(Conflict):
+    """A file was expected (for reading, writing or versions)."""
+
+
+class MoveIntoItself(Conflict):
+    """A folder cannot be moved or copied into its own subtree."""
+
+
+class VersionConflict(Conflict):
+    """A compare-and-set write named a base version that is no longer current."""
+
+    def __init__(self, message: str, current_version: int | None) -> None:
+        super().__init__(message)
+        self.current_version = current_version
+
+
+class QuotaExceeded(DriveError):
+    """The user's quota cannot hold the bytes of this request."""
+
+
+class Locked(DriveError):
+    """A lock held by someone else forbids the change."""
+
+
+class AuthError(DriveError):
+    """Wrong password or token. Deliberately does not say which part was wrong."""
+
+
+class IncompleteUpload(DriveError):
+    """The stream ended or broke before the announced size was read; nothing was committed."""
+
+
+class IntegrityError(DriveError):
+    """Stored data does not match what the metadata says it must be."""
+
+
+class ChunkCorrupt(IntegrityError):
+    """A chunk's bytes do not hash to its name; never returned to a reader."""
+
+
+class ChunkMissing(IntegrityError):
+    """A chunk the metadata references is absent from the chunk store."""
+
+
+class StorageUnavailable(DriveError):
+    """The chunk store or database could not be reached; the request may be retried."""

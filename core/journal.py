@@ -1,0 +1,80 @@
+"""The change journal: one row per tree change, in the transaction of the change.
+
+Per user, ``seq`` comes from bumping ``users.journal_seq``; that UPDATE
+row-locks the user until commit, so sequence numbers are gap-free and in
+commit order, which makes ``seq`` a cursor a sync client can trust.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core.db.models import Change, Node, User
+from core.ids import NodeId, UserId
+from core.records import ChangeInfo
+
+CREATE = "create"
+UPDATE = "update"
+MOVE = "move"
+TRASH = "trash"
+RESTORE = "restore"
+PURGE = "purge"
+META = "meta"
+
+
+def lock_user(session: Session, user_id: int) -> User:
+    """Row-lock the user for the rest of the transaction (a no-op lock on SQLite,
+    where the write transaction already holds the database's write lock)."""
+    user = session.execute(
+        select(User).where(User.id == user_id).with_for_update()
+    ).scalar_one()
+    return user
+
+
+def append(session: Session, node: Node, kind: str) -> int:
+    """Record ``kind`` for ``node`` and return the new sequence number."""
+    seq = session.execute(
+        update(User)
+        .where(User.id == node.owner_id)
+        .values(journal_seq=User.journal_seq + 1)
+        .returning(User.journal_seq)
+    ).scalar_one()
+    session.add(
+        Change(
+            owner_id=node.owner_id,
+            seq=seq,
+            kind=kind,
+            node_id=node.id,
+            parent_id=node.parent_id,
+            name=node.name,
+            is_folder=node.is_folder,
+            version_id=node.current_version_id,
+            at=time.time(),
+        )
+    )
+    return int(seq)
+
+
+def changes_since(session: Session, user_id: UserId, cursor: int, limit: int) -> list[ChangeInfo]:
+    rows = session.execute(
+        select(Change)
+        .where(Change.owner_id == user_id, Change.seq > cursor)
+        .order_by(Change.seq)
+        .limit(limit)
+    ).scalars()
+    return [
+        ChangeInfo(
+            seq=row.seq,
+            kind=row.kind,
+            node_id=NodeId(row.node_id),
+            parent_id=NodeId(row.parent_id) if row.parent_id is not None else None,
+            name=row.name,
+            is_folder=row.is_folder,
+            version_id=row.version_id,  # type: ignore[arg-type]
+            at=row.at,
+        )
+        for row in rows
+    ]

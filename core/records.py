@@ -1,0 +1,86 @@
+"""Plain, immutable records the core hands to its callers (never ORM objects)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.ids import ChunkHash, NodeId, UserId, VersionId
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    id: UserId
+    name: str
+    is_admin: bool
+    quota_bytes: int | None
+    used_bytes: int
+    reserved_bytes: int
+    root_id: NodeId
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """A live file or folder. ``version_id``/``version_number``/``sha256`` are None for folders."""
+
+    id: NodeId
+    parent_id: NodeId | None
+    name: str
+    is_folder: bool
+    size: int
+    mtime_ns: int
+    created_at: float
+    version_id: VersionId | None
+    version_number: int | None
+    sha256: str | None
+
+    @property
+    def mtime(self) -> float:
+        return self.mtime_ns / 1e9
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    id: VersionId
+    number: int
+    size: int
+    sha256: str
+    created_at: float
+    mtime_ns: int
+    origin: str
+    author: str | None
+    is_current: bool
+
+
+@dataclass(frozen=True)
+class TrashEntry:
+    """A trashed item (the top of a deleted subtree)."""
+
+    id: NodeId
+    name: str
+    is_folder: bool
+    size: int
+    original_path: str
+    trashed_at: float
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    """One entry of a manifest: ``length`` bytes at ``offset`` are chunk ``hash``."""
+
+    offset: int
+    length: int
+    hash: ChunkHash
+
+
+@dataclass(frozen=True)
+class ChangeInfo:
+    """One row of the change journal; ``seq`` is the cursor after it."""
+
+    seq: int
+    kind: str
+    node_id: NodeId
+    parent_id: NodeId | None
+    name: str
+    is_folder: bool
+    version_id: VersionId | None
+    at: float

@@ -1,0 +1,40 @@
+"""The ChunkStore protocol: what every chunk backend MUST and MAY do.
+
+A store keeps opaque blobs (a chunk's stored form, see ``core.chunkcodec``)
+under their chunk hash. It knows nothing of files, users or versions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Protocol
+
+from core.ids import ChunkHash
+
+
+class ChunkStore(Protocol):
+    """A content-addressed blob store.
+
+    - ``put`` MUST be idempotent and durable when it returns: after a crash
+      the blob is either absent or whole, never partial.
+    - ``get`` MUST raise ``core.errors.ChunkMissing`` for an absent blob and
+      ``core.errors.StorageUnavailable`` when the backend cannot be reached.
+    - ``has_many`` SHOULD answer in one round trip where the backend allows.
+    - ``delete_many`` MUST ignore absent keys.
+    - ``list_all`` yields every key with its last-write time (seconds since
+      the epoch); gc uses it to find blobs no metadata row knows.
+    """
+
+    url: str
+
+    def put(self, key: ChunkHash, blob: bytes) -> None: ...
+
+    def get(self, key: ChunkHash) -> bytes: ...
+
+    def has_many(self, keys: Iterable[ChunkHash]) -> set[ChunkHash]: ...
+
+    def delete_many(self, keys: Iterable[ChunkHash]) -> None: ...
+
+    def list_all(self) -> Iterator[tuple[ChunkHash, float]]: ...
+
+    def close(self) -> None: ...

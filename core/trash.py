@@ -1,0 +1,99 @@
+"""The trash: listing, restoring (to the original place, or "keep both") and purging."""
+
+from __future__ import annotations
+
+import time
+from pathlib import PurePosixPath
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import journal, tree
+from core.db.models import Node
+from core.errors import NotFound
+from core.ids import NodeId
+from core.names import split_path
+from core.records import TrashEntry
+from core.treeops import makedirs, purge_nodes
+
+
+def list_trash(session: Session, user_id: int) -> list[TrashEntry]:
+    rows = session.execute(
+        select(Node)
+        .where(Node.owner_id == user_id, Node.trashed_at.is_not(None))
+        .order_by(Node.trashed_at.desc())
+    ).scalars()
+    return [
+        TrashEntry(
+            id=NodeId(node.id),
+            name=node.name,
+            is_folder=node.is_folder,
+            size=node.size,
+            original_path=node.trashed_path or "/" + node.name,
+            trashed_at=node.trashed_at or 0.0,
+        )
+        for node in rows
+    ]
+
+
+def _trashed(session: Session, user_id: int, entry_id: int) -> Node:
+    node = session.get(Node, entry_id)
+    if node is None or node.owner_id != user_id or node.trashed_at is None:
+        raise NotFound(f"no trash entry {entry_id}")
+    return node
+
+
+def free_name(session: Session, parent_id: int, name: str) -> str:
+    """``name`` if free in the folder, else ``stem (2).ext``, ``stem (3).ext``, …"""
+    if tree.live_child(session, parent_id, name) is None:
+        return name
+    path = PurePosixPath(name)
+    stem, suffix = (path.stem, path.suffix) if path.stem else (name, "")
+    n = 2
+    while True:
+        candidate = f"{stem} ({n}){suffix}"
+        if tree.live_child(session, parent_id, candidate) is None:
+            return candidate
+        n += 1
+
+
+def restore(session: Session, user_id: int, entry_id: int) -> tuple[Node, str]:
+    """Put a trashed item back where it was; return it and its new path.
+
+    If the original folder is gone it is recreated; if the name is taken the
+    restored item keeps both by taking a free ``name (N)`` name.
+    """
+    journal.lock_user(session, user_id)
+    node = _trashed(session, user_id, entry_id)
+    original = node.trashed_path or "/" + node.name
+    names = split_path(original)
+    parent = None
+    if node.trashed_from_id is not None and tree.is_live(session, node.trashed_from_id):
+        parent = session.get(Node, node.trashed_from_id)
+    if parent is None:
+        parent = makedirs(session, user_id, "/".join(names[:-1]))
+    node.name = free_name(session, parent.id, names[-1] if names else node.name)
+    node.parent_id = parent.id
+    node.trashed_at = node.trashed_from_id = node.trashed_path = None
+    session.flush()
+    journal.append(session, node, journal.RESTORE)
+    return node, tree.path_of(session, node.id)
+
+
+def purge(session: Session, user_id: int, entry_id: int) -> int:
+    """Delete one trash entry for good; return the bytes freed."""
+    journal.lock_user(session, user_id)
+    return purge_nodes(session, _trashed(session, user_id, entry_id))
+
+
+def expired_entries(session: Session, older_than_days: float) -> list[tuple[int, int]]:
+    """(user id, entry id) of every trash entry older than the limit, for gc."""
+    cutoff = time.time() - older_than_days * 86400
+    return [
+        (row.owner_id, row.id)
+        for row in session.execute(
+            select(Node.owner_id, Node.id).where(
+                Node.trashed_at.is_not(None), Node.trashed_at < cutoff
+            )
+        )
+    ]

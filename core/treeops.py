@@ -1,0 +1,187 @@
+"""Changing the tree: mkdir, move/rename, copy and delete-to-trash.
+
+Each operation is one transaction that row-locks the user first (so the
+checks below cannot race another change of the same drive) and appends to
+the change journal before it commits.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from core import journal, quota, tree
+from core.db.models import Manifest, Node, Version
+from core.errors import Conflict, MoveIntoItself, NameTaken, NotFound
+from core.writer import add_version, new_node
+
+
+def mkdir(session: Session, user_id: int, path: str, *, mtime_ns: int | None = None) -> Node:
+    journal.lock_user(session, user_id)
+    parent, name = tree.resolve_parent(session, user_id, path)
+    if tree.live_child(session, parent.id, name) is not None:
+        raise NameTaken(f"{path} already exists")
+    node = new_node(session, parent, name, is_folder=True, mtime_ns=mtime_ns)
+    journal.append(session, node, journal.CREATE)
+    return node
+
+
+def makedirs(session: Session, user_id: int, path: str) -> Node:
+    """Resolve ``path``, creating the folders that are missing (``mkdir -p``)."""
+    node = tree.user_root(session, user_id)
+    for name in [part for part in path.split("/") if part]:
+        child = tree.live_child(session, node.id, name)
+        if child is None:
+            child = new_node(session, node, name, is_folder=True, mtime_ns=None)
+            journal.append(session, child, journal.CREATE)
+        elif not child.is_folder:
+            raise NameTaken(f"a file named {name!r} is in the way")
+        node = child
+    return node
+
+
+def _check_not_into_itself(session: Session, node: Node, target_parent: Node) -> None:
+    if node.is_folder and any(row.id == node.id for row in tree.ancestry(session, target_parent.id)):
+        raise MoveIntoItself("a folder cannot be moved or copied into itself")
+
+
+def move(session: Session, user_id: int, src: str, dst: str, *, overwrite: bool = False) -> Node:
+    """Move or rename ``src`` to ``dst``.
+
+    With ``overwrite`` an existing ``dst`` gives way: a file moved over a file
+    becomes a new version of the target (the target keeps its history and
+    identity, as office apps' temp-file saves expect) and the source node is
+    removed; anything else is moved to the trash first.
+    """
+    journal.lock_user(session, user_id)
+    node = tree.resolve(session, user_id, src)
+    if node.parent_id is None:
+        raise Conflict("the root folder cannot be moved")
+    parent, name = tree.resolve_parent(session, user_id, dst)
+    _check_not_into_itself(session, node, parent)
+    existing = tree.live_child(session, parent.id, name)
+    if existing is not None and existing.id == node.id:
+        return node  # moving onto itself changes nothing
+    if existing is not None:
+        if not overwrite:
+            raise NameTaken(f"{dst} already exists")
+        if not node.is_folder and not existing.is_folder:
+            return _replace_content(session, node, existing)
+        trash(session, existing, tree.path_of(session, existing.id))
+    node.parent_id, node.name = parent.id, name
+    session.flush()
+    journal.append(session, node, journal.MOVE)
+    return node
+
+
+def _replace_content(session: Session, source: Node, target: Node) -> Node:
+    """Make the source file's content a new version of the target, then drop the source."""
+    manifest_id = session.execute(
+        select(Version.manifest_id).where(Version.id == source.current_version_id)
+    ).scalar_one()
+    add_version(
+        session, target, manifest_id, source.size,
+        author_id=source.owner_id, origin="move", mtime_ns=source.mtime_ns,
+    )  # fmt: skip
+    session.flush()
+    journal.append(session, target, journal.UPDATE)
+    purge_nodes(session, source)
+    return target
+
+
+def copy(session: Session, user_id: int, src: str, dst: str) -> Node:
+    """Copy a file or a folder tree; content is shared by manifest, not copied."""
+    journal.lock_user(session, user_id)
+    node = tree.resolve(session, user_id, src)
+    parent, name = tree.resolve_parent(session, user_id, dst)
+    _check_not_into_itself(session, node, parent)
+    if tree.live_child(session, parent.id, name) is not None:
+        raise NameTaken(f"{dst} already exists")
+    copied_bytes = 0
+    pending: list[tuple[Node, Node, str]] = [(node, parent, name)]
+    top: Node | None = None
+    while pending:
+        source, into, as_name = pending.pop()
+        clone = new_node(session, into, as_name, is_folder=source.is_folder, mtime_ns=source.mtime_ns)
+        if source.is_folder:
+            children = session.execute(
+                select(Node).where(Node.parent_id == source.id, Node.trashed_at.is_(None))
+            ).scalars()
+            pending.extend((child, clone, child.name) for child in children)
+        else:
+            manifest_id = session.execute(
+                select(Version.manifest_id).where(Version.id == source.current_version_id)
+            ).scalar_one()
+            add_version(
+                session, clone, manifest_id, source.size,
+                author_id=user_id, origin="copy", mtime_ns=source.mtime_ns,
+            )  # fmt: skip
+            copied_bytes += source.size
+        session.flush()
+        journal.append(session, clone, journal.CREATE)
+        top = top or clone
+    quota.charge(session, user_id, copied_bytes)
+    assert top is not None
+    return top
+
+
+def trash(session: Session, node: Node, path: str) -> None:
+    """Move ``node`` (and its subtree) to the trash, remembering where it was."""
+    if node.parent_id is None:
+        raise Conflict("the root folder cannot be deleted")
+    node.trashed_at = time.time()
+    node.trashed_from_id = node.parent_id
+    node.trashed_path = path
+    session.flush()
+    journal.append(session, node, journal.TRASH)
+
+
+def delete_path(session: Session, user_id: int, path: str) -> Node:
+    journal.lock_user(session, user_id)
+    node = tree.resolve(session, user_id, path)
+    trash(session, node, tree.path_of(session, node.id))
+    return node
+
+
+def purge_nodes(session: Session, node: Node) -> int:
+    """Delete ``node`` and its subtree for good; return the file bytes freed.
+
+    Versions go with their nodes (FK cascade); manifests no version uses any
+    more are deleted too, and their chunks become garbage for gc.
+    """
+    ids = tree.subtree_ids(session, node.id)
+    freed = 0
+    manifest_ids: set[int] = set()
+    for start in range(0, len(ids), 500):
+        part = ids[start : start + 500]
+        freed += sum(
+            session.execute(
+                select(Node.size).where(Node.id.in_(part), Node.is_folder.is_(False))
+            ).scalars()
+        )
+        manifest_ids.update(
+            session.execute(select(Version.manifest_id).where(Version.node_id.in_(part))).scalars()
+        )
+    journal.append(session, node, journal.PURGE)
+    session.execute(delete(Node).where(Node.id == node.id))
+    delete_unused_manifests(session, manifest_ids)
+    quota.charge(session, node.owner_id, -freed)
+    session.expunge(node)
+    return freed
+
+
+def delete_unused_manifests(session: Session, manifest_ids: set[int]) -> None:
+    wanted = list(manifest_ids)
+    for start in range(0, len(wanted), 500):
+        part = wanted[start : start + 500]
+        used = select(Version.id).where(Version.manifest_id == Manifest.id).exists()
+        session.execute(delete(Manifest).where(Manifest.id.in_(part), ~used))
+
+
+def require_live(session: Session, node_id: int) -> Node:
+    node = session.get(Node, node_id)
+    if node is None or not tree.is_live(session, node_id):
+        raise NotFound(f"node {node_id} is not in the drive")
+    return node

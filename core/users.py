@@ -1,0 +1,160 @@
+"""Users, passwords (argon2id) and app tokens (shown once, stored as SHA-256).
+
+``authenticate`` accepts a user's password or any of their app tokens and
+answers every failure with the same AuthError, spending an argon2 verify
+even for an unknown user so timing does not reveal which names exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError as SQLIntegrityError
+from sqlalchemy.orm import Session
+
+from core.db.models import AppToken, Node, User
+from core.errors import AuthError, Conflict, InvalidName, InvalidRequest, UserNotFound
+from core.ids import NodeId, UserId
+from core.records import UserInfo
+
+_hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("not a password of anyone")
+_USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+TOKEN_PREFIX = "dgt_"
+MIN_PASSWORD = 8
+
+
+def _info(user: User) -> UserInfo:
+    assert user.root_id is not None
+    return UserInfo(
+        id=UserId(user.id),
+        name=user.name,
+        is_admin=user.is_admin,
+        quota_bytes=user.quota_bytes,
+        used_bytes=user.used_bytes,
+        reserved_bytes=user.reserved_bytes,
+        root_id=NodeId(user.root_id),
+    )
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidRequest(f"a password needs at least {MIN_PASSWORD} characters")
+
+
+def add_user(
+    session: Session, name: str, password: str, *, is_admin: bool = False, quota: int | None = None
+) -> UserInfo:
+    if not _USER_NAME.match(name):
+        raise InvalidName(
+            f"invalid user name {name!r}: 1-64 letters, digits, '.', '_', '@' or '-'"
+        )
+    _check_password(password)
+    if quota is not None and quota < 0:
+        raise InvalidRequest("a quota cannot be negative")
+    now = time.time()
+    user = User(
+        name=name,
+        password_hash=_hasher.hash(password),
+        is_admin=is_admin,
+        quota_bytes=quota,
+        used_bytes=0,
+        reserved_bytes=0,
+        journal_seq=0,
+        created_at=now,
+    )
+    session.add(user)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except SQLIntegrityError:
+        raise Conflict(f"user {name!r} already exists") from None
+    root = Node(owner_id=user.id, parent_id=None, name="", is_folder=True, size=0,
+                mtime_ns=time.time_ns(), created_at=now)  # fmt: skip
+    session.add(root)
+    session.flush()
+    user.root_id = root.id
+    session.flush()
+    return _info(user)
+
+
+def get_user(session: Session, name: str) -> User:
+    user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
+    if user is None:
+        raise UserNotFound(f"no user named {name!r}")
+    return user
+
+
+def user_info(session: Session, user_id: int) -> UserInfo:
+    user = session.get(User, user_id)
+    if user is None:
+        raise UserNotFound(f"no user with id {user_id}")
+    return _info(user)
+
+
+def list_users(session: Session) -> list[UserInfo]:
+    return [_info(user) for user in session.execute(select(User).order_by(User.name)).scalars()]
+
+
+def set_password(session: Session, name: str, password: str) -> None:
+    _check_password(password)
+    get_user(session, name).password_hash = _hasher.hash(password)
+
+
+def set_quota(session: Session, name: str, quota: int | None) -> None:
+    if quota is not None and quota < 0:
+        raise InvalidRequest("a quota cannot be negative")
+    get_user(session, name).quota_bytes = quota
+
+
+def create_token(session: Session, user_name: str, token_name: str) -> str:
+    """Create an app token and return it; only its hash is kept."""
+    user = get_user(session, user_name)
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        AppToken(user_id=user.id, name=token_name, token_hash=_token_hash(token),
+                 created_at=time.time())
+    )  # fmt: skip
+    return token
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def authenticate(session: Session, name: str, secret: str) -> UserInfo:
+    """The user whose password or app token ``secret`` is, or AuthError."""
+    user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
+    if user is None:
+        _verify(_DUMMY_HASH, secret)
+        raise AuthError("wrong user name or password")
+    if secret.startswith(TOKEN_PREFIX):
+        digest = _token_hash(secret)
+        tokens = session.execute(
+            select(AppToken).where(AppToken.user_id == user.id)
+        ).scalars()
+        for token in tokens:
+            if hmac.compare_digest(token.token_hash, digest):
+                session.execute(
+                    update(AppToken).where(AppToken.id == token.id).values(last_used_at=time.time())
+                )
+                return _info(user)
+    if _verify(user.password_hash, secret):
+        if _hasher.check_needs_rehash(user.password_hash):
+            user.password_hash = _hasher.hash(secret)
+        return _info(user)
+    raise AuthError("wrong user name or password")
+
+
+def _verify(password_hash: str, secret: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, secret)
+    except (VerificationError, InvalidHashError):
+        return False

@@ -1,0 +1,120 @@
+"""A file's history: listing, reading, restoring and pruning versions.
+
+Restoring makes a new version that points at the old version's manifest:
+no byte is copied and the history only grows.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from core import journal, quota, tree
+from core.db.models import Manifest, ManifestChunk, Node, User, Version
+from core.errors import NotAFile, NotFound
+from core.ids import ChunkHash, VersionId
+from core.records import ChunkRef, VersionInfo
+from core.retention import versions_to_drop
+from core.settings import RetentionPolicy
+from core.treeops import delete_unused_manifests
+from core.writer import add_version
+
+
+def file_node(session: Session, user_id: int, path: str) -> Node:
+    node = tree.resolve(session, user_id, path)
+    if node.is_folder:
+        raise NotAFile(f"{path} is a folder")
+    return node
+
+
+def list_versions(session: Session, node: Node) -> list[VersionInfo]:
+    rows = session.execute(
+        select(Version, Manifest.size, Manifest.sha256, User.name)
+        .join(Manifest, Manifest.id == Version.manifest_id)
+        .outerjoin(User, User.id == Version.author_id)
+        .where(Version.node_id == node.id)
+        .order_by(Version.number)
+    ).all()
+    return [
+        VersionInfo(
+            id=VersionId(version.id),
+            number=version.number,
+            size=size,
+            sha256=sha256,
+            created_at=version.created_at,
+            mtime_ns=version.mtime_ns,
+            origin=version.origin,
+            author=author,
+            is_current=version.id == node.current_version_id,
+        )
+        for version, size, sha256, author in rows
+    ]
+
+
+def version_by_number(session: Session, node: Node, number: int | None) -> Version:
+    """The numbered version of ``node``, or its current one for None."""
+    if number is None:
+        if node.current_version_id is None:
+            raise NotFound(f"{node.name} has no content")
+        return session.get_one(Version, node.current_version_id)
+    version = session.execute(
+        select(Version).where(Version.node_id == node.id, Version.number == number)
+    ).scalar_one_or_none()
+    if version is None:
+        raise NotFound(f"{node.name} has no version {number}")
+    return version
+
+
+def manifest_refs(session: Session, manifest_id: int) -> tuple[list[ChunkRef], int]:
+    """The chunk list and size of a manifest."""
+    size = session.execute(select(Manifest.size).where(Manifest.id == manifest_id)).scalar_one()
+    rows = session.execute(
+        select(ManifestChunk.offset, ManifestChunk.length, ManifestChunk.chunk_hash)
+        .where(ManifestChunk.manifest_id == manifest_id)
+        .order_by(ManifestChunk.idx)
+    ).all()
+    return [ChunkRef(offset=o, length=n, hash=ChunkHash(h)) for o, n, h in rows], size
+
+
+def restore_version(session: Session, user_id: int, path: str, number: int) -> Version:
+    journal.lock_user(session, user_id)
+    node = file_node(session, user_id, path)
+    old = version_by_number(session, node, number)
+    size = session.execute(select(Manifest.size).where(Manifest.id == old.manifest_id)).scalar_one()
+    quota.charge(session, user_id, size - node.size)
+    version = add_version(
+        session, node, old.manifest_id, size,
+        author_id=user_id, origin="restore", mtime_ns=old.mtime_ns,
+    )  # fmt: skip
+    session.flush()
+    journal.append(session, node, journal.UPDATE)
+    return version
+
+
+def prune(session: Session, policy: RetentionPolicy, *, dry_run: bool, now: float | None = None) -> int:
+    """Apply the retention policy to every file; return how many versions go (or would)."""
+    now = time.time() if now is None else now
+    candidates = session.execute(
+        select(Version.node_id, Version.id, Version.created_at, Node.current_version_id)
+        .join(Node, Node.id == Version.node_id)
+        .order_by(Version.node_id)
+    ).all()
+    per_node: dict[int, list[tuple[int, float]]] = {}
+    current: dict[int, int | None] = {}
+    for node_id, version_id, created_at, current_id in candidates:
+        per_node.setdefault(node_id, []).append((version_id, created_at))
+        current[node_id] = current_id
+    doomed: list[int] = []
+    for node_id, versions in per_node.items():
+        doomed.extend(versions_to_drop(versions, current[node_id], now, policy))
+    if not dry_run:
+        for start in range(0, len(doomed), 500):
+            part = doomed[start : start + 500]
+            manifests = set(
+                session.execute(select(Version.manifest_id).where(Version.id.in_(part))).scalars()
+            )
+            session.execute(delete(Version).where(Version.id.in_(part)))
+            delete_unused_manifests(session, manifests)
+    return len(doomed)
