@@ -81,6 +81,7 @@ def _replace_content(session: Session, source: Node, target: Node) -> Node:
     manifest_id = session.execute(
         select(Version.manifest_id).where(Version.id == source.current_version_id)
     ).scalar_one()
+    quota.charge(session, target.owner_id, source.size - target.size)
     add_version(
         session, target, manifest_id, source.size,
         author_id=source.owner_id, origin="move", mtime_ns=source.mtime_ns,
