@@ -39,11 +39,11 @@ class GcReport:
     dry_run: bool = False
 
 
-def _cutoff(session: Session, grace: float, now: float) -> float:
+def _cutoff(session: Session, grace: float, upload_timeout: float, now: float) -> float:
     """Chunks last seen at or after this instant are protected."""
     oldest_live = session.execute(
         select(func.min(UploadSession.started_at)).where(
-            UploadSession.heartbeat_at >= now - grace
+            UploadSession.heartbeat_at >= now - upload_timeout
         )
     ).scalar_one_or_none()
     cutoff = now - grace
@@ -77,7 +77,9 @@ def run_gc(backend: Backend, *, dry_run: bool = False, now: float | None = None)
     with db.write() as session:
         report.versions = versions.prune(session, settings.retention, dry_run=dry_run, now=now)
         dead = session.execute(
-            select(UploadSession).where(UploadSession.heartbeat_at < now - settings.gc_grace_seconds)
+            select(UploadSession).where(
+                UploadSession.heartbeat_at < now - settings.upload_timeout_seconds
+            )
         ).scalars().all()
         report.dead_uploads = len(dead)
         orphan_manifests = set(
@@ -93,7 +95,9 @@ def run_gc(backend: Backend, *, dry_run: bool = False, now: float | None = None)
             delete_unused_manifests(session, orphan_manifests)
 
     with db.read() as session:
-        cutoff = _cutoff(session, settings.gc_grace_seconds, now)
+        cutoff = _cutoff(
+            session, settings.gc_grace_seconds, settings.upload_timeout_seconds, now
+        )
         condition = _unreferenced(cutoff)
         garbage = session.execute(select(Chunk.hash, Chunk.stored_length).where(condition)).all()  # type: ignore[arg-type]
     report.chunks = len(garbage)

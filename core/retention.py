@@ -23,18 +23,20 @@ def versions_to_drop(
     buckets: set[tuple[str, int]] = set()
     for version_id, created_at in newest_first:
         age = now - created_at
+        if age <= policy.keep_daily_days * DAY:
+            bucket: tuple[str, int] | None = ("day", int(created_at // DAY))
+        elif policy.keep_weekly:
+            bucket = ("week", int(created_at // (7 * DAY)))
+        else:
+            bucket = None
         if version_id == current_id or age <= policy.keep_all_days * DAY:
             keep = True
-        elif age <= policy.keep_daily_days * DAY:
-            keep = ("day", int(created_at // DAY)) not in buckets
-            buckets.add(("day", int(created_at // DAY)))
-        elif policy.keep_weekly:
-            keep = ("week", int(created_at // (7 * DAY))) not in buckets
-            buckets.add(("week", int(created_at // (7 * DAY))))
         else:
-            keep = False
+            keep = bucket is not None and bucket not in buckets
         if keep:
             kept.append(version_id)
+            if bucket is not None:
+                buckets.add(bucket)  # the newest kept version stands for its day/week
     keep_set = set(kept[: policy.max_versions])
     if current_id is not None:
         keep_set.add(current_id)

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     gc_grace_seconds: float = Field(
         3600, ge=0, description="Unreferenced chunks younger than this are never collected."
     )
+    upload_timeout_seconds: float = Field(
+        900, gt=0, description="An upload silent this long is dead: gc frees its quota and chunks."
+    )
     zstd_level: int = Field(3, ge=1, le=19, description="zstd level for stored chunks.")
     retention: RetentionPolicy = Field(default_factory=RetentionPolicy)  # type: ignore[arg-type]
 

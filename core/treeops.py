@@ -129,14 +129,20 @@ def copy(session: Session, user_id: int, src: str, dst: str) -> Node:
 
 
 def trash(session: Session, node: Node, path: str) -> None:
-    """Move ``node`` (and its subtree) to the trash, remembering where it was."""
+    """Move ``node`` (and its subtree) to the trash, remembering where it was.
+
+    The node is detached from its parent, so each trash entry stands alone:
+    purging a trashed folder never takes along an item that was trashed
+    from inside it earlier.
+    """
     if node.parent_id is None:
         raise Conflict("the root folder cannot be deleted")
     node.trashed_at = time.time()
     node.trashed_from_id = node.parent_id
     node.trashed_path = path
-    session.flush()
     journal.append(session, node, journal.TRASH)
+    node.parent_id = None
+    session.flush()
 
 
 def delete_path(session: Session, user_id: int, path: str) -> Node:

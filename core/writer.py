@@ -279,8 +279,10 @@ def commit(backend: Backend, target: WriteTarget, content: UploadedContent, uplo
                 session, node, manifest_id, content.size,
                 author_id=target.user_id, origin=target.origin, mtime_ns=target.mtime_ns,
             )  # fmt: skip
+            ended = session.execute(delete(UploadSession).where(UploadSession.id == upload.id))
+            if ended.rowcount != 1:  # type: ignore[attr-defined]
+                raise IncompleteUpload("the upload was idle too long and expired; send it again")
             quota.charge(session, target.user_id, content.size - old_size, released=upload.reserved)
-            session.execute(delete(UploadSession).where(UploadSession.id == upload.id))
             journal.append(session, node, kind)
             session.flush()
             return tree.info(session, node.id)

@@ -87,7 +87,9 @@ class Node(Base):
     Invariants: a live name (``trashed_at IS NULL``) is unique in its folder
     (partial unique index); a folder never has a version; a file's ``size``
     and ``current_version_id`` describe its current version. Trash marks only
-    the top node deleted (its subtree rides along), remembering where it was.
+    the top node deleted (its subtree rides along) and detaches it from its
+    parent (``parent_id`` NULL), remembering where it was; so a node is the
+    root exactly when it has no parent and is not trashed.
     """
 
     __tablename__ = "nodes"
@@ -202,8 +204,9 @@ class Change(Base):
 class UploadSession(Base):
     """An upload in flight. Holds the user's quota reservation and protects
     the chunks it relies on from gc (gc's cutoff is never later than the
-    oldest live session's start). A session whose heartbeat is older than the
-    gc grace is dead: gc releases its reservation and deletes it."""
+    oldest live session's start). A session whose heartbeat is older than
+    ``upload_timeout_seconds`` is dead: gc releases its reservation and
+    deletes it, and its commit fails."""
 
     __tablename__ = "upload_sessions"
 
