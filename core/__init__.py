@@ -32,11 +32,20 @@ from core.fsck import FsckReport
 from core.gc import GcReport
 from core.ids import ChunkHash, NodeId, UserId, VersionId
 from core.reader import ContentReader
-from core.records import ChangeInfo, ChunkRef, NodeInfo, TrashEntry, UserInfo, VersionInfo
+from core.records import (
+    ByteSource,
+    ChangeInfo,
+    ChunkRef,
+    NodeInfo,
+    TrashEntry,
+    UserInfo,
+    VersionInfo,
+)
 from core.settings import RetentionPolicy, Settings, load_settings
 
 __all__ = [
     "AuthError",
+    "ByteSource",
     "ChangeInfo",
     "ChunkCorrupt",
     "ChunkHash",
@@ -56,11 +65,11 @@ __all__ = [
     "MoveIntoItself",
     "NameTaken",
     "NodeId",
+    "NodeInfo",
     "NotAFile",
     "NotAFolder",
     "NotFound",
     "QuotaExceeded",
-    "NodeInfo",
     "RetentionPolicy",
     "Settings",
     "StorageUnavailable",

@@ -43,12 +43,14 @@ class DriveGroup(click.Group):
             raise click.ClickException(str(exc)) from None
 
 
-class SizeParam(click.ParamType):
+class SizeParam(click.ParamType):  # type: ignore[type-arg]
     """A byte size such as ``500M``, ``10GiB`` or ``none`` (no limit); K/M/G are binary."""
 
     name = "size"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | None:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int | None:
         if isinstance(value, int) or value is None:
             return value
         if str(value).lower() in ("none", "unlimited"):
@@ -66,18 +68,33 @@ def _help(field: str) -> str:
 def backend_options(func: F) -> F:
     """Add the storage options to a command and pass it ``settings``."""
 
-    @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-                  help=_help("data_dir") + " [env DRIVEGATE_DATA_DIR; default ./drivegate-data]")
+    @click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help=_help("data_dir") + " [env DRIVEGATE_DATA_DIR; default ./drivegate-data]",
+    )
     @click.option("--db-url", help=_help("db_url") + " [env DRIVEGATE_DB_URL]")
     @click.option("--store-url", help=_help("store_url") + " [env DRIVEGATE_STORE_URL]")
-    @click.option("--config", "config_file", envvar="DRIVEGATE_CONFIG",
-                  type=click.Path(dir_okay=False, path_type=Path),
-                  help="TOML settings file [env DRIVEGATE_CONFIG].")
+    @click.option(
+        "--config",
+        "config_file",
+        envvar="DRIVEGATE_CONFIG",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="TOML settings file [env DRIVEGATE_CONFIG].",
+    )
     @functools.wraps(func)
-    def wrapper(*args: Any, data_dir: Path | None, db_url: str | None, store_url: str | None,
-                config_file: Path | None, **kwargs: Any) -> Any:  # fmt: skip
+    def wrapper(
+        *args: Any,
+        data_dir: Path | None,
+        db_url: str | None,
+        store_url: str | None,
+        config_file: Path | None,
+        **kwargs: Any,
+    ) -> Any:
         try:
-            settings = load_settings(config_file, data_dir=data_dir, db_url=db_url, store_url=store_url)
+            settings = load_settings(
+                config_file, data_dir=data_dir, db_url=db_url, store_url=store_url
+            )
         except DriveError as exc:
             raise click.ClickException(str(exc)) from None
         return func(*args, settings=settings, **kwargs)
@@ -85,7 +102,9 @@ def backend_options(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-user_option = click.option("--user", "user_name", required=True, help="The user whose drive to use.")
+user_option = click.option(
+    "--user", "user_name", required=True, help="The user whose drive to use."
+)
 
 
 @contextmanager
@@ -104,8 +123,9 @@ def read_password(from_stdin: bool) -> str:
 
 
 def _progress(total: int, label: str) -> Any:
-    return click.progressbar(length=total, label=label, file=sys.stderr,
-                             show_pos=False, show_percent=True, show_eta=True)  # fmt: skip
+    return click.progressbar(
+        length=total, label=label, file=sys.stderr, show_pos=False, show_percent=True, show_eta=True
+    )
 
 
 def _when(stamp: float) -> str:
@@ -113,6 +133,7 @@ def _when(stamp: float) -> str:
 
 
 # users and tokens -----------------------------------------------------------
+
 
 @click.group(cls=DriveGroup)
 def user() -> None:
@@ -122,10 +143,14 @@ def user() -> None:
 @user.command("add")
 @click.argument("name")
 @click.option("--admin", is_flag=True, help="Make the user an administrator.")
-@click.option("--quota", type=SizeParam(), default=None, help="Storage quota, e.g. 10GiB (default: none).")
+@click.option(
+    "--quota", type=SizeParam(), default=None, help="Storage quota, e.g. 10GiB (default: none)."
+)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @backend_options
-def user_add(name: str, admin: bool, quota: int | None, password_stdin: bool, settings: Settings) -> None:
+def user_add(
+    name: str, admin: bool, quota: int | None, password_stdin: bool, settings: Settings
+) -> None:
     """Create user NAME with a password."""
     password = read_password(password_stdin)
     with open_drive(settings) as drive:
@@ -142,8 +167,10 @@ def user_list(settings: Settings) -> None:
     click.echo(f"{'NAME':<24} {'ADMIN':<5} {'USED':>12} {'QUOTA':>12}")
     for info in rows:
         quota = format_size(info.quota_bytes, binary=True) if info.quota_bytes is not None else "-"
-        click.echo(f"{info.name:<24} {'yes' if info.is_admin else 'no':<5} "
-                   f"{format_size(info.used_bytes, binary=True):>12} {quota:>12}")  # fmt: skip
+        click.echo(
+            f"{info.name:<24} {'yes' if info.is_admin else 'no':<5} "
+            f"{format_size(info.used_bytes, binary=True):>12} {quota:>12}"
+        )
 
 
 @user.command("passwd")
@@ -188,6 +215,7 @@ def token_create(name: str, user_name: str, settings: Settings) -> None:
 
 # files ------------------------------------------------------------------------
 
+
 def _walk_local(src: Path) -> Iterator[tuple[Path, str]]:
     """(local path, relative drive path) of every folder and regular file, parents first."""
     for folder, dirs, files in os.walk(src):
@@ -208,7 +236,9 @@ def _walk_local(src: Path) -> Iterator[tuple[Path, str]]:
 def import_(src_dir: Path, dest_path: str, user_name: str, force: bool, settings: Settings) -> None:
     """Copy local folder SRC_DIR into the drive at DEST_PATH (created if missing)."""
     entries = list(_walk_local(src_dir))
-    total = sum(path.stat().st_size for path, _ in entries if path.is_file() and not path.is_symlink())
+    total = sum(
+        path.stat().st_size for path, _ in entries if path.is_file() and not path.is_symlink()
+    )
     files = skipped = 0
     with open_drive(settings) as drive, _progress(total, "importing") as bar:
         uid = drive.user(user_name).id
@@ -227,11 +257,19 @@ def import_(src_dir: Path, dest_path: str, user_name: str, force: bool, settings
                 skipped += 1
             else:
                 with open(local, "rb") as handle:
-                    drive.write(uid, target, handle, expected_size=stat.st_size,
-                                mtime_ns=stat.st_mtime_ns, origin="import")  # fmt: skip
+                    drive.write(
+                        uid,
+                        target,
+                        handle,
+                        expected_size=stat.st_size,
+                        mtime_ns=stat.st_mtime_ns,
+                        origin="import",
+                    )
                 files += 1
             bar.update(stat.st_size)
-    click.echo(f"imported {files} files into {base}" + (f", {skipped} unchanged" if skipped else ""))
+    click.echo(
+        f"imported {files} files into {base}" + (f", {skipped} unchanged" if skipped else "")
+    )
 
 
 def _unchanged(drive: Drive, user: UserId, path: str, size: int, mtime_ns: int) -> bool:
@@ -262,17 +300,30 @@ def export(src_path: str, dest_dir: Path, user_name: str, settings: Settings) ->
                     local.mkdir(parents=True, exist_ok=True)
                     continue
                 local.parent.mkdir(parents=True, exist_ok=True)
-                _download(drive, uid, node, local, "/".join([join_path(split_path(src_path)), rel]).rstrip("/"))
+                _download(
+                    drive,
+                    uid,
+                    node,
+                    local,
+                    "/".join([join_path(split_path(src_path)), rel]).rstrip("/"),
+                )
                 bar.update(node.size)
     click.echo(f"exported {sum(1 for _, n in plan if not n.is_folder)} files to {root}")
 
 
-def _walk_drive(drive: Drive, user: UserId, path: str, node: NodeInfo, rel: str = "") -> Iterator[tuple[str, NodeInfo]]:
+def _walk_drive(
+    drive: Drive, user: UserId, path: str, node: NodeInfo, rel: str = ""
+) -> Iterator[tuple[str, NodeInfo]]:
     yield rel, node
     if node.is_folder:
         for child in drive.listdir(user, path):
-            yield from _walk_drive(drive, user, f"{path.rstrip('/')}/{child.name}", child,
-                                   f"{rel}/{child.name}".lstrip("/"))  # fmt: skip
+            yield from _walk_drive(
+                drive,
+                user,
+                f"{path.rstrip('/')}/{child.name}",
+                child,
+                f"{rel}/{child.name}".lstrip("/"),
+            )
 
 
 def _download(drive: Drive, user: UserId, node: NodeInfo, local: Path, path: str) -> None:
@@ -315,8 +366,10 @@ def versions_cmd(path: str, user_name: str, settings: Settings) -> None:
     click.echo(f"{'VERSION':>7}  {'SAVED':<19}  {'SIZE':>14}  {'ORIGIN':<8} AUTHOR")
     for row in rows:
         mark = "*" if row.is_current else " "
-        click.echo(f"{row.number:>6}{mark}  {_when(row.created_at):<19}  {row.size:>14}  "
-                   f"{row.origin:<8} {row.author or '-'}")  # fmt: skip
+        click.echo(
+            f"{row.number:>6}{mark}  {_when(row.created_at):<19}  {row.size:>14}  "
+            f"{row.origin:<8} {row.author or '-'}"
+        )
 
 
 @click.command("restore")
@@ -332,6 +385,7 @@ def restore(path: str, number: int, user_name: str, settings: Settings) -> None:
 
 
 # trash ------------------------------------------------------------------------
+
 
 @click.group(cls=DriveGroup)
 def trash() -> None:
@@ -367,18 +421,25 @@ def trash_restore(entry_id: int, user_name: str, settings: Settings) -> None:
 @click.option("--all", "purge_all", is_flag=True, help="Empty the whole trash.")
 @user_option
 @backend_options
-def trash_purge(entry_ids: tuple[int, ...], purge_all: bool, user_name: str, settings: Settings) -> None:
+def trash_purge(
+    entry_ids: tuple[int, ...], purge_all: bool, user_name: str, settings: Settings
+) -> None:
     """Delete trash entries for good (their space is reclaimed by gc)."""
     if not entry_ids and not purge_all:
         raise click.UsageError("name the entries to purge, or pass --all")
     with open_drive(settings) as drive:
         uid = drive.user(user_name).id
-        ids = [entry.id for entry in drive.trash(uid)] if purge_all else [NodeId(i) for i in entry_ids]
+        ids = (
+            [entry.id for entry in drive.trash(uid)]
+            if purge_all
+            else [NodeId(i) for i in entry_ids]
+        )
         freed = sum(drive.purge_trash(uid, entry) for entry in ids)
     click.echo(f"purged {len(ids)} entries, {format_size(freed, binary=True)}")
 
 
 # maintenance ------------------------------------------------------------------
+
 
 @click.command("gc")
 @click.option("--dry-run", is_flag=True, help="Report what would be deleted; change nothing.")
@@ -388,10 +449,12 @@ def gc(dry_run: bool, settings: Settings) -> None:
     with open_drive(settings) as drive:
         report = drive.gc(dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
-    click.echo(f"{verb}: {report.trash_entries} expired trash entries, {report.versions} old versions, "
-               f"{report.dead_uploads} dead uploads, {report.manifests} manifests, "
-               f"{report.chunks} chunks ({format_size(report.chunk_bytes, binary=True)}), "
-               f"{report.orphan_blobs} orphan blobs")  # fmt: skip
+    click.echo(
+        f"{verb}: {report.trash_entries} expired trash entries, {report.versions} old versions, "
+        f"{report.dead_uploads} dead uploads, {report.manifests} manifests, "
+        f"{report.chunks} chunks ({format_size(report.chunk_bytes, binary=True)}), "
+        f"{report.orphan_blobs} orphan blobs"
+    )
 
 
 @click.command("fsck")
@@ -399,9 +462,8 @@ def gc(dry_run: bool, settings: Settings) -> None:
 @backend_options
 def fsck(verify: bool, settings: Settings) -> None:
     """Check that every file's chunks exist (and are intact with --verify)."""
-    with open_drive(settings) as drive:
-        with _progress(0, "checking") as bar:
-            report = drive.fsck(verify=verify, progress=bar.update)
+    with open_drive(settings) as drive, _progress(0, "checking") as bar:
+        report = drive.fsck(verify=verify, progress=bar.update)
     click.echo(f"checked {report.chunks_checked} chunks")
     for key in report.missing:
         click.echo(f"MISSING chunk {key}")
@@ -432,7 +494,21 @@ def db_upgrade(settings: Settings) -> None:
         before, after = upgrade(database)
     finally:
         database.dispose()
-    click.echo(f"database at {after}" + (f" (was {before})" if before != after else " (already current)"))
+    click.echo(
+        f"database at {after}" + (f" (was {before})" if before != after else " (already current)")
+    )
 
 
-COMMANDS: list[click.Command] = [user, token, import_, export, ls, versions_cmd, restore, trash, gc, fsck, db]
+COMMANDS: list[click.Command] = [
+    user,
+    token,
+    import_,
+    export,
+    ls,
+    versions_cmd,
+    restore,
+    trash,
+    gc,
+    fsck,
+    db,
+]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
-from typing import BinaryIO
 
 from sqlalchemy import select
 
@@ -25,7 +24,15 @@ from core.fsck import FsckReport, run_fsck
 from core.gc import GcReport, run_gc
 from core.ids import NodeId, UserId, VersionId
 from core.reader import ContentReader
-from core.records import ChangeInfo, ChunkRef, NodeInfo, TrashEntry, UserInfo, VersionInfo
+from core.records import (
+    ByteSource,
+    ChangeInfo,
+    ChunkRef,
+    NodeInfo,
+    TrashEntry,
+    UserInfo,
+    VersionInfo,
+)
 from core.settings import Settings
 from core.store import open_store
 
@@ -152,7 +159,7 @@ class Drive:
         self,
         user: UserId,
         path: str,
-        stream: BinaryIO,
+        stream: ByteSource,
         *,
         expected_size: int | None = None,
         base_version_id: VersionId | None = None,
@@ -167,12 +174,18 @@ class Drive:
         ``expected_size`` turns a short stream into IncompleteUpload.
         """
         target = writer.WriteTarget(
-            user_id=user, path=path, base_version_id=base_version_id,
-            create_only=create_only, mtime_ns=mtime_ns, origin=origin,
-        )  # fmt: skip
+            user_id=user,
+            path=path,
+            base_version_id=base_version_id,
+            create_only=create_only,
+            mtime_ns=mtime_ns,
+            origin=origin,
+        )
         return writer.write_stream(self.backend, target, stream, expected_size)
 
-    def manifest(self, user: UserId, path: str, version: int | None = None) -> tuple[list[ChunkRef], int]:
+    def manifest(
+        self, user: UserId, path: str, version: int | None = None
+    ) -> tuple[list[ChunkRef], int]:
         with self.db.read() as session:
             node = versions.file_node(session, user, path)
             chosen = versions.version_by_number(session, node, version)
@@ -224,5 +237,7 @@ class Drive:
     def gc(self, *, dry_run: bool = False) -> GcReport:
         return run_gc(self.backend, dry_run=dry_run)
 
-    def fsck(self, *, verify: bool = False, progress: Callable[[int], None] | None = None) -> FsckReport:
+    def fsck(
+        self, *, verify: bool = False, progress: Callable[[int], None] | None = None
+    ) -> FsckReport:
         return run_fsck(self.backend, verify=verify, progress=progress)

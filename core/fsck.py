@@ -56,8 +56,9 @@ def run_fsck(
         if progress is not None:
             progress(len(part))
     with backend.db.read() as session:
-        report.affected_files = _files_using(session, set(report.missing + report.corrupt),
-                                             set(report.bad_manifests))  # fmt: skip
+        report.affected_files = _files_using(
+            session, set(report.missing + report.corrupt), set(report.bad_manifests)
+        )
         report.quota_mismatches = _quota_mismatches(session)
     return report
 
@@ -78,7 +79,10 @@ def _corrupt(backend: Backend, keys: list[ChunkHash]) -> list[ChunkHash]:
 def _bad_manifests(session: Session) -> list[int]:
     """Manifests whose chunks do not add up to their size."""
     totals = (
-        select(ManifestChunk.manifest_id, func.coalesce(func.sum(ManifestChunk.length), 0).label("total"))
+        select(
+            ManifestChunk.manifest_id,
+            func.coalesce(func.sum(ManifestChunk.length), 0).label("total"),
+        )
         .group_by(ManifestChunk.manifest_id)
         .subquery()
     )
@@ -110,17 +114,21 @@ def _files_using(session: Session, chunks: set[ChunkHash], manifests: set[int]) 
         .where(Version.manifest_id.in_(list(manifests)))
         .order_by(User.name, Version.node_id, Version.number)
     ).all()
-    return [f"{user}:{tree.path_of(session, node_id)} (version {number})" for user, node_id, number in rows]
+    return [
+        f"{user}:{tree.path_of(session, node_id)} (version {number})"
+        for user, node_id, number in rows
+    ]
 
 
 def _quota_mismatches(session: Session) -> list[str]:
-    sums = dict(
-        session.execute(
+    sums: dict[int, int] = {
+        owner: int(total)
+        for owner, total in session.execute(
             select(Node.owner_id, func.coalesce(func.sum(Node.size), 0))
             .where(Node.is_folder.is_(False))
             .group_by(Node.owner_id)
-        ).all()
-    )
+        )
+    }
     return [
         f"{user.name}: used_bytes is {user.used_bytes}, files hold {sums.get(user.id, 0)}"
         for user in session.execute(select(User)).scalars()

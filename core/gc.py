@@ -76,15 +76,21 @@ def run_gc(backend: Backend, *, dry_run: bool = False, now: float | None = None)
 
     with db.write() as session:
         report.versions = versions.prune(session, settings.retention, dry_run=dry_run, now=now)
-        dead = session.execute(
-            select(UploadSession).where(
-                UploadSession.heartbeat_at < now - settings.upload_timeout_seconds
+        dead = (
+            session.execute(
+                select(UploadSession).where(
+                    UploadSession.heartbeat_at < now - settings.upload_timeout_seconds
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         report.dead_uploads = len(dead)
         orphan_manifests = set(
             session.execute(
-                select(Manifest.id).where(~select(Version.id).where(Version.manifest_id == Manifest.id).exists())
+                select(Manifest.id).where(
+                    ~select(Version.id).where(Version.manifest_id == Manifest.id).exists()
+                )
             ).scalars()
         )
         report.manifests = len(orphan_manifests)
@@ -95,9 +101,7 @@ def run_gc(backend: Backend, *, dry_run: bool = False, now: float | None = None)
             delete_unused_manifests(session, orphan_manifests)
 
     with db.read() as session:
-        cutoff = _cutoff(
-            session, settings.gc_grace_seconds, settings.upload_timeout_seconds, now
-        )
+        cutoff = _cutoff(session, settings.gc_grace_seconds, settings.upload_timeout_seconds, now)
         condition = _unreferenced(cutoff)
         garbage = session.execute(select(Chunk.hash, Chunk.stored_length).where(condition)).all()  # type: ignore[arg-type]
     report.chunks = len(garbage)
@@ -131,7 +135,9 @@ def _sweep_orphans(backend: Backend, cutoff: float, dry_run: bool) -> int:
     for part in _batches(old_blobs):
         with backend.lock.exclusive():
             with backend.db.read() as session:
-                known = set(session.execute(select(Chunk.hash).where(Chunk.hash.in_(part))).scalars())
+                known = set(
+                    session.execute(select(Chunk.hash).where(Chunk.hash.in_(part))).scalars()
+                )
             orphans = [key for key in part if key not in known]
             swept += len(orphans)
             if orphans and not dry_run:

@@ -28,9 +28,7 @@ META = "meta"
 def lock_user(session: Session, user_id: int) -> User:
     """Row-lock the user for the rest of the transaction (a no-op lock on SQLite,
     where the write transaction already holds the database's write lock)."""
-    user = session.execute(
-        select(User).where(User.id == user_id).with_for_update()
-    ).scalar_one()
+    user = session.execute(select(User).where(User.id == user_id).with_for_update()).scalar_one()
     return user
 
 

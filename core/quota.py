@@ -67,4 +67,6 @@ def charge(session: Session, user_id: int, delta: int, *, released: int = 0) -> 
         )
     )
     if result.rowcount == 0:  # type: ignore[attr-defined]
-        raise QuotaExceeded(f"quota exceeded: {format_size(unreserved, binary=True)} more do not fit")
+        raise QuotaExceeded(
+            f"quota exceeded: {format_size(unreserved, binary=True)} more do not fit"
+        )

@@ -55,9 +55,13 @@ class ContentReader(io.RawIOBase):
             try:
                 data = decode_chunk(self.store.get(ref.hash), ref.hash)
             except ChunkCorrupt as exc:
-                raise ChunkCorrupt(f"{self.label}: damaged data at offset {ref.offset}: {exc}") from None
+                raise ChunkCorrupt(
+                    f"{self.label}: damaged data at offset {ref.offset}: {exc}"
+                ) from None
             except ChunkMissing as exc:
-                raise ChunkMissing(f"{self.label}: missing data at offset {ref.offset}: {exc}") from None
+                raise ChunkMissing(
+                    f"{self.label}: missing data at offset {ref.offset}: {exc}"
+                ) from None
             if len(data) != ref.length:
                 raise ChunkCorrupt(f"{self.label}: chunk {ref.hash} has the wrong length")
             self.chunks_fetched += 1

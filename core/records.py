@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from core.ids import ChunkHash, NodeId, UserId, VersionId
+
+
+class ByteSource(Protocol):
+    """What a write reads from: anything with ``read(n) -> bytes`` (a file,
+    a WSGI input, an HTTP body). An exception from ``read`` is a broken upload."""
+
+    def read(self, size: int, /) -> bytes: ...
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,10 @@ DAY = 86400.0
 
 
 def versions_to_drop(
-    created: Sequence[tuple[int, float]], current_id: int | None, now: float, policy: RetentionPolicy
+    created: Sequence[tuple[int, float]],
+    current_id: int | None,
+    now: float,
+    policy: RetentionPolicy,
 ) -> list[int]:
     """Ids to delete among ``created`` = [(version id, created_at), …]."""
     newest_first = sorted(created, key=lambda item: item[1], reverse=True)

@@ -29,12 +29,14 @@ class RetentionPolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    keep_all_days: float = Field(30, ge=0, description="Keep every version this many days.")
+    keep_all_days: float = Field(default=30, ge=0, description="Keep every version this many days.")
     keep_daily_days: float = Field(
-        365, ge=0, description="After that, keep one version per day up to this age."
+        default=365, ge=0, description="After that, keep one version per day up to this age."
     )
-    keep_weekly: bool = Field(True, description="Beyond keep_daily_days, keep one per week.")
-    max_versions: int = Field(1000, ge=1, description="Hard cap of versions per file.")
+    keep_weekly: bool = Field(
+        default=True, description="Beyond keep_daily_days, keep one per week."
+    )
+    max_versions: int = Field(default=1000, ge=1, description="Hard cap of versions per file.")
 
 
 class Settings(BaseSettings):
@@ -45,27 +47,31 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(
-        Path("drivegate-data"), description="Data directory (SQLite database, chunk dir)."
+        default=Path("drivegate-data"), description="Data directory (SQLite database, chunk dir)."
     )
     db_url: str | None = Field(
-        None, description="SQLAlchemy URL; default sqlite:///DATA_DIR/drivegate.db."
+        default=None, description="SQLAlchemy URL; default sqlite:///DATA_DIR/drivegate.db."
     )
     store_url: str | None = Field(
-        None,
+        default=None,
         description="Chunk store: file://DIR (default DATA_DIR/chunks) or "
         "s3://BUCKET/PREFIX?endpoint=http://HOST:PORT.",
     )
-    s3_access_key: SecretStr | None = Field(None, description="S3 access key.")
-    s3_secret_key: SecretStr | None = Field(None, description="S3 secret key.")
-    trash_days: float = Field(30, ge=0, description="Days a deleted item stays in the trash.")
+    s3_access_key: SecretStr | None = Field(default=None, description="S3 access key.")
+    s3_secret_key: SecretStr | None = Field(default=None, description="S3 secret key.")
+    trash_days: float = Field(
+        default=30, ge=0, description="Days a deleted item stays in the trash."
+    )
     gc_grace_seconds: float = Field(
-        3600, ge=0, description="Unreferenced chunks younger than this are never collected."
+        default=3600, ge=0, description="Unreferenced chunks younger than this are never collected."
     )
     upload_timeout_seconds: float = Field(
-        900, gt=0, description="An upload silent this long is dead: gc frees its quota and chunks."
+        default=900,
+        gt=0,
+        description="An upload silent this long is dead: gc frees its quota and chunks.",
     )
-    zstd_level: int = Field(3, ge=1, le=19, description="zstd level for stored chunks.")
-    retention: RetentionPolicy = Field(default_factory=RetentionPolicy)  # type: ignore[arg-type]
+    zstd_level: int = Field(default=3, ge=1, le=19, description="zstd level for stored chunks.")
+    retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
 
     @classmethod
     def settings_customise_sources(
@@ -81,7 +87,7 @@ class Settings(BaseSettings):
             "DRIVEGATE_CONFIG"
         )
         if config_file:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(str(config_file))))
         return tuple(sources)
 
     @property

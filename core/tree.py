@@ -7,6 +7,7 @@ resolve, check and change the tree in one transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Row, Select, literal, select
 from sqlalchemy.orm import Session
@@ -37,7 +38,9 @@ def resolve(session: Session, user_id: int, path: str) -> Node:
     walked: list[str] = []
     for name in split_path(path):
         if not node.is_folder:
-            raise NotFound(f"not found: {join_path([*walked, name])} ({join_path(walked)} is a file)")
+            raise NotFound(
+                f"not found: {join_path([*walked, name])} ({join_path(walked)} is a file)"
+            )
         child = live_child(session, node.id, name)
         walked.append(name)
         if child is None:
@@ -91,7 +94,7 @@ def subtree_ids(session: Session, node_id: int) -> list[int]:
     return list(session.execute(select(down.c.id)).scalars())
 
 
-def _info_query() -> Select[tuple[Node, int | None, str | None]]:
+def _info_query() -> Select[Any]:
     return (
         select(Node, Version.number, Manifest.sha256)
         .outerjoin(Version, Version.id == Node.current_version_id)

@@ -43,7 +43,9 @@ def makedirs(session: Session, user_id: int, path: str) -> Node:
 
 
 def _check_not_into_itself(session: Session, node: Node, target_parent: Node) -> None:
-    if node.is_folder and any(row.id == node.id for row in tree.ancestry(session, target_parent.id)):
+    if node.is_folder and any(
+        row.id == node.id for row in tree.ancestry(session, target_parent.id)
+    ):
         raise MoveIntoItself("a folder cannot be moved or copied into itself")
 
 
@@ -83,9 +85,14 @@ def _replace_content(session: Session, source: Node, target: Node) -> Node:
     ).scalar_one()
     quota.charge(session, target.owner_id, source.size - target.size)
     add_version(
-        session, target, manifest_id, source.size,
-        author_id=source.owner_id, origin="move", mtime_ns=source.mtime_ns,
-    )  # fmt: skip
+        session,
+        target,
+        manifest_id,
+        source.size,
+        author_id=source.owner_id,
+        origin="move",
+        mtime_ns=source.mtime_ns,
+    )
     session.flush()
     journal.append(session, target, journal.UPDATE)
     purge_nodes(session, source)
@@ -105,7 +112,9 @@ def copy(session: Session, user_id: int, src: str, dst: str) -> Node:
     top: Node | None = None
     while pending:
         source, into, as_name = pending.pop()
-        clone = new_node(session, into, as_name, is_folder=source.is_folder, mtime_ns=source.mtime_ns)
+        clone = new_node(
+            session, into, as_name, is_folder=source.is_folder, mtime_ns=source.mtime_ns
+        )
         if source.is_folder:
             children = session.execute(
                 select(Node).where(Node.parent_id == source.id, Node.trashed_at.is_(None))
@@ -116,9 +125,14 @@ def copy(session: Session, user_id: int, src: str, dst: str) -> Node:
                 select(Version.manifest_id).where(Version.id == source.current_version_id)
             ).scalar_one()
             add_version(
-                session, clone, manifest_id, source.size,
-                author_id=user_id, origin="copy", mtime_ns=source.mtime_ns,
-            )  # fmt: skip
+                session,
+                clone,
+                manifest_id,
+                source.size,
+                author_id=user_id,
+                origin="copy",
+                mtime_ns=source.mtime_ns,
+            )
             copied_bytes += source.size
         session.flush()
         journal.append(session, clone, journal.CREATE)

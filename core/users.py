@@ -7,6 +7,7 @@ even for an unknown user so timing does not reveal which names exist.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -25,7 +26,6 @@ from core.ids import NodeId, UserId
 from core.records import UserInfo
 
 _hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("not a password of anyone")
 _USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 TOKEN_PREFIX = "dgt_"
 MIN_PASSWORD = 8
@@ -53,9 +53,7 @@ def add_user(
     session: Session, name: str, password: str, *, is_admin: bool = False, quota: int | None = None
 ) -> UserInfo:
     if not _USER_NAME.match(name):
-        raise InvalidName(
-            f"invalid user name {name!r}: 1-64 letters, digits, '.', '_', '@' or '-'"
-        )
+        raise InvalidName(f"invalid user name {name!r}: 1-64 letters, digits, '.', '_', '@' or '-'")
     _check_password(password)
     if quota is not None and quota < 0:
         raise InvalidRequest("a quota cannot be negative")
@@ -76,8 +74,15 @@ def add_user(
             session.flush()
     except SQLIntegrityError:
         raise Conflict(f"user {name!r} already exists") from None
-    root = Node(owner_id=user.id, parent_id=None, name="", is_folder=True, size=0,
-                mtime_ns=time.time_ns(), created_at=now)  # fmt: skip
+    root = Node(
+        owner_id=user.id,
+        parent_id=None,
+        name="",
+        is_folder=True,
+        size=0,
+        mtime_ns=time.time_ns(),
+        created_at=now,
+    )
     session.add(root)
     session.flush()
     user.root_id = root.id
@@ -119,9 +124,10 @@ def create_token(session: Session, user_name: str, token_name: str) -> str:
     user = get_user(session, user_name)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(
-        AppToken(user_id=user.id, name=token_name, token_hash=_token_hash(token),
-                 created_at=time.time())
-    )  # fmt: skip
+        AppToken(
+            user_id=user.id, name=token_name, token_hash=_token_hash(token), created_at=time.time()
+        )
+    )
     return token
 
 
@@ -133,13 +139,11 @@ def authenticate(session: Session, name: str, secret: str) -> UserInfo:
     """The user whose password or app token ``secret`` is, or AuthError."""
     user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
     if user is None:
-        _verify(_DUMMY_HASH, secret)
+        _verify(_dummy_hash(), secret)
         raise AuthError("wrong user name or password")
     if secret.startswith(TOKEN_PREFIX):
         digest = _token_hash(secret)
-        tokens = session.execute(
-            select(AppToken).where(AppToken.user_id == user.id)
-        ).scalars()
+        tokens = session.execute(select(AppToken).where(AppToken.user_id == user.id)).scalars()
         for token in tokens:
             if hmac.compare_digest(token.token_hash, digest):
                 session.execute(
@@ -151,6 +155,12 @@ def authenticate(session: Session, name: str, secret: str) -> UserInfo:
             user.password_hash = _hasher.hash(secret)
         return _info(user)
     raise AuthError("wrong user name or password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A real hash to verify against for unknown users (same cost as a real check)."""
+    return _hasher.hash("not the password of anyone")
 
 
 def _verify(password_hash: str, secret: str) -> bool:

@@ -85,15 +85,22 @@ def restore_version(session: Session, user_id: int, path: str, number: int) -> V
     size = session.execute(select(Manifest.size).where(Manifest.id == old.manifest_id)).scalar_one()
     quota.charge(session, user_id, size - node.size)
     version = add_version(
-        session, node, old.manifest_id, size,
-        author_id=user_id, origin="restore", mtime_ns=old.mtime_ns,
-    )  # fmt: skip
+        session,
+        node,
+        old.manifest_id,
+        size,
+        author_id=user_id,
+        origin="restore",
+        mtime_ns=old.mtime_ns,
+    )
     session.flush()
     journal.append(session, node, journal.UPDATE)
     return version
 
 
-def prune(session: Session, policy: RetentionPolicy, *, dry_run: bool, now: float | None = None) -> int:
+def prune(
+    session: Session, policy: RetentionPolicy, *, dry_run: bool, now: float | None = None
+) -> int:
     """Apply the retention policy to every file; return how many versions go (or would)."""
     now = time.time() if now is None else now
     candidates = session.execute(

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
@@ -35,7 +34,7 @@ from core.errors import (
     VersionConflict,
 )
 from core.ids import ChunkHash, UserId, VersionId
-from core.records import ChunkRef, NodeInfo
+from core.records import ByteSource, ChunkRef, NodeInfo
 
 BATCH = 8
 
@@ -67,7 +66,7 @@ class UploadedContent:
 class _GuardedStream:
     """Reads at most ``limit`` bytes; a broken source becomes IncompleteUpload."""
 
-    def __init__(self, source: BinaryIO, limit: int | None) -> None:
+    def __init__(self, source: ByteSource, limit: int | None) -> None:
         self.source = source
         self.remaining = limit
 
@@ -141,7 +140,7 @@ class Upload:
 
         return reserve
 
-    def consume(self, stream: BinaryIO, expected_size: int | None) -> UploadedContent:
+    def consume(self, stream: ByteSource, expected_size: int | None) -> UploadedContent:
         """Chunk and store the whole stream; return the manifest it makes."""
         content = UploadedContent()
         whole = hashlib.sha256()
@@ -166,10 +165,10 @@ class Upload:
     def _store_batch(self, batch: list[bytes], content: UploadedContent) -> None:
         hashes = list(self.backend.workers.map(chunk_hash, batch))
         offset = content.size
-        for key, data in zip(hashes, batch):
+        for key, data in zip(hashes, batch, strict=False):
             content.refs.append(ChunkRef(offset=offset, length=len(data), hash=key))
             offset += len(data)
-        unique: dict[ChunkHash, bytes] = dict(zip(hashes, batch))
+        unique: dict[ChunkHash, bytes] = dict(zip(hashes, batch, strict=False))
         content.stored_bytes += store_chunks(self.backend, unique, self._reserve_through(offset))
         content.size = offset
 
@@ -242,7 +241,9 @@ def add_version(
     return version
 
 
-def new_node(session: Session, parent: Node, name: str, *, is_folder: bool, mtime_ns: int | None) -> Node:
+def new_node(
+    session: Session, parent: Node, name: str, *, is_folder: bool, mtime_ns: int | None
+) -> Node:
     node = Node(
         owner_id=parent.owner_id,
         parent_id=parent.id,
@@ -261,7 +262,9 @@ def new_node(session: Session, parent: Node, name: str, *, is_folder: bool, mtim
     return node
 
 
-def commit(backend: Backend, target: WriteTarget, content: UploadedContent, upload: Upload) -> NodeInfo:
+def commit(
+    backend: Backend, target: WriteTarget, content: UploadedContent, upload: Upload
+) -> NodeInfo:
     """The one transaction that makes an upload visible (compare-and-set on the base)."""
     try:
         with backend.db.write() as session:
@@ -276,9 +279,14 @@ def commit(backend: Backend, target: WriteTarget, content: UploadedContent, uplo
                 kind = journal.CREATE
             manifest_id = write_manifest(session, content)
             add_version(
-                session, node, manifest_id, content.size,
-                author_id=target.user_id, origin=target.origin, mtime_ns=target.mtime_ns,
-            )  # fmt: skip
+                session,
+                node,
+                manifest_id,
+                content.size,
+                author_id=target.user_id,
+                origin=target.origin,
+                mtime_ns=target.mtime_ns,
+            )
             ended = session.execute(delete(UploadSession).where(UploadSession.id == upload.id))
             if ended.rowcount != 1:  # type: ignore[attr-defined]
                 raise IncompleteUpload("the upload was idle too long and expired; send it again")
@@ -292,7 +300,7 @@ def commit(backend: Backend, target: WriteTarget, content: UploadedContent, uplo
 
 
 def write_stream(
-    backend: Backend, target: WriteTarget, stream: BinaryIO, expected_size: int | None = None
+    backend: Backend, target: WriteTarget, stream: ByteSource, expected_size: int | None = None
 ) -> NodeInfo:
     """Store ``stream`` as the new content of ``target.path`` (all or nothing)."""
     old_size = check_target(backend, target)

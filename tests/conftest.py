@@ -59,9 +59,13 @@ def backend(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[Backen
     database = pg.create_database(template=TEMPLATE_DB)
     db_url = pg.url(database)
     store_url = f"s3://bucket-{os.getpid()}-{next(_buckets)}/chunks?endpoint={s3}"
-    keys = {"s3_access_key": "testing", "s3_secret_key": "testing"}
     settings = load_settings(
-        data_dir=data_dir, db_url=db_url, store_url=store_url, gc_grace_seconds=0, **keys
+        data_dir=data_dir,
+        db_url=db_url,
+        store_url=store_url,
+        gc_grace_seconds=0,
+        s3_access_key="testing",
+        s3_secret_key="testing",
     )
     env = {
         "DRIVEGATE_DATA_DIR": data_dir,

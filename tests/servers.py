@@ -67,23 +67,49 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
         shutil.chown(workdir, "postgres", "postgres")
     port = _free_port()
     subprocess.run(
-        _as_postgres(str(bindir / "initdb"), "-D", str(datadir), "--no-sync", "-U", "postgres",
-                     "--auth=trust", "-E", "UTF8", "--locale=C"),
-        check=True, capture_output=True,
-    )  # fmt: skip
-    options = f"-k {workdir} -c listen_addresses=127.0.0.1 -p {port} -c fsync=off -c max_connections=300"
+        _as_postgres(
+            str(bindir / "initdb"),
+            "-D",
+            str(datadir),
+            "--no-sync",
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ),
+        check=True,
+        capture_output=True,
+    )
+    options = (
+        f"-k {workdir} -c listen_addresses=127.0.0.1 -p {port} -c fsync=off -c max_connections=300"
+    )
     subprocess.run(
-        _as_postgres(str(bindir / "pg_ctl"), "-D", str(datadir), "-o", options, "-l",
-                     str(workdir / "log"), "-w", "start"),
-        check=True, capture_output=True,
-    )  # fmt: skip
+        _as_postgres(
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(datadir),
+            "-o",
+            options,
+            "-l",
+            str(workdir / "log"),
+            "-w",
+            "start",
+        ),
+        check=True,
+        capture_output=True,
+    )
     try:
-        yield PostgresCluster(port=port, admin_url=f"postgresql://postgres@127.0.0.1:{port}/postgres")
+        yield PostgresCluster(
+            port=port, admin_url=f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        )
     finally:
         subprocess.run(
             _as_postgres(str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "stop"),
-            capture_output=True, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(workdir, ignore_errors=True)
 
 

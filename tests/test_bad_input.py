@@ -50,7 +50,9 @@ def _tree(drive: Drive, user: UserInfo, path: str = "/") -> list[tuple[str, int]
 @pytest.mark.parametrize("bad", ["", "/", "/docs/"])
 def test_empty_name(drive: Drive, alice: UserInfo, unchanged: None, bad: str) -> None:
     with pytest.raises(DriveError):
-        drive.mkdir(alice.id, bad + ("" if bad != "/docs/" else "/"))  # trailing '/' names nothing new
+        drive.mkdir(
+            alice.id, bad + ("" if bad != "/docs/" else "/")
+        )  # trailing '/' names nothing new
     with pytest.raises(DriveError):
         put(drive, alice, "/", b"x")
 
@@ -115,7 +117,9 @@ def test_name_taken_in_target_folder(drive: Drive, alice: UserInfo, unchanged: N
         put(drive, alice, "/docs/sub", b"a file cannot replace a folder")
 
 
-def test_moving_a_folder_into_its_own_subtree(drive: Drive, alice: UserInfo, unchanged: None) -> None:
+def test_moving_a_folder_into_its_own_subtree(
+    drive: Drive, alice: UserInfo, unchanged: None
+) -> None:
     with pytest.raises(MoveIntoItself):
         drive.move(alice.id, "/docs", "/docs/sub/docs")
     with pytest.raises(MoveIntoItself):
@@ -166,7 +170,10 @@ def test_corrupted_chunk_on_read(drive: Drive, alice: UserInfo) -> None:
     put(drive, alice, "/docs-corrupt.bin", data)
     refs, _ = drive.manifest(alice.id, "/docs-corrupt.bin")
     flip_a_byte(drive.backend.store, refs[0].hash)
-    with pytest.raises(ChunkCorrupt) as error, drive.open_read(alice.id, "/docs-corrupt.bin") as reader:
+    with (
+        pytest.raises(ChunkCorrupt) as error,
+        drive.open_read(alice.id, "/docs-corrupt.bin") as reader,
+    ):
         reader.read()
     assert "/docs-corrupt.bin" in str(error.value)
 
@@ -201,9 +208,9 @@ def test_dropped_stream_mid_write_keeps_previous_version(
     drive: Drive, alice: UserInfo, unchanged: None
 ) -> None:
     with pytest.raises(IncompleteUpload):
-        drive.write(alice.id, "/docs/file.txt", _BreaksAfter(6 * 1024 * 1024))  # type: ignore[arg-type]
+        drive.write(alice.id, "/docs/file.txt", _BreaksAfter(6 * 1024 * 1024))
     with pytest.raises(IncompleteUpload):
-        drive.write(alice.id, "/docs/new.txt", _BreaksAfter(3 * 1024 * 1024))  # type: ignore[arg-type]
+        drive.write(alice.id, "/docs/new.txt", _BreaksAfter(3 * 1024 * 1024))
     with pytest.raises(IncompleteUpload):  # a body shorter than its Content-Length
         drive.write(alice.id, "/docs/file.txt", io.BytesIO(b"short"), expected_size=100)
     assert get(drive, alice, "/docs/file.txt") == b"original"

@@ -15,8 +15,17 @@ from tests.conftest import get, put
 
 def test_write_then_read_round_trips_many_sizes(drive: Drive, alice: UserInfo) -> None:
     rng = random.Random(1)
-    for size in (0, 1, MIN_CHUNK - 1, MIN_CHUNK, MIN_CHUNK + 1, MAX_CHUNK - 1, MAX_CHUNK,
-                 MAX_CHUNK + 1, 9 * 1024 * 1024 + 7):  # fmt: skip
+    for size in (
+        0,
+        1,
+        MIN_CHUNK - 1,
+        MIN_CHUNK,
+        MIN_CHUNK + 1,
+        MAX_CHUNK - 1,
+        MAX_CHUNK,
+        MAX_CHUNK + 1,
+        9 * 1024 * 1024 + 7,
+    ):
         data = rng.randbytes(size)
         info = put(drive, alice, f"/f{size}", data)
         assert info.size == size  # type: ignore[attr-defined]
@@ -32,9 +41,11 @@ def test_stat_and_listing(drive: Drive, alice: UserInfo) -> None:
     assert names == [("a.txt", False, 1), ("b.txt", False, 3), ("sub", True, 0)]
     info = drive.stat(alice.id, "/docs/b.txt")
     assert info.version_number == 1
-    assert info.sha256 == "2f1a2ab0f4ddba06f5a64b8bce4c2c9e5a5b0e4ab4e1d1d9a9d8e6b7d4c1b5b0"[:0] + __import__(
-        "hashlib"
-    ).sha256(b"bee").hexdigest()
+    assert (
+        info.sha256
+        == "2f1a2ab0f4ddba06f5a64b8bce4c2c9e5a5b0e4ab4e1d1d9a9d8e6b7d4c1b5b0"[:0]
+        + __import__("hashlib").sha256(b"bee").hexdigest()
+    )
     assert drive.stat(alice.id, "/").is_folder
 
 
@@ -94,7 +105,9 @@ def test_mkdir_move_rename_and_copy(drive: Drive, alice: UserInfo) -> None:
     assert drive.user("alice").used_bytes == 2 * len(b"content")
 
 
-def test_overwriting_move_becomes_a_new_version_of_the_target(drive: Drive, alice: UserInfo) -> None:
+def test_overwriting_move_becomes_a_new_version_of_the_target(
+    drive: Drive, alice: UserInfo
+) -> None:
     put(drive, alice, "/report.doc", b"v1")
     target = drive.stat(alice.id, "/report.doc")
     put(drive, alice, "/~tmp1234.tmp", b"v2 saved by office")

@@ -31,8 +31,9 @@ def test_database_refuses_a_manifest_naming_an_unknown_chunk(drive: Drive) -> No
         session.add(manifest)
         session.flush()
         session.execute(
-            insert(ManifestChunk).values(manifest_id=manifest.id, idx=0, offset=0, length=1,
-                                         chunk_hash="f" * 64)  # fmt: skip
+            insert(ManifestChunk).values(
+                manifest_id=manifest.id, idx=0, offset=0, length=1, chunk_hash="f" * 64
+            )
         )
 
 
@@ -108,6 +109,7 @@ def test_concurrent_uploads_never_overrun_the_quota(drive: Drive) -> None:
 
 def test_concurrent_creates_of_one_path_have_one_winner(drive: Drive, alice: UserInfo) -> None:
     """Invariant 4: compare-and-set on 'must not exist yet'."""
+
     def create(i: int) -> str:
         try:
             drive.write(alice.id, "/race.txt", io.BytesIO(b"%d" % i), create_only=True)
@@ -144,8 +146,9 @@ def test_a_killed_upload_leaves_the_previous_version_and_gc_cleans_up(
     """Invariant 2, with a real crash: kill -9 of a process in the middle of an upload."""
     put(drive, alice, "/doc.bin", b"version one")
     env = {**os.environ, **backend.env, "DRIVEGATE_GC_GRACE_SECONDS": "0"}
-    proc = subprocess.Popen([sys.executable, "-c", _CRASHING_UPLOAD], env=env,
-                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CRASHING_UPLOAD], env=env, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "stalled"
     finally:

@@ -16,8 +16,10 @@ def test_versions_list_read_and_restore_without_copying(drive: Drive, alice: Use
         put(drive, alice, "/f.txt", text)
     listed = drive.versions(alice.id, "/f.txt")
     assert [(v.number, v.size, v.is_current) for v in listed] == [
-        (1, 3, False), (2, 3, False), (3, 5, True)
-    ]  # fmt: skip
+        (1, 3, False),
+        (2, 3, False),
+        (3, 5, True),
+    ]
     assert get(drive, alice, "/f.txt", version=1) == b"one"
     blobs_before = sorted(drive.backend.store.list_all())
     restored = drive.restore_version(alice.id, "/f.txt", 1)
@@ -104,8 +106,11 @@ def test_gc_expires_old_trash_and_prunes_versions(drive: Drive, alice: UserInfo)
         from core.db.models import Node, Version
 
         session.execute(update(Version).values(created_at=Version.created_at - 400 * DAY))
-        session.execute(update(Node).where(Node.trashed_at.is_not(None))
-                        .values(trashed_at=Node.trashed_at - 400 * DAY))  # fmt: skip
+        session.execute(
+            update(Node)
+            .where(Node.trashed_at.is_not(None))
+            .values(trashed_at=Node.trashed_at - 400 * DAY)
+        )
     report = drive.gc()
     assert report.trash_entries == 1
     # both versions of /f fall in the same week: the older one goes
@@ -117,7 +122,9 @@ def test_gc_expires_old_trash_and_prunes_versions(drive: Drive, alice: UserInfo)
 
 def test_retention_policy_thins_by_age() -> None:
     now = 1_000 * DAY
-    policy = RetentionPolicy(keep_all_days=30, keep_daily_days=90, keep_weekly=False, max_versions=100)
+    policy = RetentionPolicy(
+        keep_all_days=30, keep_daily_days=90, keep_weekly=False, max_versions=100
+    )
     versions = [
         (1, now - 100 * DAY),  # beyond daily, weekly off: dropped
         (2, now - 50 * DAY + 100),  # same day as 3: the older goes

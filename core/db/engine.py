@@ -56,6 +56,7 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = normalize_db_url(url)
         parsed = make_url(self.url)
+        writer: Engine
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":

@@ -17,7 +17,9 @@ from core.store.s3 import S3ChunkStore
 __all__ = ["ChunkStore", "LocalChunkStore", "S3ChunkStore", "open_store"]
 
 
-def open_store(url: str, access_key: str | None = None, secret_key: str | None = None) -> ChunkStore:
+def open_store(
+    url: str, access_key: str | None = None, secret_key: str | None = None
+) -> ChunkStore:
     """The chunk store named by ``url`` (``file://DIR`` or ``s3://BUCKET/PREFIX?endpoint=…``)."""
     scheme = urlsplit(url).scheme
     if scheme == "file":

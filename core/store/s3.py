@@ -62,9 +62,12 @@ class S3ChunkStore:
     def put(self, key: ChunkHash, blob: bytes) -> None:
         try:
             self.client.put_object(
-                self.bucket, self._key(key), io.BytesIO(blob), len(blob),
+                self.bucket,
+                self._key(key),
+                io.BytesIO(blob),
+                len(blob),
                 part_size=max(len(blob), 5 * 1024 * 1024),
-            )  # fmt: skip
+            )
         except (S3Error, *_NETWORK_ERRORS) as exc:
             raise StorageUnavailable(f"cannot write chunk {key} to {self.url}: {exc}") from None
 
@@ -96,7 +99,9 @@ class S3ChunkStore:
     def has_many(self, keys: Iterable[ChunkHash]) -> set[ChunkHash]:
         # S3 has no batch HEAD: ask in parallel, one round trip of latency in all.
         wanted = list(keys)
-        return {key for key, ok in zip(wanted, self._pool.map(self._exists, wanted)) if ok}
+        return {
+            key for key, ok in zip(wanted, self._pool.map(self._exists, wanted), strict=False) if ok
+        }
 
     def delete_many(self, keys: Iterable[ChunkHash]) -> None:
         objects = [DeleteObject(self._key(key)) for key in keys]

@@ -1,0 +1,36 @@
+"""The package layering and public names promised in DESIGN.md and core/__init__.py."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import core
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _imports(package: str) -> set[str]:
+    found: set[str] = set()
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+    return found
+
+
+def test_core_imports_neither_face() -> None:
+    assert not _imports("core") & {"davserver", "fusemount", "drivegate"}
+
+
+def test_faces_do_not_import_each_other() -> None:
+    assert "fusemount" not in _imports("davserver")
+    assert "davserver" not in _imports("fusemount")
+
+
+def test_core_exports_are_sorted_and_importable() -> None:
+    assert core.__all__ == sorted(core.__all__)
+    for name in core.__all__:
+        assert getattr(core, name) is not None
