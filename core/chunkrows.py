@@ -9,7 +9,7 @@ its blob, and gc cannot remove a touched chunk.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,6 +19,8 @@ from core.backend import Backend
 from core.chunkcodec import encode_chunk
 from core.db.models import Chunk
 from core.ids import ChunkHash
+
+ChunkRow = dict[str, object]
 
 
 def touch(session: Session, hashes: Iterable[ChunkHash], now: float) -> set[ChunkHash]:
@@ -32,7 +34,22 @@ def touch(session: Session, hashes: Iterable[ChunkHash], now: float) -> set[Chun
     return {ChunkHash(h) for h in rows}
 
 
-def upsert(session: Session, rows: list[dict[str, object]]) -> None:
+def put_blobs(backend: Backend, chunks: dict[ChunkHash, bytes]) -> list[ChunkRow]:
+    """Encode and store ``chunks`` in parallel; return their rows, ready for ``upsert``."""
+    level = backend.settings.zstd_level
+    now = time.time()
+
+    def put(item: tuple[ChunkHash, bytes]) -> ChunkRow:
+        key, data = item
+        blob = encode_chunk(data, level)
+        backend.store.put(key, blob)
+        return {"hash": key, "length": len(data), "stored_length": len(blob), "last_seen": now}
+
+    return list(backend.workers.map(put, chunks.items()))
+
+
+def upsert(session: Session, rows: list[ChunkRow]) -> None:
+    """Insert chunk rows (after their blobs are durable); existing ones just get touched."""
     if not rows:
         return
     dialect = session.get_bind().dialect.name
@@ -43,34 +60,3 @@ def upsert(session: Session, rows: list[dict[str, object]]) -> None:
             index_elements=[Chunk.hash], set_={"last_seen": statement.excluded.last_seen}
         )
     )
-
-
-def store_chunks(
-    backend: Backend,
-    chunks: dict[ChunkHash, bytes],
-    before_store: Callable[[Session], None] | None = None,
-) -> int:
-    """Make every chunk durable and registered; return the stored bytes written.
-
-    ``before_store`` runs inside the first transaction, before any blob is
-    written (the writer reserves quota and beats its session's heart there).
-    """
-    level = backend.settings.zstd_level
-
-    def put(item: tuple[ChunkHash, bytes]) -> dict[str, object]:
-        key, data = item
-        blob = encode_chunk(data, level)
-        backend.store.put(key, blob)
-        return {"hash": key, "length": len(data), "stored_length": len(blob), "last_seen": now}
-
-    with backend.lock.shared():
-        now = time.time()
-        with backend.db.write() as session:
-            if before_store is not None:
-                before_store(session)
-            present = touch(session, chunks, now)
-        missing = [(key, data) for key, data in chunks.items() if key not in present]
-        rows = list(backend.workers.map(put, missing))
-        with backend.db.write() as session:
-            upsert(session, rows)
-    return sum(int(row["stored_length"]) for row in rows)  # type: ignore[call-overload]

@@ -205,8 +205,8 @@ class Drive:
 
     def restore_version(self, user: UserId, path: str, number: int) -> NodeInfo:
         with self.db.write() as session:
-            version = versions.restore_version(session, user, path, number)
-            return tree.info(session, version.node_id)
+            node = versions.restore_version(session, user, path, number)
+            return tree.info(session, node.id)
 
     def trash(self, user: UserId) -> list[TrashEntry]:
         with self.db.read() as session:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Row, Select, literal, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from core.db.models import Manifest, Node, User, Version
 from core.errors import NotAFolder, NotFound
@@ -19,9 +19,15 @@ from core.names import join_path, split_path
 from core.records import NodeInfo
 
 
+def root_id(session: Session, user_id: int) -> int:
+    root = session.execute(select(User.root_id).where(User.id == user_id)).scalar_one_or_none()
+    if root is None:
+        raise NotFound(f"no user with id {user_id}")
+    return int(root)
+
+
 def user_root(session: Session, user_id: int) -> Node:
-    root_id = session.execute(select(User.root_id).where(User.id == user_id)).scalar_one()
-    return session.get_one(Node, root_id)
+    return session.get_one(Node, root_id(session, user_id))
 
 
 def live_child(session: Session, parent_id: int, name: str) -> Node | None:
@@ -32,21 +38,37 @@ def live_child(session: Session, parent_id: int, name: str) -> Node | None:
     ).scalar_one_or_none()
 
 
+def _walk(session: Session, start: int, names: list[str]) -> Node | None:
+    """The live node at ``names`` below ``start``, in one query (one self-join per level)."""
+    if not names:
+        return session.get(Node, start)
+    levels = [aliased(Node) for _ in names]
+    query = select(levels[-1])
+    for depth, (level, name) in enumerate(zip(levels, names, strict=True)):
+        parent = start if depth == 0 else levels[depth - 1].id
+        query = query.where(
+            level.parent_id == parent, level.name == name, level.trashed_at.is_(None)
+        )
+    return session.execute(query).scalar_one_or_none()
+
+
 def resolve(session: Session, user_id: int, path: str) -> Node:
     """The live node at ``path`` in the user's drive, or NotFound."""
+    names = split_path(path)
+    node = _walk(session, root_id(session, user_id), names)
+    if node is not None:
+        return node
+    # Not found: walk level by level once more, only to say which part is missing.
     node = user_root(session, user_id)
     walked: list[str] = []
-    for name in split_path(path):
-        if not node.is_folder:
-            raise NotFound(
-                f"not found: {join_path([*walked, name])} ({join_path(walked)} is a file)"
-            )
-        child = live_child(session, node.id, name)
-        walked.append(name)
+    for name in names:
+        child = live_child(session, node.id, name) if node.is_folder else None
         if child is None:
-            raise NotFound(f"not found: {join_path(walked)}")
+            reason = "" if node.is_folder else f" ({join_path(walked)} is a file)"
+            raise NotFound(f"not found: {join_path([*walked, name])}{reason}")
+        walked.append(name)
         node = child
-    return node
+    raise NotFound(f"not found: {path}")
 
 
 def resolve_parent(session: Session, user_id: int, path: str) -> tuple[Node, str]:

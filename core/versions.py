@@ -78,13 +78,14 @@ def manifest_refs(session: Session, manifest_id: int) -> tuple[list[ChunkRef], i
     return [ChunkRef(offset=o, length=n, hash=ChunkHash(h)) for o, n, h in rows], size
 
 
-def restore_version(session: Session, user_id: int, path: str, number: int) -> Version:
+def restore_version(session: Session, user_id: int, path: str, number: int) -> Node:
+    """Make version ``number`` current again, as a new version sharing its manifest."""
     journal.lock_user(session, user_id)
     node = file_node(session, user_id, path)
     old = version_by_number(session, node, number)
     size = session.execute(select(Manifest.size).where(Manifest.id == old.manifest_id)).scalar_one()
     quota.charge(session, user_id, size - node.size)
-    version = add_version(
+    add_version(
         session,
         node,
         old.manifest_id,
@@ -93,9 +94,8 @@ def restore_version(session: Session, user_id: int, path: str, number: int) -> V
         origin="restore",
         mtime_ns=old.mtime_ns,
     )
-    session.flush()
     journal.append(session, node, journal.UPDATE)
-    return version
+    return node
 
 
 def prune(

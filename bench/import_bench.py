@@ -1,0 +1,211 @@
+"""Import benchmark for the core, with its anchors measured in the same run.
+
+What it does, all on the disk of ``--workdir``:
+
+1. generates (once, then reuses) a 1 GiB random file, a 1 GiB text-like
+   file, a 256 MiB random file and a tree of 10,000 small text files;
+2. measures the CDC + SHA-256 limit: chunking and hashing the same bytes
+   in-process, single stream, from the page cache;
+3. imports each input into a fresh drive (SQLite + local chunk dir) in a
+   child process that reports wall time and peak RSS;
+4. times ``cp -r`` of the small-file tree as the anchor for files/s;
+5. re-imports everything (must store 0 new chunk bytes);
+6. inserts 100 bytes into the middle of the 256 MiB file and imports the
+   result over the original (must store at most 2 new chunks).
+
+Targets (from the issue): large-file import >= 0.5x the CDC+SHA-256 limit,
+peak RSS < 200 MB. Run: ``.venv/bin/python bench/import_bench.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core.chunking import cut_stream  # noqa: E402
+
+GiB = 1024**3
+MiB = 1024**2
+
+_CHILD = """
+import json, os, resource, sys, time
+from core import Drive, load_settings
+data_dir, user, src, dest = sys.argv[1:5]
+with Drive.open(load_settings(data_dir=data_dir)) as drive:
+    try:
+        uid = drive.user(user).id
+    except Exception:
+        uid = drive.add_user(user, "bench-password").id
+    start = time.perf_counter()
+    files = 0
+    if os.path.isdir(src):
+        drive.makedirs(uid, dest)
+        for folder, dirs, names in os.walk(src):
+            rel = os.path.relpath(folder, src)
+            base = dest if rel == "." else dest + "/" + rel
+            for name in dirs:
+                drive.makedirs(uid, base + "/" + name)
+            for name in names:
+                with open(os.path.join(folder, name), "rb") as handle:
+                    drive.write(uid, base + "/" + name, handle)
+                files += 1
+    else:
+        with open(src, "rb") as handle:
+            drive.write(uid, dest, handle)
+        files = 1
+    seconds = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"seconds": seconds, "files": files, "peak_rss": peak}))
+"""
+
+
+def generate_random(path: Path, size: int, seed: int) -> None:
+    if path.exists() and path.stat().st_size == size:
+        return
+    rng = random.Random(seed)
+    with open(path, "wb") as out:
+        for _ in range(size // (8 * MiB)):
+            out.write(rng.randbytes(8 * MiB))
+
+
+def generate_text(path: Path, size: int) -> None:
+    if path.exists() and path.stat().st_size == size:
+        return
+    rng = random.Random(11)
+    letters = "etaoinshrdlcumwfgypbvkjxqz"
+    vocab = ["".join(rng.choices(letters, k=rng.randint(2, 10))) for _ in range(20_000)]
+    written = 0
+    with open(path, "wb") as out:
+        while written < size:
+            words = rng.choices(vocab, k=200_000)
+            lines = [" ".join(words[i : i + 12]) for i in range(0, len(words), 12)]
+            block = ("\n".join(lines) + "\n").encode()[: size - written]
+            out.write(block)
+            written += len(block)
+
+
+def generate_tree(root: Path, count: int) -> None:
+    if root.exists() and sum(1 for _ in root.rglob("*.txt")) == count:
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    rng = random.Random(13)
+    for i in range(count):
+        folder = root / f"d{i // 500:02d}" / f"s{(i // 50) % 10}"
+        folder.mkdir(parents=True, exist_ok=True)
+        text = f"file {i}\n" + "".join(rng.choices("abcdefgh \n", k=rng.randint(200, 12_000)))
+        (folder / f"f{i:05d}.txt").write_text(text)
+
+
+def cdc_sha_limit(path: Path) -> float:
+    """MB/s of FastCDC + SHA-256 over the file, single stream, page cache warm."""
+    with open(path, "rb") as handle:  # warm the page cache
+        while handle.read(64 * MiB):
+            pass
+    start = time.perf_counter()
+    with open(path, "rb") as handle:
+        for chunk in cut_stream(handle):
+            hashlib.sha256(chunk).digest()
+    return path.stat().st_size / (time.perf_counter() - start) / 1e6
+
+
+def run_import(data_dir: Path, src: Path, dest: str) -> dict[str, float]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(data_dir), "bench", str(src), dest],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    return dict(json.loads(out.stdout))
+
+
+def chunk_stats(data_dir: Path) -> tuple[int, int]:
+    """(number of chunk blobs, their total bytes) in the drive's chunk dir."""
+    blobs = [p for p in (data_dir / "chunks").glob("??/??/*") if p.is_file()]
+    return len(blobs), sum(p.stat().st_size for p in blobs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=Path("/var/tmp/dg-bench"))
+    parser.add_argument("--files", type=int, default=10_000)
+    args = parser.parse_args()
+    work: Path = args.workdir
+    inputs = work / "inputs"
+    inputs.mkdir(parents=True, exist_ok=True)
+    print("generating inputs (cached between runs)…", flush=True)
+    random_1g, text_1g, base_256m = inputs / "random-1g", inputs / "text-1g", inputs / "r256m"
+    generate_random(random_1g, GiB, 1)
+    generate_text(text_1g, GiB)
+    generate_random(base_256m, 256 * MiB, 2)
+    tree = inputs / "tree"
+    generate_tree(tree, args.files)
+
+    data = work / "drive"
+    shutil.rmtree(data, ignore_errors=True)
+    rows: list[str] = []
+
+    for label, path in (("1 GiB random", random_1g), ("1 GiB text", text_1g)):
+        limit = cdc_sha_limit(path)
+        result = run_import(data, path, "/" + path.name)
+        speed = path.stat().st_size / result["seconds"] / 1e6
+        rows.append(
+            f"{label:<14} import {speed:7.0f} MB/s | CDC+SHA limit {limit:7.0f} MB/s | "
+            f"ratio {speed / limit:.2f} (target >= 0.5) | peak RSS "
+            f"{result['peak_rss'] / 1e6:.0f} MB (target < 200)"
+        )
+        print(rows[-1], flush=True)
+
+    copy_target = work / "cp-copy"
+    shutil.rmtree(copy_target, ignore_errors=True)
+    start = time.perf_counter()
+    subprocess.run(["cp", "-r", str(tree), str(copy_target)], check=True)
+    subprocess.run(["sync"], check=True)
+    cp_rate = args.files / (time.perf_counter() - start)
+    result = run_import(data, tree, "/tree")
+    rate = result["files"] / result["seconds"]
+    rows.append(
+        f"{args.files} small files: import {rate:7.0f} files/s | cp -r + sync {cp_rate:7.0f} "
+        f"files/s | ratio {rate / cp_rate:.2f}"
+    )
+    print(rows[-1], flush=True)
+
+    before = chunk_stats(data)
+    for path in (random_1g, text_1g):
+        run_import(data, path, "/again-" + path.name)
+    run_import(data, tree, "/tree-again")
+    after = chunk_stats(data)
+    rows.append(f"re-import of everything: {after[1] - before[1]} new chunk bytes (must be 0)")
+    print(rows[-1], flush=True)
+
+    run_import(data, base_256m, "/edit.bin")
+    edited = inputs / "r256m-edited"
+    original = base_256m.read_bytes()
+    middle = len(original) // 2
+    edited.write_bytes(original[:middle] + os.urandom(100) + original[middle:])
+    before = chunk_stats(data)
+    run_import(data, edited, "/edit.bin")
+    after = chunk_stats(data)
+    rows.append(
+        f"100 bytes inserted mid 256 MiB: {after[0] - before[0]} new chunks, "
+        f"{(after[1] - before[1]) / MiB:.2f} MiB stored (must be <= 2 chunks)"
+    )
+    print(rows[-1], flush=True)
+    shutil.rmtree(copy_target, ignore_errors=True)
+    print("\nsummary\n" + "\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
