@@ -133,7 +133,7 @@ def run_import(data_dir: Path, src: Path, dest: str) -> dict[str, float]:
 
 def chunk_stats(data_dir: Path) -> tuple[int, int]:
     """(number of chunk blobs, their total bytes) in the drive's chunk dir."""
-    blobs = [p for p in (data_dir / "chunks").glob("??/??/*") if p.is_file()]
+    blobs = [p for p in (data_dir / "chunks").glob("??/*") if p.is_file()]
     return len(blobs), sum(p.stat().st_size for p in blobs)
 
 

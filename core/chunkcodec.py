@@ -39,9 +39,19 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return decompressor
 
 
-def encode_chunk(data: bytes, level: int = 3) -> bytes:
-    """The stored form of ``data``: compressed if that saves space, raw otherwise."""
-    compressed = _compressor(level).compress(data)
+_PROBE = 64 * 1024
+
+
+def encode_chunk(data: bytes, level: int = 1) -> bytes:
+    """The stored form of ``data``: compressed if that saves space, raw otherwise.
+
+    A 64 KiB probe decides first, so incompressible data (media, archives,
+    encrypted files) costs almost nothing to store.
+    """
+    compressor = _compressor(level)
+    if len(data) > 4 * _PROBE and len(compressor.compress(data[:_PROBE])) > _PROBE * 0.97:
+        return _MAGIC + bytes([_RAW]) + data
+    compressed = compressor.compress(data)
     if len(compressed) < len(data):
         return _MAGIC + bytes([_ZSTD]) + compressed
     return _MAGIC + bytes([_RAW]) + data

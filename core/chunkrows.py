@@ -45,6 +45,8 @@ def put_blobs(backend: Backend, chunks: dict[ChunkHash, bytes]) -> list[ChunkRow
         backend.store.put(key, blob)
         return {"hash": key, "length": len(data), "stored_length": len(blob), "last_seen": now}
 
+    if len(chunks) == 1:  # not worth a trip through the pool
+        return [put(next(iter(chunks.items())))]
     return list(backend.workers.map(put, chunks.items()))
 
 

@@ -70,7 +70,7 @@ class Settings(BaseSettings):
         gt=0,
         description="An upload silent this long is dead: gc frees its quota and chunks.",
     )
-    zstd_level: int = Field(default=3, ge=1, le=19, description="zstd level for stored chunks.")
+    zstd_level: int = Field(default=1, ge=1, le=19, description="zstd level for stored chunks.")
     retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
 
     @classmethod

@@ -6,10 +6,11 @@ resolve, check and change the tree in one transaction.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, Select, literal, select
+from sqlalchemy import Row, Select, bindparam, literal, select
 from sqlalchemy.orm import Session, aliased
 
 from core.db.models import Manifest, Node, User, Version
@@ -38,18 +39,27 @@ def live_child(session: Session, parent_id: int, name: str) -> Node | None:
     ).scalar_one_or_none()
 
 
+@functools.cache
+def _walk_query(depth: int) -> Select[tuple[Node]]:
+    """SELECT the node ``depth`` levels below :start along :n0 … :n<depth-1>, one
+    self-join per level. Built once per depth: building it costs more than running it."""
+    levels = [aliased(Node) for _ in range(depth)]
+    query = select(levels[-1])
+    for i, level in enumerate(levels):
+        parent = bindparam("start") if i == 0 else levels[i - 1].id
+        query = query.where(
+            level.parent_id == parent, level.name == bindparam(f"n{i}"), level.trashed_at.is_(None)
+        )
+    return query
+
+
 def _walk(session: Session, start: int, names: list[str]) -> Node | None:
-    """The live node at ``names`` below ``start``, in one query (one self-join per level)."""
+    """The live node at ``names`` below ``start``, in one query."""
     if not names:
         return session.get(Node, start)
-    levels = [aliased(Node) for _ in names]
-    query = select(levels[-1])
-    for depth, (level, name) in enumerate(zip(levels, names, strict=True)):
-        parent = start if depth == 0 else levels[depth - 1].id
-        query = query.where(
-            level.parent_id == parent, level.name == name, level.trashed_at.is_(None)
-        )
-    return session.execute(query).scalar_one_or_none()
+    params: dict[str, object] = {f"n{i}": name for i, name in enumerate(names)}
+    params["start"] = start
+    return session.execute(_walk_query(len(names)), params).scalar_one_or_none()
 
 
 def resolve(session: Session, user_id: int, path: str) -> Node:

@@ -1,12 +1,12 @@
 """Writing a file: stream → FastCDC chunks → store → one commit transaction.
 
-The pipeline: the calling thread cuts chunks (and feeds the whole-file
-SHA-256 to its own thread); a storer thread takes batches of ``BATCH``
-chunks, hashes them on the worker pool, and under the shared collector
-lock touches the ones already known, stores the others and registers them.
-The last batch is registered in the same transaction as the commit. So a
-small file costs two transactions, and memory is bounded by a few batches
-(at most ``3 * BATCH`` chunks of ≤ 4 MiB) whatever the file size.
+The pipeline: the calling thread cuts chunks into batches of ``BATCH``
+(and feeds the whole-file SHA-256 to a thread of its own); two storer
+threads take batches, hash their chunks on the worker pool, and under the
+shared collector lock touch the ones already known, store the others and
+register them. The last batch is registered in the same transaction as the
+commit, so a small file costs two transactions. Memory is bounded by
+``IN_FLIGHT + 2`` batches (chunks ≤ 4 MiB) whatever the file size.
 
 Nothing is visible until the commit; a failure anywhere before it leaves
 the previous version intact, releases the quota reservation and leaves only
@@ -16,9 +16,12 @@ unreferenced chunks, which gc collects after the grace period.
 from __future__ import annotations
 
 import hashlib
+import io
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -42,6 +45,7 @@ from core.ids import UserId, VersionId
 from core.records import ByteSource, ChunkRef, NodeInfo
 
 BATCH = 4
+IN_FLIGHT = 3
 
 
 @dataclass(frozen=True)
@@ -73,19 +77,27 @@ class _GuardedStream:
     def __init__(self, source: ByteSource, limit: int | None) -> None:
         self.source = source
         self.remaining = limit
+        # Only real files and buffers get the zero-copy path: a readinto inherited
+        # by a read()-only stream class may not call its read().
+        self._source_readinto: Callable[[memoryview], int | None] | None = (
+            source.readinto if isinstance(source, io.BufferedIOBase | io.FileIO) else None
+        )
 
     def readinto(self, buffer: memoryview) -> int:
         want = len(buffer) if self.remaining is None else min(len(buffer), self.remaining)
         if want == 0:
             return 0
         try:
-            data = self.source.read(want)
+            if self._source_readinto is not None:  # files and BytesIO: no copy
+                n = self._source_readinto(buffer[:want]) or 0
+            else:
+                data = self.source.read(want)
+                n = len(data)
+                buffer[:n] = data
         except DriveError:
             raise
         except Exception as exc:
             raise IncompleteUpload(f"the upload stream broke: {exc}") from exc
-        n = len(data)
-        buffer[:n] = data
         if self.remaining is not None:
             self.remaining -= n
         return n
@@ -104,12 +116,10 @@ def _check_base(existing: Node | None, target: WriteTarget) -> None:
         )
 
 
-def _batches(stream: _GuardedStream, content: UploadedContent, hasher: ThreadPoolExecutor,
-             whole: hashlib._Hash) -> Iterator[list[bytes]]:  # fmt: skip
-    """Chunks of the stream in lists of BATCH; feeds the whole-file hash in order."""
+def _batches(stream: _GuardedStream) -> Iterator[list[bytes]]:
+    """The stream's chunks in lists of BATCH."""
     batch: list[bytes] = []
     for data in cut_stream(stream):  # type: ignore[arg-type]
-        hasher.submit(whole.update, data)
         batch.append(data)
         if len(batch) == BATCH:
             yield batch
@@ -129,56 +139,92 @@ class Upload:
         self.old_size = 0
         self.reserved = 0
         self.content = UploadedContent()
+        self.whole = hashlib.sha256()
+        self.cut_bytes = 0  # bytes handed to storers so far
+        self._last_batch: list[bytes] = []
+        self._reserving = threading.Lock()
 
     def run(self, stream: ByteSource, expected_size: int | None) -> NodeInfo:
-        whole = hashlib.sha256()
-        guarded = _GuardedStream(stream, expected_size)
-        with (
-            ThreadPoolExecutor(1, thread_name_prefix="sha") as hasher,
-            ThreadPoolExecutor(1, thread_name_prefix="storer") as storer,
-        ):
-            batches = _batches(guarded, self.content, hasher, whole)
-            current = next(batches, [])
-            in_flight: Future[NodeInfo | None] | None = None
-            for following in batches:
-                if in_flight is not None:
-                    in_flight.result()
-                in_flight = storer.submit(self._store, current, False)
-                current = following
-            if in_flight is not None:
-                in_flight.result()
-        self.content.sha256 = whole.hexdigest()
-        if (
-            expected_size is not None
-            and self.content.size + sum(map(len, current)) != expected_size
-        ):
-            got = self.content.size + sum(map(len, current))
-            raise IncompleteUpload(f"the upload ended after {got} of {expected_size} bytes")
-        return self._store(current, True)  # type: ignore[return-value]
+        batches = _batches(_GuardedStream(stream, expected_size))
+        current = next(batches, [])
+        following = next(batches, None)
+        if following is not None:
+            self._store_middle(current, following, batches)
+            current = self._last_batch
+        size = self.cut_bytes + sum(map(len, current))
+        if expected_size is not None and size != expected_size:
+            raise IncompleteUpload(f"the upload ended after {size} of {expected_size} bytes")
+        self._hash_whole(current)
+        self.content.sha256 = self.whole.hexdigest()
+        _, result = self._store(current, self.cut_bytes, last=True)
+        assert result is not None
+        return result
 
-    def _store(self, batch: list[bytes], last: bool) -> NodeInfo | None:
-        """Store one batch; the last one commits the upload in its final transaction."""
+    def _store_middle(
+        self, current: list[bytes], following: list[bytes] | None, rest: Iterator[list[bytes]]
+    ) -> None:
+        """Store every batch but the last; keep the last in ``_last_batch``.
+
+        The calling thread cuts while up to ``IN_FLIGHT`` batches are stored by
+        two storer threads; the whole-file hash runs on a thread of its own.
+        Refs are appended in order as the oldest batch completes.
+        """
+        with self.backend.db.write() as session:
+            self._open(session, time.time())
+        in_flight: deque[Future[tuple[list[ChunkRef], NodeInfo | None]]] = deque()
+        with (
+            ThreadPoolExecutor(2, thread_name_prefix="storer") as storers,
+            ThreadPoolExecutor(1, thread_name_prefix="sha") as hasher,
+        ):
+            try:
+                while following is not None:
+                    hasher.submit(self._hash_whole, current)
+                    in_flight.append(storers.submit(self._store, current, self.cut_bytes, False))
+                    self.cut_bytes += sum(map(len, current))
+                    while len(in_flight) >= IN_FLIGHT:
+                        self.content.refs.extend(in_flight.popleft().result()[0])
+                    current, following = following, next(rest, None)
+                while in_flight:
+                    self.content.refs.extend(in_flight.popleft().result()[0])
+            finally:
+                for future in in_flight:
+                    future.cancel()
+        self._last_batch = current
+
+    def _store(
+        self, batch: list[bytes], start: int, last: bool
+    ) -> tuple[list[ChunkRef], NodeInfo | None]:
+        """Store one batch starting at offset ``start``; the last one also commits,
+        in the transaction that registers its chunks."""
         backend = self.backend
-        hashes = list(backend.workers.map(chunk_hash, batch))
-        offset = self.content.size
+        hashes = list(
+            backend.workers.map(chunk_hash, batch) if len(batch) > 1 else map(chunk_hash, batch)
+        )
+        refs = []
+        end = start
         for key, data in zip(hashes, batch, strict=True):
-            self.content.refs.append(ChunkRef(offset=offset, length=len(data), hash=key))
-            offset += len(data)
-        self.content.size = offset
+            refs.append(ChunkRef(offset=end, length=len(data), hash=key))
+            end += len(data)
         with backend.lock.shared():
             now = time.time()
             with backend.db.write() as session:
                 if not self.opened:
                     self._open(session, now)
-                self._reserve(session, offset, now)
+                self._reserve(session, end, now)
                 present = chunkrows.touch(session, hashes, now)
             missing = {k: d for k, d in zip(hashes, batch, strict=True) if k not in present}
             rows = chunkrows.put_blobs(backend, missing)
             with backend.db.write() as session:
                 chunkrows.upsert(session, rows)
                 if last:
-                    return self._commit(session)
-        return None
+                    self.content.refs.extend(refs)
+                    self.content.size = end
+                    return refs, self._commit(session)
+        return refs, None
+
+    def _hash_whole(self, batch: list[bytes]) -> None:
+        for data in batch:
+            self.whole.update(data)
 
     def _open(self, session: Session, now: float) -> None:
         """Check the target (fail before storing anything) and start the session."""
@@ -195,14 +241,18 @@ class Upload:
         self.opened = True
 
     def _reserve(self, session: Session, size: int, now: float) -> None:
-        need = size - self.old_size - self.reserved
-        if need > 0:
-            quota.reserve(session, self.target.user_id, need)
-            self.reserved += need
+        """Hold quota for the bytes through ``size`` beyond the old size (storers run
+        two at a time, so the bookkeeping is locked)."""
+        with self._reserving:
+            need = size - self.old_size - self.reserved
+            if need > 0:
+                quota.reserve(session, self.target.user_id, need)
+                self.reserved += need
+            reserved = self.reserved
         session.execute(
             update(UploadSession)
             .where(UploadSession.id == self.id)
-            .values(reserved_bytes=self.reserved, heartbeat_at=now)
+            .values(reserved_bytes=reserved, heartbeat_at=now)
         )
 
     def _commit(self, session: Session) -> NodeInfo:

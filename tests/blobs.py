@@ -11,7 +11,7 @@ from core.store import ChunkStore, LocalChunkStore, S3ChunkStore
 
 def overwrite_blob(store: ChunkStore, key: ChunkHash, blob: bytes) -> None:
     if isinstance(store, LocalChunkStore):
-        path = store.root / key[:2] / key[2:4] / key
+        path = store.root / key[:2] / key
         path.write_bytes(blob)
     elif isinstance(store, S3ChunkStore):
         store.client.put_object(store.bucket, store._key(key), io.BytesIO(blob), len(blob))

@@ -68,7 +68,7 @@ def test_local_store_leaves_no_temp_files(tmp_path: Path) -> None:
     key, blob = _blob(b"x" * 5000)
     store.put(key, blob)
     assert list((tmp_path / "c" / "tmp").iterdir()) == []
-    assert (tmp_path / "c" / key[:2] / key[2:4] / key).read_bytes() == blob
+    assert (tmp_path / "c" / key[:2] / key).read_bytes() == blob
 
 
 def test_unwritable_local_store_is_storage_unavailable(tmp_path: Path) -> None:

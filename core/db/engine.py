@@ -10,8 +10,9 @@ matters (see ``core.journal``).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,9 @@ class Database:
         else:
             self.engine = create_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True)
             writer = self.engine
+        self._writer_lock: AbstractContextManager[object] = (
+            threading.Lock() if self.dialect == "sqlite" else nullcontext()
+        )
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(writer, expire_on_commit=False)
 
@@ -86,8 +90,13 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A write transaction, committed when the block ends without an exception."""
-        with _translated(), self._write() as session, session.begin():
+        """A write transaction, committed when the block ends without an exception.
+
+        On SQLite, writers of this process queue on a lock first: SQLite lets
+        one writer in at a time anyway, and its busy handler would otherwise
+        sleep in steps of milliseconds between retries.
+        """
+        with self._writer_lock, _translated(), self._write() as session, session.begin():
             yield session
 
     def dispose(self) -> None:
