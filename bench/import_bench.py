@@ -8,7 +8,8 @@ What it does, all on the disk of ``--workdir``:
    in-process, single stream, from the page cache;
 3. imports each input into a fresh drive (SQLite + local chunk dir) in a
    child process that reports wall time and peak RSS;
-4. times ``cp -r`` of the small-file tree as the anchor for files/s;
+4. times ``cp`` + ``sync`` of each large file (what writing it to this disk
+   costs) and ``cp -r`` + ``sync`` of the small-file tree (files/s);
 5. re-imports everything (must store 0 new chunk bytes);
 6. inserts 100 bytes into the middle of the 256 MiB file and imports the
    result over the original (must store at most 2 new chunks).
@@ -119,6 +120,16 @@ def cdc_sha_limit(path: Path) -> float:
     return path.stat().st_size / (time.perf_counter() - start) / 1e6
 
 
+def cp_sync_speed(path: Path, target: Path) -> float:
+    """MB/s of ``cp FILE`` + ``sync`` on the same disk: what the disk path costs here."""
+    start = time.perf_counter()
+    subprocess.run(["cp", str(path), str(target)], check=True)
+    subprocess.run(["sync"], check=True)
+    speed = path.stat().st_size / (time.perf_counter() - start) / 1e6
+    target.unlink()
+    return speed
+
+
 def run_import(data_dir: Path, src: Path, dest: str) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
@@ -135,6 +146,66 @@ def chunk_stats(data_dir: Path) -> tuple[int, int]:
     """(number of chunk blobs, their total bytes) in the drive's chunk dir."""
     blobs = [p for p in (data_dir / "chunks").glob("??/*") if p.is_file()]
     return len(blobs), sum(p.stat().st_size for p in blobs)
+
+
+def bench_large_files(data: Path, work: Path, files: list[tuple[str, Path]]) -> list[str]:
+    rows = []
+    for label, path in files:
+        limit = cdc_sha_limit(path)
+        copy = cp_sync_speed(path, work / "cp-file")
+        result = run_import(data, path, "/" + path.name)
+        speed = path.stat().st_size / result["seconds"] / 1e6
+        rows.append(
+            f"{label:<14} import {speed:5.0f} MB/s | CDC+SHA limit {limit:5.0f} MB/s, ratio "
+            f"{speed / limit:.2f} (target >= 0.5) | cp+sync {copy:5.0f} MB/s, ratio "
+            f"{speed / copy:.2f} | peak RSS {result['peak_rss'] / 1e6:.0f} MB (target < 200)"
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
+def bench_small_files(data: Path, work: Path, tree: Path, count: int) -> str:
+    copy_target = work / "cp-copy"
+    shutil.rmtree(copy_target, ignore_errors=True)
+    start = time.perf_counter()
+    subprocess.run(["cp", "-r", str(tree), str(copy_target)], check=True)
+    subprocess.run(["sync"], check=True)
+    cp_rate = count / (time.perf_counter() - start)
+    shutil.rmtree(copy_target, ignore_errors=True)
+    result = run_import(data, tree, "/tree")
+    rate = result["files"] / result["seconds"]
+    row = (
+        f"{count} small files: import {rate:7.0f} files/s | cp -r + sync {cp_rate:7.0f} "
+        f"files/s | ratio {rate / cp_rate:.3f}"
+    )
+    print(row, flush=True)
+    return row
+
+
+def bench_reimport(data: Path, inputs: list[Path]) -> str:
+    before = chunk_stats(data)
+    for path in inputs:
+        run_import(data, path, "/again-" + path.name)
+    after = chunk_stats(data)
+    row = f"re-import of everything: {after[1] - before[1]} new chunk bytes (must be 0)"
+    print(row, flush=True)
+    return row
+
+
+def bench_insert(data: Path, base: Path, edited: Path) -> str:
+    run_import(data, base, "/edit.bin")
+    original = base.read_bytes()
+    middle = len(original) // 2
+    edited.write_bytes(original[:middle] + os.urandom(100) + original[middle:])
+    before = chunk_stats(data)
+    run_import(data, edited, "/edit.bin")
+    after = chunk_stats(data)
+    row = (
+        f"100 bytes inserted mid 256 MiB: {after[0] - before[0]} new chunks, "
+        f"{(after[1] - before[1]) / MiB:.2f} MiB stored (must be <= 2 chunks)"
+    )
+    print(row, flush=True)
+    return row
 
 
 def main() -> None:
@@ -155,55 +226,10 @@ def main() -> None:
 
     data = work / "drive"
     shutil.rmtree(data, ignore_errors=True)
-    rows: list[str] = []
-
-    for label, path in (("1 GiB random", random_1g), ("1 GiB text", text_1g)):
-        limit = cdc_sha_limit(path)
-        result = run_import(data, path, "/" + path.name)
-        speed = path.stat().st_size / result["seconds"] / 1e6
-        rows.append(
-            f"{label:<14} import {speed:7.0f} MB/s | CDC+SHA limit {limit:7.0f} MB/s | "
-            f"ratio {speed / limit:.2f} (target >= 0.5) | peak RSS "
-            f"{result['peak_rss'] / 1e6:.0f} MB (target < 200)"
-        )
-        print(rows[-1], flush=True)
-
-    copy_target = work / "cp-copy"
-    shutil.rmtree(copy_target, ignore_errors=True)
-    start = time.perf_counter()
-    subprocess.run(["cp", "-r", str(tree), str(copy_target)], check=True)
-    subprocess.run(["sync"], check=True)
-    cp_rate = args.files / (time.perf_counter() - start)
-    result = run_import(data, tree, "/tree")
-    rate = result["files"] / result["seconds"]
-    rows.append(
-        f"{args.files} small files: import {rate:7.0f} files/s | cp -r + sync {cp_rate:7.0f} "
-        f"files/s | ratio {rate / cp_rate:.2f}"
-    )
-    print(rows[-1], flush=True)
-
-    before = chunk_stats(data)
-    for path in (random_1g, text_1g):
-        run_import(data, path, "/again-" + path.name)
-    run_import(data, tree, "/tree-again")
-    after = chunk_stats(data)
-    rows.append(f"re-import of everything: {after[1] - before[1]} new chunk bytes (must be 0)")
-    print(rows[-1], flush=True)
-
-    run_import(data, base_256m, "/edit.bin")
-    edited = inputs / "r256m-edited"
-    original = base_256m.read_bytes()
-    middle = len(original) // 2
-    edited.write_bytes(original[:middle] + os.urandom(100) + original[middle:])
-    before = chunk_stats(data)
-    run_import(data, edited, "/edit.bin")
-    after = chunk_stats(data)
-    rows.append(
-        f"100 bytes inserted mid 256 MiB: {after[0] - before[0]} new chunks, "
-        f"{(after[1] - before[1]) / MiB:.2f} MiB stored (must be <= 2 chunks)"
-    )
-    print(rows[-1], flush=True)
-    shutil.rmtree(copy_target, ignore_errors=True)
+    rows = bench_large_files(data, work, [("1 GiB random", random_1g), ("1 GiB text", text_1g)])
+    rows.append(bench_small_files(data, work, tree, args.files))
+    rows.append(bench_reimport(data, [random_1g, text_1g, tree]))
+    rows.append(bench_insert(data, base_256m, inputs / "r256m-edited"))
     print("\nsummary\n" + "\n".join(rows))
 
 

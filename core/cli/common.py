@@ -1,0 +1,120 @@
+"""What every core sub-command shares: the storage options, error handling,
+size parsing, password input and progress bars."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from humanfriendly import InvalidSize, parse_size
+
+from core.drive import Drive
+from core.errors import DriveError
+from core.settings import Settings, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class DriveGroup(click.Group):
+    """A click group that turns DriveError into a clean CLI error."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DriveError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+class SizeParam(click.ParamType):  # type: ignore[type-arg]
+    """A byte size such as ``500M``, ``10GiB`` or ``none`` (no limit); K/M/G are binary."""
+
+    name = "size"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int | None:
+        if isinstance(value, int) or value is None:
+            return value
+        if str(value).lower() in ("none", "unlimited"):
+            return None
+        try:
+            return int(parse_size(str(value), binary=True))
+        except InvalidSize:
+            self.fail(f"{value!r} is not a size (try 500M or 10GiB)", param, ctx)
+
+
+def _help(field: str) -> str:
+    return Settings.model_fields[field].description or ""
+
+
+def backend_options(func: F) -> F:
+    """Add the storage options to a command and pass it ``settings``."""
+
+    @click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help=_help("data_dir") + " [env DRIVEGATE_DATA_DIR; default ./drivegate-data]",
+    )
+    @click.option("--db-url", help=_help("db_url") + " [env DRIVEGATE_DB_URL]")
+    @click.option("--store-url", help=_help("store_url") + " [env DRIVEGATE_STORE_URL]")
+    @click.option(
+        "--config",
+        "config_file",
+        envvar="DRIVEGATE_CONFIG",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="TOML settings file [env DRIVEGATE_CONFIG].",
+    )
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any,
+        data_dir: Path | None,
+        db_url: str | None,
+        store_url: str | None,
+        config_file: Path | None,
+        **kwargs: Any,
+    ) -> Any:
+        try:
+            settings = load_settings(
+                config_file, data_dir=data_dir, db_url=db_url, store_url=store_url
+            )
+        except DriveError as exc:
+            raise click.ClickException(str(exc)) from None
+        return func(*args, settings=settings, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+user_option = click.option(
+    "--user", "user_name", required=True, help="The user whose drive to use."
+)
+
+
+@contextmanager
+def open_drive(settings: Settings) -> Iterator[Drive]:
+    with Drive.open(settings) as drive:
+        yield drive
+
+
+def read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise click.ClickException("no password on standard input")
+        return password
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+def progress(total: int, label: str) -> Any:
+    return click.progressbar(
+        length=total, label=label, file=sys.stderr, show_pos=False, show_percent=True, show_eta=True
+    )
+
+
+def when(stamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
