@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import psycopg
 import pytest
 
 from core import Drive, Settings, UserInfo, load_settings
@@ -23,8 +24,7 @@ _buckets = itertools.count(1)
 @pytest.fixture(scope="session")
 def pg() -> Iterator[PostgresCluster]:
     with postgres_cluster() as cluster:
-        cluster.create_database()  # warm up
-        with __import__("psycopg").connect(cluster.admin_url, autocommit=True) as conn:
+        with psycopg.connect(cluster.admin_url, autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {TEMPLATE_DB}")
         database = Database(cluster.url(TEMPLATE_DB))
         upgrade(database)

@@ -47,14 +47,19 @@ def _tree(drive: Drive, user: UserInfo, path: str = "/") -> list[tuple[str, int]
     return out
 
 
-@pytest.mark.parametrize("bad", ["", "/", "/docs/"])
-def test_empty_name(drive: Drive, alice: UserInfo, unchanged: None, bad: str) -> None:
+@pytest.mark.parametrize("path", ["", "/", "//"])
+def test_empty_name(drive: Drive, alice: UserInfo, unchanged: None, path: str) -> None:
+    """A path whose last name is empty names the root, which cannot be made or written."""
+    from core.names import normalize_name
+
+    with pytest.raises(InvalidName):
+        normalize_name("")
     with pytest.raises(DriveError):
-        drive.mkdir(
-            alice.id, bad + ("" if bad != "/docs/" else "/")
-        )  # trailing '/' names nothing new
+        drive.mkdir(alice.id, path)
     with pytest.raises(DriveError):
-        put(drive, alice, "/", b"x")
+        put(drive, alice, path, b"x")
+    with pytest.raises(DriveError):
+        drive.move(alice.id, "/docs/file.txt", path)
 
 
 @pytest.mark.parametrize("bad", ["/docs/.", "/docs/..", "/../etc", "/docs/../../x"])
