@@ -14,9 +14,14 @@ install_debian_packages() {
     fi
 }
 
-# make_venv EXTRAS: create .venv (once) and install the project with EXTRAS, e.g. "[test]".
+# make_venv EXTRAS: create .venv (once) and install the project (editable) with
+# EXTRAS, e.g. "[test]". pip's chatter goes to .venv/pip.log, shown on failure.
 make_venv() {
     [ -x .venv/bin/python ] || python3 -m venv .venv
-    .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e ".$1"
+    if ! { .venv/bin/python -m pip install --upgrade pip &&
+           .venv/bin/python -m pip install -e ".$1"; } > .venv/pip.log 2>&1; then
+        cat .venv/pip.log
+        echo "installing the project into .venv failed (log above)" >&2
+        return 1
+    fi
 }
