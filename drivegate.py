@@ -7,6 +7,7 @@ import logging
 import click
 
 from core.cli import COMMANDS, DriveGroup
+from davserver import COMMANDS as DAV_COMMANDS
 
 
 @click.group(cls=DriveGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,7 +19,7 @@ def main(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-for command in COMMANDS:
+for command in [*COMMANDS, *DAV_COMMANDS]:
     main.add_command(command)
 
 

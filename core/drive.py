@@ -14,7 +14,7 @@ from types import TracebackType
 
 from sqlalchemy import select
 
-from core import journal, trash, tree, treeops, users, versions, writer
+from core import journal, properties, trash, tree, treeops, users, versions, writer
 from core.backend import Backend
 from core.db.collector_lock import CollectorLock
 from core.db.engine import Database
@@ -135,9 +135,14 @@ class Drive:
             node = treeops.move(session, user, src, dst, overwrite=overwrite)
             return tree.info(session, node.id)
 
-    def copy(self, user: UserId, src: str, dst: str) -> NodeInfo:
+    def copy(
+        self, user: UserId, src: str, dst: str, *, overwrite: bool = False, recursive: bool = True
+    ) -> NodeInfo:
+        """Copy (manifests, not bytes). ``overwrite``: a file over a file becomes a new
+        version of the target; anything else in the way goes to the trash."""
         with self.db.write() as session:
-            return tree.info(session, treeops.copy(session, user, src, dst).id)
+            node = treeops.copy(session, user, src, dst, overwrite=overwrite, recursive=recursive)
+            return tree.info(session, node.id)
 
     def delete(self, user: UserId, path: str) -> None:
         """Move to the trash (restorable until purged or expired)."""
@@ -152,6 +157,28 @@ class Drive:
             session.flush()
             journal.append(session, node, journal.META)
             return tree.info(session, node.id)
+
+    # dead properties ------------------------------------------------------
+
+    def properties(self, user: UserId, node_ids: list[NodeId]) -> dict[NodeId, dict[str, bytes]]:
+        """Dead properties of the user's nodes (others' node ids come back empty)."""
+        with self.db.read() as session:
+            found = properties.get_many(session, user, node_ids)
+            return {NodeId(node_id): props for node_id, props in found.items()}
+
+    def set_properties(
+        self, user: UserId, path: str, changes: dict[str, bytes | None], *, dry_run: bool = False
+    ) -> None:
+        """Set (bytes) or remove (None) dead properties of the node at ``path``;
+        ``dry_run`` only checks (WebDAV's PROPPATCH validates every change first)."""
+        properties.check(changes)
+        if dry_run:
+            with self.db.read() as session:
+                tree.resolve(session, user, path)
+            return
+        with self.db.write() as session:
+            node = tree.resolve(session, user, path)
+            properties.apply(session, node.id, changes)
 
     # content --------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import time
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from core import journal, quota, tree
+from core import journal, properties, quota, tree
 from core.db.models import Manifest, Node, Version
 from core.errors import Conflict, MoveIntoItself, NameTaken, NotFound
 from core.writer import add_version, new_node
@@ -78,6 +78,20 @@ def move(session: Session, user_id: int, src: str, dst: str, *, overwrite: bool 
     return node
 
 
+def _copy_content(session: Session, source: Node, target: Node) -> Node:
+    """Make the source file's content a new version of the target; keep the source."""
+    manifest_id = session.execute(
+        select(Version.manifest_id).where(Version.id == source.current_version_id)
+    ).scalar_one()
+    quota.charge(session, target.owner_id, source.size - target.size)
+    add_version(
+        session, target, manifest_id, source.size,
+        author_id=source.owner_id, origin="copy", mtime_ns=source.mtime_ns,
+    )  # fmt: skip
+    journal.append(session, target, journal.UPDATE)
+    return target
+
+
 def _replace_content(session: Session, source: Node, target: Node) -> Node:
     """Make the source file's content a new version of the target, then drop the source."""
     manifest_id = session.execute(
@@ -99,14 +113,33 @@ def _replace_content(session: Session, source: Node, target: Node) -> Node:
     return target
 
 
-def copy(session: Session, user_id: int, src: str, dst: str) -> Node:
-    """Copy a file or a folder tree; content is shared by manifest, not copied."""
+def copy(
+    session: Session,
+    user_id: int,
+    src: str,
+    dst: str,
+    *,
+    overwrite: bool = False,
+    recursive: bool = True,
+) -> Node:
+    """Copy a file or a folder tree; content is shared by manifest, not copied.
+
+    With ``overwrite`` an existing ``dst`` gives way: a file copied over a
+    file becomes a new version of it (history kept, as for a restore);
+    anything else is moved to the trash first. ``recursive`` False copies a
+    folder without its members (WebDAV ``Depth: 0``).
+    """
     journal.lock_user(session, user_id)
     node = tree.resolve(session, user_id, src)
     parent, name = tree.resolve_parent(session, user_id, dst)
     _check_not_into_itself(session, node, parent)
-    if tree.live_child(session, parent.id, name) is not None:
-        raise NameTaken(f"{dst} already exists")
+    existing = tree.live_child(session, parent.id, name)
+    if existing is not None:
+        if not overwrite or existing.id == node.id:
+            raise NameTaken(f"{dst} already exists")
+        if not node.is_folder and not existing.is_folder:
+            return _copy_content(session, node, existing)
+        trash(session, existing, tree.path_of(session, existing.id))
     copied_bytes = 0
     pending: list[tuple[Node, Node, str]] = [(node, parent, name)]
     top: Node | None = None
@@ -116,10 +149,11 @@ def copy(session: Session, user_id: int, src: str, dst: str) -> Node:
             session, into, as_name, is_folder=source.is_folder, mtime_ns=source.mtime_ns
         )
         if source.is_folder:
-            children = session.execute(
-                select(Node).where(Node.parent_id == source.id, Node.trashed_at.is_(None))
-            ).scalars()
-            pending.extend((child, clone, child.name) for child in children)
+            if recursive:
+                children = session.execute(
+                    select(Node).where(Node.parent_id == source.id, Node.trashed_at.is_(None))
+                ).scalars()
+                pending.extend((child, clone, child.name) for child in children)
         else:
             manifest_id = session.execute(
                 select(Version.manifest_id).where(Version.id == source.current_version_id)
@@ -135,6 +169,7 @@ def copy(session: Session, user_id: int, src: str, dst: str) -> Node:
             )
             copied_bytes += source.size
         session.flush()
+        properties.copy(session, source.id, clone.id)
         journal.append(session, clone, journal.CREATE)
         top = top or clone
     quota.charge(session, user_id, copied_bytes)

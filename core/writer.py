@@ -267,6 +267,8 @@ class Upload:
         if node is None:
             node = new_node(session, parent, name, is_folder=False, mtime_ns=target.mtime_ns)
             kind = journal.CREATE
+        else:
+            _drop_lone_empty_version(session, node)
         manifest_id = write_manifest(session, self.content)
         add_version(
             session, node, manifest_id, self.content.size,
@@ -289,6 +291,31 @@ class Upload:
                 session.execute(delete(UploadSession).where(UploadSession.id == self.id))
         except DriveError:
             pass
+
+
+def _drop_lone_empty_version(session: Session, node: Node) -> None:
+    """A file whose only version is empty gets its first real content as version 1.
+
+    Windows Explorer and office apps create a file with a 0-byte PUT (or a
+    LOCK on an unmapped URL) and then PUT the content: that must leave one
+    version with content, not an empty one in the history.
+    """
+    if node.size != 0:
+        return
+    versions = session.execute(
+        select(Version.id, Version.manifest_id).where(Version.node_id == node.id).limit(2)
+    ).all()
+    if len(versions) == 1:
+        ((version_id, manifest_id),) = versions
+        node.current_version_id = None
+        session.flush()
+        session.execute(delete(Version).where(Version.id == version_id))
+        session.execute(
+            delete(Manifest).where(
+                Manifest.id == manifest_id,
+                ~select(Version.id).where(Version.manifest_id == manifest_id).exists(),
+            )
+        )
 
 
 def write_manifest(session: Session, content: UploadedContent) -> int:

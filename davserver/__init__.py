@@ -1,3 +1,12 @@
-"""The WebDAV face of drivegate (arrives with the WebDAV issue): a WsgiDAV
-provider over ``core.Drive``, SQL lock and property storage, auth, the sync
-API and the cheroot runner."""
+"""The WebDAV face of drivegate: a WsgiDAV provider over ``core.Drive``, Basic
+auth against drivegate users, and the cheroot runner (``drivegate serve``).
+
+Modules: ``provider`` (paths → resources), ``resources`` (files and folders),
+``errors`` (the DriveError → HTTP seam), ``auth``, ``app`` (WSGI assembly,
+health check, request log), ``cli``.
+"""
+
+from davserver.app import build_app
+from davserver.cli import COMMANDS
+
+__all__ = ["COMMANDS", "build_app"]

@@ -6,8 +6,8 @@ integer nanoseconds so a FUSE client can round-trip them exactly.
 How the later features slot in without a rewrite: shares are rows
 (node → grantee user, role) and public links are rows (node, token hash,
 role, expiry, password hash) that grant access to a subtree of ``nodes``;
-WebDAV locks and dead properties are keyed by node id. Each arrives with
-its own migration.
+WebDAV dead properties are keyed by node id (so they follow a node through
+moves), and locks will be too. Each arrives with its own migration.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -215,3 +216,17 @@ class UploadSession(Base):
     reserved_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     started_at: Mapped[float] = mapped_column(Double)
     heartbeat_at: Mapped[float] = mapped_column(Double)
+
+
+class DeadProperty(Base):
+    """A WebDAV dead property of a node: name in Clark notation, value the
+    property element serialised as XML. Keyed by node, so it follows the node
+    through moves and renames; copied with the node; gone with a purge."""
+
+    __tablename__ = "dead_properties"
+
+    node_id: Mapped[int] = mapped_column(
+        ForeignKey("nodes.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(512), primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary)

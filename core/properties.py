@@ -1,0 +1,74 @@
+"""Dead properties (WebDAV's client-defined metadata), stored per node.
+
+Values are opaque bytes to the core (the face stores serialised XML). Sizes
+are capped so a client cannot turn metadata into a storage channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import delete, insert, literal, select
+from sqlalchemy.orm import Session
+
+from core.db.models import DeadProperty, Node
+from core.errors import InvalidRequest
+
+MAX_NAME = 512
+MAX_VALUE = 64 * 1024
+MAX_PER_NODE = 256
+
+
+def get_many(
+    session: Session, owner_id: int, node_ids: Iterable[int]
+) -> dict[int, dict[str, bytes]]:
+    """The dead properties of the owner's nodes among ``node_ids``, in one query per 500."""
+    wanted = list(set(node_ids))
+    found: dict[int, dict[str, bytes]] = {node_id: {} for node_id in wanted}
+    for start in range(0, len(wanted), 500):
+        rows = session.execute(
+            select(DeadProperty.node_id, DeadProperty.name, DeadProperty.value)
+            .join(Node, Node.id == DeadProperty.node_id)
+            .where(DeadProperty.node_id.in_(wanted[start : start + 500]), Node.owner_id == owner_id)
+        )
+        for node_id, name, value in rows:
+            found[node_id][name] = value
+    return found
+
+
+def check(changes: dict[str, bytes | None]) -> None:
+    for name, value in changes.items():
+        if not name or len(name.encode()) > MAX_NAME:
+            raise InvalidRequest(f"property name too long (max {MAX_NAME} bytes)")
+        if value is not None and len(value) > MAX_VALUE:
+            raise InvalidRequest(f"property {name} too large (max {MAX_VALUE} bytes)")
+
+
+def apply(session: Session, node_id: int, changes: dict[str, bytes | None]) -> None:
+    """Set (bytes) or remove (None) properties of one node."""
+    check(changes)
+    names = list(changes)
+    session.execute(
+        delete(DeadProperty).where(DeadProperty.node_id == node_id, DeadProperty.name.in_(names))
+    )
+    rows = [
+        {"node_id": node_id, "name": k, "value": v} for k, v in changes.items() if v is not None
+    ]
+    if rows:
+        session.execute(insert(DeadProperty), rows)
+    count = len(
+        session.execute(select(DeadProperty.name).where(DeadProperty.node_id == node_id)).all()
+    )
+    if count > MAX_PER_NODE:
+        raise InvalidRequest(f"too many properties on one resource (max {MAX_PER_NODE})")
+
+
+def copy(session: Session, source_id: int, target_id: int) -> None:
+    session.execute(
+        insert(DeadProperty).from_select(
+            ["node_id", "name", "value"],
+            select(literal(target_id), DeadProperty.name, DeadProperty.value).where(
+                DeadProperty.node_id == source_id
+            ),
+        )
+    )

@@ -1,0 +1,124 @@
+"""Assembling the WSGI application: request log → health check → X-OC-MTime
+answer → WsgiDAV (Basic auth, locks, properties) over ``DriveProvider``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from wsgidav.wsgidav_app import WsgiDAVApp
+
+from core import Drive, DriveError
+from davserver.auth import FailureThrottle, domain_controller_for
+from davserver.provider import DriveProvider
+
+log = logging.getLogger(__name__)
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+
+BLOCK_SIZE = 1024 * 1024  # GET and PUT move data in 1 MiB blocks (8 KiB is ~2.5x slower)
+MTIME_METHODS = frozenset({"PUT", "MKCOL", "COPY", "MOVE"})
+
+
+def dav_config(drive: Drive) -> dict[str, Any]:
+    return {
+        "provider_mapping": {"/": DriveProvider(drive)},
+        "http_authenticator": {
+            "domain_controller": domain_controller_for(drive, FailureThrottle()),
+            "accept_basic": True,
+            "accept_digest": False,
+            "default_to_digest": False,
+        },
+        "lock_storage": True,
+        "property_manager": None,  # dead properties live in SQL, by node (resources.py)
+        "block_size": BLOCK_SIZE,
+        "hotfixes": {"emulate_win32_lastmod": True},
+        "mutable_live_props": ["{DAV:}getlastmodified", "{DAV:}lastmodified"],
+        "add_header_MS_Author_Via": True,
+        "verbose": 1,
+        "logging": {"enable": False},
+        "dir_browser": {"enable": True, "response_trailer": "drivegate", "davmount": True},
+    }
+
+
+def build_app(drive: Drive) -> WsgiApp:
+    dav = WsgiDAVApp(dav_config(drive))
+    return RequestLog(HealthCheck(OcMtimeAnswer(dav), drive))
+
+
+class HealthCheck:
+    """``GET /healthz``: 200 when the database answers, 503 otherwise (no auth)."""
+
+    def __init__(self, app: WsgiApp, drive: Drive) -> None:
+        self.app = app
+        self.drive = drive
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != "/healthz":
+            return self.app(environ, start_response)
+        try:
+            self.drive.has_users()
+            status, body = "200 OK", b"ok\n"
+        except DriveError as error:
+            status, body = "503 Service Unavailable", f"unavailable: {error}\n".encode()
+        start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+class OcMtimeAnswer:
+    """Answer ``X-OC-MTime: accepted`` when a write that carried ``X-OC-Mtime`` succeeded
+    (the Nextcloud/ownCloud convention rclone and desktop clients look for)."""
+
+    def __init__(self, app: WsgiApp) -> None:
+        self.app = app
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") not in MTIME_METHODS or "HTTP_X_OC_MTIME" not in environ:
+            return self.app(environ, start_response)
+
+        def answer(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
+            if status.startswith("2"):
+                headers = [*headers, ("X-OC-MTime", "accepted")]
+            return start_response(status, headers, *rest)
+
+        return self.app(environ, answer)
+
+
+class RequestLog:
+    """One log line per request: method, path, status, bytes sent, duration, user."""
+
+    def __init__(self, app: WsgiApp) -> None:
+        self.app = app
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        started = time.monotonic()
+        seen: dict[str, str] = {}
+
+        def remember(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
+            seen["status"] = status.split(" ", 1)[0]
+            return start_response(status, headers, *rest)
+
+        sent = 0
+        body = self.app(environ, remember)
+        try:
+            for block in body:
+                sent += len(block)
+                yield block
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+            user = environ.get("drivegate.user")
+            log.info(
+                "%s %s %s %d %.3fs %s",
+                environ.get("REQUEST_METHOD"),
+                environ.get("PATH_INFO"),
+                seen.get("status", "-"),
+                sent,
+                time.monotonic() - started,
+                user.name if user is not None else "-",
+            )

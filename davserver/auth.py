@@ -1,0 +1,127 @@
+"""HTTP Basic authentication against drivegate users (password or app token),
+with throttling of repeated failures.
+
+Digest is off: passwords are stored as argon2 hashes, which Digest cannot
+use. Unauthenticated requests get 401 with ``WWW-Authenticate: Basic`` (never
+a redirect or an HTML login page: Windows and KDE clients need that).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from cachetools import TTLCache
+from wsgidav.dav_error import DAVError
+from wsgidav.dc.base_dc import BaseDomainController
+
+from core import AuthError, Drive, UserInfo
+
+REALM = "drivegate"
+HTTP_TOO_MANY_REQUESTS = 429
+
+
+class FailureThrottle:
+    """Refuses a client address or a user name after ``limit`` failures within
+    ``window`` seconds (in this process), until the window has passed."""
+
+    def __init__(self, limit: int = 10, window: float = 60.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        stamps = self._failures.setdefault(key, deque())
+        while stamps and stamps[0] < now - self.window:
+            stamps.popleft()
+        return stamps
+
+    def blocked(self, *keys: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            return any(len(self._recent(key, now)) >= self.limit for key in keys)
+
+    def failed(self, *keys: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key in keys:
+                self._recent(key, now).append(now)
+
+
+class LoginCache:
+    """Remembers recent successful logins for ``ttl`` seconds.
+
+    Basic auth sends the password with every request, and an argon2 check
+    costs ~100 ms by design; a client listing a folder of thousands of files
+    must not pay that per request. Keys are keyed HMACs of name and secret
+    (a random per-process key), so the cache never holds a password.
+    """
+
+    def __init__(self, ttl: float = 120.0, size: int = 4096) -> None:
+        self._key = secrets.token_bytes(32)
+        self._cache: TTLCache[bytes, UserInfo] = TTLCache(maxsize=size, ttl=ttl)
+        self._lock = threading.Lock()
+
+    def _digest(self, name: str, secret: str) -> bytes:
+        return hmac.new(self._key, f"{name}\0{secret}".encode(), hashlib.sha256).digest()
+
+    def get(self, name: str, secret: str) -> UserInfo | None:
+        with self._lock:
+            return self._cache.get(self._digest(name, secret))
+
+    def put(self, name: str, secret: str, user: UserInfo) -> None:
+        with self._lock:
+            self._cache[self._digest(name, secret)] = user
+
+
+def domain_controller_for(drive: Drive, throttle: FailureThrottle) -> type[BaseDomainController]:
+    """A WsgiDAV domain controller class bound to ``drive`` (WsgiDAV builds it itself)."""
+    logins = LoginCache()
+
+    class DriveDomainController(BaseDomainController):
+        def __init__(self, wsgidav_app: Any, config: dict[str, Any]) -> None:
+            super().__init__(wsgidav_app, config)
+
+        def __str__(self) -> str:
+            return "DriveDomainController"
+
+        def get_domain_realm(self, path_info: str, environ: dict[str, Any]) -> str:
+            return REALM
+
+        def require_authentication(self, realm: str, environ: dict[str, Any] | None) -> bool:
+            # The directory browser's own CSS and icons are public.
+            path = environ.get("PATH_INFO", "") if environ else ""
+            return not path.startswith("/:dir_browser")
+
+        def is_share_anonymous(self, share: str) -> bool:
+            return share == "/:dir_browser"
+
+        def supports_http_digest_auth(self) -> bool:
+            return False
+
+        def basic_auth_user(
+            self, realm: str, user_name: str, password: str, environ: dict[str, Any]
+        ) -> bool:
+            keys = (f"ip:{environ.get('REMOTE_ADDR', '?')}", f"user:{user_name}")
+            if throttle.blocked(*keys):
+                raise DAVError(
+                    HTTP_TOO_MANY_REQUESTS, context_info="too many failed logins; try later"
+                )
+            user = logins.get(user_name, password)
+            if user is None:
+                try:
+                    user = drive.authenticate(user_name, password)
+                except AuthError:
+                    throttle.failed(*keys)
+                    return False
+                logins.put(user_name, password, user)
+            environ["drivegate.user"] = user
+            return True
+
+    return DriveDomainController

@@ -1,0 +1,76 @@
+"""``drivegate serve``: the WebDAV server on cheroot."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+import click
+from cheroot import wsgi
+from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+from core import Drive, Settings
+from core.cli import backend_options, open_drive
+from davserver.app import build_app
+
+log = logging.getLogger(__name__)
+MAX_HEADER_BYTES = 64 * 1024
+
+
+def _first_admin(drive: Drive) -> None:
+    """On a drive with no users, create ``admin`` with a random password, shown once."""
+    if drive.has_users():
+        return
+    password = secrets.token_urlsafe(12)
+    drive.add_user("admin", password, is_admin=True)
+    click.echo(f"First login: user admin, password {password} (shown once)")
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port (0: any free one).")
+@click.option("--threads", default=16, show_default=True, type=int, help="Worker threads.")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@backend_options
+def serve(  # noqa: PLR0917 (click passes options as arguments)
+    host: str,
+    port: int,
+    threads: int,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    settings: Settings,
+) -> None:
+    """Serve the drive over WebDAV (each user sees their own root)."""
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    with open_drive(settings) as drive:
+        _first_admin(drive)
+        server = wsgi.Server((host, port), build_app(drive), numthreads=threads)
+        server.max_request_header_size = MAX_HEADER_BYTES
+        scheme = "http"
+        if tls_cert is not None and tls_key is not None:
+            server.ssl_adapter = BuiltinSSLAdapter(str(tls_cert), str(tls_key))
+            scheme = "https"
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            server.stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        server.prepare()
+        bound_host, bound_port = server.bind_addr[:2]
+        click.echo(f"drivegate serving {scheme}://{bound_host}:{bound_port}/", file=sys.stdout)
+        sys.stdout.flush()
+        try:
+            server.serve()
+        except KeyboardInterrupt:
+            server.stop()
+
+
+COMMANDS: list[click.Command] = [serve]

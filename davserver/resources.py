@@ -1,0 +1,319 @@
+"""WebDAV resources over the drive service: a folder and a file of one user.
+
+A resource is built from a ``NodeInfo`` the provider already fetched, so a
+listing of N members costs one query, not N. Writes go through
+``core.Drive``: PUT streams the request body straight into ``Drive.write``
+(WsgiDAV hands the body iterator to ``writelines``), COPY/MOVE/DELETE are
+native single transactions.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from lxml import etree
+from wsgidav import util, xml_tools
+from wsgidav.dav_error import HTTP_NOT_FOUND, DAVError
+from wsgidav.dav_provider import DAVCollection, DAVNonCollection
+
+from core import ContentReader, NodeId, NodeInfo, UserInfo, VersionId
+from davserver.errors import dav_errors
+
+if TYPE_CHECKING:
+    from davserver.provider import DriveProvider
+
+
+def ref_prefix(environ: dict[str, Any]) -> str:
+    """Lock and property keys start with the user id: ``/~7/docs/a.txt``."""
+    return f"/~{environ['drivegate.user'].id}"
+
+
+def _is_dead(name: str) -> bool:
+    """Client-defined properties; {DAV:} and Microsoft's Win32* are live."""
+    return not name.startswith(("{DAV:}", "{urn:schemas-microsoft-com:}"))
+
+
+def _user(environ: dict[str, Any]) -> UserInfo:
+    user: UserInfo = environ["drivegate.user"]
+    return user
+
+
+def parse_mtime(value: str | None) -> int | None:
+    """``X-OC-Mtime`` (seconds, integer or float) as nanoseconds; None if absent or bad."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return int(seconds * 1_000_000_000) if seconds >= 0 else None
+
+
+class _BodyStream:
+    """The PUT body as a readable stream over WsgiDAV's block iterator."""
+
+    def __init__(self, blocks: Iterable[bytes]) -> None:
+        self._blocks: Iterator[bytes] = iter(blocks)
+        self._pending = b""
+
+    def read(self, size: int, /) -> bytes:
+        while len(self._pending) < size:
+            block = next(self._blocks, None)
+            if block is None:
+                break
+            self._pending += block
+        data, self._pending = self._pending[:size], self._pending[size:]
+        return data
+
+
+class _PutSink:
+    """What ``begin_write`` returns: ``writelines`` runs the whole upload."""
+
+    def __init__(self, resource: FileResource) -> None:
+        self.resource = resource
+
+    def writelines(self, blocks: Iterable[bytes]) -> None:
+        length = self.resource.environ.get("CONTENT_LENGTH")
+        expected = int(length) if length and length.isdigit() else None
+        self.resource.store(_BodyStream(blocks), expected_size=expected)
+
+    def close(self) -> None:
+        """The upload committed (or failed) inside ``writelines``."""
+
+
+class _Resource:
+    """What files and folders share: identity, times, moves, copies, deletes."""
+
+    provider: DriveProvider
+    environ: dict[str, Any]
+    path: str
+    info: NodeInfo | None
+
+    def get_ref_url(self) -> str:
+        """The key WsgiDAV's lock manager uses: per user, since every user has a '/'."""
+        return quote(ref_prefix(self.environ) + self.path)
+
+    # dead properties: stored by node id in SQL; a listing prefetches its members'
+
+    def _dead(self) -> dict[str, bytes]:
+        if self.info is None:
+            return {}
+        cache: dict[NodeId, dict[str, bytes]] = self.environ.setdefault("drivegate.props", {})
+        if self.info.id not in cache:
+            cache.update(self.provider.drive.properties(_user(self.environ).id, [self.info.id]))
+        return cache.get(self.info.id, {})
+
+    def get_property_names(self, *, is_allprop: bool) -> list[str]:
+        names: list[str] = super().get_property_names(is_allprop=is_allprop)  # type: ignore[misc]
+        return names + list(self._dead())
+
+    def get_property_value(self, name: str) -> Any:
+        if _is_dead(name):
+            value = self._dead().get(name)
+            if value is None:
+                raise DAVError(HTTP_NOT_FOUND)
+            return xml_tools.string_to_xml(value)
+        return super().get_property_value(name)  # type: ignore[misc]
+
+    def set_property_value(self, name: str, value: Any, *, dry_run: bool = False) -> Any:
+        if not _is_dead(name):
+            return super().set_property_value(name, value, dry_run=dry_run)  # type: ignore[misc]
+        stored = None if value is None else etree.tostring(value)
+        with dav_errors():
+            self.provider.drive.set_properties(
+                _user(self.environ).id, self.path, {name: stored}, dry_run=dry_run
+            )
+        if self.info is not None:
+            self.environ.get("drivegate.props", {}).pop(self.info.id, None)
+        return True
+
+    def remove_all_properties(self, *, recursive: bool) -> None:
+        """Properties live and die with their node (trash keeps them, purge drops them)."""
+
+    def get_creation_date(self) -> float | None:
+        return self.info.created_at if self.info else None
+
+    def get_last_modified(self) -> float | None:
+        return self.info.mtime if self.info else None
+
+    def get_display_name(self) -> str:
+        return self.info.name if self.info and self.info.name else util.get_uri_name(self.path)
+
+    def set_last_modified(self, dest_path: str, time_stamp: Any, *, dry_run: bool) -> bool:
+        if isinstance(time_stamp, str):
+            parsed = util.parse_time_string(time_stamp)
+            if parsed is None:
+                return False
+            time_stamp = parsed
+        if not dry_run:
+            with dav_errors():
+                self.info = self.provider.drive.set_mtime(
+                    _user(self.environ).id, dest_path, int(float(time_stamp) * 1e9)
+                )
+        return True
+
+    def _check_locks(self, depth: str) -> None:
+        """Refuse (423) when a lock the request does not hold covers this resource.
+
+        WsgiDAV checks only the parent before a native DELETE, so the
+        resource's own (and, for folders, its members') locks are checked here.
+        """
+        lock_manager = self.provider.lock_manager
+        if lock_manager is not None:
+            lock_manager.check_write_permission(
+                url=self.get_ref_url(),
+                depth=depth,
+                token_list=self.environ.get("wsgidav.ifLockTokenList", []),
+                principal=self.environ.get("wsgidav.user_name"),
+            )
+
+    def _drop_locks(self) -> None:
+        """Locks do not travel with a moved or deleted resource (RFC 4918 §7.7)."""
+        if self.provider.lock_manager is not None:
+            self.provider.lock_manager.remove_all_locks_from_url(self.get_ref_url(), recursive=True)
+
+    def handle_delete(self) -> bool:
+        self._check_locks("infinity")
+        with dav_errors():
+            self.provider.drive.delete(_user(self.environ).id, self.path)
+        self._drop_locks()
+        return True
+
+    def handle_move(self, dest_path: str) -> bool:
+        user = _user(self.environ).id
+        with dav_errors():
+            self.provider.drive.move(user, self.path, dest_path, overwrite=True)
+            self._drop_locks()
+            mtime = parse_mtime(self.environ.get("HTTP_X_OC_MTIME"))
+            if mtime is not None:
+                self.provider.drive.set_mtime(user, dest_path, mtime)
+        return True
+
+    def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:
+        user = _user(self.environ).id
+        with dav_errors():
+            self.provider.drive.copy(
+                user, self.path, dest_path, overwrite=True, recursive=depth_infinity
+            )
+            mtime = parse_mtime(self.environ.get("HTTP_X_OC_MTIME"))
+            if mtime is not None:
+                self.provider.drive.set_mtime(user, dest_path, mtime)
+        return True
+
+    def get_used_bytes(self) -> int:
+        return self.provider.usage(self.environ)[0]
+
+    def get_available_bytes(self) -> int | None:
+        return self.provider.usage(self.environ)[1]
+
+
+class FolderResource(_Resource, DAVCollection):
+    """A folder of the user's drive."""
+
+    def __init__(self, provider: DriveProvider, path: str, environ: dict[str, Any],
+                 info: NodeInfo) -> None:  # fmt: skip
+        DAVCollection.__init__(self, path, environ)
+        self.provider = provider
+        self.info = info
+
+    def get_member_list(self) -> list[FileResource | FolderResource]:
+        drive = self.provider.drive
+        user = _user(self.environ).id
+        with dav_errors():
+            children = drive.listdir(user, self.path)
+            ids = [c.id for c in children] + ([self.info.id] if self.info else [])
+            self.environ.setdefault("drivegate.props", {}).update(drive.properties(user, ids))
+        return [
+            self.provider.resource_for(util.join_uri(self.path, c.name), c, self.environ)
+            for c in children
+        ]  # fmt: skip
+
+    def get_member_names(self) -> list[str]:
+        with dav_errors():
+            return [c.name for c in self.provider.drive.listdir(_user(self.environ).id, self.path)]
+
+    def get_etag(self) -> None:
+        return None
+
+    def support_recursive_delete(self) -> bool:
+        return True
+
+    def support_recursive_move(self, dest_path: str) -> bool:
+        return True
+
+    def create_collection(self, name: str) -> None:
+        mtime = parse_mtime(self.environ.get("HTTP_X_OC_MTIME"))
+        with dav_errors():
+            self.provider.drive.mkdir(
+                _user(self.environ).id, util.join_uri(self.path, name), mtime_ns=mtime
+            )
+
+    def create_empty_resource(self, name: str) -> FileResource:
+        """For PUT: a file that exists once its body commits. For LOCK on an unmapped
+        URL: an empty file, created now (the lock-null resource of RFC 4918)."""
+        path = util.join_uri(self.path, name)
+        resource = FileResource(self.provider, path, self.environ, None)
+        if self.environ.get("REQUEST_METHOD") != "PUT":
+            resource.store(_BodyStream([]), expected_size=0)
+        return resource
+
+
+class FileResource(_Resource, DAVNonCollection):
+    """A file of the user's drive (``info`` None: about to be created by a PUT)."""
+
+    def __init__(self, provider: DriveProvider, path: str, environ: dict[str, Any],
+                 info: NodeInfo | None) -> None:  # fmt: skip
+        DAVNonCollection.__init__(self, path, environ)
+        self.provider = provider
+        self.info = info
+
+    def get_content_length(self) -> int:
+        return self.info.size if self.info else 0
+
+    def get_content_type(self) -> str:
+        guessed, _ = mimetypes.guess_type(self.path)
+        return guessed or "application/octet-stream"
+
+    def get_etag(self) -> str | None:
+        """Strong, and changes with content only: the version plus its hash."""
+        if self.info is None or self.info.version_id is None or self.info.sha256 is None:
+            return None
+        return f"{self.info.version_id}-{self.info.sha256[:16]}"
+
+    def support_etag(self) -> bool:
+        return True
+
+    def support_ranges(self) -> bool:
+        return True
+
+    def get_content(self) -> ContentReader:
+        with dav_errors():
+            return self.provider.drive.open_read(_user(self.environ).id, self.path)
+
+    def begin_write(self, *, content_type: str | None = None) -> _PutSink:
+        return _PutSink(self)
+
+    def end_write(self, *, with_errors: bool) -> None:
+        """Nothing to finish: ``store`` committed or failed already."""
+
+    def store(self, body: _BodyStream, expected_size: int | None) -> None:
+        """Commit ``body`` as the new content (compare-and-set when the client sent
+        If-Match, so a write racing in after the header check still loses)."""
+        environ = self.environ
+        base: VersionId | None = None
+        if self.info is not None and environ.get("HTTP_IF_MATCH", "").strip() not in ("", "*"):
+            base = self.info.version_id
+        with dav_errors():
+            self.info = self.provider.drive.write(
+                _user(environ).id,
+                self.path,
+                body,
+                expected_size=expected_size,
+                base_version_id=base,
+                create_only=self.info is None and environ.get("HTTP_IF_NONE_MATCH") == "*",
+                mtime_ns=parse_mtime(environ.get("HTTP_X_OC_MTIME")),
+                origin="webdav",
+            )
