@@ -7,7 +7,6 @@ import secrets
 import signal
 import sys
 from pathlib import Path
-from types import FrameType
 
 import click
 from cheroot import wsgi
@@ -59,10 +58,8 @@ def serve(  # noqa: PLR0917 (click passes options as arguments)
             server.ssl_adapter = BuiltinSSLAdapter(str(tls_cert), str(tls_key))
             scheme = "https"
 
-        def stop(signum: int, frame: FrameType | None) -> None:
-            server.stop()
-
-        signal.signal(signal.SIGTERM, stop)
+        # SIGTERM (systemd, the tests) stops like Ctrl-C: finish requests, then exit.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         server.prepare()
         bound_host, bound_port = server.bind_addr[:2]
         click.echo(f"drivegate serving {scheme}://{bound_host}:{bound_port}/", file=sys.stdout)

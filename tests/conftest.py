@@ -8,6 +8,7 @@ import itertools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from core import Drive, Settings, UserInfo, load_settings
 from core.db.engine import Database
 from core.db.migrate import upgrade
-from tests.servers import PostgresCluster, postgres_cluster, s3_endpoint
+from tests.servers import PostgresCluster, drivegate_server, postgres_cluster, s3_endpoint
 
 TEMPLATE_DB = "dg_template"
 _buckets = itertools.count(1)
@@ -104,3 +105,11 @@ def put(drive: Drive, user: UserInfo, path: str, data: bytes, **kwargs: object) 
 def get(drive: Drive, user: UserInfo, path: str, version: int | None = None) -> bytes:
     with drive.open_read(user.id, path, version) as reader:
         return reader.read()
+
+
+@pytest.fixture
+def dav_url(backend: BackendSetup, drive: Drive, alice: UserInfo, bob: UserInfo,
+            tmp_path: object) -> Iterator[str]:  # fmt: skip
+    """A real WebDAV server process on this test's backend, with alice and bob."""
+    with drivegate_server(backend.env, cwd=Path(str(tmp_path))) as url:
+        yield url

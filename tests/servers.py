@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -125,3 +126,33 @@ def s3_endpoint() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+@contextmanager
+def drivegate_server(env: dict[str, str], cwd: Path) -> Iterator[str]:
+    """A real ``drivegate serve`` process on a free loopback port; yields its URL."""
+    root = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen(
+        [sys.executable, "-m", "drivegate", "serve", "--port", "0"],
+        env={**os.environ, **env, "PYTHONPATH": str(root)},
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("drivegate serving "):
+                url = line.split()[-1]
+                break
+        else:
+            raise RuntimeError(f"drivegate serve exited with {process.wait()}")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
