@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
 
 import httpx
@@ -15,9 +16,9 @@ BOB = ("bob", "bob-password")
 
 
 @pytest.fixture
-def http(dav_url: str) -> httpx.Client:
+def http(dav_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=dav_url, auth=ALICE, timeout=60) as client:
-        yield client  # type: ignore[misc]
+        yield client
 
 
 def test_unauthenticated_requests_get_a_basic_challenge(dav_url: str) -> None:
