@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import io
+import re
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
+from wsgidav import util
+from wsgidav.dav_error import (
+    HTTP_BAD_REQUEST,
+    HTTP_FORBIDDEN,
+    HTTP_LENGTH_REQUIRED,
+    HTTP_REQUEST_ENTITY_TOO_LARGE,
+    DAVError,
+    PRECONDITION_CODE_PropfindFiniteDepth,
+)
 from wsgidav.dav_provider import DAVProvider
 
 from core import Drive, DriveError, NodeInfo, NotFound, UserInfo
@@ -41,6 +52,37 @@ class DriveProvider(DAVProvider):
             raise to_dav_error(error) from error
         return self.resource_for(path, info, environ)
 
+    def custom_request_handler(
+        self, environ: dict[str, Any], start_response: Any, default_handler: Any
+    ) -> Any:
+        """Checks WsgiDAV leaves to us, before its own handling of the request."""
+        method = environ["REQUEST_METHOD"]
+        refusal = _refuse(environ, method)
+        if refusal is not None:
+            return util.send_status_response(environ, start_response, refusal)
+        if method in ("COPY", "MOVE"):
+            start_response = self._created_when_new(environ, start_response)
+        return default_handler(environ, start_response)
+
+    def _created_when_new(self, environ: dict[str, Any], start_response: Any) -> Any:
+        """A native COPY/MOVE to a new destination answers 201, not WsgiDAV's 204."""
+        destination = unquote(urlsplit(environ.get("HTTP_DESTINATION", "")).path)
+        if not destination or self.exists(destination, environ):
+            return start_response
+
+        def created(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
+            if status.startswith("204"):
+                status = "201 Created"
+            return start_response(status, headers, *rest)
+
+        return created
+
+    def exists(self, path: str, environ: dict[str, Any]) -> bool:
+        try:
+            return self.get_resource_inst(path, environ) is not None
+        except DAVError:
+            return False
+
     def ref_url_to_path(self, ref_url: str) -> str:
         """Inverse of ``_Resource.get_ref_url``: drop the ``/~<user id>`` prefix."""
         path = unquote(ref_url)
@@ -59,3 +101,43 @@ class DriveProvider(DAVProvider):
                 available = max(0, user.quota_bytes - user.used_bytes - user.reserved_bytes)
             cached = environ["drivegate.usage"] = (user.used_bytes, available)
         return cached
+
+
+MAX_XML_BODY = 1024 * 1024
+_DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
+XML_METHODS = frozenset({"PROPFIND", "PROPPATCH", "LOCK", "REPORT"})
+
+
+def _refuse(environ: dict[str, Any], method: str) -> DAVError | None:
+    """The error for a request refused before any work, or None.
+
+    XML bodies are capped (the parser holds them whole); ``Depth: infinity``
+    PROPFIND (the default when no Depth is sent) would walk a whole drive.
+    """
+    if method in XML_METHODS:
+        length = environ.get("CONTENT_LENGTH") or ""
+        if not length and environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+            return DAVError(HTTP_LENGTH_REQUIRED, context_info="XML bodies need a Content-Length")
+        if length and not length.isdigit():
+            return DAVError(HTTP_BAD_REQUEST, context_info="bad Content-Length")
+        if length and int(length) > MAX_XML_BODY:
+            return DAVError(
+                HTTP_REQUEST_ENTITY_TOO_LARGE,
+                context_info=f"XML request bodies are limited to {MAX_XML_BODY} bytes",
+            )
+        if length and int(length) > 0:
+            # Buffer the (capped) body and refuse any DTD: no WebDAV client needs one,
+            # and it is how external entities and entity bombs get in.
+            body = environ["wsgi.input"].read(int(length))
+            environ["wsgi.input"] = io.BytesIO(body)
+            if _DTD.search(body):
+                return DAVError(
+                    HTTP_BAD_REQUEST, context_info="XML bodies may not contain a DTD or entities"
+                )
+    if method == "PROPFIND" and environ.get("HTTP_DEPTH", "infinity").lower() == "infinity":
+        return DAVError(
+            HTTP_FORBIDDEN,
+            context_info="Depth: infinity PROPFIND is not supported; use Depth: 1",
+            err_condition=PRECONDITION_CODE_PropfindFiniteDepth,
+        )
+    return None

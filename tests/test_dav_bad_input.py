@@ -1,0 +1,118 @@
+"""Bad WebDAV input gets a clear 4xx and changes nothing (real server process)."""
+
+from __future__ import annotations
+
+import base64
+import re
+import socket
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from core import Drive, UserInfo
+
+ALICE = ("alice", "alice-password")
+AUTH = base64.b64encode(b"alice:alice-password").decode()
+
+
+@pytest.fixture
+def http(dav_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=dav_url, auth=ALICE, timeout=60) as client:
+        yield client
+
+
+def test_depth_infinity_propfind_is_refused(http: httpx.Client) -> None:
+    for headers in ({"Depth": "infinity"}, {}):
+        response = http.request("PROPFIND", "/", headers=headers)
+        assert response.status_code == 403
+        assert "propfind-finite-depth" in response.text
+
+
+def test_xml_bodies_over_the_cap_are_refused(http: httpx.Client) -> None:
+    huge = b'<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>'
+    huge += b" " * (2 * 1024 * 1024)
+    assert http.request("PROPFIND", "/", content=huge, headers={"Depth": "0"}).status_code == 413
+
+
+def test_external_entities_do_not_leak_server_files(http: httpx.Client, drive: Drive,
+                                                    alice: UserInfo) -> None:  # fmt: skip
+    http.put("/target.txt", content=b"t")
+    body = (
+        '<?xml version="1.0"?><!DOCTYPE foo [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+        '<D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:x"><D:set><D:prop>'
+        "<Z:leak>&xxe;</Z:leak></D:prop></D:set></D:propertyupdate>"
+    )
+    response = http.request("PROPPATCH", "/target.txt", content=body)
+    assert response.status_code == 400
+    assert "root:" not in response.text
+    assert drive.properties(alice.id, [drive.stat(alice.id, "/target.txt").id]) == {
+        drive.stat(alice.id, "/target.txt").id: {}
+    }
+
+
+def test_billion_laughs_is_refused_quickly(http: httpx.Client) -> None:
+    entities = '<!ENTITY a0 "lol">' + "".join(
+        f'<!ENTITY a{i} "&a{i - 1};&a{i - 1};">' for i in range(1, 20)
+    )
+    body = (
+        f'<?xml version="1.0"?><!DOCTYPE d [{entities}]>'
+        '<D:propfind xmlns:D="DAV:"><D:prop><D:getetag>&a19;</D:getetag></D:prop></D:propfind>'
+    )
+    response = http.request("PROPFIND", "/", content=body, headers={"Depth": "0"})
+    assert response.status_code == 400
+
+
+def _raw_request(url: str, method: str, target: str, headers: str = "") -> str:
+    """Send a request line exactly as given (no client-side path cleanup); return the reply."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.sendall(
+            f"{method} {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nAuthorization: Basic "
+            f"{AUTH}\r\nConnection: close\r\n{headers}Content-Length: 0\r\n\r\n".encode()
+        )
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    return reply.decode("latin-1")
+
+
+def test_path_traversal_stays_inside_the_drive(http: httpx.Client, dav_url: str) -> None:
+    for target in ("/../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/a/..%2f..%2fetc%2fpasswd"):
+        reply = _raw_request(dav_url, "GET", target)
+        assert reply.split()[1] in ("400", "403", "404"), (target, reply[:200])
+        assert "root:" not in reply
+    http.put("/mine.txt", content=b"x")
+    for destination in ("http://elsewhere.example/mine.txt", dav_url + "../../outside.txt"):
+        reply = _raw_request(dav_url, "MOVE", "/mine.txt", f"Destination: {destination}\r\n")
+        assert reply.split()[1] in ("400", "403", "502"), (destination, reply[:200])
+    assert http.get("/mine.txt").content == b"x"
+    listing = http.request("PROPFIND", "/", headers={"Depth": "1"}).text
+    assert re.findall(r"<D:href>/([^<]+)</D:href>", listing) == ["mine.txt"]
+
+
+def test_copy_and_move_to_a_new_name_answer_201(http: httpx.Client, dav_url: str) -> None:
+    http.put("/a.txt", content=b"a")
+    copied = http.request("COPY", "/a.txt", headers={"Destination": dav_url + "b.txt"})
+    assert copied.status_code == 201
+    moved = http.request("MOVE", "/b.txt", headers={"Destination": dav_url + "c.txt"})
+    assert moved.status_code == 201
+    again = http.request("COPY", "/a.txt", headers={"Destination": dav_url + "c.txt"})
+    assert again.status_code == 204
+
+
+def test_a_put_interrupted_mid_body_keeps_the_previous_version(
+    http: httpx.Client, dav_url: str, drive: Drive, alice: UserInfo
+) -> None:
+    http.put("/doc.bin", content=b"previous")
+    parts = urlsplit(dav_url)
+    with socket.create_connection((parts.hostname, parts.port)) as sock:
+        sock.sendall(
+            f"PUT /doc.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {AUTH}\r\n".encode()
+            + b"Content-Length: 10000000\r\n\r\n"
+            + b"z" * 3_000_000
+        )
+    with httpx.Client(base_url=dav_url, auth=ALICE) as fresh:
+        assert fresh.get("/doc.bin").content == b"previous"
+    assert len(drive.versions(alice.id, "/doc.bin")) == 1
