@@ -6,6 +6,7 @@ talks to the server over HTTP only. Internals live in the modules; what the
 faces may rely on is this list.
 """
 
+from core.davlocks import LockRecord, LockTable
 from core.drive import Drive
 from core.errors import (
     AuthError,
@@ -61,6 +62,8 @@ __all__ = [
     "IntegrityError",
     "InvalidName",
     "InvalidRequest",
+    "LockRecord",
+    "LockTable",
     "Locked",
     "MoveIntoItself",
     "NameTaken",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from core.db.collector_lock import CollectorLock
 from core.db.engine import Database
+from core.db.mutex import NamedMutex
 from core.settings import Settings
 from core.store import ChunkStore
 
@@ -19,7 +19,7 @@ class Backend:
     settings: Settings
     db: Database
     store: ChunkStore
-    lock: CollectorLock
+    lock: NamedMutex
     workers: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=4, thread_name_prefix="chunk")
     )

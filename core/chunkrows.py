@@ -1,6 +1,6 @@
 """Registering chunks in the ``chunks`` table under the collector lock.
 
-The protocol (see ``core.db.collector_lock``): inside one shared hold a
+The protocol (see ``core.db.mutex``): inside one shared hold a
 writer touches the rows of chunks it will rely on, stores the blobs that
 have no row, then inserts their rows. A row therefore never exists without
 its blob, and gc cannot remove a touched chunk.

@@ -16,10 +16,11 @@ from sqlalchemy import select
 
 from core import journal, properties, trash, tree, treeops, users, versions, writer
 from core.backend import Backend
-from core.db.collector_lock import CollectorLock
+from core.davlocks import LockTable
 from core.db.engine import Database
 from core.db.migrate import ensure_schema
 from core.db.models import User
+from core.db.mutex import NamedMutex
 from core.fsck import FsckReport, run_fsck
 from core.gc import GcReport, run_gc
 from core.ids import NodeId, UserId, VersionId
@@ -43,6 +44,8 @@ class Drive:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.db = backend.db
+        self.locks = LockTable(backend.db)
+        """WebDAV lock records, shared by every server process."""
 
     @classmethod
     def open(cls, settings: Settings) -> Drive:
@@ -57,7 +60,7 @@ class Drive:
         except BaseException:
             db.dispose()
             raise
-        return cls(Backend(settings=settings, db=db, store=store, lock=CollectorLock(db)))
+        return cls(Backend(settings=settings, db=db, store=store, lock=NamedMutex(db, "collector")))
 
     def close(self) -> None:
         self.backend.close()

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
         gt=0,
         description="An upload silent this long is dead: gc frees its quota and chunks.",
     )
+    lock_timeout_seconds: float = Field(
+        default=3600, gt=0, description="Longest (and default) WebDAV lock timeout."
+    )
     zstd_level: int = Field(default=1, ge=1, le=19, description="zstd level for stored chunks.")
     retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
 

@@ -12,6 +12,7 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 
 from core import Drive, DriveError
 from davserver.auth import FailureThrottle, domain_controller_for
+from davserver.locks import SqlLockManager, SqlLockStorage
 from davserver.provider import DriveProvider
 
 log = logging.getLogger(__name__)
@@ -24,16 +25,16 @@ BLOCK_SIZE = 1024 * 1024  # GET and PUT move data in 1 MiB blocks (8 KiB is ~2.5
 MTIME_METHODS = frozenset({"PUT", "MKCOL", "COPY", "MOVE"})
 
 
-def dav_config(drive: Drive) -> dict[str, Any]:
+def dav_config(drive: Drive, provider: DriveProvider) -> dict[str, Any]:
     return {
-        "provider_mapping": {"/": DriveProvider(drive)},
+        "provider_mapping": {"/": provider},
         "http_authenticator": {
             "domain_controller": domain_controller_for(drive, FailureThrottle()),
             "accept_basic": True,
             "accept_digest": False,
             "default_to_digest": False,
         },
-        "lock_storage": True,
+        "lock_storage": None,  # set below: WsgiDAV cannot be told which manager to build
         "property_manager": None,  # dead properties live in SQL, by node (resources.py)
         "block_size": BLOCK_SIZE,
         "hotfixes": {"emulate_win32_lastmod": True},
@@ -46,7 +47,11 @@ def dav_config(drive: Drive) -> dict[str, Any]:
 
 
 def build_app(drive: Drive) -> WsgiApp:
-    dav = WsgiDAVApp(dav_config(drive))
+    provider = DriveProvider(drive)
+    dav = WsgiDAVApp(dav_config(drive, provider))
+    storage = SqlLockStorage(drive.locks, drive.backend.settings.lock_timeout_seconds)
+    dav.lock_manager = SqlLockManager(storage)
+    provider.set_lock_manager(dav.lock_manager)
     return RequestLog(HealthCheck(OcMtimeAnswer(dav), drive))
 
 

@@ -6,14 +6,16 @@ import logging
 import secrets
 import signal
 import sys
+import time
 from pathlib import Path
+from urllib.parse import unquote
 
 import click
 from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from core import Drive, Settings
-from core.cli import backend_options, open_drive
+from core.cli import DriveGroup, backend_options, open_drive
 from davserver.app import build_app
 
 log = logging.getLogger(__name__)
@@ -70,4 +72,35 @@ def serve(  # noqa: PLR0917 (click passes options as arguments)
             server.stop()
 
 
-COMMANDS: list[click.Command] = [serve]
+@click.group(cls=DriveGroup)
+def lock() -> None:
+    """List and break WebDAV locks (an admin's tools for a stuck office lock)."""
+
+
+@lock.command("list")
+@backend_options
+def lock_list(settings: Settings) -> None:
+    """List the live WebDAV locks of every user."""
+    with open_drive(settings) as drive:
+        users = {f"/~{u.id}": u.name for u in drive.list_users()}
+        records = drive.locks.all_live()
+    click.echo(f"{'USER':<16} {'SCOPE':<9} {'DEPTH':<8} {'EXPIRES':<19}  PATH / TOKEN")
+    for record in records:
+        prefix, _, rest = record.root[1:].partition("/")
+        expires = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.expire))
+        click.echo(f"{users.get('/' + prefix, prefix):<16} {record.scope:<9} {record.depth:<8} "
+                   f"{expires:<19}  /{unquote(rest)}  {record.token}")  # fmt: skip
+
+
+@lock.command("break")
+@click.argument("token")
+@backend_options
+def lock_break(token: str, settings: Settings) -> None:
+    """Remove the lock TOKEN (as shown by `drivegate lock list`)."""
+    with open_drive(settings) as drive:
+        if not drive.locks.remove(token):
+            raise click.ClickException(f"no lock {token}")
+    click.echo(f"broke lock {token}")
+
+
+COMMANDS: list[click.Command] = [serve, lock]

@@ -230,3 +230,21 @@ class DeadProperty(Base):
     )
     name: Mapped[str] = mapped_column(String(512), primary_key=True)
     value: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class DavLock(Base):
+    """A WebDAV lock. ``root`` is the locked resource's key as the WebDAV face
+    builds it (it starts with the owner, so users never collide); ``expire``
+    is absolute. Shared by every server process and kept across restarts."""
+
+    __tablename__ = "dav_locks"
+
+    token: Mapped[str] = mapped_column(String(100), primary_key=True)
+    root: Mapped[str] = mapped_column(String(4096), index=True)
+    principal: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str] = mapped_column(String(16))
+    depth: Mapped[str] = mapped_column(String(16))
+    owner: Mapped[str] = mapped_column(Text)
+    timeout: Mapped[float] = mapped_column(Double)
+    expire: Mapped[float] = mapped_column(Double)
