@@ -55,6 +55,7 @@ def serve(  # noqa: PLR0917 (click passes options as arguments)
         _first_admin(drive)
         server = wsgi.Server((host, port), build_app(drive), numthreads=threads)
         server.max_request_header_size = MAX_HEADER_BYTES
+        server.shutdown_timeout = 2  # do not wait out idle keep-alive connections on stop
         scheme = "http"
         if tls_cert is not None and tls_key is not None:
             server.ssl_adapter = BuiltinSSLAdapter(str(tls_cert), str(tls_key))
