@@ -78,7 +78,7 @@ def move(session: Session, user_id: int, src: str, dst: str, *, overwrite: bool 
     return node
 
 
-def _copy_content(session: Session, source: Node, target: Node) -> Node:
+def _copy_content(session: Session, source: Node, target: Node, origin: str = "copy") -> Node:
     """Make the source file's content a new version of the target; keep the source."""
     manifest_id = session.execute(
         select(Version.manifest_id).where(Version.id == source.current_version_id)
@@ -86,7 +86,7 @@ def _copy_content(session: Session, source: Node, target: Node) -> Node:
     quota.charge(session, target.owner_id, source.size - target.size)
     add_version(
         session, target, manifest_id, source.size,
-        author_id=source.owner_id, origin="copy", mtime_ns=source.mtime_ns,
+        author_id=source.owner_id, origin=origin, mtime_ns=source.mtime_ns,
     )  # fmt: skip
     journal.append(session, target, journal.UPDATE)
     return target
@@ -94,21 +94,7 @@ def _copy_content(session: Session, source: Node, target: Node) -> Node:
 
 def _replace_content(session: Session, source: Node, target: Node) -> Node:
     """Make the source file's content a new version of the target, then drop the source."""
-    manifest_id = session.execute(
-        select(Version.manifest_id).where(Version.id == source.current_version_id)
-    ).scalar_one()
-    quota.charge(session, target.owner_id, source.size - target.size)
-    add_version(
-        session,
-        target,
-        manifest_id,
-        source.size,
-        author_id=source.owner_id,
-        origin="move",
-        mtime_ns=source.mtime_ns,
-    )
-    session.flush()
-    journal.append(session, target, journal.UPDATE)
+    _copy_content(session, source, target, origin="move")
     purge_nodes(session, source)
     return target
 
