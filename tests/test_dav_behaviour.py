@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -157,3 +159,51 @@ def test_quota_properties_follow_the_users_quota(http: httpx.Client, drive: Driv
     assert f"<D:quota-available-bytes>{10 * 1024 * 1024 - 1000}</D:quota-available-bytes>" in text
     too_big = http.put("/big.bin", content=b"y" * (11 * 1024 * 1024))
     assert too_big.status_code == 507
+
+
+@pytest.mark.parametrize("name", ["._report.docx", ".DS_Store", "~$report.docx",
+                                  ".~lock.report.odt#", "Thumbs.db"])  # fmt: skip
+def test_file_manager_and_office_side_files_are_accepted(http: httpx.Client, name: str) -> None:
+    url = "/" + quote(name)
+    assert http.put(url, content=b"side file").status_code == 201
+    assert http.get(url).content == b"side file"
+
+
+def test_finder_nfd_names_land_on_the_nfc_node(http: httpx.Client, drive: Drive,
+                                               alice: UserInfo) -> None:  # fmt: skip
+    nfd = unicodedata.normalize("NFD", "Café.txt")
+    assert http.put("/" + quote(nfd), content=b"from finder").status_code == 201
+    assert [n.name for n in drive.listdir(alice.id, "/")] == ["Café.txt"]
+    assert http.get("/" + quote("Café.txt")).content == b"from finder"
+    assert http.put("/" + quote(nfd), content=b"again").status_code == 204
+
+
+def test_a_file_and_a_folder_cannot_share_a_name(http: httpx.Client) -> None:
+    http.put("/thing", content=b"file")
+    assert http.request("MKCOL", "/thing").status_code == 405
+    http.request("MKCOL", "/folder")
+    assert http.put("/folder", content=b"x").status_code == 405
+    assert http.get("/thing").content == b"file"
+
+
+def test_win32_last_modified_time_sets_the_mtime(http: httpx.Client, drive: Drive,
+                                                 alice: UserInfo) -> None:  # fmt: skip
+    http.put("/w.txt", content=b"w")
+    body = (
+        '<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" '
+        'xmlns:Z="urn:schemas-microsoft-com:"><D:set><D:prop>'
+        "<Z:Win32LastModifiedTime>Wed, 02 Jan 2019 03:04:05 GMT</Z:Win32LastModifiedTime>"
+        "<Z:Win32FileAttributes>00000020</Z:Win32FileAttributes>"
+        "</D:prop></D:set></D:propertyupdate>"
+    )
+    response = http.request(
+        "PROPPATCH", "/w.txt", content=body,
+        headers={"User-Agent": "Microsoft-WebDAV-MiniRedir/10.0.19045"},
+    )  # fmt: skip
+    assert response.status_code == 207 and "200 OK" in response.text
+    assert drive.stat(alice.id, "/w.txt").mtime_ns == 1546398245 * 10**9
+
+
+def test_oversized_headers_are_refused(dav_url: str) -> None:
+    response = httpx.get(dav_url, auth=ALICE, headers={"X-Filler": "a" * 100_000})
+    assert response.status_code in (400, 413, 431)
