@@ -116,3 +116,39 @@ def test_a_put_interrupted_mid_body_keeps_the_previous_version(
     with httpx.Client(base_url=dav_url, auth=ALICE) as fresh:
         assert fresh.get("/doc.bin").content == b"previous"
     assert len(drive.versions(alice.id, "/doc.bin")) == 1
+
+
+@pytest.mark.parametrize(
+    "owner",
+    ["<D:href>unclosed", "<bad:prefix>x</bad:prefix>", "\x00nul"],
+)
+def test_a_lock_with_a_broken_owner_leaves_nothing_behind(
+    http: httpx.Client, drive: Drive, owner: str
+) -> None:
+    body = (
+        '<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/>'
+        f"</D:lockscope><D:locktype><D:write/></D:locktype><D:owner>{owner}</D:owner>"
+        "</D:lockinfo>"
+    )
+    response = http.request("LOCK", "/never.txt", content=body.encode())
+    assert response.status_code == 400
+    assert http.get("/never.txt").status_code == 404
+    assert drive.locks.all_live() == []
+
+
+def test_other_users_files_cannot_be_locked_or_listed(
+    http: httpx.Client, dav_url: str, drive: Drive, bob: UserInfo
+) -> None:
+    http.put("/alice-only.txt", content=b"a")
+    body = (
+        '<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/>'
+        "</D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"
+    )
+    with httpx.Client(base_url=dav_url, auth=("bob", "bob-password")) as as_bob:
+        assert (
+            as_bob.request("PROPFIND", "/alice-only.txt", headers={"Depth": "0"}).status_code == 404
+        )
+        locked = as_bob.request("LOCK", "/alice-only.txt", content=body)
+        assert locked.status_code == 201  # a lock-null file in bob's own drive, not alice's
+    assert http.put("/alice-only.txt", content=b"still alice's").status_code == 204
+    assert [n.name for n in drive.listdir(bob.id, "/")] == ["alice-only.txt"]
