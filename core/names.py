@@ -13,6 +13,8 @@ import unicodedata
 from core.errors import InvalidName
 
 MAX_NAME_BYTES = 255
+RESERVED_AT_ROOT = frozenset({".versions", ".trash"})
+"""Names the faces use for virtual folders (old versions, the trash) at a drive's root."""
 
 
 def normalize_name(name: str) -> str:

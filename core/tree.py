@@ -14,9 +14,9 @@ from sqlalchemy import Row, Select, bindparam, literal, select
 from sqlalchemy.orm import Session, aliased
 
 from core.db.models import Manifest, Node, User, Version
-from core.errors import NotAFolder, NotFound
+from core.errors import InvalidName, NotAFolder, NotFound
 from core.ids import NodeId, VersionId
-from core.names import join_path, split_path
+from core.names import RESERVED_AT_ROOT, join_path, split_path
 from core.records import NodeInfo
 
 
@@ -89,6 +89,8 @@ def resolve_parent(session: Session, user_id: int, path: str) -> tuple[Node, str
     parent = resolve(session, user_id, join_path(names[:-1]))
     if not parent.is_folder:
         raise NotAFolder(f"not a folder: {join_path(names[:-1])}")
+    if parent.parent_id is None and parent.trashed_at is None and names[-1] in RESERVED_AT_ROOT:
+        raise InvalidName(f"{names[-1]!r} is reserved at the top of a drive")
     return parent, names[-1]
 
 

@@ -93,6 +93,25 @@ def test_name_over_255_bytes(drive: Drive, alice: UserInfo, unchanged: None) -> 
         drive.mkdir(alice.id, "/" + "a" * 256)
 
 
+@pytest.mark.parametrize("name", [".versions", ".trash"])
+def test_reserved_names_at_the_root(
+    drive: Drive, alice: UserInfo, unchanged: None, name: str
+) -> None:
+    with pytest.raises(InvalidName):
+        drive.mkdir(alice.id, "/" + name)
+    with pytest.raises(InvalidName):
+        put(drive, alice, "/" + name, b"x")
+    with pytest.raises(InvalidName):
+        drive.move(alice.id, "/docs", "/" + name)
+
+
+def test_reserved_names_are_fine_below_the_root(drive: Drive, alice: UserInfo) -> None:
+    drive.mkdir(alice.id, "/sub")
+    drive.mkdir(alice.id, "/sub/.versions")
+    put(drive, alice, "/sub/.trash", b"only the top of a drive is reserved")
+    assert [n.name for n in drive.listdir(alice.id, "/sub")] == [".trash", ".versions"]
+
+
 def test_name_of_exactly_255_bytes_is_fine(drive: Drive, alice: UserInfo) -> None:
     name = "é" * 127 + "a"
     put(drive, alice, "/" + name, b"x")
