@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
 SUITES = ["basic", "copymove", "props", "locks", "http"]
 
 
-def test_litmus_passes_every_suite(dav_url: str) -> None:
+def test_litmus_passes_every_suite(dav_url: str, tmp_path: Path) -> None:
     litmus = shutil.which("litmus")
     if litmus is None:
         pytest.fail("litmus is not installed: run scripts/test (it installs Debian's litmus)")
@@ -19,6 +20,7 @@ def test_litmus_passes_every_suite(dav_url: str) -> None:
         [litmus, "-k", dav_url, "alice", "alice-password"],
         capture_output=True, text=True, timeout=600, check=False,
         env={"TESTS": " ".join(SUITES), "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,  # litmus writes debug.log and child.log where it runs
     )  # fmt: skip
     summaries = re.findall(
         r"<- summary for `(\w+)': of (\d+) tests run: (\d+) passed", result.stdout
