@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from core import Drive, UserInfo
+from tests.davbodies import exclusive_lock
 
 ALICE = ("alice", "alice-password")
 AUTH = base64.b64encode(b"alice:alice-password").decode()
@@ -125,11 +126,7 @@ def test_a_put_interrupted_mid_body_keeps_the_previous_version(
 def test_a_lock_with_a_broken_owner_leaves_nothing_behind(
     http: httpx.Client, drive: Drive, owner: str
 ) -> None:
-    body = (
-        '<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/>'
-        f"</D:lockscope><D:locktype><D:write/></D:locktype><D:owner>{owner}</D:owner>"
-        "</D:lockinfo>"
-    )
+    body = exclusive_lock(owner)
     response = http.request("LOCK", "/never.txt", content=body.encode())
     assert response.status_code == 400
     assert http.get("/never.txt").status_code == 404
@@ -140,10 +137,7 @@ def test_other_users_files_cannot_be_locked_or_listed(
     http: httpx.Client, dav_url: str, drive: Drive, bob: UserInfo
 ) -> None:
     http.put("/alice-only.txt", content=b"a")
-    body = (
-        '<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/>'
-        "</D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"
-    )
+    body = exclusive_lock()
     with httpx.Client(base_url=dav_url, auth=("bob", "bob-password")) as as_bob:
         assert (
             as_bob.request("PROPFIND", "/alice-only.txt", headers={"Depth": "0"}).status_code == 404

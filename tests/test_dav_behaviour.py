@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from core import Drive, UserInfo
+from tests.davbodies import exclusive_lock
 
 ALICE = ("alice", "alice-password")
 BOB = ("bob", "bob-password")
@@ -64,10 +65,7 @@ def test_put_get_range_and_strong_etags(http: httpx.Client, drive: Drive, alice:
 def test_lock_and_unlock_leave_etag_and_mtime_alone(http: httpx.Client) -> None:
     http.put("/doc.txt", content=b"text")
     before = http.head("/doc.txt").headers
-    body = (
-        '<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/>'
-        "</D:lockscope><D:locktype><D:write/></D:locktype><D:owner>me</D:owner></D:lockinfo>"
-    )
+    body = exclusive_lock(owner="me")
     locked = http.request("LOCK", "/doc.txt", content=body, headers={"Timeout": "Second-60"})
     assert locked.status_code == 200
     token = locked.headers["Lock-Token"]
@@ -100,10 +98,7 @@ def test_explorer_zero_byte_put_then_lock_then_put_leaves_one_version(
     http: httpx.Client, drive: Drive, alice: UserInfo
 ) -> None:
     assert http.put("/new.txt", content=b"").status_code == 201
-    body = (
-        '<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/>'
-        "</D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"
-    )
+    body = exclusive_lock()
     token = http.request("LOCK", "/new.txt", content=body).headers["Lock-Token"]
     put = http.put("/new.txt", content=b"the content", headers={"If": f"({token})"})
     assert put.status_code == 204
@@ -112,10 +107,7 @@ def test_explorer_zero_byte_put_then_lock_then_put_leaves_one_version(
 
 
 def test_lock_on_an_unmapped_url_creates_an_empty_file(http: httpx.Client) -> None:
-    body = (
-        '<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/>'
-        "</D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"
-    )
+    body = exclusive_lock()
     assert http.request("LOCK", "/fresh.odt", content=body).status_code == 201
     assert http.get("/fresh.odt").content == b""
 

@@ -17,14 +17,11 @@ import pytest
 
 from core import Drive, UserInfo
 from tests.conftest import BackendSetup
+from tests.davbodies import exclusive_lock
 from tests.servers import drivegate_server
 
 ALICE = ("alice", "alice-password")
 ROOT = Path(__file__).resolve().parent.parent
-LOCK_BODY = (
-    '<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope>'
-    "<D:locktype><D:write/></D:locktype><D:owner>{owner}</D:owner></D:lockinfo>"
-)
 
 
 @pytest.fixture
@@ -38,7 +35,7 @@ def two_servers(backend: BackendSetup, drive: Drive, alice: UserInfo,
 
 def _lock(url: str, path: str, owner: str = "tester", **headers: str) -> httpx.Response:
     return httpx.request("LOCK", url + path, auth=ALICE, timeout=60,
-                         content=LOCK_BODY.format(owner=owner), headers=headers)  # fmt: skip
+                         content=exclusive_lock(owner), headers=headers)  # fmt: skip
 
 
 def test_a_lock_taken_through_one_process_binds_the_other(two_servers: tuple[str, str]) -> None:
