@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
@@ -19,6 +20,7 @@ from core.db.migrate import upgrade
 from tests.servers import PostgresCluster, drivegate_server, postgres_cluster, s3_endpoint
 
 TEMPLATE_DB = "dg_template"
+ALICE = ("alice", "alice-password")
 _buckets = itertools.count(1)
 
 
@@ -113,3 +115,10 @@ def dav_url(backend: BackendSetup, drive: Drive, alice: UserInfo, bob: UserInfo,
     """A real WebDAV server process on this test's backend, with alice and bob."""
     with drivegate_server(backend.env, cwd=Path(str(tmp_path))) as url:
         yield url
+
+
+@pytest.fixture
+def http(dav_url: str) -> Iterator[httpx.Client]:
+    """An HTTP client logged in as alice on the test's WebDAV server."""
+    with httpx.Client(base_url=dav_url, auth=ALICE, timeout=60) as client:
+        yield client

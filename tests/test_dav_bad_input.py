@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import re
 import socket
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import httpx
@@ -16,12 +15,6 @@ from tests.davbodies import exclusive_lock
 
 ALICE = ("alice", "alice-password")
 AUTH = base64.b64encode(b"alice:alice-password").decode()
-
-
-@pytest.fixture
-def http(dav_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=dav_url, auth=ALICE, timeout=60) as client:
-        yield client
 
 
 def test_depth_infinity_propfind_is_refused(http: httpx.Client) -> None:

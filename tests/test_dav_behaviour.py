@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
@@ -16,12 +15,6 @@ from tests.davbodies import exclusive_lock
 
 ALICE = ("alice", "alice-password")
 BOB = ("bob", "bob-password")
-
-
-@pytest.fixture
-def http(dav_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=dav_url, auth=ALICE, timeout=60) as client:
-        yield client
 
 
 def test_unauthenticated_requests_get_a_basic_challenge(dav_url: str) -> None:
