@@ -21,6 +21,7 @@ from core.db.engine import Database
 from core.db.migrate import ensure_schema
 from core.db.models import User
 from core.db.mutex import NamedMutex
+from core.errors import NotAFile
 from core.fsck import FsckReport, run_fsck
 from core.gc import GcReport, run_gc
 from core.ids import NodeId, UserId, VersionId
@@ -238,6 +239,14 @@ class Drive:
             node = versions.restore_version(session, user, path, number)
             return tree.info(session, node.id)
 
+    def copy_version(
+        self, user: UserId, path: str, number: int, dst: str, *, overwrite: bool = False
+    ) -> NodeInfo:
+        """Copy an old version to ``dst`` (onto the file itself: a restore)."""
+        with self.db.write() as session:
+            node = versions.copy_version(session, user, path, number, dst, overwrite=overwrite)
+            return tree.info(session, node.id)
+
     def trash(self, user: UserId) -> list[TrashEntry]:
         with self.db.read() as session:
             return trash.list_trash(session, user)
@@ -246,6 +255,40 @@ class Drive:
         """Restore a trash entry; return the path it now has."""
         with self.db.write() as session:
             return trash.restore(session, user, entry)[1]
+
+    def restore_trash_to(
+        self, user: UserId, entry: NodeId, names: list[str], dst: str, *, overwrite: bool = False
+    ) -> NodeInfo:
+        """Restore a trash entry (or the node at ``names`` inside a trashed folder) to
+        ``dst`` instead of its original place."""
+        with self.db.write() as session:
+            node = trash.restore_to(session, user, entry, names, dst, overwrite=overwrite)
+            return tree.info(session, node.id)
+
+    def trashed_entries(self, user: UserId) -> dict[NodeId, NodeInfo]:
+        """The node of every trash entry, by id (one query)."""
+        with self.db.read() as session:
+            return trash.entry_infos(session, user)
+
+    def stat_trashed(self, user: UserId, entry: NodeId, names: list[str]) -> NodeInfo:
+        """A trash entry, or the node at ``names`` inside a trashed folder."""
+        with self.db.read() as session:
+            return tree.info(session, trash.resolve_inside(session, user, entry, names).id)
+
+    def list_trashed(self, user: UserId, entry: NodeId, names: list[str]) -> list[NodeInfo]:
+        with self.db.read() as session:
+            return tree.list_children(session, trash.resolve_inside(session, user, entry, names))
+
+    def open_trashed(self, user: UserId, entry: NodeId, names: list[str]) -> ContentReader:
+        """A trashed file's content (its current version)."""
+        with self.db.read() as session:
+            node = trash.resolve_inside(session, user, entry, names)
+            if node.is_folder:
+                raise NotAFile(f"{node.name} is a folder")
+            current = versions.version_by_number(session, node, None)
+            refs, size = versions.manifest_refs(session, current.manifest_id)
+            label = f"{node.name} (in the trash)"
+        return ContentReader(self.backend.store, refs, size, label)
 
     def purge_trash(self, user: UserId, entry: NodeId) -> int:
         with self.db.write() as session:

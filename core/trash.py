@@ -13,8 +13,8 @@ from core.db.models import Node
 from core.errors import NotFound
 from core.ids import NodeId
 from core.names import split_path
-from core.records import TrashEntry
-from core.treeops import makedirs, purge_nodes
+from core.records import NodeInfo, TrashEntry
+from core.treeops import makedirs, place, purge_nodes
 
 
 def list_trash(session: Session, user_id: int) -> list[TrashEntry]:
@@ -34,6 +34,14 @@ def list_trash(session: Session, user_id: int) -> list[TrashEntry]:
         )
         for node in rows
     ]
+
+
+def entry_infos(session: Session, user_id: int) -> dict[NodeId, NodeInfo]:
+    """The node of every trash entry of the user, in one query."""
+    rows = session.execute(
+        tree.info_query().where(Node.owner_id == user_id, Node.trashed_at.is_not(None))
+    ).all()
+    return {info.id: info for info in (tree.to_info(*row) for row in rows)}
 
 
 def _trashed(session: Session, user_id: int, entry_id: int) -> Node:
@@ -78,6 +86,29 @@ def restore(session: Session, user_id: int, entry_id: int) -> tuple[Node, str]:
     session.flush()
     journal.append(session, node, journal.RESTORE)
     return node, tree.path_of(session, node.id)
+
+
+def restore_to(
+    session: Session, user_id: int, entry_id: int, names: list[str], dst: str, *, overwrite: bool
+) -> Node:
+    """Restore a trashed item, or the node at ``names`` inside a trashed folder, to
+    ``dst`` (WebDAV: MOVE out of ``/.trash``).
+
+    A file restored over a file becomes a new version of it, as a move would.
+    """
+    journal.lock_user(session, user_id)
+    node = resolve_inside(session, user_id, entry_id, names)
+    parent, name = tree.resolve_parent(session, user_id, dst)
+    return place(session, node, parent, name, overwrite=overwrite, kind=journal.RESTORE)
+
+
+def resolve_inside(session: Session, user_id: int, entry_id: int, names: list[str]) -> Node:
+    """The node at ``names`` below a trash entry (the entry itself for no names)."""
+    entry = _trashed(session, user_id, entry_id)
+    node = tree.walk(session, entry.id, names) if entry.is_folder or not names else None
+    if node is None:
+        raise NotFound(f"not found in the trash: {entry.name}/{'/'.join(names)}")
+    return node
 
 
 def purge(session: Session, user_id: int, entry_id: int) -> int:

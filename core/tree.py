@@ -53,7 +53,7 @@ def _walk_query(depth: int) -> Select[tuple[Node]]:
     return query
 
 
-def _walk(session: Session, start: int, names: list[str]) -> Node | None:
+def walk(session: Session, start: int, names: list[str]) -> Node | None:
     """The live node at ``names`` below ``start``, in one query."""
     if not names:
         return session.get(Node, start)
@@ -65,7 +65,7 @@ def _walk(session: Session, start: int, names: list[str]) -> Node | None:
 def resolve(session: Session, user_id: int, path: str) -> Node:
     """The live node at ``path`` in the user's drive, or NotFound."""
     names = split_path(path)
-    node = _walk(session, root_id(session, user_id), names)
+    node = walk(session, root_id(session, user_id), names)
     if node is not None:
         return node
     # Not found: walk level by level once more, only to say which part is missing.
@@ -128,7 +128,7 @@ def subtree_ids(session: Session, node_id: int) -> list[int]:
     return list(session.execute(select(down.c.id)).scalars())
 
 
-def _info_query() -> Select[Any]:
+def info_query() -> Select[Any]:
     return (
         select(Node, Version.number, Manifest.sha256)
         .outerjoin(Version, Version.id == Node.current_version_id)
@@ -136,7 +136,7 @@ def _info_query() -> Select[Any]:
     )
 
 
-def _to_info(node: Node, number: int | None, sha256: str | None) -> NodeInfo:
+def to_info(node: Node, number: int | None, sha256: str | None) -> NodeInfo:
     return NodeInfo(
         id=NodeId(node.id),
         parent_id=NodeId(node.parent_id) if node.parent_id is not None else None,
@@ -152,8 +152,8 @@ def _to_info(node: Node, number: int | None, sha256: str | None) -> NodeInfo:
 
 
 def info(session: Session, node_id: int) -> NodeInfo:
-    row = session.execute(_info_query().where(Node.id == node_id)).one()
-    return _to_info(*row)
+    row = session.execute(info_query().where(Node.id == node_id)).one()
+    return to_info(*row)
 
 
 def list_children(session: Session, folder: Node) -> list[NodeInfo]:
@@ -161,8 +161,8 @@ def list_children(session: Session, folder: Node) -> list[NodeInfo]:
     if not folder.is_folder:
         raise NotAFolder(f"not a folder: {folder.name}")
     rows = session.execute(
-        _info_query()
+        info_query()
         .where(Node.parent_id == folder.id, Node.trashed_at.is_(None))
         .order_by(Node.name)
     ).all()
-    return [_to_info(*row) for row in rows]
+    return [to_info(*row) for row in rows]

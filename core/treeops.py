@@ -62,19 +62,32 @@ def move(session: Session, user_id: int, src: str, dst: str, *, overwrite: bool 
     if node.parent_id is None:
         raise Conflict("the root folder cannot be moved")
     parent, name = tree.resolve_parent(session, user_id, dst)
+    return place(session, node, parent, name, overwrite=overwrite, kind=journal.MOVE)
+
+
+def place(
+    session: Session, node: Node, parent: Node, name: str, *, overwrite: bool, kind: str
+) -> Node:
+    """Put ``node`` into ``parent`` as ``name`` (a move, or a restore from the trash).
+
+    An existing ``name`` gives way only with ``overwrite``: a file over a file
+    becomes a new version of the target (which keeps its history and identity);
+    anything else in the way goes to the trash. Returns the node now at the place.
+    """
     _check_not_into_itself(session, node, parent)
     existing = tree.live_child(session, parent.id, name)
     if existing is not None and existing.id == node.id:
         return node  # moving onto itself changes nothing
     if existing is not None:
         if not overwrite:
-            raise NameTaken(f"{dst} already exists")
+            raise NameTaken(f"{tree.path_of(session, existing.id)} already exists")
         if not node.is_folder and not existing.is_folder:
             return _replace_content(session, node, existing)
         trash(session, existing, tree.path_of(session, existing.id))
     node.parent_id, node.name = parent.id, name
+    node.trashed_at = node.trashed_from_id = node.trashed_path = None
     session.flush()
-    journal.append(session, node, journal.MOVE)
+    journal.append(session, node, kind)
     return node
 
 

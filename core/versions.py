@@ -13,13 +13,13 @@ from sqlalchemy.orm import Session
 
 from core import journal, quota, tree
 from core.db.models import Manifest, ManifestChunk, Node, User, Version
-from core.errors import NotAFile, NotFound
+from core.errors import NameTaken, NotAFile, NotFound
 from core.ids import ChunkHash, VersionId
 from core.records import ChunkRef, VersionInfo
 from core.retention import versions_to_drop
 from core.settings import RetentionPolicy
-from core.treeops import delete_unused_manifests
-from core.writer import add_version
+from core.treeops import delete_unused_manifests, trash
+from core.writer import add_version, new_node
 
 
 def file_node(session: Session, user_id: int, path: str) -> Node:
@@ -80,22 +80,45 @@ def manifest_refs(session: Session, manifest_id: int) -> tuple[list[ChunkRef], i
 
 def restore_version(session: Session, user_id: int, path: str, number: int) -> Node:
     """Make version ``number`` current again, as a new version sharing its manifest."""
+    return copy_version(session, user_id, path, number, path, overwrite=True)
+
+
+def copy_version(
+    session: Session, user_id: int, path: str, number: int, dst: str, *, overwrite: bool
+) -> Node:
+    """Copy version ``number`` of a file to ``dst``, sharing its manifest (no bytes copied).
+
+    Onto the file itself it is a restore; over another file (with ``overwrite``)
+    a new version of that file; a folder in the way goes to the trash; anywhere
+    else a new file. WebDAV's COPY out of ``/.versions`` lands here.
+    """
     journal.lock_user(session, user_id)
     node = file_node(session, user_id, path)
     old = version_by_number(session, node, number)
+    parent, name = tree.resolve_parent(session, user_id, dst)
+    target = tree.live_child(session, parent.id, name)
+    if target is not None and target.id != node.id:
+        if not overwrite:
+            raise NameTaken(f"{dst} already exists")
+        if target.is_folder:
+            trash(session, target, tree.path_of(session, target.id))
+            target = None
+    created = target is None
+    if target is None:
+        target = new_node(session, parent, name, is_folder=False, mtime_ns=old.mtime_ns)
     size = session.execute(select(Manifest.size).where(Manifest.id == old.manifest_id)).scalar_one()
-    quota.charge(session, user_id, size - node.size)
+    quota.charge(session, user_id, size - target.size)
     add_version(
         session,
-        node,
+        target,
         old.manifest_id,
         size,
         author_id=user_id,
-        origin="restore",
+        origin="restore" if target.id == node.id else "copy",
         mtime_ns=old.mtime_ns,
     )
-    journal.append(session, node, journal.UPDATE)
-    return node
+    journal.append(session, target, journal.CREATE if created else journal.UPDATE)
+    return target
 
 
 def prune(

@@ -21,6 +21,7 @@ from wsgidav.dav_provider import DAVProvider
 from core import Drive, DriveError, NodeInfo, NotFound, UserInfo
 from davserver.errors import to_dav_error
 from davserver.resources import FileResource, FolderResource
+from davserver.virtual import ReadOnlyResource, is_virtual, virtual_resource
 
 
 class DriveProvider(DAVProvider):
@@ -42,7 +43,9 @@ class DriveProvider(DAVProvider):
 
     def get_resource_inst(
         self, path: str, environ: dict[str, Any]
-    ) -> FileResource | FolderResource | None:
+    ) -> FileResource | FolderResource | ReadOnlyResource | None:
+        if is_virtual(path):
+            return virtual_resource(self, path, environ)
         user: UserInfo = environ["drivegate.user"]
         try:
             info = self.drive.stat(user.id, path)
@@ -61,12 +64,17 @@ class DriveProvider(DAVProvider):
         if refusal is not None:
             return util.send_status_response(environ, start_response, refusal)
         if method in ("COPY", "MOVE"):
+            if is_virtual(_destination_path(environ)):
+                refusal = DAVError(
+                    HTTP_FORBIDDEN, context_info="/.versions and /.trash are read-only"
+                )
+                return util.send_status_response(environ, start_response, refusal)
             start_response = self._created_when_new(environ, start_response)
         return default_handler(environ, start_response)
 
     def _created_when_new(self, environ: dict[str, Any], start_response: Any) -> Any:
         """A native COPY/MOVE to a new destination answers 201, not WsgiDAV's 204."""
-        destination = unquote(urlsplit(environ.get("HTTP_DESTINATION", "")).path)
+        destination = _destination_path(environ)
         if not destination or self.exists(destination, environ):
             return start_response
 
@@ -103,6 +111,10 @@ class DriveProvider(DAVProvider):
         return cached
 
 
+def _destination_path(environ: dict[str, Any]) -> str:
+    return unquote(urlsplit(environ.get("HTTP_DESTINATION", "")).path)
+
+
 MAX_XML_BODY = 1024 * 1024
 _DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 XML_METHODS = frozenset({"PROPFIND", "PROPPATCH", "LOCK", "REPORT"})
@@ -134,6 +146,8 @@ def _refuse(environ: dict[str, Any], method: str) -> DAVError | None:
                 return DAVError(
                     HTTP_BAD_REQUEST, context_info="XML bodies may not contain a DTD or entities"
                 )
+    if method in ("COPY", "MOVE") and is_virtual(_destination_path(environ)):
+        return DAVError(HTTP_FORBIDDEN, context_info="/.versions and /.trash are read-only")
     if method == "PROPFIND" and environ.get("HTTP_DEPTH", "infinity").lower() == "infinity":
         return DAVError(
             HTTP_FORBIDDEN,

@@ -41,6 +41,11 @@ def _user(environ: dict[str, Any]) -> UserInfo:
     return user
 
 
+def content_type(name: str) -> str:
+    guessed, _ = mimetypes.guess_type(name)
+    return guessed or "application/octet-stream"
+
+
 def parse_mtime(value: str | None) -> int | None:
     """``X-OC-Mtime`` (seconds, integer or float) as nanoseconds; None if absent or bad."""
     if not value:
@@ -274,8 +279,7 @@ class FileResource(_Resource, DAVNonCollection):
         return self.info.size if self.info else 0
 
     def get_content_type(self) -> str:
-        guessed, _ = mimetypes.guess_type(self.path)
-        return guessed or "application/octet-stream"
+        return content_type(self.path)
 
     def get_etag(self) -> str | None:
         """Strong, and changes with content only: the version plus its hash."""
