@@ -52,7 +52,7 @@ def build_app(drive: Drive) -> WsgiApp:
     storage = SqlLockStorage(drive.locks, drive.backend.settings.lock_timeout_seconds)
     dav.lock_manager = SqlLockManager(storage)
     provider.set_lock_manager(dav.lock_manager)
-    return RequestLog(HealthCheck(OcMtimeAnswer(dav), drive))
+    return RequestLog(HealthCheck(OcMtimeAnswer(dav), drive), drive.db.statements_in_thread)
 
 
 class HealthCheck:
@@ -94,13 +94,16 @@ class OcMtimeAnswer:
 
 
 class RequestLog:
-    """One log line per request: method, path, status, bytes sent, duration, user."""
+    """One log line per request: method, path, status, bytes sent, duration, user and
+    the number of SQL statements it cost (``sql=N``)."""
 
-    def __init__(self, app: WsgiApp) -> None:
+    def __init__(self, app: WsgiApp, statements: Callable[[], int]) -> None:
         self.app = app
+        self.statements = statements
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
         started = time.monotonic()
+        statements_before = self.statements()
         seen: dict[str, str] = {}
 
         def remember(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
@@ -119,11 +122,12 @@ class RequestLog:
                 close()
             user = environ.get("drivegate.user")
             log.info(
-                "%s %s %s %d %.3fs %s",
+                "%s %s %s %d %.3fs %s sql=%d",
                 environ.get("REQUEST_METHOD"),
                 environ.get("PATH_INFO"),
                 seen.get("status", "-"),
                 sent,
                 time.monotonic() - started,
                 user.name if user is not None else "-",
+                self.statements() - statements_before,
             )

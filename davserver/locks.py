@@ -10,7 +10,11 @@ gets the cap, and renews with a refresh as Office does.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from wsgidav.lock_man.lock_manager import (
@@ -91,12 +95,58 @@ class SqlLockStorage:
         return [r.token for r in records] if token_only else [_as_wsgidav(r) for r in records]
 
 
+@dataclass
+class PrefetchedLocks:
+    """The direct locks at and below ``root``, by lock root."""
+
+    root: str
+    by_root: dict[str, list[dict[str, Any]]]
+
+    def covers(self, url: str) -> bool:
+        return url == self.root or url.startswith(self.root.rstrip("/") + "/")
+
+
 class SqlLockManager(LockManager):
-    """A lock manager whose acquire is atomic across processes."""
+    """A lock manager whose acquire is atomic across processes.
+
+    A listing asks for each member's locks; ``prefetch`` + ``using`` answer
+    those from one query instead of one per member.
+    """
 
     def __init__(self, storage: SqlLockStorage) -> None:
         super().__init__(storage)
+        self.storage: SqlLockStorage = storage
         self.mutex = storage.table.mutex
+        self._prefetched = threading.local()
+
+    def prefetch(self, url: str) -> PrefetchedLocks:
+        """The direct locks of ``url`` and of everything below it, in one query."""
+        root = normalize_lock_root(url)
+        found = PrefetchedLocks(root, {})
+        for lock in self.storage.get_lock_list(
+            root, include_root=True, include_children=True, token_only=False
+        ):
+            found.by_root.setdefault(lock["root"], []).append(lock)
+        return found
+
+    @contextmanager
+    def using(self, prefetched: PrefetchedLocks | None) -> Iterator[None]:
+        """Answer ``get_url_lock_list`` below the prefetched root from ``prefetched``
+        (in this thread, while the block runs)."""
+        self._prefetched.value = prefetched
+        try:
+            yield
+        finally:
+            self._prefetched.value = None
+
+    def get_url_lock_list(self, url: str, *, recursive: bool = False) -> list[dict[str, Any]]:
+        prefetched: PrefetchedLocks | None = getattr(self._prefetched, "value", None)
+        if prefetched is not None and not recursive:
+            normalized = normalize_lock_root(url)
+            if prefetched.covers(normalized):
+                return prefetched.by_root.get(normalized, [])
+        locks: list[dict[str, Any]] = super().get_url_lock_list(url, recursive=recursive)
+        return locks
 
     def __del__(self) -> None:
         """WsgiDAV's manager closes its storage here; ours owns nothing to close."""

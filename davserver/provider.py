@@ -20,6 +20,7 @@ from wsgidav.dav_provider import DAVProvider
 
 from core import Drive, DriveError, NodeInfo, NotFound, UserInfo
 from davserver.errors import to_dav_error
+from davserver.propfind import streamed_propfind
 from davserver.resources import FileResource, FolderResource
 from davserver.virtual import ReadOnlyResource, is_virtual, virtual_resource
 
@@ -63,12 +64,9 @@ class DriveProvider(DAVProvider):
         refusal = _refuse(environ, method)
         if refusal is not None:
             return util.send_status_response(environ, start_response, refusal)
+        if method == "PROPFIND":
+            return streamed_propfind(self, environ, start_response, default_handler)
         if method in ("COPY", "MOVE"):
-            if is_virtual(_destination_path(environ)):
-                refusal = DAVError(
-                    HTTP_FORBIDDEN, context_info="/.versions and /.trash are read-only"
-                )
-                return util.send_status_response(environ, start_response, refusal)
             start_response = self._created_when_new(environ, start_response)
         return default_handler(environ, start_response)
 

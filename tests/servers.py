@@ -129,15 +129,19 @@ def s3_endpoint() -> Iterator[str]:
 
 
 @contextmanager
-def drivegate_server(env: dict[str, str], cwd: Path) -> Iterator[str]:
-    """A real ``drivegate serve`` process on a free loopback port; yields its URL."""
+def drivegate_server(env: dict[str, str], cwd: Path, log: Path | None = None) -> Iterator[str]:
+    """A real ``drivegate serve`` process on a free loopback port; yields its URL.
+
+    ``log``: where its log (one line per request) goes; nowhere by default.
+    """
     root = Path(__file__).resolve().parent.parent
+    stderr = log.open("ab") if log is not None else None
     process = subprocess.Popen(
         [sys.executable, "-m", "drivegate", "serve", "--port", "0"],
         env={**os.environ, **env, "PYTHONPATH": str(root)},
         cwd=cwd,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr or subprocess.DEVNULL,
         text=True,
     )
     try:
@@ -156,3 +160,5 @@ def drivegate_server(env: dict[str, str], cwd: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if stderr is not None:
+            stderr.close()

@@ -71,6 +71,8 @@ class Database:
         self._writer_lock: AbstractContextManager[object] = (
             threading.Lock() if self.dialect == "sqlite" else nullcontext()
         )
+        self._statements = _StatementCount()
+        event.listen(self.engine, "before_cursor_execute", self._statements.count)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(writer, expire_on_commit=False)
 
@@ -99,8 +101,20 @@ class Database:
         with self._writer_lock, _translated(), self._write() as session, session.begin():
             yield session
 
+    def statements_in_thread(self) -> int:
+        """How many SQL statements this thread has sent so far (request logs show
+        the difference per request)."""
+        return self._statements.value
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class _StatementCount(threading.local):
+    value = 0
+
+    def count(self, *_args: Any) -> None:
+        self.value += 1
 
 
 @contextmanager

@@ -1,0 +1,119 @@
+"""Depth:1 PROPFIND: constant SQL cost whatever the folder size, and a streamed body."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core import Drive, UserInfo
+from tests.conftest import ALICE, BackendSetup
+from tests.davbodies import exclusive_lock, multistatus
+from tests.servers import drivegate_server
+
+PROPPATCH = (
+    '<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:test">'
+    "<D:set><D:prop><Z:colour>blue</Z:colour></D:prop></D:set></D:propertyupdate>"
+)
+
+
+@pytest.fixture
+def logged_server(
+    backend: BackendSetup, drive: Drive, alice: UserInfo, tmp_path: Path
+) -> Iterator[tuple[str, Path]]:
+    log = tmp_path / "server.log"
+    with drivegate_server(backend.env, cwd=tmp_path, log=log) as url:
+        yield url, log
+
+
+def statements_of(log: Path, method: str, path: str) -> int:
+    """The ``sql=N`` of the last logged request ``method path`` (waits for the line)."""
+    pattern = re.compile(rf" {method} {re.escape(path)} \d+ \d+ \S+ \S+ sql=(\d+)$", re.MULTILINE)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = pattern.findall(log.read_text())
+        if found:
+            return int(found[-1])
+        time.sleep(0.05)
+    raise AssertionError(f"no log line for {method} {path}:\n{log.read_text()[-2000:]}")
+
+
+def fill(drive: Drive, user: UserInfo, folder: str, count: int) -> None:
+    drive.mkdir(user.id, folder)
+    for i in range(count):
+        drive.write(user.id, f"{folder}/f{i:04d}.txt", io.BytesIO(b"x" * i))
+        if i % 10 == 0:
+            drive.mkdir(user.id, f"{folder}/d{i:04d}")
+
+
+def test_a_listing_costs_the_same_queries_for_5_or_300_members(
+    logged_server: tuple[str, Path], drive: Drive, alice: UserInfo
+) -> None:
+    url, log = logged_server
+    fill(drive, alice, "/small", 5)
+    fill(drive, alice, "/big", 300)
+    with httpx.Client(base_url=url, auth=ALICE, timeout=60) as http:
+        for folder in ("/small", "/big"):
+            # Some members locked and some with dead properties: those are batched too.
+            for name in ("f0001.txt", "f0003.txt", "d0000"):
+                assert http.request("PROPPATCH", f"{folder}/{name}", content=PROPPATCH).is_success
+                assert http.request("LOCK", f"{folder}/{name}", content=exclusive_lock()).is_success
+        cost = {}
+        for folder, members in (("/small", 5 + 1), ("/big", 300 + 30)):
+            response = http.request("PROPFIND", folder + "/", headers={"Depth": "1"})
+            assert response.status_code == 207
+            listed = multistatus(response.content)
+            assert len(listed) == members + 1
+            locked = listed[f"{folder}/f0003.txt"]["{DAV:}lockdiscovery"]
+            assert "opaquelocktoken:" in locked
+            assert listed[f"{folder}/d0000/"]["{urn:test}colour"] == "blue"
+            assert "opaquelocktoken:" not in listed[f"{folder}/f0002.txt"]["{DAV:}lockdiscovery"]
+            cost[folder] = statements_of(log, "PROPFIND", folder + "/")
+    assert cost["/small"] == cost["/big"]
+
+
+def test_a_large_listing_is_streamed_not_built_whole(
+    logged_server: tuple[str, Path], drive: Drive, alice: UserInfo
+) -> None:
+    url, _ = logged_server
+    fill(drive, alice, "/many", 400)
+    with (
+        httpx.Client(base_url=url, auth=ALICE, timeout=60) as http,
+        http.stream("PROPFIND", "/many/", headers={"Depth": "1"}) as response,
+    ):
+        assert response.status_code == 207
+        assert response.headers.get("transfer-encoding") == "chunked"
+        assert "content-length" not in response.headers
+        body = response.read()
+    assert len(multistatus(body)) == 1 + 400 + 40
+
+
+def test_propfind_variants_still_answer_correctly(http: httpx.Client) -> None:
+    http.put("/a.txt", content=b"abc")
+    names = http.request(
+        "PROPFIND",
+        "/a.txt",
+        headers={"Depth": "0"},
+        content='<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:propname/></D:propfind>',
+    )
+    assert names.status_code == 207 and "<D:getcontentlength/>" in names.text
+    named = http.request(
+        "PROPFIND",
+        "/a.txt",
+        headers={"Depth": "0"},
+        content='<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop>'
+        "<D:getcontentlength/><D:nosuchprop/></D:prop></D:propfind>",
+    )
+    props = multistatus(named.content)["/a.txt"]
+    assert props == {"{DAV:}getcontentlength": "3"}
+    assert "404 Not Found" in named.text
+    bad = http.request(
+        "PROPFIND", "/a.txt", headers={"Depth": "0"}, content="<D:lockinfo xmlns:D='DAV:'/>"
+    )
+    assert bad.status_code == 400
+    assert http.request("PROPFIND", "/missing", headers={"Depth": "1"}).status_code == 404
