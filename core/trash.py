@@ -41,7 +41,7 @@ def entry_infos(session: Session, user_id: int) -> dict[NodeId, NodeInfo]:
     rows = session.execute(
         tree.info_query().where(Node.owner_id == user_id, Node.trashed_at.is_not(None))
     ).all()
-    return {info.id: info for info in (tree.to_info(*row) for row in rows)}
+    return {info.id: info for info in (tree.to_info(row) for row in rows)}
 
 
 def _trashed(session: Session, user_id: int, entry_id: int) -> Node:

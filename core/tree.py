@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session, aliased
 
 from core.db.models import Manifest, Node, User, Version
 from core.errors import InvalidName, NotAFolder, NotFound
-from core.ids import NodeId, VersionId
 from core.names import RESERVED_AT_ROOT, join_path, split_path
 from core.records import NodeInfo
 
@@ -129,31 +128,46 @@ def subtree_ids(session: Session, node_id: int) -> list[int]:
 
 
 def info_query() -> Select[Any]:
+    """SELECT the columns of a ``NodeInfo`` (plain rows: building ORM objects for a
+    listing of 10,000 members would cost more than the query)."""
     return (
-        select(Node, Version.number, Manifest.sha256)
+        select(
+            Node.id,
+            Node.parent_id,
+            Node.name,
+            Node.is_folder,
+            Node.size,
+            Node.mtime_ns,
+            Node.created_at,
+            Node.current_version_id,
+            Version.number,
+            Manifest.sha256,
+        )
         .outerjoin(Version, Version.id == Node.current_version_id)
         .outerjoin(Manifest, Manifest.id == Version.manifest_id)
     )
 
 
-def to_info(node: Node, number: int | None, sha256: str | None) -> NodeInfo:
+def to_info(row: Row[Any]) -> NodeInfo:
+    """A row of ``info_query`` as a ``NodeInfo``."""
+    node_id, parent_id, name, is_folder, size, mtime_ns, created_at, version_id, number, sha = row
     return NodeInfo(
-        id=NodeId(node.id),
-        parent_id=NodeId(node.parent_id) if node.parent_id is not None else None,
-        name=node.name,
-        is_folder=node.is_folder,
-        size=node.size,
-        mtime_ns=node.mtime_ns,
-        created_at=node.created_at,
-        version_id=VersionId(node.current_version_id) if node.current_version_id else None,
+        id=node_id,
+        parent_id=parent_id,
+        name=name,
+        is_folder=is_folder,
+        size=size,
+        mtime_ns=mtime_ns,
+        created_at=created_at,
+        version_id=version_id or None,
         version_number=number,
-        sha256=sha256,
+        sha256=sha,
     )
 
 
 def info(session: Session, node_id: int) -> NodeInfo:
     row = session.execute(info_query().where(Node.id == node_id)).one()
-    return to_info(*row)
+    return to_info(row)
 
 
 def list_children(session: Session, folder: Node) -> list[NodeInfo]:
@@ -165,4 +179,4 @@ def list_children(session: Session, folder: Node) -> list[NodeInfo]:
         .where(Node.parent_id == folder.id, Node.trashed_at.is_(None))
         .order_by(Node.name)
     ).all()
-    return [to_info(*row) for row in rows]
+    return [to_info(row) for row in rows]

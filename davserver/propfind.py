@@ -20,6 +20,9 @@ from lxml import etree
 from wsgidav import util
 from wsgidav.dav_error import HTTP_BAD_REQUEST, DAVError
 
+from davserver import propxml
+from davserver.resources import FileResource, FolderResource
+
 if TYPE_CHECKING:
     from davserver.locks import PrefetchedLocks, SqlLockManager
     from davserver.provider import DriveProvider
@@ -99,11 +102,14 @@ def _multistatus(
     size = len(HEAD)
     with lock_manager.using(locks) if lock_manager is not None else nullcontext():
         for member in members:
-            holder = etree.Element("{DAV:}multistatus", nsmap={"D": "DAV:"})
-            util.add_property_response(
-                holder, member.get_href(), member.get_properties(mode, name_list=names)
-            )
-            block = etree.tostring(holder[0])
+            if isinstance(member, (FileResource, FolderResource)):
+                block = propxml.response(member, mode, names)
+            else:
+                holder = etree.Element("{DAV:}multistatus", nsmap={"D": "DAV:"})
+                util.add_property_response(
+                    holder, member.get_href(), member.get_properties(mode, name_list=names)
+                )
+                block = etree.tostring(holder[0])
             pending.append(block)
             size += len(block)
             if size >= BLOCK:

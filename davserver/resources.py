@@ -9,6 +9,7 @@ native single transactions.
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -42,7 +43,14 @@ def _user(environ: dict[str, Any]) -> UserInfo:
 
 
 def content_type(name: str) -> str:
-    guessed, _ = mimetypes.guess_type(name)
+    base = name.rpartition("/")[2]
+    dot = base.rfind(".")
+    return _type_of_suffix(base[dot:].lower() if dot > 0 else "")
+
+
+@functools.lru_cache(maxsize=512)
+def _type_of_suffix(suffix: str) -> str:
+    guessed, _ = mimetypes.guess_type("x" + suffix)
     return guessed or "application/octet-stream"
 
 
@@ -103,7 +111,7 @@ class _Resource:
 
     # dead properties: stored by node id in SQL; a listing prefetches its members'
 
-    def _dead(self) -> dict[str, bytes]:
+    def dead_properties(self) -> dict[str, bytes]:
         if self.info is None:
             return {}
         cache: dict[NodeId, dict[str, bytes]] = self.environ.setdefault("drivegate.props", {})
@@ -113,11 +121,11 @@ class _Resource:
 
     def get_property_names(self, *, is_allprop: bool) -> list[str]:
         names: list[str] = super().get_property_names(is_allprop=is_allprop)  # type: ignore[misc]
-        return names + list(self._dead())
+        return names + list(self.dead_properties())
 
     def get_property_value(self, name: str) -> Any:
         if _is_dead(name):
-            value = self._dead().get(name)
+            value = self.dead_properties().get(name)
             if value is None:
                 raise DAVError(HTTP_NOT_FOUND)
             return xml_tools.string_to_xml(value)
