@@ -118,7 +118,12 @@ class Drive:
 
     def stat(self, user: UserId, path: str) -> NodeInfo:
         with self.db.read() as session:
-            return tree.info(session, tree.resolve(session, user, path).id)
+            return tree.stat(session, user, path)
+
+    def find(self, user: UserId, path: str) -> NodeInfo | None:
+        """Like ``stat``, but None for a missing path (cheaper when missing is normal)."""
+        with self.db.read() as session:
+            return tree.find(session, user, path)
 
     def listdir(self, user: UserId, path: str) -> list[NodeInfo]:
         with self.db.read() as session:

@@ -38,46 +38,83 @@ def live_child(session: Session, parent_id: int, name: str) -> Node | None:
     ).scalar_one_or_none()
 
 
+def _root_of_user() -> Any:
+    return select(User.root_id).where(User.id == bindparam("user")).scalar_subquery()
+
+
 @functools.cache
-def _walk_query(depth: int) -> Select[tuple[Node]]:
-    """SELECT the node ``depth`` levels below :start along :n0 … :n<depth-1>, one
-    self-join per level. Built once per depth: building it costs more than running it."""
+def _walk_query(depth: int, *, from_root: bool) -> Select[tuple[Node]]:
+    """SELECT the node ``depth`` levels below the start along :n0 … :n<depth-1>, one
+    self-join per level; the start is :start, or the root of :user. Built once per
+    depth: building it costs more than running it."""
+    start = _root_of_user() if from_root else bindparam("start")
+    if depth == 0:
+        return select(Node).where(Node.id == start)
     levels = [aliased(Node) for _ in range(depth)]
     query = select(levels[-1])
     for i, level in enumerate(levels):
-        parent = bindparam("start") if i == 0 else levels[i - 1].id
+        parent = start if i == 0 else levels[i - 1].id
         query = query.where(
             level.parent_id == parent, level.name == bindparam(f"n{i}"), level.trashed_at.is_(None)
         )
     return query
 
 
+def _names(names: list[str]) -> dict[str, object]:
+    return {f"n{i}": name for i, name in enumerate(names)}
+
+
 def walk(session: Session, start: int, names: list[str]) -> Node | None:
     """The live node at ``names`` below ``start``, in one query."""
-    if not names:
-        return session.get(Node, start)
-    params: dict[str, object] = {f"n{i}": name for i, name in enumerate(names)}
-    params["start"] = start
-    return session.execute(_walk_query(len(names)), params).scalar_one_or_none()
+    query = _walk_query(len(names), from_root=False)
+    return session.execute(query, {"start": start, **_names(names)}).scalar_one_or_none()
 
 
 def resolve(session: Session, user_id: int, path: str) -> Node:
-    """The live node at ``path`` in the user's drive, or NotFound."""
+    """The live node at ``path`` in the user's drive, or NotFound (one query when found)."""
     names = split_path(path)
-    node = walk(session, root_id(session, user_id), names)
+    query = _walk_query(len(names), from_root=True)
+    node = session.execute(query, {"user": user_id, **_names(names)}).scalar_one_or_none()
     if node is not None:
         return node
-    # Not found: walk level by level once more, only to say which part is missing.
+    raise _not_found(session, user_id, names, path)
+
+
+@functools.cache
+def _stat_query(depth: int) -> Select[Any]:
+    """Like ``_walk_query`` from a user's root, but SELECTing a ``NodeInfo``'s columns."""
+    found = _walk_query(depth, from_root=True).subquery()
+    node = aliased(Node, found)
+    return info_query().where(Node.id == node.id)
+
+
+def find(session: Session, user_id: int, path: str) -> NodeInfo | None:
+    """The ``NodeInfo`` of the live node at ``path``, or None, in one query."""
+    names = split_path(path)
+    row = session.execute(_stat_query(len(names)), {"user": user_id, **_names(names)}).one_or_none()
+    return to_info(row) if row is not None else None
+
+
+def stat(session: Session, user_id: int, path: str) -> NodeInfo:
+    """The ``NodeInfo`` of the live node at ``path``, or NotFound saying what is missing."""
+    found = find(session, user_id, path)
+    if found is None:
+        raise _not_found(session, user_id, split_path(path), path)
+    return found
+
+
+def _not_found(session: Session, user_id: int, names: list[str], path: str) -> NotFound:
+    """Walk level by level, only to say which part of the path is missing."""
     node = user_root(session, user_id)
     walked: list[str] = []
     for name in names:
         child = live_child(session, node.id, name) if node.is_folder else None
         if child is None:
             reason = "" if node.is_folder else f" ({join_path(walked)} is a file)"
-            raise NotFound(f"not found: {join_path([*walked, name])}{reason}")
+            return NotFound(f"not found: {join_path([*walked, name])}{reason}")
         walked.append(name)
         node = child
-    raise NotFound(f"not found: {path}")
+    return NotFound(f"not found: {path}")
 
 
 def resolve_parent(session: Session, user_id: int, path: str) -> tuple[Node, str]:

@@ -35,12 +35,68 @@ def _as_wsgidav(record: LockRecord) -> dict[str, Any]:
     return lock
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    """The live locks at and below ``root`` when the snapshot was taken."""
+
+    root: str
+    records: list[LockRecord]
+    generation: int
+
+    def covers(self, path: str, *, include_children: bool) -> bool:
+        """True when the snapshot holds the answer: ``path`` is at or below the root,
+        or (for its own locks only) above it, where the root's owner has none."""
+        if path == self.root or path.startswith(self.root + "/"):
+            return True
+        return not include_children and (path == "/" or self.root.startswith(path + "/"))
+
+    def at(self, path: str, *, include_root: bool, include_children: bool) -> list[LockRecord]:
+        below = path.rstrip("/") + "/"
+        return [
+            r
+            for r in self.records
+            if (include_root and r.root == path) or (include_children and r.root.startswith(below))
+        ]
+
+
 class SqlLockStorage:
     """WsgiDAV's lock storage interface (see ``wsgidav.lock_man.lock_storage``) over SQL."""
 
     def __init__(self, table: LockTable, max_timeout: float) -> None:
         self.table = table
         self.max_timeout = max_timeout
+        self._local = threading.local()
+
+    @contextmanager
+    def snapshot(self, root: str) -> Iterator[None]:
+        """Answer lock lookups at or below ``root`` from one query, in this thread,
+        while the block runs (WsgiDAV asks once per URL and per ancestor, and a
+        listing once per member). Any lock change in the thread ends it."""
+        root = normalize_lock_root(root)
+        records = self.table.at(root, include_root=True, include_children=True)
+        previous = getattr(self._local, "snapshot", None)
+        self._local.snapshot = _Snapshot(root, records, self._generation())
+        try:
+            yield
+        finally:
+            self._local.snapshot = previous
+
+    @contextmanager
+    def fresh(self) -> Iterator[None]:
+        """Read locks from the database inside the block, whatever the snapshot."""
+        previous = getattr(self._local, "snapshot", None)
+        self._local.snapshot = None
+        try:
+            yield
+        finally:
+            self._local.snapshot = previous
+
+    def _generation(self) -> int:
+        return int(getattr(self._local, "generation", 0))
+
+    def _changed(self) -> None:
+        """A lock changed in this thread: no snapshot taken before is valid any more."""
+        self._local.generation = self._generation() + 1
 
     def __repr__(self) -> str:
         return "SqlLockStorage"
@@ -74,84 +130,54 @@ class SqlLockStorage:
         lock["token"] = generate_lock_token()
         if isinstance(lock.get("owner"), bytes):  # WsgiDAV hands the owner XML over as bytes
             lock["owner"] = lock["owner"].decode("utf-8")
+        self._changed()
         self.table.create(LockRecord(**{key: lock[key] for key in LockRecord.__annotations__}))
         return lock
 
     def refresh(self, token: str, *, timeout: Any) -> dict[str, Any]:
+        self._changed()
         record = self.table.refresh(token, self._timeout(timeout))
         if record is None:
             raise ValueError(f"no lock {token}")
         return _as_wsgidav(record)
 
     def delete(self, token: str) -> bool:
+        self._changed()
         return self.table.remove(token)
 
     def get_lock_list(
         self, path: str, *, include_root: bool, include_children: bool, token_only: bool
     ) -> list[Any]:
-        records = self.table.at(
-            normalize_lock_root(path), include_root=include_root, include_children=include_children
-        )
+        path = normalize_lock_root(path)
+        snapshot: _Snapshot | None = getattr(self._local, "snapshot", None)
+        if (
+            snapshot is not None
+            and snapshot.generation == self._generation()
+            and snapshot.covers(path, include_children=include_children)
+        ):
+            records = snapshot.at(
+                path, include_root=include_root, include_children=include_children
+            )
+        else:
+            records = self.table.at(
+                path, include_root=include_root, include_children=include_children
+            )
         return [r.token for r in records] if token_only else [_as_wsgidav(r) for r in records]
 
 
-@dataclass
-class PrefetchedLocks:
-    """The direct locks at and below ``root``, by lock root."""
-
-    root: str
-    by_root: dict[str, list[dict[str, Any]]]
-
-    def covers(self, url: str) -> bool:
-        return url == self.root or url.startswith(self.root.rstrip("/") + "/")
-
-
 class SqlLockManager(LockManager):
-    """A lock manager whose acquire is atomic across processes.
-
-    A listing asks for each member's locks; ``prefetch`` + ``using`` answer
-    those from one query instead of one per member.
-    """
+    """A lock manager whose acquire is atomic across processes."""
 
     def __init__(self, storage: SqlLockStorage) -> None:
         super().__init__(storage)
         self.storage: SqlLockStorage = storage
         self.mutex = storage.table.mutex
-        self._prefetched = threading.local()
-
-    def prefetch(self, url: str) -> PrefetchedLocks:
-        """The direct locks of ``url`` and of everything below it, in one query."""
-        root = normalize_lock_root(url)
-        found = PrefetchedLocks(root, {})
-        for lock in self.storage.get_lock_list(
-            root, include_root=True, include_children=True, token_only=False
-        ):
-            found.by_root.setdefault(lock["root"], []).append(lock)
-        return found
-
-    @contextmanager
-    def using(self, prefetched: PrefetchedLocks | None) -> Iterator[None]:
-        """Answer ``get_url_lock_list`` below the prefetched root from ``prefetched``
-        (in this thread, while the block runs)."""
-        self._prefetched.value = prefetched
-        try:
-            yield
-        finally:
-            self._prefetched.value = None
-
-    def get_url_lock_list(self, url: str, *, recursive: bool = False) -> list[dict[str, Any]]:
-        prefetched: PrefetchedLocks | None = getattr(self._prefetched, "value", None)
-        if prefetched is not None and not recursive:
-            normalized = normalize_lock_root(url)
-            if prefetched.covers(normalized):
-                return prefetched.by_root.get(normalized, [])
-        locks: list[dict[str, Any]] = super().get_url_lock_list(url, recursive=recursive)
-        return locks
 
     def __del__(self) -> None:
         """WsgiDAV's manager closes its storage here; ours owns nothing to close."""
 
     def acquire(self, **kwargs: Any) -> dict[str, Any]:
-        with self.mutex.exclusive():
+        # The conflict check must see what other processes did since the snapshot.
+        with self.mutex.exclusive(), self.storage.fresh():
             lock: dict[str, Any] = super().acquire(**kwargs)
             return lock

@@ -13,7 +13,7 @@ handler, which evaluates them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from lxml import etree
@@ -24,7 +24,6 @@ from davserver import propxml
 from davserver.resources import FileResource, FolderResource
 
 if TYPE_CHECKING:
-    from davserver.locks import PrefetchedLocks, SqlLockManager
     from davserver.provider import DriveProvider
 
 CONDITIONAL_HEADERS = (
@@ -80,27 +79,20 @@ def streamed_propfind(
     members: list[Any] = [resource]
     if depth == "1" and resource.is_collection:
         members.extend(resource.get_member_list())
-    lock_manager: SqlLockManager | None = provider.lock_manager
-    locks: PrefetchedLocks | None = None
-    if lock_manager is not None and not resource.prevent_locking():
-        locks = lock_manager.prefetch(resource.get_ref_url())
     start_response(
         "207 Multi-Status",
         [("Content-Type", "application/xml; charset=utf-8"), ("Date", util.get_rfc1123_time())],
     )
-    return _multistatus(members, mode, names, lock_manager, locks)
+    return _multistatus(members, mode, names, provider.lock_snapshot(environ))
 
 
 def _multistatus(
-    members: list[Any],
-    mode: str,
-    names: list[str] | None,
-    lock_manager: SqlLockManager | None,
-    locks: PrefetchedLocks | None,
+    members: list[Any], mode: str, names: list[str] | None, locks: AbstractContextManager[None]
 ) -> Iterator[bytes]:
+    """The body; ``locks`` answers every member's lock lookups from one query."""
     pending = [HEAD]
     size = len(HEAD)
-    with lock_manager.using(locks) if lock_manager is not None else nullcontext():
+    with locks:
         for member in members:
             if isinstance(member, (FileResource, FolderResource)):
                 block = propxml.response(member, mode, names)

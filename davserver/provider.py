@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -18,10 +19,11 @@ from wsgidav.dav_error import (
 )
 from wsgidav.dav_provider import DAVProvider
 
-from core import Drive, DriveError, NodeInfo, NotFound, UserInfo
+from core import Drive, DriveError, NodeInfo, UserInfo
 from davserver.errors import to_dav_error
+from davserver.locks import SqlLockStorage
 from davserver.propfind import streamed_propfind
-from davserver.resources import FileResource, FolderResource
+from davserver.resources import RESOURCES, FileResource, FolderResource
 from davserver.virtual import ReadOnlyResource, is_virtual, virtual_resource
 
 
@@ -45,16 +47,25 @@ class DriveProvider(DAVProvider):
     def get_resource_inst(
         self, path: str, environ: dict[str, Any]
     ) -> FileResource | FolderResource | ReadOnlyResource | None:
+        """The resource at ``path``. WsgiDAV asks for the same path several times per
+        request, so answers are kept in the request until something changes."""
+        known: dict[str, Any] = environ.setdefault(RESOURCES, {})
+        if path not in known:
+            known[path] = self._resource(path, environ)
+        resource: FileResource | FolderResource | ReadOnlyResource | None = known[path]
+        return resource
+
+    def _resource(
+        self, path: str, environ: dict[str, Any]
+    ) -> FileResource | FolderResource | ReadOnlyResource | None:
         if is_virtual(path):
             return virtual_resource(self, path, environ)
         user: UserInfo = environ["drivegate.user"]
         try:
-            info = self.drive.stat(user.id, path)
-        except NotFound:
-            return None
+            info = self.drive.find(user.id, path)
         except DriveError as error:
             raise to_dav_error(error) from error
-        return self.resource_for(path, info, environ)
+        return self.resource_for(path, info, environ) if info is not None else None
 
     def custom_request_handler(
         self, environ: dict[str, Any], start_response: Any, default_handler: Any
@@ -68,7 +79,17 @@ class DriveProvider(DAVProvider):
             return streamed_propfind(self, environ, start_response, default_handler)
         if method in ("COPY", "MOVE"):
             start_response = self._created_when_new(environ, start_response)
-        return default_handler(environ, start_response)
+        with self.lock_snapshot(environ):
+            return default_handler(environ, start_response)
+
+    def lock_snapshot(self, environ: dict[str, Any]) -> AbstractContextManager[None]:
+        """Answer this request's lock lookups from one query for all the user's locks
+        (WsgiDAV looks up the URL, each ancestor and, for folders, the members)."""
+        user: UserInfo | None = environ.get("drivegate.user")
+        if self.lock_manager is None or user is None:
+            return nullcontext()
+        storage: SqlLockStorage = self.lock_manager.storage
+        return storage.snapshot(f"/~{user.id}")
 
     def _created_when_new(self, environ: dict[str, Any], start_response: Any) -> Any:
         """A native COPY/MOVE to a new destination answers 201, not WsgiDAV's 204."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import mimetypes
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -25,6 +26,21 @@ from davserver.errors import dav_errors
 
 if TYPE_CHECKING:
     from davserver.provider import DriveProvider
+
+
+RESOURCES = "drivegate.resources"
+"""environ key of the request's resources by path (``DriveProvider.get_resource_inst``)."""
+
+
+@contextmanager
+def changing(environ: dict[str, Any]) -> Iterator[None]:
+    """Around a change to the tree: the drive's errors become DAV errors, and the
+    request forgets the resources it looked up so far (they may be stale now)."""
+    try:
+        with dav_errors():
+            yield
+    finally:
+        environ.pop(RESOURCES, None)
 
 
 def ref_prefix(environ: dict[str, Any]) -> str:
@@ -190,14 +206,14 @@ class _Resource:
 
     def handle_delete(self) -> bool:
         self._check_locks("infinity")
-        with dav_errors():
+        with changing(self.environ):
             self.provider.drive.delete(_user(self.environ).id, self.path)
         self._drop_locks()
         return True
 
     def handle_move(self, dest_path: str) -> bool:
         user = _user(self.environ).id
-        with dav_errors():
+        with changing(self.environ):
             self.provider.drive.move(user, self.path, dest_path, overwrite=True)
             self._drop_locks()
             mtime = parse_mtime(self.environ.get("HTTP_X_OC_MTIME"))
@@ -207,7 +223,7 @@ class _Resource:
 
     def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:
         user = _user(self.environ).id
-        with dav_errors():
+        with changing(self.environ):
             self.provider.drive.copy(
                 user, self.path, dest_path, overwrite=True, recursive=depth_infinity
             )
@@ -235,7 +251,7 @@ class FolderResource(_Resource, DAVCollection):
     def get_member_list(self) -> list[FileResource | FolderResource]:
         drive = self.provider.drive
         user = _user(self.environ).id
-        with dav_errors():
+        with changing(self.environ):
             children = drive.listdir(user, self.path)
             ids = [c.id for c in children] + ([self.info.id] if self.info else [])
             self.environ.setdefault("drivegate.props", {}).update(drive.properties(user, ids))
@@ -259,7 +275,7 @@ class FolderResource(_Resource, DAVCollection):
 
     def create_collection(self, name: str) -> None:
         mtime = parse_mtime(self.environ.get("HTTP_X_OC_MTIME"))
-        with dav_errors():
+        with changing(self.environ):
             self.provider.drive.mkdir(
                 _user(self.environ).id, util.join_uri(self.path, name), mtime_ns=mtime
             )
@@ -318,7 +334,7 @@ class FileResource(_Resource, DAVNonCollection):
         base: VersionId | None = None
         if self.info is not None and environ.get("HTTP_IF_MATCH", "").strip() not in ("", "*"):
             base = self.info.version_id
-        with dav_errors():
+        with changing(self.environ):
             self.info = self.provider.drive.write(
                 _user(environ).id,
                 self.path,

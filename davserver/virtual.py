@@ -31,7 +31,7 @@ from wsgidav.dav_provider import DAVCollection, DAVNonCollection
 from core import ContentReader, NodeId, NodeInfo, NotFound, TrashEntry, UserInfo, VersionInfo
 from core.names import join_path
 from davserver.errors import dav_errors
-from davserver.resources import content_type
+from davserver.resources import changing, content_type
 
 if TYPE_CHECKING:
     from davserver.provider import DriveProvider
@@ -316,7 +316,7 @@ class _Trashed(ReadOnlyResource):
     def handle_move(self, dest_path: str) -> bool:
         """MOVE out of the trash restores the item to the destination."""
         _check_destination(dest_path)
-        with dav_errors():
+        with changing(self.environ):
             self.provider.drive.restore_trash_to(
                 _user(self.environ).id, self.entry.id, self.names, dest_path, overwrite=True
             )
@@ -325,7 +325,7 @@ class _Trashed(ReadOnlyResource):
     def handle_delete(self) -> bool:
         if self.names:
             raise _forbidden("DELETE inside a trashed folder (purge the whole item)")
-        with dav_errors():
+        with changing(self.environ):
             self.provider.drive.purge_trash(_user(self.environ).id, self.entry.id)
         return True
 
@@ -339,7 +339,7 @@ class TrashFolder(_Trashed, DAVCollection):
 
     def get_member_list(self) -> list[TrashFolder | TrashFile]:
         user = _user(self.environ).id
-        with dav_errors():
+        with changing(self.environ):
             children = self.provider.drive.list_trashed(user, self.entry.id, self.names)
         return [
             trashed_resource(
@@ -427,7 +427,7 @@ class TrashRoot(ReadOnlyResource, DAVCollection):
     def handle_delete(self) -> bool:
         """DELETE /.trash empties the trash."""
         user = _user(self.environ).id
-        with dav_errors():
+        with changing(self.environ):
             for entry in self.provider.drive.trash(user):
                 self.provider.drive.purge_trash(user, entry.id)
         return True
