@@ -583,10 +583,10 @@ def main() -> None:  # noqa: PLR0915 (one linear script)
         args.py_spy.mkdir(parents=True, exist_ok=True)
 
     def interrupted(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt  # SIGTERM/SIGHUP clean up like Ctrl-C does
+        raise KeyboardInterrupt  # stop the servers on the way out (also when started with &)
 
-    signal.signal(signal.SIGTERM, interrupted)
-    signal.signal(signal.SIGHUP, interrupted)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupted)
 
     inputs = work / "dav-inputs"
     inputs.mkdir(parents=True, exist_ok=True)
