@@ -375,12 +375,19 @@ def py_spy(pid: int, out: Path | None) -> Iterator[None]:
             stop(process)
 
 
-def summarize_profile(folded: Path, top: int = 15) -> None:
-    """Print the frames with the most samples: on top of the stack, and anywhere in it."""
+def _function(frame: str) -> str:
+    """``name (path:line)`` -> ``name (path)``."""
+    return re.sub(r":\d+\)$", ")", frame)
+
+
+def summarize_profile(folded: Path, top: int = 12) -> None:
+    """Print the functions with the most samples: on top of the stack (with their
+    busiest line), and anywhere in it (drivegate's own code only)."""
     if not folded.exists():
         print(f"  (no profile written to {folded})")
         return
     own: Counter[str] = Counter()
+    own_lines: Counter[str] = Counter()
     anywhere: Counter[str] = Counter()
     total = 0
     for line in folded.read_text().splitlines():
@@ -388,25 +395,21 @@ def summarize_profile(folded: Path, top: int = 15) -> None:
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = [f.replace(str(ROOT) + "/", "") for f in stack.split(";")[1:]]
+        frames = [f.replace(str(ROOT) + "/", "") for f in stack.split(";")]
         total += count
-        if frames:
-            own[frames[-1]] += count
-        for frame in set(frames):
-            anywhere[frame] += count
-    print(f"  {folded}: {total} samples")
-    for label, counter in (("own time", own), ("inclusive, drivegate code", anywhere)):
-        print(f"  top by {label}:")
-        shown = 0
-        for frame, count in counter.most_common():
-            if label.startswith("inclusive") and not frame.split("(")[-1].startswith(
-                ("core/", "davserver/")
-            ):
-                continue
-            print(f"    {100 * count / max(total, 1):5.1f}%  {frame}")
-            shown += 1
-            if shown == top:
-                break
+        own[_function(frames[-1])] += count
+        own_lines[frames[-1]] += count
+        for function in {_function(f) for f in frames}:
+            anywhere[function] += count
+    print(f"  {folded.name}: {total} samples")
+    print("  top by own time (busiest line):")
+    for function, count in own.most_common(top):
+        line = max((f for f in own_lines if _function(f) == function), key=own_lines.__getitem__)
+        print(f"    {100 * count / total:5.1f}%  {line}")
+    print("  top by inclusive time, drivegate code:")
+    ours = [(f, c) for f, c in anywhere.most_common() if "(core/" in f or "(davserver/" in f]
+    for function, count in ours[:top]:
+        print(f"    {100 * count / total:5.1f}%  {function}")
 
 
 # the operations --------------------------------------------------------------
