@@ -30,7 +30,10 @@ What is measured, the same way and on the same files for each server:
    and the client must not be what is measured.
 4. The server's peak RSS (VmRSS of the process and any children, sampled
    every 10 ms) during those transfers and during a PUT + GET of a file 16
-   times smaller, which shows whether memory grows with file size.
+   times smaller (but at least 64 MiB or half of ``--size``), which shows
+   whether memory grows with file size; then
+   during the PROPFINDs. The transfers run first, on the fresh server, so
+   what the listings leave allocated does not count against them.
 
 It prints one table per operation: each server's figure, the figure quoted
 in the issue for the anchors (taken earlier on this machine, for judging how
@@ -46,9 +49,10 @@ Run (the full run takes a few minutes and ~3 GiB of disk):
     .venv/bin/python bench/dav_bench.py --size 64MiB --files 1000   # quick check
     .venv/bin/python bench/dav_bench.py --only drivegate --py-spy /tmp/prof
 
-``--py-spy DIR`` records drivegate's server with py-spy (if installed in the
-venv) during the PROPFINDs and the small PUTs: folded stacks in DIR, and
-the top frames printed. Timings taken under the profiler are perturbed.
+``--py-spy DIR`` records drivegate's server with py-spy (``pip install
+py-spy`` into the venv) during each phase: folded stacks (wall time, idle
+included) in DIR, and the top frames printed. Timings taken under the
+profiler are perturbed.
 """
 
 from __future__ import annotations
@@ -356,7 +360,7 @@ def py_spy(pid: int, out: Path | None) -> Iterator[None]:
         yield
         return
     binary = Path(sys.executable).parent / "py-spy"
-    cmd = [str(binary), "record", "--pid", str(pid), "--rate", "200", "--format", "raw"]
+    cmd = [str(binary), "record", "--pid", str(pid), "--rate", "200", "--format", "raw", "--idle"]
     process = subprocess.Popen(
         [*cmd, "--output", str(out), "--nonblocking"],
         stdout=subprocess.DEVNULL,
@@ -382,7 +386,11 @@ def _function(frame: str) -> str:
 
 def summarize_profile(folded: Path, top: int = 12) -> None:
     """Print the functions with the most samples: on top of the stack (with their
-    busiest line), and anywhere in it (drivegate's own code only)."""
+    busiest line), and anywhere in it (drivegate's own code only).
+
+    py-spy records with ``--idle``, so these are shares of wall time, waits
+    (fsync, locks, sockets) included; only stacks in drivegate's code count,
+    which leaves out the server's idle worker threads."""
     if not folded.exists():
         print(f"  (no profile written to {folded})")
         return
@@ -396,12 +404,16 @@ def summarize_profile(folded: Path, top: int = 12) -> None:
             continue
         count = int(count_text)
         frames = [f.replace(str(ROOT) + "/", "") for f in stack.split(";")]
+        if not any("(core/" in f or "(davserver/" in f for f in frames):
+            continue
         total += count
         own[_function(frames[-1])] += count
         own_lines[frames[-1]] += count
         for function in {_function(f) for f in frames}:
             anywhere[function] += count
-    print(f"  {folded.name}: {total} samples")
+    print(f"  {folded.name}: {total} samples in drivegate's code")
+    if not total:
+        return
     print("  top by own time (busiest line):")
     for function, count in own.most_common(top):
         line = max((f for f in own_lines if _function(f) == function), key=own_lines.__getitem__)
@@ -501,27 +513,22 @@ def small_puts(client: httpx.Client, base: str, count: int, size: int) -> float:
 def bench_server(
     server: Server, args: argparse.Namespace, big: Path, small: Path, profile: Path | None
 ) -> dict[str, float]:
+    """Transfers first (on a fresh server, so their RSS is theirs), then the small
+    PUTs, then the listings."""
     results: dict[str, float] = {}
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     pid = server.process.pid
+
+    def spy(phase: str) -> contextlib.AbstractContextManager[None]:
+        return py_spy(pid, profile / f"{server.name}-{phase}.txt" if profile else None)
+
     with httpx.Client(base_url=server.url, auth=server.auth, timeout=600, limits=limits) as client:
         expect(client.request("OPTIONS", "/"), 200)
-        for key, body in (("propfind_allprop", ALLPROP), ("propfind_named", NAMED_PROPS)):
-            out = profile / f"{server.name}-{key}.txt" if profile else None
-            with py_spy(pid, out):
-                results[key] = propfind(client, "/many/", body, args.files + 1, args.rounds)
-            print(f"  {key}: {results[key]:.3f} s", flush=True)
-        out = profile / f"{server.name}-small-puts.txt" if profile else None
-        with py_spy(pid, out):
-            seconds = small_puts(client, "/small/", args.puts, args.put_size)
-        results["small_puts"] = args.puts / seconds
-        print(f"  {args.puts} PUTs of {args.put_size} B: {seconds:.2f} s", flush=True)
-
         results["rss_idle"] = tree_rss(pid)
         for label, path in (("small", small), ("big", big)):
-            with PeakRss(pid) as peak_put:
+            with spy(f"put-{label}"), PeakRss(pid) as peak_put:
                 put_s = timed_put(server, path.name, path)
-            with PeakRss(pid) as peak_get:
+            with spy(f"get-{label}"), PeakRss(pid) as peak_get:
                 get_s = timed_get(server, client, path.name, path)
             results[f"rss_{label}"] = max(peak_put.peak, peak_get.peak)
             if label == "big":
@@ -529,6 +536,17 @@ def bench_server(
                 results["put"], results["get"] = size / put_s / 1e6, size / get_s / 1e6
                 print(f"  PUT {results['put']:.0f} MB/s, GET {results['get']:.0f} MB/s")
         results["rss_growth"] = results["rss_big"] - results["rss_small"]
+
+        with spy("small-puts"):
+            seconds = small_puts(client, "/small/", args.puts, args.put_size)
+        results["small_puts"] = args.puts / seconds
+        print(f"  {args.puts} PUTs of {args.put_size} B: {seconds:.2f} s", flush=True)
+
+        for key, body in (("propfind_allprop", ALLPROP), ("propfind_named", NAMED_PROPS)):
+            with spy(key), PeakRss(pid) as peak:
+                results[key] = propfind(client, "/many/", body, args.files + 1, args.rounds)
+            results["rss_propfind"] = max(results.get("rss_propfind", 0), peak.peak)
+            print(f"  {key}: {results[key]:.3f} s", flush=True)
         results["rss_hwm"] = _status_bytes(pid, "VmHWM")
     return results
 
@@ -582,6 +600,8 @@ def main() -> None:  # noqa: PLR0915 (one linear script)
         parser.error("--workdir must be outside the repository")
     if "rclone" in chosen and shutil.which("rclone") is None:
         parser.error("rclone is not installed (Debian package rclone)")
+    if args.py_spy is not None and not (Path(sys.executable).parent / "py-spy").exists():
+        parser.error("--py-spy needs py-spy in the venv: .venv/bin/pip install py-spy")
     if args.py_spy is not None:
         args.py_spy.mkdir(parents=True, exist_ok=True)
 
@@ -593,7 +613,9 @@ def main() -> None:  # noqa: PLR0915 (one linear script)
 
     inputs = work / "dav-inputs"
     inputs.mkdir(parents=True, exist_ok=True)
-    small_size = max(args.size // 16, MiB)
+    # The smaller transfer must fill drivegate's upload pipeline too (a few batches of
+    # ~1 MiB chunks in flight), or the comparison shows the pipeline, not a leak.
+    small_size = max(args.size // 16, min(64 * MiB, args.size // 2), MiB)
     print(f"inputs in {inputs} (generated once, then reused)…", flush=True)
     big, small = inputs / f"random-{args.size}", inputs / f"random-{small_size}"
     generate_random(big, args.size, 3)
@@ -628,12 +650,13 @@ def main() -> None:  # noqa: PLR0915 (one linear script)
         Metric("propfind_allprop", f"{listing}, allprop", "s", False, ("rclone", 1.0), 3),
         Metric("propfind_named", f"{listing}, rclone's props", "s", False, ("rclone", 1.0), 3),
         Metric("small_puts", f"{args.puts} PUTs of {args.put_size} B", "files/s", True, None),
-        Metric("rss_idle", "server RSS before the big transfers", "MB", False, None),
+        Metric("rss_idle", "server RSS after start", "MB", False, None),
         Metric("rss_small", f"server peak RSS, PUT + GET of {small_text}", "MB", False, None),
         Metric("rss_big", f"server peak RSS, PUT + GET of {size}", "MB", False, None),
         Metric(
             "rss_growth", f"peak RSS growth, {small_text} to {size}", "MB", False, None, 0, False
         ),
+        Metric("rss_propfind", f"server peak RSS, PROPFIND of {args.files}", "MB", False, None),
         Metric("rss_hwm", "server VmHWM at the end (lifetime peak)", "MB", False, None),
     ]
     print(f"\nresults (MB = 10^6 bytes; machine load average now: {os.getloadavg()[0]:.2f})")
