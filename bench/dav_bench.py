@@ -531,6 +531,8 @@ def bench_server(
             with spy(f"get-{label}"), PeakRss(pid) as peak_get:
                 get_s = timed_get(server, client, path.name, path)
             results[f"rss_{label}"] = max(peak_put.peak, peak_get.peak)
+            print(f"  {path.stat().st_size // MiB} MiB: peak RSS {peak_put.peak / 1e6:.0f} MB "
+                  f"during PUT, {peak_get.peak / 1e6:.0f} MB during GET", flush=True)  # fmt: skip
             if label == "big":
                 size = path.stat().st_size
                 results["put"], results["get"] = size / put_s / 1e6, size / get_s / 1e6
