@@ -1,0 +1,700 @@
+"""WebDAV benchmark: drivegate against two anchors, measured in the same run.
+
+The servers, each started fresh on a free 127.0.0.1 port with its data under
+``--workdir`` (default /var/tmp/dg-bench; inputs are generated once and
+reused, server data is deleted after each server's turn):
+
+- **drivegate**: ``drivegate serve`` on a fresh SQLite + local chunk dir,
+  one user created with ``drivegate user add``, HTTP Basic auth;
+- **rclone**: ``rclone serve webdav DIR`` (Debian's rclone, anonymous);
+- **wsgidav**: WsgiDAV's own FilesystemProvider on cheroot, with its
+  in-memory lock and property managers on, anonymous, default block size
+  (8 KiB reads on GET).
+
+What is measured, the same way and on the same files for each server:
+
+1. PROPFIND Depth: 1 on a folder of ``--files`` (10,000) small files, put
+   there in the server's natural way (``drivegate import``; ``cp -r`` into
+   the served directory for the others). Only the PROPFIND is timed (request
+   sent to last byte read), best of 3; the answer must list files + 1
+   entries. Done twice: with an ``allprop`` body and with the named
+   properties rclone's client asks for.
+2. ``--puts`` (1,000) PUTs of 4 KiB random files, one after the other.
+   These and the PROPFINDs go through one httpx client on one keep-alive
+   connection.
+3. PUT then GET of a ``--size`` (1 GiB) random file (generated once,
+   incompressible, read from the page cache), with a check of the length
+   and of three ranges of what comes back. The GET runs twice: right after
+   the PUT (drivegate writes chunks with O_DIRECT, so they come from the
+   disk, while the others' file is still in the page cache), then after
+   reading the server's stored files into the page cache (like for like;
+   the GET target applies to this one). These use curl (``-T``
+   streams the file; curl's own ``time_total``): httpx tops out at about
+   1.1 GB/s reading a body here, where curl reads rclone's GET at ~2 GB/s,
+   and the client must not be what is measured.
+4. The server's peak RSS (VmRSS of the process and any children, sampled
+   every 10 ms) during those transfers and during a PUT + GET of a file 16
+   times smaller (but at least 64 MiB or half of ``--size``), which shows
+   whether memory grows with file size; then
+   during the PROPFINDs. The transfers run first, on the fresh server, so
+   what the listings leave allocated does not count against them.
+
+It prints one table per operation: each server's figure, the figure quoted
+in the issue for the anchors (taken earlier on this machine, for judging how
+busy it is now), and drivegate's ratio to each anchor with the target.
+
+Targets (from the issue): GET >= 1.0x rclone; PUT >= 1.0x WsgiDAV FS;
+PROPFIND 10k time <= 1.0x rclone's; drivegate's RSS flat (no growth with
+file size; here: peak at --size at most 16 MB above the peak at --size/16).
+
+Run (the full run takes a few minutes and ~3 GiB of disk):
+
+    .venv/bin/python bench/dav_bench.py
+    .venv/bin/python bench/dav_bench.py --size 64MiB --files 1000   # quick check
+    .venv/bin/python bench/dav_bench.py --only drivegate --py-spy /tmp/prof
+
+``--py-spy DIR`` records drivegate's server with py-spy (``pip install
+py-spy`` into the venv) during each phase: folded stacks (wall time, idle
+included) in DIR, and the top frames printed. Timings taken under the
+profiler are perturbed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import httpx
+from humanfriendly import format_size, parse_size
+from lxml import etree
+
+ROOT = Path(__file__).resolve().parent.parent
+MiB = 1024**2
+GiB = 1024**3
+SERVERS = ("drivegate", "rclone", "wsgidav")
+ANCHORS = ("rclone", "wsgidav")
+USER, PASSWORD = "bench", "bench-password-for-dav"
+RSS_FLAT_SLACK = 16e6  # bytes of peak RSS growth still called flat
+
+ALLPROP = b'<?xml version="1.0" ?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>'
+# What rclone's webdav backend sends when it lists a folder.
+NAMED_PROPS = (
+    b'<?xml version="1.0" encoding="utf-8" ?>'
+    b'<d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns" '
+    b'xmlns:nc="http://nextcloud.org/ns"><d:prop><d:displayname /><d:getlastmodified />'
+    b"<d:getcontentlength /><d:resourcetype /><d:getcontenttype /><oc:checksums />"
+    b"<oc:permissions /></d:prop></d:propfind>"
+)
+
+# WsgiDAV's FilesystemProvider as the issue's anchor: lock and property managers on
+# (in memory), anonymous, default block size. Prints its URL like drivegate does.
+_WSGIDAV_SERVER = """
+import sys
+from cheroot import wsgi
+from wsgidav.wsgidav_app import WsgiDAVApp
+app = WsgiDAVApp({
+    "provider_mapping": {"/": sys.argv[1]},
+    "simple_dc": {"user_mapping": {"*": True}},
+    "http_authenticator": {"accept_basic": True, "accept_digest": False,
+                           "default_to_digest": False},
+    "lock_storage": True,
+    "property_manager": True,
+    "verbose": 1,
+    "logging": {"enable": False},
+})
+server = wsgi.Server(("127.0.0.1", 0), app, numthreads=16)
+server.prepare()
+print("wsgidav serving http://%s:%d/" % server.bind_addr[:2], flush=True)
+server.serve()
+"""
+
+# Figures quoted in the issue, measured earlier on this machine (for judging load).
+ISSUE_FIGURES = {
+    ("get", "rclone"): "1500-2000",
+    ("get", "wsgidav"): "~700",
+    ("put", "rclone"): "~150",
+    ("put", "wsgidav"): "200-300",
+    ("propfind_allprop", "rclone"): "~0.2",
+    ("propfind_allprop", "wsgidav"): "~1.5",
+}
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    title: str
+    unit: str
+    higher_is_better: bool
+    target: tuple[str, float] | None  # (anchor, ratio drivegate/anchor must reach)
+    digits: int = 0
+    ratios: bool = True
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    data: Path
+    auth: httpx.BasicAuth | None = None
+
+
+# inputs ------------------------------------------------------------------
+
+
+def generate_random(path: Path, size: int, seed: int) -> None:
+    """``size`` incompressible bytes, written once (kept while the size matches)."""
+    if path.exists() and path.stat().st_size == size:
+        return
+    rng = random.Random(seed)
+    partial = path.with_suffix(".part")
+    with open(partial, "wb") as out:
+        left = size
+        while left:
+            block = min(left, 8 * MiB)
+            out.write(rng.randbytes(block))
+            left -= block
+    partial.rename(path)
+
+
+def generate_folder(folder: Path, count: int) -> None:
+    """A flat folder of ``count`` small text files (100 B to 4 KiB)."""
+    if folder.is_dir() and sum(1 for _ in folder.iterdir()) == count:
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    partial = folder.with_suffix(".part")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    rng = random.Random(17)
+    for i in range(count):
+        text = f"file {i}\n" + "".join(rng.choices("abcdefgh \n", k=rng.randint(100, 4000)))
+        (partial / f"f{i:05d}.txt").write_text(text)
+    partial.rename(folder)
+
+
+def warm(path: Path) -> None:
+    """Read a file once so that every server is fed from the page cache."""
+    with open(path, "rb") as handle:
+        while handle.read(64 * MiB):
+            pass
+
+
+def warm_tree(root: Path, min_size: int = 64 * 1024) -> None:
+    """Read every file of ``root`` of at least ``min_size`` bytes into the page cache."""
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = Path(folder, name)
+            with contextlib.suppress(OSError):
+                if path.is_file() and path.stat().st_size >= min_size:
+                    warm(path)
+
+
+# processes ---------------------------------------------------------------
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a server we started (its own process group), then kill it if it lingers."""
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@contextlib.contextmanager
+def started(
+    cmd: list[str], log: Path, ready: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """Run ``cmd`` (output to ``log``) until its log shows the URL matched by ``ready``."""
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=log.parent,
+            start_new_session=True,  # we stop it, and its children, as one group
+        )
+    try:
+        pattern = re.compile(ready)
+        deadline = time.monotonic() + 60
+        while True:
+            found = pattern.search(log.read_text(errors="replace"))
+            if found:
+                url = found.group(1).rstrip("/") + "/"
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{cmd[0]} did not start (exit {process.poll()}):\n{tail}")
+            time.sleep(0.05)
+        yield process, url
+    finally:
+        stop(process)
+
+
+def drivegate_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+@contextlib.contextmanager
+def drivegate_server(data: Path, folder: Path) -> Iterator[Server]:
+    cli = [sys.executable, "-m", "drivegate"]
+    env = drivegate_env()
+    data.mkdir(parents=True)
+    subprocess.run(
+        [*cli, "user", "add", USER, "--password-stdin", "--data-dir", str(data)],
+        input=PASSWORD.encode() + b"\n",
+        env=env,
+        cwd=data,
+        check=True,
+        capture_output=True,
+    )
+    start = time.perf_counter()
+    subprocess.run(
+        [*cli, "import", str(folder), "/many", "--user", USER, "--data-dir", str(data)],
+        env=env,
+        cwd=data,
+        check=True,
+        capture_output=True,
+    )
+    print(f"  drivegate import of the folder: {time.perf_counter() - start:.1f} s", flush=True)
+    cmd = [*cli, "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data)]
+    with started(cmd, data.parent / "drivegate.log", r"drivegate serving (\S+)", env) as (
+        process,
+        url,
+    ):
+        yield Server("drivegate", url, process, data, httpx.BasicAuth(USER, PASSWORD))
+
+
+def copy_folder(folder: Path, root: Path) -> None:
+    root.mkdir(parents=True)
+    subprocess.run(["cp", "-r", str(folder), str(root / "many")], check=True)
+
+
+@contextlib.contextmanager
+def rclone_server(data: Path, folder: Path) -> Iterator[Server]:
+    copy_folder(folder, data)
+    env = {**os.environ, "RCLONE_CONFIG": str(data.parent / "rclone-none.conf")}
+    cmd = ["rclone", "serve", "webdav", str(data), "--addr", "127.0.0.1:0"]
+    ready = r"Server started on \[?(http://[^\s\]]+)"
+    with started(cmd, data.parent / "rclone.log", ready, env) as (process, url):
+        yield Server("rclone", url, process, data)
+
+
+@contextlib.contextmanager
+def wsgidav_server(data: Path, folder: Path) -> Iterator[Server]:
+    copy_folder(folder, data)
+    cmd = [sys.executable, "-c", _WSGIDAV_SERVER, str(data)]
+    with started(cmd, data.parent / "wsgidav.log", r"wsgidav serving (\S+)") as (process, url):
+        yield Server("wsgidav", url, process, data)
+
+
+STARTERS: dict[str, Callable[[Path, Path], contextlib.AbstractContextManager[Server]]] = {
+    "drivegate": drivegate_server,
+    "rclone": rclone_server,
+    "wsgidav": wsgidav_server,
+}
+
+
+# memory ------------------------------------------------------------------
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as handle:
+                    todo.extend(int(child) for child in handle.read().split())
+    return found
+
+
+def _status_bytes(pid: int, field: str) -> int:
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def tree_rss(pid: int) -> int:
+    """VmRSS of a process and all its descendants, in bytes."""
+    return sum(_status_bytes(p, "VmRSS") for p in _descendants(pid))
+
+
+class PeakRss:
+    """Samples ``tree_rss`` every 10 ms while the ``with`` block runs."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = tree_rss(pid)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._done.wait(0.01):
+            self.peak = max(self.peak, tree_rss(self.pid))
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+        self.peak = max(self.peak, tree_rss(self.pid))
+
+
+# profiling -----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def py_spy(pid: int, out: Path | None) -> Iterator[None]:
+    """Record ``pid`` with py-spy (folded stacks in ``out``) while the block runs."""
+    if out is None:
+        yield
+        return
+    binary = Path(sys.executable).parent / "py-spy"
+    cmd = [str(binary), "record", "--pid", str(pid), "--rate", "200", "--format", "raw", "--idle"]
+    process = subprocess.Popen(
+        [*cmd, "--output", str(out), "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    time.sleep(1.0)  # let it attach
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGINT)  # py-spy writes its output on SIGINT
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            stop(process)
+
+
+def _function(frame: str) -> str:
+    """``name (path:line)`` -> ``name (path)``."""
+    return re.sub(r":\d+\)$", ")", frame)
+
+
+def summarize_profile(folded: Path, top: int = 12) -> None:
+    """Print the functions with the most samples: on top of the stack (with their
+    busiest line), and anywhere in it (drivegate's own code only).
+
+    py-spy records with ``--idle``, so these are shares of wall time, waits
+    (fsync, locks, sockets) included; only stacks in drivegate's code count,
+    which leaves out idle workers, and the accept loop is left out too."""
+    if not folded.exists():
+        print(f"  (no profile written to {folded})")
+        return
+    own: Counter[str] = Counter()
+    own_lines: Counter[str] = Counter()
+    anywhere: Counter[str] = Counter()
+    total = 0
+    for line in folded.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [f.replace(str(ROOT) + "/", "") for f in stack.split(";")]
+        if any(f.startswith("serve (davserver/cli.py") for f in frames) or not any(
+            "(core/" in f or "(davserver/" in f for f in frames
+        ):
+            continue  # the accept loop, or an idle worker
+        total += count
+        own[_function(frames[-1])] += count
+        own_lines[frames[-1]] += count
+        for function in {_function(f) for f in frames}:
+            anywhere[function] += count
+    print(f"  {folded.name}: {total} samples in drivegate's code")
+    if not total:
+        return
+    print("  top by own time (busiest line):")
+    for function, count in own.most_common(top):
+        line = max((f for f in own_lines if _function(f) == function), key=own_lines.__getitem__)
+        print(f"    {100 * count / total:5.1f}%  {line}")
+    print("  top by inclusive time, drivegate code:")
+    ours = [(f, c) for f, c in anywhere.most_common() if "(core/" in f or "(davserver/" in f]
+    for function, count in ours[:top]:
+        print(f"    {100 * count / total:5.1f}%  {function}")
+
+
+# the operations --------------------------------------------------------------
+
+
+def expect(response: httpx.Response, *codes: int) -> None:
+    if response.status_code not in codes:
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url}: "
+            f"{response.status_code} {response.text[:300]}"
+        )
+
+
+def curl(server: Server, *args: str) -> tuple[int, float, int]:
+    """Run curl against ``server``: (HTTP status, seconds, bytes downloaded)."""
+    auth = ["--basic", "--user", f"{USER}:{PASSWORD}"] if server.auth is not None else []
+    out = subprocess.run(
+        ["curl", "--silent", "--show-error", *auth, "--output", "/dev/null",
+         "--write-out", "%{http_code} %{time_total} %{size_download}", *args],
+        check=True, capture_output=True, text=True,
+    ).stdout.split()  # fmt: skip
+    return int(out[0]), float(out[1]), int(out[2])
+
+
+def timed_put(server: Server, name: str, path: Path) -> float:
+    """Seconds for curl to PUT ``path`` (streamed from the file, no Expect: 100-continue)."""
+    status, seconds, _ = curl(server, "--header", "Expect:", "--upload-file", str(path),
+                              server.url + name)  # fmt: skip
+    if status not in (200, 201, 204):
+        raise RuntimeError(f"{server.name}: PUT {name} answered {status}")
+    return seconds
+
+
+def timed_get(server: Server, client: httpx.Client, name: str, path: Path) -> float:
+    """Seconds for curl to GET ``name`` into /dev/null; checks length and three ranges."""
+    status, seconds, received = curl(server, server.url + name)
+    if status != 200 or received != path.stat().st_size:
+        raise RuntimeError(f"{server.name}: GET {name} answered {status} with {received} bytes")
+    check_ranges(client, name, path)
+    return seconds
+
+
+def check_ranges(client: httpx.Client, url: str, path: Path) -> None:
+    """Compare the start, middle and end of the served file with the original."""
+    size = path.stat().st_size
+    length = min(64 * 1024, size)
+    with open(path, "rb") as handle:
+        for offset in (0, size // 2 - length // 2, size - length):
+            handle.seek(offset)
+            want = handle.read(length)
+            headers = {"Range": f"bytes={offset}-{offset + length - 1}"}
+            response = client.get(url, headers=headers)
+            expect(response, 206)
+            if response.content != want:
+                raise RuntimeError(f"GET {url}: wrong bytes at offset {offset}")
+
+
+def propfind(client: httpx.Client, url: str, body: bytes, expected: int, rounds: int) -> float:
+    """Best time of ``rounds`` Depth: 1 PROPFINDs; checks the number of entries."""
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        response = client.request(
+            "PROPFIND",
+            url,
+            content=body,
+            headers={"Depth": "1", "Content-Type": 'application/xml; charset="utf-8"'},
+        )
+        seconds = time.perf_counter() - start
+        expect(response, 207)
+        entries = len(etree.fromstring(response.content).findall("{DAV:}response"))
+        if entries != expected:
+            raise RuntimeError(f"PROPFIND {url}: {entries} entries, expected {expected}")
+        best = min(best, seconds)
+    return best
+
+
+def small_puts(client: httpx.Client, base: str, count: int, size: int) -> float:
+    """Seconds for ``count`` PUTs of ``size`` random bytes into a new folder."""
+    expect(client.request("MKCOL", base), 201)
+    rng = random.Random(23)
+    bodies = [rng.randbytes(size) for _ in range(count)]
+    start = time.perf_counter()
+    for i, body in enumerate(bodies):
+        expect(client.put(f"{base}s{i:05d}.bin", content=body), 200, 201, 204)
+    return time.perf_counter() - start
+
+
+def bench_server(
+    server: Server, args: argparse.Namespace, big: Path, small: Path, profile: Path | None
+) -> dict[str, float]:
+    """Transfers first (on a fresh server, so their RSS is theirs), then the small
+    PUTs, then the listings."""
+    results: dict[str, float] = {}
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    pid = server.process.pid
+
+    def spy(phase: str) -> contextlib.AbstractContextManager[None]:
+        return py_spy(pid, profile / f"{server.name}-{phase}.txt" if profile else None)
+
+    with httpx.Client(base_url=server.url, auth=server.auth, timeout=600, limits=limits) as client:
+        expect(client.request("OPTIONS", "/"), 200)
+        results["rss_idle"] = tree_rss(pid)
+        for label, path in (("small", small), ("big", big)):
+            with spy(f"put-{label}"), PeakRss(pid) as peak_put:
+                put_s = timed_put(server, path.name, path)
+            with spy(f"get-{label}"), PeakRss(pid) as peak_get:
+                get_s = timed_get(server, client, path.name, path)  # as the PUT left it
+                warm_tree(server.data)  # then like for like: stored data in the page cache
+                warm_get_s = timed_get(server, client, path.name, path)
+            results[f"rss_{label}"] = max(peak_put.peak, peak_get.peak)
+            print(f"  {path.stat().st_size // MiB} MiB: peak RSS {peak_put.peak / 1e6:.0f} MB "
+                  f"during PUT, {peak_get.peak / 1e6:.0f} MB during GETs", flush=True)  # fmt: skip
+            if label == "big":
+                size = path.stat().st_size / 1e6
+                results["put"], results["get_after_put"] = size / put_s, size / get_s
+                results["get"] = size / warm_get_s
+                after, cached = results["get_after_put"], results["get"]
+                print(f"  PUT {results['put']:.0f} MB/s, GET {after:.0f} MB/s right after, "
+                      f"{cached:.0f} MB/s from the page cache", flush=True)  # fmt: skip
+        results["rss_growth"] = results["rss_big"] - results["rss_small"]
+
+        with spy("small-puts"):
+            seconds = small_puts(client, "/small/", args.puts, args.put_size)
+        results["small_puts"] = args.puts / seconds
+        print(f"  {args.puts} PUTs of {args.put_size} B: {seconds:.2f} s", flush=True)
+
+        for key, body in (("propfind_allprop", ALLPROP), ("propfind_named", NAMED_PROPS)):
+            with spy(key), PeakRss(pid) as peak:
+                results[key] = propfind(client, "/many/", body, args.files + 1, args.rounds)
+            results["rss_propfind"] = max(results.get("rss_propfind", 0), peak.peak)
+            print(f"  {key}: {results[key]:.3f} s", flush=True)
+        results["rss_hwm"] = _status_bytes(pid, "VmHWM")
+    return results
+
+
+# the report ----------------------------------------------------------------
+
+
+def report(metrics: list[Metric], results: dict[str, dict[str, float]]) -> None:
+    for metric in metrics:
+        print(f"\n{metric.title} ({metric.unit}, {'higher' if metric.higher_is_better else 'lower'}"
+              " is better)")  # fmt: skip
+        mine = results.get("drivegate", {}).get(metric.key)
+        for name in SERVERS:
+            value = results.get(name, {}).get(metric.key)
+            if value is None:
+                continue
+            shown = value / 1e6 if metric.unit == "MB" else value
+            line = f"  {name:<10} {shown:>10.{metric.digits}f}"
+            issue = ISSUE_FIGURES.get((metric.key, name))
+            line += f"   (issue: {issue})" if issue else ""
+            if metric.ratios and name in ANCHORS and mine is not None and value > 0:
+                ratio = mine / value
+                line = f"{line:<44} drivegate/{name} = {ratio:5.2f}x"
+                if metric.target is not None and metric.target[0] == name:
+                    goal = metric.target[1]
+                    ok = ratio >= goal if metric.higher_is_better else ratio <= goal
+                    sign = ">=" if metric.higher_is_better else "<="
+                    line += f"  target {sign} {goal:.1f}x: {'met' if ok else 'MISSED'}"
+            print(line)
+
+
+def main() -> None:  # noqa: PLR0915 (one linear script)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=Path("/var/tmp/dg-bench"))
+    parser.add_argument("--size", type=lambda s: int(parse_size(s, binary=True)), default=GiB,
+                        help="size of the big PUT/GET file (default 1GiB)")  # fmt: skip
+    parser.add_argument("--files", type=int, default=10_000, help="files in the PROPFIND folder")
+    parser.add_argument("--puts", type=int, default=1000, help="number of small PUTs")
+    parser.add_argument("--put-size", type=int, default=4096, help="bytes per small PUT")
+    parser.add_argument("--rounds", type=int, default=3, help="PROPFINDs per server (best kept)")
+    parser.add_argument("--only", default=",".join(SERVERS),
+                        help="comma-separated servers to run (default: all)")  # fmt: skip
+    parser.add_argument("--py-spy", type=Path, metavar="DIR",
+                        help="profile drivegate with py-spy into DIR (perturbs times)")  # fmt: skip
+    args = parser.parse_args()
+    chosen = [s.strip() for s in args.only.split(",") if s.strip()]
+    if unknown := set(chosen) - set(SERVERS):
+        parser.error(f"unknown servers {sorted(unknown)}; choose from {', '.join(SERVERS)}")
+    work: Path = args.workdir.resolve()
+    if work.is_relative_to(ROOT):
+        parser.error("--workdir must be outside the repository")
+    if "rclone" in chosen and shutil.which("rclone") is None:
+        parser.error("rclone is not installed (Debian package rclone)")
+    if args.py_spy is not None and not (Path(sys.executable).parent / "py-spy").exists():
+        parser.error("--py-spy needs py-spy in the venv: .venv/bin/pip install py-spy")
+    if args.py_spy is not None:
+        args.py_spy.mkdir(parents=True, exist_ok=True)
+
+    def interrupted(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt  # stop the servers on the way out (also when started with &)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupted)
+
+    inputs = work / "dav-inputs"
+    inputs.mkdir(parents=True, exist_ok=True)
+    # The smaller transfer must fill drivegate's upload pipeline too (a few batches of
+    # ~1 MiB chunks in flight), or the comparison shows the pipeline, not a leak.
+    small_size = max(args.size // 16, min(64 * MiB, args.size // 2), MiB)
+    print(f"inputs in {inputs} (generated once, then reused)…", flush=True)
+    big, small = inputs / f"random-{args.size}", inputs / f"random-{small_size}"
+    generate_random(big, args.size, 3)
+    generate_random(small, small_size, 4)
+    folder = inputs / f"folder-{args.files}"
+    generate_folder(folder, args.files)
+    warm(big)
+
+    results: dict[str, dict[str, float]] = {}
+    servers_dir = work / "dav-servers"
+    try:
+        for name in chosen:
+            shutil.rmtree(servers_dir, ignore_errors=True)
+            servers_dir.mkdir(parents=True)
+            print(f"\n{name}:", flush=True)
+            with STARTERS[name](servers_dir / name, folder) as server:
+                print(f"  serving {server.url} (pid {server.process.pid})", flush=True)
+                profile = args.py_spy if name == "drivegate" else None
+                results[name] = bench_server(server, args, big, small, profile)
+    except KeyboardInterrupt:
+        print("\ninterrupted: servers stopped", file=sys.stderr)
+        raise SystemExit(130) from None
+    finally:
+        shutil.rmtree(servers_dir, ignore_errors=True)
+
+    size = format_size(args.size, binary=True)
+    small_text = format_size(small_size, binary=True)
+    listing = f"PROPFIND Depth:1, {args.files} files, best of {args.rounds}"
+    metrics = [
+        Metric("get", f"GET {size}, stored data in the page cache", "MB/s", True, ("rclone", 1.0)),
+        Metric("get_after_put", f"GET {size} right after its PUT", "MB/s", True, ("rclone", 1.0)),
+        Metric("put", f"PUT {size}", "MB/s", True, ("wsgidav", 1.0)),
+        Metric("propfind_allprop", f"{listing}, allprop", "s", False, ("rclone", 1.0), 3),
+        Metric("propfind_named", f"{listing}, rclone's props", "s", False, ("rclone", 1.0), 3),
+        Metric("small_puts", f"{args.puts} PUTs of {args.put_size} B", "files/s", True, None),
+        Metric("rss_idle", "server RSS after start", "MB", False, None),
+        Metric("rss_small", f"server peak RSS, PUT + GET of {small_text}", "MB", False, None),
+        Metric("rss_big", f"server peak RSS, PUT + GET of {size}", "MB", False, None),
+        Metric(
+            "rss_growth", f"peak RSS growth, {small_text} to {size}", "MB", False, None, 0, False
+        ),
+        Metric("rss_propfind", f"server peak RSS, PROPFIND of {args.files}", "MB", False, None),
+        Metric("rss_hwm", "server VmHWM at the end (lifetime peak)", "MB", False, None),
+    ]
+    print(f"\nresults (MB = 10^6 bytes; machine load average now: {os.getloadavg()[0]:.2f})")
+    report(metrics, results)
+    growth = results.get("drivegate", {}).get("rss_growth")
+    if growth is not None:
+        verdict = "met" if growth <= RSS_FLAT_SLACK else "MISSED"
+        print(f"\ndrivegate RSS flat (growth <= {RSS_FLAT_SLACK / 1e6:.0f} MB): {verdict}")
+    if args.py_spy is not None and "drivegate" in results:
+        print("\npy-spy profiles of drivegate serve:")
+        for folded in sorted(args.py_spy.glob("drivegate-*.txt")):
+            summarize_profile(folded)
+
+
+if __name__ == "__main__":
+    main()
