@@ -231,7 +231,7 @@ class Drive:
         """A seekable stream of the file's current (or numbered) version."""
         refs, size = self.manifest(user, path, version)
         label = path if version is None else f"{path} (version {version})"
-        return ContentReader(self.backend.store, refs, size, label)
+        return ContentReader(self.backend.store, refs, size, label, self.backend.workers)
 
     # versions and trash ---------------------------------------------------
 
@@ -293,7 +293,7 @@ class Drive:
             current = versions.version_by_number(session, node, None)
             refs, size = versions.manifest_refs(session, current.manifest_id)
             label = f"{node.name} (in the trash)"
-        return ContentReader(self.backend.store, refs, size, label)
+        return ContentReader(self.backend.store, refs, size, label, self.backend.workers)
 
     def purge_trash(self, user: UserId, entry: NodeId) -> int:
         with self.db.write() as session:

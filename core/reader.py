@@ -4,6 +4,11 @@ Offsets map to chunks by bisecting the manifest, so a read (or an HTTP
 Range) at any offset fetches only the chunks that cover it. Every chunk is
 verified against its hash on the way out; a damaged or missing chunk raises
 an error that names the file, and no wrong byte is ever returned.
+
+A reader that goes through the file in order (two chunks in a row) gets
+read-ahead: the next ``READ_AHEAD`` chunks are fetched and verified on the
+worker threads while the current one is sent (reading and hashing release
+the GIL), so a download overlaps disk or S3 latency with hashing.
 """
 
 from __future__ import annotations
@@ -11,26 +16,43 @@ from __future__ import annotations
 import bisect
 import io
 from collections.abc import Sequence
+from concurrent.futures import Executor, Future
 
 from core.chunkcodec import decode_chunk
 from core.errors import ChunkCorrupt, ChunkMissing
 from core.records import ChunkRef
 from core.store import ChunkStore
 
+READ_AHEAD = 2
+
 
 class ContentReader(io.RawIOBase):
-    """A read-only, seekable binary stream of one version's bytes."""
+    """A read-only, seekable binary stream of one version's bytes.
 
-    def __init__(self, store: ChunkStore, refs: Sequence[ChunkRef], size: int, label: str) -> None:
+    ``read`` stops at the end of a chunk (a short read, as raw streams may),
+    so a caller reading in blocks at least as large as a chunk gets each
+    chunk whole, without copying it.
+    """
+
+    def __init__(
+        self,
+        store: ChunkStore,
+        refs: Sequence[ChunkRef],
+        size: int,
+        label: str,
+        workers: Executor | None = None,
+    ) -> None:
         super().__init__()
         self.store = store
         self.refs = refs
         self.size = size
         self.label = label
+        self.workers = workers
         self._starts = [ref.offset for ref in refs]
         self._pos = 0
         self._cached_index = -1
         self._cached = b""
+        self._ahead: dict[int, Future[bytes]] = {}
         self.chunks_fetched = 0
 
     def readable(self) -> bool:
@@ -49,44 +71,65 @@ class ContentReader(io.RawIOBase):
         self._pos = base + offset
         return self._pos
 
+    def _load(self, index: int) -> bytes:
+        ref = self.refs[index]
+        try:
+            data = decode_chunk(self.store.get(ref.hash), ref.hash)
+        except ChunkCorrupt as exc:
+            raise ChunkCorrupt(
+                f"{self.label}: damaged data at offset {ref.offset}: {exc}"
+            ) from None
+        except ChunkMissing as exc:
+            raise ChunkMissing(
+                f"{self.label}: missing data at offset {ref.offset}: {exc}"
+            ) from None
+        if len(data) != ref.length:
+            raise ChunkCorrupt(f"{self.label}: chunk {ref.hash} has the wrong length")
+        return data
+
     def _chunk(self, index: int) -> bytes:
-        if index != self._cached_index:
-            ref = self.refs[index]
-            try:
-                data = decode_chunk(self.store.get(ref.hash), ref.hash)
-            except ChunkCorrupt as exc:
-                raise ChunkCorrupt(
-                    f"{self.label}: damaged data at offset {ref.offset}: {exc}"
-                ) from None
-            except ChunkMissing as exc:
-                raise ChunkMissing(
-                    f"{self.label}: missing data at offset {ref.offset}: {exc}"
-                ) from None
-            if len(data) != ref.length:
-                raise ChunkCorrupt(f"{self.label}: chunk {ref.hash} has the wrong length")
-            self.chunks_fetched += 1
-            self._cached_index, self._cached = index, data
-        return self._cached
+        if index == self._cached_index:
+            return self._cached
+        sequential = index == self._cached_index + 1 and index > 0
+        ahead = self._ahead.pop(index, None)
+        data = ahead.result() if ahead is not None else self._load(index)
+        self.chunks_fetched += 1
+        self._cached_index, self._cached = index, data
+        for stale in [i for i in self._ahead if i < index or i > index + READ_AHEAD]:
+            self._ahead.pop(stale).cancel()
+        if sequential and self.workers is not None:
+            for following in range(index + 1, min(index + 1 + READ_AHEAD, len(self.refs))):
+                if following not in self._ahead:
+                    self._ahead[following] = self.workers.submit(self._load, following)
+        return data
 
     def read(self, size: int | None = -1) -> bytes:
+        """Up to ``size`` bytes, stopping at the end of the chunk that holds the position."""
         if size is None or size < 0:
-            size = self.size - self._pos
-        end = min(self.size, self._pos + size)
-        parts: list[bytes] = []
-        while self._pos < end:
-            index = bisect.bisect_right(self._starts, self._pos) - 1
-            ref = self.refs[index]
-            data = self._chunk(index)
-            start = self._pos - ref.offset
-            stop = min(ref.length, end - ref.offset)
-            parts.append(data[start:stop] if (start, stop) != (0, ref.length) else data)
-            self._pos += stop - start
-        return b"".join(parts) if len(parts) != 1 else parts[0]
+            return self.readall()
+        if size == 0 or self._pos >= self.size:
+            return b""
+        index = bisect.bisect_right(self._starts, self._pos) - 1
+        ref = self.refs[index]
+        data = self._chunk(index)
+        start = self._pos - ref.offset
+        stop = min(ref.length, start + size, self.size - ref.offset)
+        self._pos += stop - start
+        return data if (start, stop) == (0, ref.length) else data[start:stop]
+
+    def readall(self) -> bytes:
+        parts = []
+        while block := self.read(self.size - self._pos):
+            parts.append(block)
+        return b"".join(parts)
+
+    def close(self) -> None:
+        for pending in self._ahead.values():
+            pending.cancel()
+        self._ahead.clear()
+        super().close()
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
-
-    def readall(self) -> bytes:
-        return self.read(-1)

@@ -21,7 +21,9 @@ Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
-BLOCK_SIZE = 1024 * 1024  # GET and PUT move data in 1 MiB blocks (8 KiB is ~2.5x slower)
+# GET and PUT move data in blocks of the largest chunk, so a GET sends each chunk
+# whole and uncopied (WsgiDAV's default 8 KiB blocks are ~2.5x slower).
+BLOCK_SIZE = 4 * 1024 * 1024
 MTIME_METHODS = frozenset({"PUT", "MKCOL", "COPY", "MOVE"})
 
 

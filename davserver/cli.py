@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import secrets
 import signal
@@ -20,6 +22,21 @@ from davserver.app import build_app
 
 log = logging.getLogger(__name__)
 MAX_HEADER_BYTES = 64 * 1024
+
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter number (malloc.h)
+
+
+def _few_malloc_arenas() -> None:
+    """Keep glibc to two malloc arenas: with one per thread, the chunk buffers freed
+    during a long transfer stay cached in many arenas and the server's RSS grows
+    with the file size. (Handing every chunk buffer back to the system instead,
+    with a low mmap threshold, costs half the PUT throughput in page faults.)"""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(M_ARENA_MAX, 2)
+    except (OSError, AttributeError):
+        log.debug("not glibc: malloc left as it is")
 
 
 def _first_admin(drive: Drive) -> None:
@@ -51,6 +68,7 @@ def serve(  # noqa: PLR0917 (click passes options as arguments)
         raise click.UsageError("--tls-cert and --tls-key go together")
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    _few_malloc_arenas()
     with open_drive(settings) as drive:
         _first_admin(drive)
         server = wsgi.Server((host, port), build_app(drive), numthreads=threads)
