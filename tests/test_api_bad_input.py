@@ -7,7 +7,7 @@ import hashlib
 
 import httpx
 
-from core import Drive
+from core import Drive, UserInfo
 from tests.apiclient import Json, commit, error_code, put_chunks, unchanged, whole_tree
 from tests.davbodies import exclusive_lock
 
@@ -29,27 +29,37 @@ def _folder(api: httpx.Client, name: str, parent: int | None = None) -> Json:
     return node
 
 
-def test_unauthenticated_requests_get_a_json_401_with_a_basic_challenge(dav_url: str) -> None:
+def test_unauthenticated_requests_get_a_json_401_with_a_basic_challenge(
+    api: httpx.Client, dav_url: str
+) -> None:
     base = dav_url + "api/v1"
-    for auth in (None, ("alice", "wrong-password"), ("nobody", "x" * 10)):
-        answer = httpx.get(base + "/me", auth=auth)
-        assert answer.status_code == 401
-        assert answer.headers["WWW-Authenticate"].startswith('Basic realm="drivegate"')
-        assert error_code(answer) == "unauthorized"
-    garbled = httpx.get(base + "/tree", headers={"Authorization": "Basic %%%"})
-    assert error_code(garbled) == "unauthorized"
-    assert error_code(httpx.post(base + "/mkdir", json={"parent_id": 1, "name": "x"})) == (
-        "unauthorized"
-    )
+    root = api.get("/me").json()["root_id"]
+    with unchanged(api):
+        for auth in (None, ("alice", "wrong-password"), ("nobody", "x" * 10)):
+            answer = httpx.get(base + "/me", auth=auth)
+            assert answer.status_code == 401
+            assert answer.headers["WWW-Authenticate"].startswith('Basic realm="drivegate"')
+            assert error_code(answer) == "unauthorized"
+        garbled = httpx.get(base + "/tree", headers={"Authorization": "Basic %%%"})
+        assert error_code(garbled) == "unauthorized"
+        anonymous = httpx.post(base + "/mkdir", json={"parent_id": root, "name": "x"})
+        assert error_code(anonymous) == "unauthorized"
 
 
-def test_failed_logins_are_throttled_as_for_webdav(dav_url: str) -> None:
-    base = dav_url + "api/v1/me"
-    statuses = [httpx.get(base, auth=("alice", f"wrong-{i}")).status_code for i in range(11)]
-    assert statuses.count(401) == 10 and statuses[-1] == 429
-    throttled = httpx.get(base, auth=("alice", "alice-password"))
+def test_failed_logins_are_throttled_as_for_webdav(
+    dav_url: str, drive: Drive, alice: UserInfo
+) -> None:
+    base = dav_url + "api/v1"
+    before = (drive.cursor(alice.id), drive.listdir(alice.id, "/"), drive.user("alice"))
+    wrong = [httpx.get(base + "/me", auth=("alice", f"wrong-{i}")) for i in range(11)]
+    assert [answer.status_code for answer in wrong].count(401) == 10
+    assert wrong[-1].status_code == 429
+    root = drive.user("alice").root_id
+    throttled = httpx.post(base + "/mkdir", json={"parent_id": root, "name": "x"},
+                           auth=("alice", "alice-password"))  # fmt: skip
     assert error_code(throttled) == "too_many_requests" and "Retry-After" in throttled.headers
     assert httpx.get(dav_url, auth=("alice", "alice-password")).status_code == 429  # WebDAV too
+    assert (drive.cursor(alice.id), drive.listdir(alice.id, "/"), drive.user("alice")) == before
 
 
 def test_malformed_and_ill_typed_bodies_are_bad_requests(api: httpx.Client) -> None:
