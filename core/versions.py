@@ -12,6 +12,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core import journal, quota, tree
+from core.commit import add_version, new_node
 from core.db.models import Manifest, ManifestChunk, Node, User, Version
 from core.errors import NameTaken, NotAFile, NotFound
 from core.ids import ChunkHash, VersionId
@@ -19,7 +20,6 @@ from core.records import ChunkRef, VersionInfo
 from core.retention import versions_to_drop
 from core.settings import RetentionPolicy
 from core.treeops import delete_unused_manifests, trash
-from core.writer import add_version, new_node
 
 
 def file_node(session: Session, user_id: int, path: str) -> Node:
@@ -29,14 +29,18 @@ def file_node(session: Session, user_id: int, path: str) -> Node:
     return node
 
 
-def list_versions(session: Session, node: Node) -> list[VersionInfo]:
-    rows = session.execute(
+def list_versions(session: Session, node: Node, only: int | None = None) -> list[VersionInfo]:
+    """The file's versions by number (``only``: just the version with that id)."""
+    query = (
         select(Version, Manifest.size, Manifest.sha256, User.name)
         .join(Manifest, Manifest.id == Version.manifest_id)
         .outerjoin(User, User.id == Version.author_id)
         .where(Version.node_id == node.id)
         .order_by(Version.number)
-    ).all()
+    )
+    if only is not None:
+        query = query.where(Version.id == only)
+    rows = session.execute(query).all()
     return [
         VersionInfo(
             id=VersionId(version.id),
@@ -80,7 +84,14 @@ def manifest_refs(session: Session, manifest_id: int) -> tuple[list[ChunkRef], i
 
 def restore_version(session: Session, user_id: int, path: str, number: int) -> Node:
     """Make version ``number`` current again, as a new version sharing its manifest."""
-    return copy_version(session, user_id, path, number, path, overwrite=True)
+    journal.lock_user(session, user_id)
+    return restore_node_version(session, file_node(session, user_id, path), number)
+
+
+def restore_node_version(session: Session, node: Node, number: int) -> Node:
+    """``restore_version`` for a file the caller found (and row-locked its owner for)."""
+    old = version_by_number(session, node, number)
+    return _version_into(session, node, old, node, origin="restore")
 
 
 def copy_version(
@@ -103,18 +114,26 @@ def copy_version(
         if target.is_folder:
             trash(session, target, tree.path_of(session, target.id))
             target = None
-    created = target is None
     if target is None:
         target = new_node(session, parent, name, is_folder=False, mtime_ns=old.mtime_ns)
+        return _version_into(session, node, old, target, origin="copy", created=True)
+    origin = "restore" if target.id == node.id else "copy"
+    return _version_into(session, node, old, target, origin=origin)
+
+
+def _version_into(
+    session: Session, node: Node, old: Version, target: Node, *, origin: str, created: bool = False
+) -> Node:
+    """Make ``old`` (a version of ``node``) the new current version of ``target``."""
     size = session.execute(select(Manifest.size).where(Manifest.id == old.manifest_id)).scalar_one()
-    quota.charge(session, user_id, size - target.size)
+    quota.charge(session, target.owner_id, size - target.size)
     add_version(
         session,
         target,
         old.manifest_id,
         size,
-        author_id=user_id,
-        origin="restore" if target.id == node.id else "copy",
+        author_id=node.owner_id,
+        origin=origin,
         mtime_ns=old.mtime_ns,
     )
     journal.append(session, target, journal.CREATE if created else journal.UPDATE)

@@ -129,15 +129,18 @@ def s3_endpoint() -> Iterator[str]:
 
 
 @contextmanager
-def drivegate_server(env: dict[str, str], cwd: Path, log: Path | None = None) -> Iterator[str]:
-    """A real ``drivegate serve`` process on a free loopback port; yields its URL.
+def drivegate_server(
+    env: dict[str, str], cwd: Path, *options: str, log: Path | None = None
+) -> Iterator[str]:
+    """A real ``drivegate serve`` process on a free loopback port (with extra
+    ``options`` for serve); yields its URL.
 
     ``log``: where its log (one line per request) goes; nowhere by default.
     """
     root = Path(__file__).resolve().parent.parent
     stderr = log.open("ab") if log is not None else None
     process = subprocess.Popen(
-        [sys.executable, "-m", "drivegate", "serve", "--port", "0"],
+        [sys.executable, "-m", "drivegate", "serve", "--port", "0", *options],
         env={**os.environ, **env, "PYTHONPATH": str(root)},
         cwd=cwd,
         stdout=subprocess.PIPE,

@@ -12,7 +12,7 @@ import pytest
 
 from core import Drive, UserInfo
 
-FILES = 1500
+FILES = 2500  # "a tree of a few thousand files"
 
 
 def _tree(root: Path) -> None:
