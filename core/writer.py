@@ -43,11 +43,14 @@ class _GuardedStream:
     def __init__(self, source: ByteSource, limit: int | None) -> None:
         self.source = source
         self.remaining = limit
-        # Only real files and buffers get the zero-copy path: a readinto inherited
-        # by a read()-only stream class may not call its read().
-        self._source_readinto: Callable[[memoryview], int | None] | None = (
-            source.readinto if isinstance(source, io.BufferedIOBase | io.FileIO) else None
-        )
+        # Only files, buffers and raw streams with a readinto of their own get the
+        # zero-copy path: a readinto inherited by a read()-only class may not call
+        # its read().
+        self._source_readinto: Callable[[memoryview], int | None] | None = None
+        if isinstance(source, io.BufferedIOBase | io.FileIO) or (
+            isinstance(source, io.RawIOBase) and type(source).readinto is not io.RawIOBase.readinto
+        ):
+            self._source_readinto = source.readinto
 
     def readinto(self, buffer: memoryview) -> int:
         want = len(buffer) if self.remaining is None else min(len(buffer), self.remaining)

@@ -10,6 +10,7 @@ native single transactions.
 from __future__ import annotations
 
 import functools
+import io
 import mimetypes
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -81,21 +82,31 @@ def parse_mtime(value: str | None) -> int | None:
     return int(seconds * 1_000_000_000) if seconds >= 0 else None
 
 
-class _BodyStream:
-    """The PUT body as a readable stream over WsgiDAV's block iterator."""
+class _BodyStream(io.RawIOBase):
+    """The PUT body as a raw stream over WsgiDAV's block iterator: ``readinto``
+    copies each block once, straight into the chunker's buffer."""
 
     def __init__(self, blocks: Iterable[bytes]) -> None:
+        super().__init__()
         self._blocks: Iterator[bytes] = iter(blocks)
-        self._pending = b""
+        self._pending = memoryview(b"")
 
-    def read(self, size: int, /) -> bytes:
-        while len(self._pending) < size:
-            block = next(self._blocks, None)
-            if block is None:
-                break
-            self._pending += block
-        data, self._pending = self._pending[:size], self._pending[size:]
-        return data
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        filled = 0
+        while filled < len(buffer):
+            if not self._pending:
+                block = next(self._blocks, None)
+                if block is None:
+                    break
+                self._pending = memoryview(block)
+            n = min(len(buffer) - filled, len(self._pending))
+            buffer[filled : filled + n] = self._pending[:n]
+            self._pending = self._pending[n:]
+            filled += n
+        return filled
 
 
 class _PutSink:
