@@ -182,15 +182,26 @@ class ChunkSource:
 
 
 class ReadAhead:
-    """Per open file: is the reader sequential, and how far ahead to fetch."""
+    """Per open file: is the reader sequential, and how far ahead to fetch.
+
+    A handle is sequential when it starts at offset 0 or reads on from where
+    it left off (give or take the kernel's parallel requests arriving out of
+    order); a first read anywhere else fetches nothing ahead.
+    """
 
     def __init__(self) -> None:
-        self.next_offset = 0
+        self.next_offset: int | None = None
         self.window = 0
 
     def advise(self, offset: int, size: int, manifest: Manifest) -> list[ChunkSpan]:
-        sequential = abs(offset - self.next_offset) <= SEQUENTIAL_SLACK
-        self.next_offset = max(self.next_offset, offset + size) if sequential else offset + size
+        if self.next_offset is None:
+            sequential = offset == 0
+        else:
+            sequential = abs(offset - self.next_offset) <= SEQUENTIAL_SLACK
+        if sequential and self.next_offset is not None:
+            self.next_offset = max(self.next_offset, offset + size)
+        else:
+            self.next_offset = offset + size
         if not sequential:
             self.window = 0
             return []
