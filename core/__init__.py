@@ -6,6 +6,7 @@ talks to the server over HTTP only. Internals live in the modules; what the
 faces may rely on is this list.
 """
 
+from core.commit import WriteTarget
 from core.davlocks import LockRecord, LockTable
 from core.drive import Drive
 from core.errors import (
@@ -14,11 +15,15 @@ from core.errors import (
     ChunkMissing,
     Conflict,
     DriveError,
+    FileExists,
+    HashMismatch,
     IncompleteUpload,
     IntegrityError,
+    InvalidMove,
     InvalidName,
     InvalidRequest,
     Locked,
+    MissingChunks,
     MoveIntoItself,
     NameTaken,
     NotAFile,
@@ -36,11 +41,16 @@ from core.reader import ContentReader
 from core.records import (
     ByteSource,
     ChangeInfo,
+    ChangePage,
     ChunkRef,
+    NodeChange,
     NodeInfo,
+    NodeState,
     TrashEntry,
+    TreePage,
     UserInfo,
     VersionInfo,
+    VersionManifest,
 )
 from core.settings import RetentionPolicy, Settings, load_settings
 
@@ -48,6 +58,7 @@ __all__ = [
     "AuthError",
     "ByteSource",
     "ChangeInfo",
+    "ChangePage",
     "ChunkCorrupt",
     "ChunkHash",
     "ChunkMissing",
@@ -56,19 +67,25 @@ __all__ = [
     "ContentReader",
     "Drive",
     "DriveError",
+    "FileExists",
     "FsckReport",
     "GcReport",
+    "HashMismatch",
     "IncompleteUpload",
     "IntegrityError",
+    "InvalidMove",
     "InvalidName",
     "InvalidRequest",
     "LockRecord",
     "LockTable",
     "Locked",
+    "MissingChunks",
     "MoveIntoItself",
     "NameTaken",
+    "NodeChange",
     "NodeId",
     "NodeInfo",
+    "NodeState",
     "NotAFile",
     "NotAFolder",
     "NotFound",
@@ -77,11 +94,14 @@ __all__ = [
     "Settings",
     "StorageUnavailable",
     "TrashEntry",
+    "TreePage",
     "UserId",
     "UserInfo",
     "UserNotFound",
     "VersionConflict",
     "VersionId",
     "VersionInfo",
+    "VersionManifest",
+    "WriteTarget",
     "load_settings",
 ]

@@ -23,15 +23,19 @@ from core.ids import ChunkHash
 ChunkRow = dict[str, object]
 
 
-def touch(session: Session, hashes: Iterable[ChunkHash], now: float) -> set[ChunkHash]:
-    """Bump ``last_seen`` of the known chunks among ``hashes``; return those known."""
+def touch(session: Session, hashes: Iterable[ChunkHash], now: float) -> dict[ChunkHash, int]:
+    """Bump ``last_seen`` of the known chunks among ``hashes``; return those known,
+    with their lengths."""
     wanted = list(set(hashes))
     if not wanted:
-        return set()
+        return {}
     rows = session.execute(
-        update(Chunk).where(Chunk.hash.in_(wanted)).values(last_seen=now).returning(Chunk.hash)
-    ).scalars()
-    return {ChunkHash(h) for h in rows}
+        update(Chunk)
+        .where(Chunk.hash.in_(wanted))
+        .values(last_seen=now)
+        .returning(Chunk.hash, Chunk.length)
+    ).all()
+    return {ChunkHash(h): length for h, length in rows}
 
 
 def put_blobs(backend: Backend, chunks: dict[ChunkHash, bytes]) -> list[ChunkRow]:

@@ -1,20 +1,29 @@
 """WebDAV lock records (the WebDAV face decides what a lock means; the core
 keeps them in SQL so every server process sees the same locks).
 
-Expired locks are invisible to every read and deleted lazily.
+A lock taken on a node of a user's tree remembers the node, and taking,
+releasing or expiring it appends a ``lock`` row to the owner's change
+journal (in the same transaction), so sync clients learn about locks from
+the change feed. Expired locks are invisible to every read; they are
+deleted (and journalled) by ``purge_expired``, which the server runs
+periodically.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.orm import Session
 
+from core import journal, tree
 from core.db.engine import Database
-from core.db.models import DavLock
+from core.db.models import DavLock, Node
 from core.db.mutex import NamedMutex
+from core.errors import NotFound
+from core.ids import UserId
 
 
 @dataclass
@@ -40,17 +49,37 @@ def _record(row: DavLock) -> LockRecord:
     )  # fmt: skip
 
 
-def _live() -> object:
+def unexpired() -> ColumnElement[bool]:
+    """The SQL condition of a lock that has not expired (``expire`` < 0: never)."""
     return or_(DavLock.expire < 0, DavLock.expire >= time.time())
 
 
-def create(session: Session, record: LockRecord) -> None:
-    session.add(DavLock(**record.as_dict()))
+def _journal(session: Session, node_ids: Iterable[int | None]) -> None:
+    """A ``lock`` change for each node whose lock state changed (if it still exists)."""
+    for node_id in sorted({n for n in node_ids if n is not None}):
+        node = session.get(Node, node_id)
+        if node is not None:
+            journal.append(session, node, journal.LOCK)
+
+
+def create(
+    session: Session, record: LockRecord, user_id: UserId | None = None, path: str | None = None
+) -> None:
+    """Store the lock; with ``user_id`` and ``path``, on the node found there (if any)."""
+    node_id = None
+    if user_id is not None and path is not None:
+        try:
+            node_id = tree.resolve(session, user_id, path).id
+        except NotFound:
+            node_id = None
+    session.add(DavLock(**record.as_dict(), node_id=node_id))
+    session.flush()
+    _journal(session, [node_id])
 
 
 def get(session: Session, token: str) -> LockRecord | None:
     row = session.execute(
-        select(DavLock).where(DavLock.token == token, _live())  # type: ignore[arg-type]
+        select(DavLock).where(DavLock.token == token, unexpired())
     ).scalar_one_or_none()
     return _record(row) if row is not None else None
 
@@ -65,7 +94,11 @@ def refresh(session: Session, token: str, timeout: float) -> LockRecord | None:
 
 
 def remove(session: Session, token: str) -> bool:
-    return bool(session.execute(delete(DavLock).where(DavLock.token == token)).rowcount)  # type: ignore[attr-defined]
+    gone = session.execute(
+        delete(DavLock).where(DavLock.token == token).returning(DavLock.node_id)
+    ).all()
+    _journal(session, [node_id for (node_id,) in gone])
+    return bool(gone)
 
 
 def at(
@@ -78,20 +111,23 @@ def at(
     if include_children:
         wanted.append(DavLock.root.startswith(root.rstrip("/") + "/", autoescape=True))
     rows = session.execute(
-        select(DavLock).where(or_(*wanted), _live()).order_by(DavLock.root)  # type: ignore[arg-type]
+        select(DavLock).where(or_(*wanted), unexpired()).order_by(DavLock.root)
     ).scalars()
     return [_record(row) for row in rows]
 
 
 def all_live(session: Session) -> list[LockRecord]:
-    rows = session.execute(select(DavLock).where(_live()).order_by(DavLock.root)).scalars()  # type: ignore[arg-type]
+    rows = session.execute(select(DavLock).where(unexpired()).order_by(DavLock.root)).scalars()
     return [_record(row) for row in rows]
 
 
 def purge_expired(session: Session) -> int:
     now = time.time()
-    result = session.execute(delete(DavLock).where(DavLock.expire >= 0, DavLock.expire < now))
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    gone = session.execute(
+        delete(DavLock).where(DavLock.expire >= 0, DavLock.expire < now).returning(DavLock.node_id)
+    ).all()
+    _journal(session, [node_id for (node_id,) in gone])
+    return len(gone)
 
 
 class LockTable:
@@ -102,9 +138,12 @@ class LockTable:
         self.db = db
         self.mutex = NamedMutex(db, "dav-locks")
 
-    def create(self, record: LockRecord) -> None:
+    def create(
+        self, record: LockRecord, *, user_id: UserId | None = None, path: str | None = None
+    ) -> None:
+        """Store a lock; ``user_id`` and ``path`` name the locked node in that user's tree."""
         with self.db.write() as session:
-            create(session, record)
+            create(session, record, user_id, path)
 
     def get(self, token: str) -> LockRecord | None:
         with self.db.read() as session:

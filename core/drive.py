@@ -2,9 +2,10 @@
 
 ``Drive.open(settings)`` is the composition root of the core: it opens the
 database (migrating a fresh one), the chunk store and the collector lock.
-Every method is one or a few short transactions; paths are drive paths
-(``/a/b.txt``) resolved inside the given user's own tree, so one user can
-never reach another's nodes.
+Every method is one or a few short transactions. Paths are drive paths
+(``/a/b.txt``) resolved inside the given user's own tree; node ids (the
+sync API's addresses) are checked against the user too, so one user can
+never reach another's nodes, whatever path or id they send.
 """
 
 from __future__ import annotations
@@ -14,8 +15,23 @@ from types import TracebackType
 
 from sqlalchemy import select
 
-from core import journal, properties, trash, tree, treeops, users, versions, writer
+from core import (
+    chunkaccess,
+    journal,
+    manifestwrite,
+    nodeops,
+    nodes,
+    properties,
+    trash,
+    tree,
+    treeops,
+    users,
+    versions,
+    writer,
+)
 from core.backend import Backend
+from core.changefeed import ChangeFeed
+from core.commit import WriteTarget
 from core.davlocks import LockTable
 from core.db.engine import Database
 from core.db.migrate import ensure_schema
@@ -23,16 +39,20 @@ from core.db.models import User
 from core.db.mutex import NamedMutex
 from core.fsck import FsckReport, run_fsck
 from core.gc import GcReport, run_gc
-from core.ids import NodeId, UserId, VersionId
+from core.ids import ChunkHash, NodeId, UserId, VersionId
 from core.reader import ContentReader
 from core.records import (
     ByteSource,
     ChangeInfo,
+    ChangePage,
     ChunkRef,
     NodeInfo,
+    NodeState,
     TrashEntry,
+    TreePage,
     UserInfo,
     VersionInfo,
+    VersionManifest,
 )
 from core.settings import Settings
 from core.store import open_store
@@ -46,6 +66,8 @@ class Drive:
         self.db = backend.db
         self.locks = LockTable(backend.db)
         """WebDAV lock records, shared by every server process."""
+        self.feed = ChangeFeed(backend.db)
+        """Wakes long-polls when a user's change journal moves on."""
 
     @classmethod
     def open(cls, settings: Settings) -> Drive:
@@ -63,6 +85,7 @@ class Drive:
         return cls(Backend(settings=settings, db=db, store=store, lock=NamedMutex(db, "collector")))
 
     def close(self) -> None:
+        self.feed.close()
         self.backend.close()
 
     def __enter__(self) -> Drive:
@@ -203,7 +226,7 @@ class Drive:
         VersionConflict if the file moved on (or exists) by commit time.
         ``expected_size`` turns a short stream into IncompleteUpload.
         """
-        target = writer.WriteTarget(
+        target = WriteTarget(
             user_id=user,
             path=path,
             base_version_id=base_version_id,
@@ -271,3 +294,92 @@ class Drive:
         self, *, verify: bool = False, progress: Callable[[int], None] | None = None
     ) -> FsckReport:
         return run_fsck(self.backend, verify=verify, progress=progress)
+
+    # by node id, for sync clients ------------------------------------------
+
+    def node(self, user: UserId, node_id: int) -> NodeState:
+        """The user's live node (NotFound for anyone else's, or one in the trash)."""
+        with self.db.read() as session:
+            return nodes.state(session, user, node_id)
+
+    def children(self, user: UserId, node_id: int) -> list[NodeState]:
+        with self.db.read() as session:
+            return nodes.children(session, user, node_id)
+
+    def tree_page(self, user: UserId, after: int = 0, limit: int = 1000) -> TreePage:
+        """Live nodes above id ``after``, with the journal cursor read before the page."""
+        with self.db.read() as session:
+            return nodes.tree_page(session, user, after, limit)
+
+    def change_page(self, user: UserId, cursor: int, limit: int = 1000) -> ChangePage:
+        """Changes after ``cursor``, each with its node's current state."""
+        with self.db.read() as session:
+            return nodes.change_page(session, user, cursor, limit)
+
+    def wait_for_changes(self, user: UserId, cursor: int, timeout: float) -> int:
+        """Block until the user's journal passes ``cursor`` or ``timeout`` runs out;
+        return the journal's position."""
+        return self.feed.wait(user, cursor, timeout)
+
+    def node_versions(self, user: UserId, node_id: int) -> list[VersionInfo]:
+        with self.db.read() as session:
+            return nodes.file_versions(session, user, node_id)
+
+    def node_manifest(
+        self, user: UserId, node_id: int, version: int | None = None
+    ) -> VersionManifest:
+        with self.db.read() as session:
+            return nodes.manifest(session, user, node_id, version)
+
+    def mkdir_in(
+        self, user: UserId, parent_id: int, name: str, *, mtime_ns: int | None = None
+    ) -> NodeState:
+        with self.db.write() as session:
+            node = nodeops.mkdir(session, user, parent_id, name, mtime_ns=mtime_ns)
+            return nodes.state(session, user, node.id)
+
+    def move_node(
+        self, user: UserId, node_id: int, parent_id: int, name: str, *, overwrite: bool = False
+    ) -> NodeState:
+        with self.db.write() as session:
+            node = nodeops.move(session, user, node_id, parent_id, name, overwrite=overwrite)
+            return nodes.state(session, user, node.id)
+
+    def trash_node(
+        self, user: UserId, node_id: int, *, base_version_id: VersionId | None = None
+    ) -> None:
+        """Move to the trash; with ``base_version_id``, only if still the current version."""
+        with self.db.write() as session:
+            nodeops.trash(session, user, node_id, base_version_id=base_version_id)
+
+    def set_node_mtime(self, user: UserId, node_id: int, mtime_ns: int) -> NodeState:
+        with self.db.write() as session:
+            node = nodeops.set_mtime(session, user, node_id, mtime_ns)
+            return nodes.state(session, user, node.id)
+
+    def restore_node_version(self, user: UserId, node_id: int, number: int) -> NodeState:
+        with self.db.write() as session:
+            node = nodeops.restore_version(session, user, node_id, number)
+            return nodes.state(session, user, node.id)
+
+    def commit(
+        self,
+        target: WriteTarget,
+        chunks: list[tuple[str, int]],
+        size: int,
+        sha256: str | None = None,
+    ) -> tuple[NodeState, bool]:
+        """Commit a manifest of chunks already on the server (``chunks``: hash, length)
+        as the target's new content; return the file and whether it is new."""
+        return manifestwrite.commit_manifest(self.backend, target, chunks, size, sha256)
+
+    def read_chunk(self, user: UserId, key: str) -> bytes:
+        """A chunk's bytes, if a version of one of the user's nodes names it."""
+        return chunkaccess.read(self.backend, user, ChunkHash(key))
+
+    def missing_chunks(self, keys: list[str]) -> list[ChunkHash]:
+        return chunkaccess.missing(self.backend, keys)
+
+    def put_chunk(self, key: str, data: bytes) -> bool:
+        """Store a client's chunk after checking its hash; True if it was new."""
+        return chunkaccess.put(self.backend, key, data)

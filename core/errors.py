@@ -12,12 +12,16 @@ tree inside the core.
     │   └── UserNotFound
     ├── InvalidName
     ├── InvalidRequest
+    │   └── HashMismatch
     ├── Conflict
     │   ├── NameTaken
     │   ├── NotAFolder
     │   ├── NotAFile
-    │   ├── MoveIntoItself
+    │   ├── InvalidMove
+    │   │   └── MoveIntoItself
+    │   ├── MissingChunks
     │   └── VersionConflict
+    │       └── FileExists
     ├── QuotaExceeded
     ├── Locked
     ├── AuthError
@@ -51,6 +55,10 @@ class InvalidRequest(DriveError):
     """A request that is malformed in some other way (bad size, bad version number...)."""
 
 
+class HashMismatch(InvalidRequest):
+    """Uploaded bytes do not hash to the name (or whole-file hash) they were sent with."""
+
+
 class Conflict(DriveError):
     """The request cannot be applied to the tree as it is now."""
 
@@ -67,16 +75,38 @@ class NotAFile(Conflict):
     """A file was expected (for reading, writing or versions)."""
 
 
-class MoveIntoItself(Conflict):
+class InvalidMove(Conflict):
+    """A move that can never work: the root folder, or a folder into its own subtree."""
+
+
+class MoveIntoItself(InvalidMove):
     """A folder cannot be moved or copied into its own subtree."""
 
 
-class VersionConflict(Conflict):
-    """A compare-and-set write named a base version that is no longer current."""
+class MissingChunks(Conflict):
+    """A manifest names chunks the server does not have (``missing`` lists them)."""
 
-    def __init__(self, message: str, current_version: int | None) -> None:
+    def __init__(self, message: str, missing: list[str]) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+class VersionConflict(Conflict):
+    """A compare-and-set write named a base version that is no longer current.
+
+    ``node_id`` is the file it is about, when there is one.
+    """
+
+    def __init__(
+        self, message: str, current_version: int | None, node_id: int | None = None
+    ) -> None:
         super().__init__(message)
         self.current_version = current_version
+        self.node_id = node_id
+
+
+class FileExists(VersionConflict):
+    """A create-only write found a file already there."""
 
 
 class QuotaExceeded(DriveError):

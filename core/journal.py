@@ -3,6 +3,10 @@
 Per user, ``seq`` comes from bumping ``users.journal_seq``; that UPDATE
 row-locks the user until commit, so sequence numbers are gap-free and in
 commit order, which makes ``seq`` a cursor a sync client can trust.
+
+Each append also notes the user's new position in ``session.info``, so the
+change feed (``core.changefeed``) can wake long-polls when the transaction
+commits.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ TRASH = "trash"
 RESTORE = "restore"
 PURGE = "purge"
 META = "meta"
+LOCK = "lock"
+"""A WebDAV lock on the node was taken, released or expired."""
+APPENDED = "drivegate.journal_appended"
 
 
 def lock_user(session: Session, user_id: int) -> User:
@@ -53,7 +60,14 @@ def append(session: Session, node: Node, kind: str) -> int:
             at=time.time(),
         )
     )
+    session.info.setdefault(APPENDED, {})[node.owner_id] = int(seq)
     return int(seq)
+
+
+def appended(session: Session) -> dict[int, int]:
+    """{user id: last sequence number} of the rows this transaction appended."""
+    noted: dict[int, int] = session.info.get(APPENDED, {})
+    return noted
 
 
 def changes_since(session: Session, user_id: UserId, cursor: int, limit: int) -> list[ChangeInfo]:

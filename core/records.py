@@ -92,3 +92,50 @@ class ChangeInfo:
     is_folder: bool
     version_id: VersionId | None
     at: float
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """A live node as sync clients see it: its info, and whether a WebDAV lock covers it."""
+
+    info: NodeInfo
+    locked: bool
+
+
+@dataclass(frozen=True)
+class TreePage:
+    """One page of a user's live tree, in id order. ``cursor`` is the journal position
+    read before the page; ``next_after`` is None on the last page."""
+
+    cursor: int
+    nodes: list[NodeState]
+    next_after: NodeId | None
+
+
+@dataclass(frozen=True)
+class NodeChange:
+    """A journal row with its node's current state (None: no longer in the live tree)."""
+
+    seq: int
+    kind: str
+    node_id: NodeId
+    node: NodeState | None
+
+
+@dataclass(frozen=True)
+class ChangePage:
+    """Changes after a cursor; ``cursor`` is the last one's ``seq`` (or the same
+    cursor when there are none); ``more``: another page is waiting."""
+
+    cursor: int
+    changes: list[NodeChange]
+    more: bool
+
+
+@dataclass(frozen=True)
+class VersionManifest:
+    """A version's content: the version and its chunks (offsets, lengths, hashes)."""
+
+    node_id: NodeId
+    version: VersionInfo
+    chunks: list[ChunkRef]

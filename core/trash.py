@@ -77,7 +77,19 @@ def restore(session: Session, user_id: int, entry_id: int) -> tuple[Node, str]:
     node.trashed_at = node.trashed_from_id = node.trashed_path = None
     session.flush()
     journal.append(session, node, journal.RESTORE)
+    _journal_members(session, node)
     return node, tree.path_of(session, node.id)
+
+
+def _journal_members(session: Session, folder: Node) -> None:
+    """A ``restore`` row for everything below a restored folder: a sync client
+    dropped the whole subtree when the folder went to the trash."""
+    below = tree.subtree_ids(session, folder.id)[1:]
+    for start in range(0, len(below), 500):
+        part = below[start : start + 500]
+        members = session.execute(select(Node).where(Node.id.in_(part)).order_by(Node.id))
+        for member in members.scalars():
+            journal.append(session, member, journal.RESTORE)
 
 
 def purge(session: Session, user_id: int, entry_id: int) -> int:

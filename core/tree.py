@@ -7,7 +7,7 @@ resolve, check and change the tree in one transaction.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import Row, Select, bindparam, literal, select
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, aliased
 from core.db.models import Manifest, Node, User, Version
 from core.errors import InvalidName, NotAFolder, NotFound
 from core.ids import NodeId, VersionId
-from core.names import RESERVED_AT_ROOT, join_path, split_path
+from core.names import RESERVED_AT_ROOT, join_path, normalize_name, split_path
 from core.records import NodeInfo
 
 
@@ -89,9 +89,26 @@ def resolve_parent(session: Session, user_id: int, path: str) -> tuple[Node, str
     parent = resolve(session, user_id, join_path(names[:-1]))
     if not parent.is_folder:
         raise NotAFolder(f"not a folder: {join_path(names[:-1])}")
-    if parent.parent_id is None and parent.trashed_at is None and names[-1] in RESERVED_AT_ROOT:
-        raise InvalidName(f"{names[-1]!r} is reserved at the top of a drive")
-    return parent, names[-1]
+    return parent, child_name(parent, names[-1])
+
+
+def child_name(parent: Node, name: str) -> str:
+    """``name`` checked and normalised for a member of ``parent`` (NotAFolder if a file)."""
+    if not parent.is_folder:
+        raise NotAFolder(f"{parent.name!r} is not a folder")
+    name = normalize_name(name)
+    if parent.parent_id is None and parent.trashed_at is None and name in RESERVED_AT_ROOT:
+        raise InvalidName(f"{name!r} is reserved at the top of a drive")
+    return name
+
+
+def owned_live(session: Session, user_id: int, node_id: int) -> Node:
+    """The user's live node with that id (the root included); NotFound for anything
+    else, other users' nodes too, so an id reveals nothing."""
+    node = session.get(Node, node_id)
+    if node is None or node.owner_id != user_id or not is_live(session, node_id):
+        raise NotFound(f"no node {node_id}")
+    return node
 
 
 def ancestry(session: Session, node_id: int) -> Sequence[Row[tuple[int, str, float | None]]]:
@@ -119,6 +136,28 @@ def path_of(session: Session, node_id: int) -> str:
 def is_live(session: Session, node_id: int) -> bool:
     """True when neither the node nor any ancestor is in the trash."""
     return all(row.trashed_at is None for row in ancestry(session, node_id))
+
+
+def upward(starts: Select[Any] | Collection[int]) -> Any:
+    """A recursive CTE of (start, node) for every node in ``starts`` (a SELECT of ids)
+    and each of its ancestors, itself included; walks stop at a node with no parent."""
+    wanted = starts if isinstance(starts, Select) else list(starts)
+    up = (
+        select(Node.id.label("start"), Node.id.label("node"), Node.parent_id.label("parent"))
+        .where(Node.id.in_(wanted))
+        .cte("upward", recursive=True)
+    )
+    return up.union_all(select(up.c.start, Node.id, Node.parent_id).where(Node.id == up.c.parent))
+
+
+def live_among(session: Session, user_id: int, ids: Select[Any] | Collection[int]) -> set[int]:
+    """Which nodes of ``ids`` (ids, or a SELECT of them) are in the user's live tree:
+    their walk up reaches the root (a trashed subtree hangs from a detached node)."""
+    up = upward(ids)
+    rows = session.execute(
+        select(up.c.start).where(up.c.node == root_id(session, user_id)).distinct()
+    ).scalars()
+    return set(rows)
 
 
 def subtree_ids(session: Session, node_id: int) -> list[int]:
@@ -154,6 +193,13 @@ def _to_info(node: Node, number: int | None, sha256: str | None) -> NodeInfo:
 def info(session: Session, node_id: int) -> NodeInfo:
     row = session.execute(_info_query().where(Node.id == node_id)).one()
     return _to_info(*row)
+
+
+def infos(session: Session, ids: Select[Any] | Collection[int]) -> list[NodeInfo]:
+    """The nodes with these ids (ids, or a SELECT of them), in id order, in one query."""
+    wanted = ids if isinstance(ids, Select) else list(ids)
+    rows = session.execute(_info_query().where(Node.id.in_(wanted)).order_by(Node.id)).all()
+    return [_to_info(*row) for row in rows]
 
 
 def list_children(session: Session, folder: Node) -> list[NodeInfo]:

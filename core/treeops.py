@@ -13,16 +13,21 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core import journal, properties, quota, tree
+from core.commit import add_version, new_node
 from core.db.models import Manifest, Node, Version
-from core.errors import Conflict, MoveIntoItself, NameTaken, NotFound
-from core.writer import add_version, new_node
+from core.errors import InvalidMove, MoveIntoItself, NameTaken, NotFound
 
 
 def mkdir(session: Session, user_id: int, path: str, *, mtime_ns: int | None = None) -> Node:
     journal.lock_user(session, user_id)
     parent, name = tree.resolve_parent(session, user_id, path)
+    return make_folder(session, parent, name, mtime_ns=mtime_ns)
+
+
+def make_folder(session: Session, parent: Node, name: str, *, mtime_ns: int | None) -> Node:
+    """A new folder ``name`` (already checked) in ``parent``; NameTaken if in use."""
     if tree.live_child(session, parent.id, name) is not None:
-        raise NameTaken(f"{path} already exists")
+        raise NameTaken(f"{name!r} already exists in that folder")
     node = new_node(session, parent, name, is_folder=True, mtime_ns=mtime_ns)
     journal.append(session, node, journal.CREATE)
     return node
@@ -60,15 +65,22 @@ def move(session: Session, user_id: int, src: str, dst: str, *, overwrite: bool 
     journal.lock_user(session, user_id)
     node = tree.resolve(session, user_id, src)
     if node.parent_id is None:
-        raise Conflict("the root folder cannot be moved")
+        raise InvalidMove("the root folder cannot be moved")
     parent, name = tree.resolve_parent(session, user_id, dst)
+    return move_node(session, node, parent, name, overwrite=overwrite)
+
+
+def move_node(session: Session, node: Node, parent: Node, name: str, *, overwrite: bool) -> Node:
+    """``move`` for nodes the caller found: ``name`` is checked, the owner row-locked."""
+    if node.parent_id is None:
+        raise InvalidMove("the root folder cannot be moved")
     _check_not_into_itself(session, node, parent)
     existing = tree.live_child(session, parent.id, name)
     if existing is not None and existing.id == node.id:
         return node  # moving onto itself changes nothing
     if existing is not None:
         if not overwrite:
-            raise NameTaken(f"{dst} already exists")
+            raise NameTaken(f"{name!r} already exists in that folder")
         if not node.is_folder and not existing.is_folder:
             return _replace_content(session, node, existing)
         trash(session, existing, tree.path_of(session, existing.id))
@@ -171,7 +183,7 @@ def trash(session: Session, node: Node, path: str) -> None:
     from inside it earlier.
     """
     if node.parent_id is None:
-        raise Conflict("the root folder cannot be deleted")
+        raise InvalidMove("the root folder cannot be deleted")
     node.trashed_at = time.time()
     node.trashed_from_id = node.parent_id
     node.trashed_path = path

@@ -12,6 +12,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core import journal, quota, tree
+from core.commit import add_version
 from core.db.models import Manifest, ManifestChunk, Node, User, Version
 from core.errors import NotAFile, NotFound
 from core.ids import ChunkHash, VersionId
@@ -19,7 +20,6 @@ from core.records import ChunkRef, VersionInfo
 from core.retention import versions_to_drop
 from core.settings import RetentionPolicy
 from core.treeops import delete_unused_manifests
-from core.writer import add_version
 
 
 def file_node(session: Session, user_id: int, path: str) -> Node:
@@ -29,14 +29,18 @@ def file_node(session: Session, user_id: int, path: str) -> Node:
     return node
 
 
-def list_versions(session: Session, node: Node) -> list[VersionInfo]:
-    rows = session.execute(
+def list_versions(session: Session, node: Node, only: int | None = None) -> list[VersionInfo]:
+    """The file's versions by number (``only``: just the version with that id)."""
+    query = (
         select(Version, Manifest.size, Manifest.sha256, User.name)
         .join(Manifest, Manifest.id == Version.manifest_id)
         .outerjoin(User, User.id == Version.author_id)
         .where(Version.node_id == node.id)
         .order_by(Version.number)
-    ).all()
+    )
+    if only is not None:
+        query = query.where(Version.id == only)
+    rows = session.execute(query).all()
     return [
         VersionInfo(
             id=VersionId(version.id),
@@ -81,16 +85,20 @@ def manifest_refs(session: Session, manifest_id: int) -> tuple[list[ChunkRef], i
 def restore_version(session: Session, user_id: int, path: str, number: int) -> Node:
     """Make version ``number`` current again, as a new version sharing its manifest."""
     journal.lock_user(session, user_id)
-    node = file_node(session, user_id, path)
+    return restore_node_version(session, file_node(session, user_id, path), number)
+
+
+def restore_node_version(session: Session, node: Node, number: int) -> Node:
+    """``restore_version`` for a file the caller found (and row-locked its owner for)."""
     old = version_by_number(session, node, number)
     size = session.execute(select(Manifest.size).where(Manifest.id == old.manifest_id)).scalar_one()
-    quota.charge(session, user_id, size - node.size)
+    quota.charge(session, node.owner_id, size - node.size)
     add_version(
         session,
         node,
         old.manifest_id,
         size,
-        author_id=user_id,
+        author_id=node.owner_id,
         origin="restore",
         mtime_ns=old.mtime_ns,
     )

@@ -1,5 +1,7 @@
-"""Assembling the WSGI application: request log → health check → X-OC-MTime
-answer → WsgiDAV (Basic auth, locks, properties) over ``DriveProvider``."""
+"""Assembling the WSGI application: request log → health check → the sync API
+under ``/api/v1`` (Falcon) or else X-OC-MTime answer → WsgiDAV (Basic auth,
+locks, properties) over ``DriveProvider``. Both faces share one
+``Authenticator`` (login cache and failure throttle)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from typing import Any
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from core import Drive, DriveError
-from davserver.auth import FailureThrottle, domain_controller_for
+from davserver.api import PREFIX, build_api
+from davserver.auth import Authenticator, domain_controller_for
 from davserver.locks import SqlLockManager, SqlLockStorage
 from davserver.provider import DriveProvider
 
@@ -25,11 +28,11 @@ BLOCK_SIZE = 1024 * 1024  # GET and PUT move data in 1 MiB blocks (8 KiB is ~2.5
 MTIME_METHODS = frozenset({"PUT", "MKCOL", "COPY", "MOVE"})
 
 
-def dav_config(drive: Drive, provider: DriveProvider) -> dict[str, Any]:
+def dav_config(auth: Authenticator, provider: DriveProvider) -> dict[str, Any]:
     return {
         "provider_mapping": {"/": provider},
         "http_authenticator": {
-            "domain_controller": domain_controller_for(drive, FailureThrottle()),
+            "domain_controller": domain_controller_for(auth),
             "accept_basic": True,
             "accept_digest": False,
             "default_to_digest": False,
@@ -46,13 +49,32 @@ def dav_config(drive: Drive, provider: DriveProvider) -> dict[str, Any]:
     }
 
 
-def build_app(drive: Drive) -> WsgiApp:
+def build_app(drive: Drive, *, long_polls: int = 8) -> WsgiApp:
+    """The whole server; ``long_polls``: how many change-feed requests may be held
+    at once (each holds a worker thread)."""
+    auth = Authenticator(drive)
     provider = DriveProvider(drive)
-    dav = WsgiDAVApp(dav_config(drive, provider))
+    dav = WsgiDAVApp(dav_config(auth, provider))
     storage = SqlLockStorage(drive.locks, drive.backend.settings.lock_timeout_seconds)
     dav.lock_manager = SqlLockManager(storage)
     provider.set_lock_manager(dav.lock_manager)
-    return RequestLog(HealthCheck(OcMtimeAnswer(dav), drive))
+    api = build_api(drive, auth, long_polls)
+    return RequestLog(HealthCheck(PathDispatch(PREFIX, api, OcMtimeAnswer(dav)), drive))
+
+
+class PathDispatch:
+    """Requests for ``prefix`` and below go to ``inner``, the rest to ``outer``."""
+
+    def __init__(self, prefix: str, inner: WsgiApp, outer: WsgiApp) -> None:
+        self.prefix = prefix
+        self.inner = inner
+        self.outer = outer
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path: str = environ.get("PATH_INFO", "")
+        if path == self.prefix or path.startswith(self.prefix + "/"):
+            return self.inner(environ, start_response)
+        return self.outer(environ, start_response)
 
 
 class HealthCheck:

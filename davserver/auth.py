@@ -1,5 +1,6 @@
 """HTTP Basic authentication against drivegate users (password or app token),
-with throttling of repeated failures.
+with throttling of repeated failures, shared by the WebDAV face and the sync
+API (one ``Authenticator`` per process: one login cache, one throttle).
 
 Digest is off: passwords are stored as argon2 hashes, which Digest cannot
 use. Unauthenticated requests get 401 with ``WWW-Authenticate: Basic`` (never
@@ -80,9 +81,37 @@ class LoginCache:
             self._cache[self._digest(name, secret)] = user
 
 
-def domain_controller_for(drive: Drive, throttle: FailureThrottle) -> type[BaseDomainController]:
-    """A WsgiDAV domain controller class bound to ``drive`` (WsgiDAV builds it itself)."""
-    logins = LoginCache()
+class Throttled(Exception):
+    """Too many failed logins from this address or for this user name: try later."""
+
+
+class Authenticator:
+    """Checks Basic credentials: the login cache first, then the drive; failures count
+    towards the throttle, and a throttled address or name is refused outright."""
+
+    def __init__(self, drive: Drive, throttle: FailureThrottle | None = None) -> None:
+        self.drive = drive
+        self.throttle = throttle or FailureThrottle()
+        self.logins = LoginCache()
+
+    def login(self, name: str, secret: str, address: str) -> UserInfo | None:
+        """The user, or None for wrong credentials; Throttled when refused outright."""
+        keys = (f"ip:{address}", f"user:{name}")
+        if self.throttle.blocked(*keys):
+            raise Throttled("too many failed logins; try later")
+        user = self.logins.get(name, secret)
+        if user is None:
+            try:
+                user = self.drive.authenticate(name, secret)
+            except AuthError:
+                self.throttle.failed(*keys)
+                return None
+            self.logins.put(name, secret, user)
+        return user
+
+
+def domain_controller_for(auth: Authenticator) -> type[BaseDomainController]:
+    """A WsgiDAV domain controller class bound to ``auth`` (WsgiDAV builds it itself)."""
 
     class DriveDomainController(BaseDomainController):
         def __init__(self, wsgidav_app: Any, config: dict[str, Any]) -> None:
@@ -108,19 +137,12 @@ def domain_controller_for(drive: Drive, throttle: FailureThrottle) -> type[BaseD
         def basic_auth_user(
             self, realm: str, user_name: str, password: str, environ: dict[str, Any]
         ) -> bool:
-            keys = (f"ip:{environ.get('REMOTE_ADDR', '?')}", f"user:{user_name}")
-            if throttle.blocked(*keys):
-                raise DAVError(
-                    HTTP_TOO_MANY_REQUESTS, context_info="too many failed logins; try later"
-                )
-            user = logins.get(user_name, password)
+            try:
+                user = auth.login(user_name, password, environ.get("REMOTE_ADDR", "?"))
+            except Throttled as exc:
+                raise DAVError(HTTP_TOO_MANY_REQUESTS, context_info=str(exc)) from None
             if user is None:
-                try:
-                    user = drive.authenticate(user_name, password)
-                except AuthError:
-                    throttle.failed(*keys)
-                    return False
-                logins.put(user_name, password, user)
+                return False
             environ["drivegate.user"] = user
             return True
 

@@ -1,4 +1,11 @@
-"""``drivegate serve``: the WebDAV server on cheroot."""
+"""``drivegate serve``: the WebDAV server and the sync API on cheroot.
+
+Threads: cheroot serves each request on one of ``--threads`` worker threads
+(idle keep-alive connections wait in a selector, not on a thread). A sync
+API long-poll holds its thread while it waits, so at most ``--long-polls``
+are held at once (further ones answer 503 with Retry-After), which leaves
+``threads - long_polls`` threads for everything else.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +24,7 @@ from cheroot.ssl.builtin import BuiltinSSLAdapter
 from core import Drive, Settings
 from core.cli import DriveGroup, backend_options, open_drive
 from davserver.app import build_app
+from davserver.locks import LockSweeper
 
 log = logging.getLogger(__name__)
 MAX_HEADER_BYTES = 64 * 1024
@@ -34,7 +42,20 @@ def _first_admin(drive: Drive) -> None:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port (0: any free one).")
-@click.option("--threads", default=16, show_default=True, type=int, help="Worker threads.")
+@click.option(
+    "--threads",
+    default=64,
+    show_default=True,
+    type=click.IntRange(2),
+    help="Worker threads (requests served at once).",
+)
+@click.option(
+    "--long-polls",
+    default=32,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Sync API long-polls held at once (each holds a worker thread); must be below --threads.",
+)
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @backend_options
@@ -42,6 +63,7 @@ def serve(  # noqa: PLR0917 (click passes options as arguments)
     host: str,
     port: int,
     threads: int,
+    long_polls: int,
     tls_cert: Path | None,
     tls_key: Path | None,
     settings: Settings,
@@ -49,11 +71,14 @@ def serve(  # noqa: PLR0917 (click passes options as arguments)
     """Serve the drive over WebDAV (each user sees their own root)."""
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
+    if long_polls >= threads:
+        raise click.UsageError("--long-polls must be below --threads (other requests need some)")
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     logging.getLogger("alembic").setLevel(logging.WARNING)
     with open_drive(settings) as drive:
         _first_admin(drive)
-        server = wsgi.Server((host, port), build_app(drive), numthreads=threads)
+        app = build_app(drive, long_polls=long_polls)
+        server = wsgi.Server((host, port), app, numthreads=threads)
         server.max_request_header_size = MAX_HEADER_BYTES
         server.shutdown_timeout = 2  # do not wait out idle keep-alive connections on stop
         scheme = "http"
@@ -64,13 +89,18 @@ def serve(  # noqa: PLR0917 (click passes options as arguments)
         # SIGTERM (systemd, the tests) stops like Ctrl-C: finish requests, then exit.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         server.prepare()
+        sweeper = LockSweeper(drive.locks)
+        sweeper.start()
         bound_host, bound_port = server.bind_addr[:2]
         click.echo(f"drivegate serving {scheme}://{bound_host}:{bound_port}/", file=sys.stdout)
         sys.stdout.flush()
         try:
             server.serve()
         except KeyboardInterrupt:
+            drive.feed.close()  # answer held long-polls now, so their threads can stop
             server.stop()
+        finally:
+            sweeper.stop()
 
 
 @click.group(cls=DriveGroup)

@@ -6,12 +6,19 @@ check and the create run inside the ``dav-locks`` mutex, which every process
 of the deployment shares. Timeouts are capped (``lock_timeout_seconds``,
 default one hour): a client asking for more, for Infinite or for nothing
 gets the cap, and renews with a refresh as Office does.
+
+Each lock is stored with the node it was taken on (so the sync API can show
+and honour it), and ``LockSweeper`` deletes expired locks every few seconds
+so that their expiry reaches the change journal (and sync clients) soon.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from typing import Any
+from urllib.parse import unquote
 
 from wsgidav.lock_man.lock_manager import (
     LockManager,
@@ -20,7 +27,21 @@ from wsgidav.lock_man.lock_manager import (
     validate_lock,
 )
 
-from core import LockRecord, LockTable
+from core import DriveError, LockRecord, LockTable, UserId
+
+log = logging.getLogger(__name__)
+SWEEP_SECONDS = 5.0
+
+
+def owner_and_path(root: str) -> tuple[UserId, str] | None:
+    """The user and drive path of a lock root ``/~<user id>/quoted/path`` (see
+    ``resources.ref_prefix``), or None for a root of another form."""
+    if not root.startswith("/~"):
+        return None
+    user, _, rest = root[2:].partition("/")
+    if not user.isdigit():
+        return None
+    return UserId(int(user)), unquote("/" + rest)
 
 
 def _as_wsgidav(record: LockRecord) -> dict[str, Any]:
@@ -70,7 +91,12 @@ class SqlLockStorage:
         lock["token"] = generate_lock_token()
         if isinstance(lock.get("owner"), bytes):  # WsgiDAV hands the owner XML over as bytes
             lock["owner"] = lock["owner"].decode("utf-8")
-        self.table.create(LockRecord(**{key: lock[key] for key in LockRecord.__annotations__}))
+        record = LockRecord(**{key: lock[key] for key in LockRecord.__annotations__})
+        located = owner_and_path(lock["root"])
+        if located is None:
+            self.table.create(record)
+        else:
+            self.table.create(record, user_id=located[0], path=located[1])
         return lock
 
     def refresh(self, token: str, *, timeout: Any) -> dict[str, Any]:
@@ -105,3 +131,29 @@ class SqlLockManager(LockManager):
         with self.mutex.exclusive():
             lock: dict[str, Any] = super().acquire(**kwargs)
             return lock
+
+
+class LockSweeper:
+    """Deletes expired locks every ``interval`` seconds (each expiry becomes a
+    ``lock`` change in its owner's journal); one thread per server process."""
+
+    def __init__(self, table: LockTable, interval: float = SWEEP_SECONDS) -> None:
+        self.table = table
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lock-sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.table.purge_expired()
+            except DriveError as exc:
+                log.warning("lock sweep failed: %s", exc)

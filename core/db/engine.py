@@ -11,7 +11,7 @@ matters (see ``core.journal``).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,10 @@ class Database:
         )
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(writer, expire_on_commit=False)
+        self.before_commit: list[Callable[[Session], None]] = []
+        """Called in every write transaction just before it commits (inside it)."""
+        self.after_commit: list[Callable[[Session], None]] = []
+        """Called after every write transaction has committed."""
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -96,8 +100,13 @@ class Database:
         one writer in at a time anyway, and its busy handler would otherwise
         sleep in steps of milliseconds between retries.
         """
-        with self._writer_lock, _translated(), self._write() as session, session.begin():
-            yield session
+        with self._writer_lock, _translated(), self._write() as session:
+            with session.begin():
+                yield session
+                for hook in self.before_commit:
+                    hook(session)
+            for hook in self.after_commit:
+                hook(session)
 
     def dispose(self) -> None:
         self.engine.dispose()

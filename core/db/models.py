@@ -7,7 +7,8 @@ How the later features slot in without a rewrite: shares are rows
 (node → grantee user, role) and public links are rows (node, token hash,
 role, expiry, password hash) that grant access to a subtree of ``nodes``;
 WebDAV dead properties are keyed by node id (so they follow a node through
-moves), and locks will be too. Each arrives with its own migration.
+moves), and so are WebDAV locks (``dav_locks.node_id``). Each arrives with its own
+migration.
 """
 
 from __future__ import annotations
@@ -235,7 +236,12 @@ class DeadProperty(Base):
 class DavLock(Base):
     """A WebDAV lock. ``root`` is the locked resource's key as the WebDAV face
     builds it (it starts with the owner, so users never collide); ``expire``
-    is absolute. Shared by every server process and kept across restarts."""
+    is absolute. Shared by every server process and kept across restarts.
+
+    ``node_id`` is the locked node as it was resolved when the lock was taken
+    (NULL when the face gave no node): the sync API reads it to show files as
+    locked and to refuse writes. Locks never travel with a moved node (the
+    WebDAV face drops them on MOVE and DELETE) and vanish with a purge."""
 
     __tablename__ = "dav_locks"
 
@@ -248,3 +254,6 @@ class DavLock(Base):
     owner: Mapped[str] = mapped_column(Text)
     timeout: Mapped[float] = mapped_column(Double)
     expire: Mapped[float] = mapped_column(Double)
+    node_id: Mapped[int | None] = mapped_column(
+        ForeignKey("nodes.id", ondelete="CASCADE"), index=True
+    )

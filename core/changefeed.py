@@ -1,0 +1,185 @@
+"""Waiting for a user's change journal to move on (the sync API's long-poll).
+
+Three ways a waiter learns that a commit appended journal rows:
+
+- in this process: every write transaction that appended rows wakes the
+  waiters of those users when it commits (a condition variable);
+- from other processes on PostgreSQL: the transaction sends
+  ``pg_notify('drivegate_journal', 'user:seq')`` before it commits (so the
+  notification goes out exactly when the rows become visible), and one
+  listener thread per process (``LISTEN``, its own connection) wakes the
+  local waiters;
+- from other processes on SQLite (no notifications), or while the
+  PostgreSQL listener is reconnecting: the same thread polls the positions
+  of the users someone waits for every ``POLL_SECONDS``.
+
+A wake-up only says "look again": the waiter re-reads the user's position
+from the database, so a spurious or lost-and-repeated wake-up is harmless.
+The thread starts with the first wait and stops with ``close``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import psycopg
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from core import journal
+from core.db.engine import Database
+from core.db.models import User
+from core.errors import DriveError
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "drivegate_journal"
+POLL_SECONDS = 0.1
+RECONNECT_SECONDS = 5.0
+
+
+class ChangeFeed:
+    """Wakes long-polls when a user's journal moves past their cursor."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._cond = threading.Condition()
+        self._marks: dict[int, int] = {}  # per user: bumped at every wake-up
+        self._waiting: Counter[int] = Counter()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if db.dialect == "postgresql":
+            db.before_commit.append(_notify_other_processes)
+        db.after_commit.append(self._committed)
+
+    def wait(self, user_id: int, cursor: int, timeout: float) -> int:
+        """Block until the user's journal is past ``cursor`` or ``timeout`` seconds have
+        passed; return the journal's position (``<= cursor`` on a timeout)."""
+        self._start()
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._waiting[user_id] += 1
+        try:
+            while True:
+                with self._cond:
+                    mark = self._marks.get(user_id, 0)
+                position = self.position(user_id)
+                if position > cursor:
+                    return position
+                with self._cond:
+                    while self._marks.get(user_id, 0) == mark:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            return position
+                        self._cond.wait(remaining)
+        finally:
+            with self._cond:
+                self._waiting[user_id] -= 1
+                if self._waiting[user_id] <= 0:
+                    del self._waiting[user_id]
+
+    def position(self, user_id: int) -> int:
+        """The user's last journal sequence number."""
+        with self.db.read() as session:
+            return int(
+                session.execute(select(User.journal_seq).where(User.id == user_id)).scalar_one()
+            )
+
+    def wake(self, user_ids: Iterable[int]) -> None:
+        """Make the waiters of these users look again."""
+        with self._cond:
+            for user_id in user_ids:
+                self._marks[user_id] = self._marks.get(user_id, 0) + 1
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _committed(self, session: Session) -> None:
+        appended = journal.appended(session)
+        if appended:
+            self.wake(appended)
+
+    def _start(self) -> None:
+        with self._cond:
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(target=self._run, name="change-feed", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        listener: psycopg.Connection[Any] | None = None
+        retry_at = 0.0
+        polled: dict[int, int] = {}
+        try:
+            while not self._stop.is_set():
+                wants_listener = self.db.dialect == "postgresql" and listener is None
+                if wants_listener and time.monotonic() >= retry_at:
+                    listener = self._listen()
+                    retry_at = time.monotonic() + RECONNECT_SECONDS
+                if listener is None:
+                    self._stop.wait(POLL_SECONDS)
+                    self._poll(polled)
+                    continue
+                try:
+                    for note in listener.notifies(timeout=POLL_SECONDS):
+                        self.wake([int(note.payload.partition(":")[0])])
+                except (psycopg.Error, ValueError) as exc:
+                    log.warning("change feed: lost the PostgreSQL listener (%s); polling", exc)
+                    listener.close()
+                    listener = None
+        finally:
+            if listener is not None:
+                listener.close()
+
+    def _listen(self) -> psycopg.Connection[Any] | None:
+        """A connection LISTENing on the channel, or None (then poll until it works)."""
+        url = make_url(self.db.url).set(drivername="postgresql")
+        try:
+            connection: psycopg.Connection[Any] = psycopg.connect(
+                url.render_as_string(hide_password=False), autocommit=True
+            )
+            connection.execute(f"LISTEN {CHANNEL}")
+        except psycopg.Error as exc:
+            log.warning("change feed: cannot LISTEN on PostgreSQL (%s); polling", exc)
+            return None
+        with self._cond:
+            waiting = list(self._waiting)
+        self.wake(waiting)  # anything committed before LISTEN took effect
+        return connection
+
+    def _poll(self, polled: dict[int, int]) -> None:
+        """Wake the waiters whose user's position changed since the last poll."""
+        with self._cond:
+            waiting = list(self._waiting)
+        for user_id in list(polled):
+            if user_id not in waiting:
+                del polled[user_id]
+        if not waiting:
+            return
+        try:
+            with self.db.read() as session:
+                rows = session.execute(
+                    select(User.id, User.journal_seq).where(User.id.in_(waiting))
+                ).all()
+        except (DriveError, SQLAlchemyError) as exc:  # a poll must never kill the thread
+            log.warning("change feed: poll failed (%s)", exc)
+            return
+        moved = [user_id for user_id, seq in rows if polled.get(user_id) != seq]
+        polled.update({user_id: seq for user_id, seq in rows})
+        if moved:
+            self.wake(moved)
+
+
+def _notify_other_processes(session: Session) -> None:
+    """Inside the committing transaction: tell every listener which users moved on."""
+    for user_id, seq in journal.appended(session).items():
+        session.execute(select(func.pg_notify(CHANNEL, f"{user_id}:{seq}")))

@@ -1,0 +1,297 @@
+"""The one commit step every content write ends with, and the checks it shares.
+
+A write, streamed (``core.writer``) or a manifest of chunks uploaded
+beforehand (``core.manifestwrite``), is a :class:`PendingWrite`:
+
+- ``open`` checks the target early (so a doomed upload fails before its
+  bytes are stored) and opens the upload session that holds the quota
+  reservation and protects the write's chunks from gc;
+- ``reserve`` grows the reservation as bytes arrive;
+- ``commit`` makes the write visible in the caller's transaction: row-lock
+  the user, find the target again, compare-and-set against the base version,
+  refuse it under a WebDAV lock it does not name (when asked to), create the
+  node if new, insert the manifest and the version, end the upload session,
+  settle the quota and append to the change journal;
+- ``abort`` releases the reservation when anything fails before the commit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError as SQLIntegrityError
+from sqlalchemy.orm import Session
+
+from core import journal, lockcheck, quota, tree
+from core.backend import Backend
+from core.db.models import Manifest, ManifestChunk, Node, UploadSession, Version
+from core.errors import (
+    DriveError,
+    FileExists,
+    IncompleteUpload,
+    InvalidRequest,
+    NameTaken,
+    NotAFile,
+    VersionConflict,
+)
+from core.ids import NodeId, UserId, VersionId
+from core.records import ChunkRef, NodeInfo
+
+
+@dataclass(frozen=True)
+class WriteTarget:
+    """Where a write goes and what it must find there.
+
+    The file is named by exactly one of: ``path``; ``node_id`` (an existing
+    file); ``parent_id`` with ``name`` (a file in that folder, new or not).
+    ``base_version_id``: commit only if this is still the current version
+    (compare-and-set). ``create_only``: commit only if no file exists yet.
+    ``check_locks``: refuse (Locked) when a WebDAV lock other than
+    ``lock_token`` covers the file, or the folder of a new one (the WebDAV
+    face checks its locks itself, from the request's If header).
+    """
+
+    user_id: UserId
+    path: str | None = None
+    node_id: NodeId | None = None
+    parent_id: NodeId | None = None
+    name: str | None = None
+    base_version_id: VersionId | None = None
+    create_only: bool = False
+    mtime_ns: int | None = None
+    origin: str = "api"
+    check_locks: bool = False
+    lock_token: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How messages name the target."""
+        if self.path is not None:
+            return self.path
+        if self.node_id is not None:
+            return f"node {self.node_id}"
+        return repr(self.name)
+
+
+@dataclass
+class UploadedContent:
+    """What a write stored: the manifest's chunks, the size and the whole-file SHA-256."""
+
+    refs: list[ChunkRef] = field(default_factory=list)
+    size: int = 0
+    sha256: str = ""
+
+
+def locate(session: Session, target: WriteTarget) -> tuple[Node, str, Node | None]:
+    """The folder the target is in, its (normalised) name and the live node there now."""
+    if target.path is not None:
+        parent, name = tree.resolve_parent(session, target.user_id, target.path)
+        return parent, name, tree.live_child(session, parent.id, name)
+    if target.node_id is not None:
+        node = tree.owned_live(session, target.user_id, target.node_id)
+        if node.is_folder or node.parent_id is None:
+            raise NotAFile(f"node {node.id} is a folder")
+        return session.get_one(Node, node.parent_id), node.name, node
+    if target.parent_id is None or target.name is None:
+        raise InvalidRequest("a write needs a path, a node id, or a folder id and a name")
+    parent = tree.owned_live(session, target.user_id, target.parent_id)
+    name = tree.child_name(parent, target.name)
+    return parent, name, tree.live_child(session, parent.id, name)
+
+
+def check_target(
+    session: Session, target: WriteTarget, parent: Node, existing: Node | None
+) -> None:
+    """Kind, compare-and-set and (if asked) locks: raise if the write may not land here."""
+    label = target.label
+    if existing is not None and existing.is_folder:
+        raise NotAFile(f"a folder exists at {label}")
+    current = existing.current_version_id if existing is not None else None
+    if target.create_only and existing is not None:
+        raise FileExists(f"{label} already exists", current, existing.id)
+    if target.base_version_id is not None and current != target.base_version_id:
+        raise VersionConflict(
+            f"{label} changed: base version {target.base_version_id}, current {current}",
+            current,
+            existing.id if existing is not None else None,
+        )
+    if target.check_locks:
+        written = existing if existing is not None else parent
+        lockcheck.require_unlocked(session, target.user_id, written.id, token=target.lock_token)
+
+
+class PendingWrite:
+    """One write on its way in: its upload session, quota reservation and commit."""
+
+    def __init__(self, backend: Backend, target: WriteTarget) -> None:
+        self.backend = backend
+        self.target = target
+        self.id = str(uuid.uuid4())
+        self.opened = False
+        self.old_size = 0
+        self.reserved = 0
+        self._reserving = threading.Lock()
+
+    def open(self, session: Session, now: float) -> None:
+        """Check the target (fail before storing anything) and start the session."""
+        parent, _, existing = locate(session, self.target)
+        check_target(session, self.target, parent, existing)
+        self.old_size = existing.size if existing is not None else 0
+        session.execute(
+            insert(UploadSession).values(
+                id=self.id, user_id=self.target.user_id, reserved_bytes=0,
+                started_at=now, heartbeat_at=now,
+            )
+        )  # fmt: skip
+        self.opened = True
+
+    def reserve(self, session: Session, size: int, now: float) -> None:
+        """Hold quota for the bytes through ``size`` beyond the old size (the streamed
+        writer reserves from two threads, so the bookkeeping is locked)."""
+        with self._reserving:
+            need = size - self.old_size - self.reserved
+            if need > 0:
+                quota.reserve(session, self.target.user_id, need)
+                self.reserved += need
+            reserved = self.reserved
+        session.execute(
+            update(UploadSession)
+            .where(UploadSession.id == self.id)
+            .values(reserved_bytes=reserved, heartbeat_at=now)
+        )
+
+    def commit(self, session: Session, content: UploadedContent) -> tuple[NodeInfo, bool]:
+        """Make the write visible; return the file and whether it is new.
+
+        The chunks' rows must exist (the manifest's foreign keys refuse others).
+        """
+        target = self.target
+        journal.lock_user(session, target.user_id)
+        parent, name, node = locate(session, target)
+        check_target(session, target, parent, node)
+        old_size = node.size if node is not None else 0
+        created = node is None
+        if node is None:
+            node = new_node(session, parent, name, is_folder=False, mtime_ns=target.mtime_ns)
+        else:
+            _drop_lone_empty_version(session, node)
+        manifest_id = write_manifest(session, content)
+        add_version(
+            session, node, manifest_id, content.size,
+            author_id=target.user_id, origin=target.origin, mtime_ns=target.mtime_ns,
+        )  # fmt: skip
+        ended = session.execute(delete(UploadSession).where(UploadSession.id == self.id))
+        if ended.rowcount != 1:  # type: ignore[attr-defined]
+            raise IncompleteUpload("the upload was idle too long and expired; send it again")
+        quota.charge(session, target.user_id, content.size - old_size, released=self.reserved)
+        journal.append(session, node, journal.CREATE if created else journal.UPDATE)
+        return tree.info(session, node.id), created
+
+    def abort(self) -> None:
+        """Release the reservation and end the session (best effort: gc cleans up otherwise)."""
+        if not self.opened:
+            return
+        try:
+            with self.backend.db.write() as session:
+                quota.release(session, self.target.user_id, self.reserved)
+                session.execute(delete(UploadSession).where(UploadSession.id == self.id))
+        except DriveError:
+            pass
+
+
+def _drop_lone_empty_version(session: Session, node: Node) -> None:
+    """A file whose only version is empty gets its first real content as version 1.
+
+    Windows Explorer and office apps create a file with a 0-byte PUT (or a
+    LOCK on an unmapped URL) and then PUT the content: that must leave one
+    version with content, not an empty one in the history.
+    """
+    if node.size != 0:
+        return
+    versions = session.execute(
+        select(Version.id, Version.manifest_id).where(Version.node_id == node.id).limit(2)
+    ).all()
+    if len(versions) == 1:
+        ((version_id, manifest_id),) = versions
+        node.current_version_id = None
+        session.flush()
+        session.execute(delete(Version).where(Version.id == version_id))
+        session.execute(
+            delete(Manifest).where(
+                Manifest.id == manifest_id,
+                ~select(Version.id).where(Version.manifest_id == manifest_id).exists(),
+            )
+        )
+
+
+def write_manifest(session: Session, content: UploadedContent) -> int:
+    """Insert an immutable manifest for ``content``; the chunks' rows must exist (FK)."""
+    manifest_id = session.execute(
+        insert(Manifest)
+        .values(size=content.size, sha256=content.sha256, chunk_count=len(content.refs),
+                created_at=time.time())
+        .returning(Manifest.id)
+    ).scalar_one()  # fmt: skip
+    if content.refs:
+        session.execute(
+            insert(ManifestChunk),
+            [
+                {"manifest_id": manifest_id, "idx": idx, "offset": ref.offset,
+                 "length": ref.length, "chunk_hash": ref.hash}
+                for idx, ref in enumerate(content.refs)
+            ],
+        )  # fmt: skip
+    return int(manifest_id)
+
+
+def add_version(
+    session: Session,
+    node: Node,
+    manifest_id: int,
+    size: int,
+    *,
+    author_id: int,
+    origin: str,
+    mtime_ns: int | None,
+) -> VersionId:
+    """Make ``manifest_id`` the node's new current version (no quota, no journal)."""
+    number = session.execute(
+        select(func.coalesce(func.max(Version.number), 0)).where(Version.node_id == node.id)
+    ).scalar_one()
+    mtime = mtime_ns if mtime_ns is not None else time.time_ns()
+    version_id = session.execute(
+        insert(Version)
+        .values(node_id=node.id, number=number + 1, manifest_id=manifest_id,
+                author_id=author_id, origin=origin, mtime_ns=mtime, created_at=time.time())
+        .returning(Version.id)
+    ).scalar_one()  # fmt: skip
+    node.current_version_id = version_id
+    node.size = size
+    node.mtime_ns = mtime
+    session.flush()
+    return VersionId(version_id)
+
+
+def new_node(
+    session: Session, parent: Node, name: str, *, is_folder: bool, mtime_ns: int | None
+) -> Node:
+    node = Node(
+        owner_id=parent.owner_id,
+        parent_id=parent.id,
+        name=name,
+        is_folder=is_folder,
+        size=0,
+        mtime_ns=mtime_ns if mtime_ns is not None else time.time_ns(),
+        created_at=time.time(),
+    )
+    session.add(node)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except SQLIntegrityError:
+        raise NameTaken(f"{name!r} already exists in that folder") from None
+    return node

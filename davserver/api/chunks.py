@@ -1,0 +1,45 @@
+"""Chunk resources: GET (immutable, cacheable, only chunks of the user's own
+files), PUT (verified against the hash), and "which of these are missing"."""
+
+from __future__ import annotations
+
+import falcon
+
+from core import Drive
+from davserver.api.models import MissingIn, MissingOut
+from davserver.api.spec import operation
+from davserver.api.sync import user_of
+from davserver.api.wire import read_body, read_json, send
+
+MAX_CHUNK_BODY = 4 * 1024 * 1024
+IMMUTABLE = "private, max-age=31536000, immutable"
+
+
+class Chunk:
+    def __init__(self, drive: Drive) -> None:
+        self.drive = drive
+
+    @operation(summary="A chunk's bytes (only chunks of the user's own files).", octets=True,
+               errors=(404,))  # fmt: skip
+    def on_get(self, req: falcon.Request, resp: falcon.Response, hash: str) -> None:
+        resp.data = self.drive.read_chunk(user_of(req).id, hash)
+        resp.content_type = "application/octet-stream"
+        resp.cache_control = [IMMUTABLE]
+        resp.etag = hash
+
+    @operation(summary="Upload a chunk (at most 4 MiB); 201 stored, 200 already there.",
+               status=201, also=(200,), upload=True, octets=True, errors=(413,))  # fmt: skip
+    def on_put(self, req: falcon.Request, resp: falcon.Response, hash: str) -> None:
+        data = read_body(req, MAX_CHUNK_BODY)
+        resp.status = 201 if self.drive.put_chunk(hash, data) else 200
+
+
+class Missing:
+    def __init__(self, drive: Drive) -> None:
+        self.drive = drive
+
+    @operation(summary="Which of these chunks the server lacks (at most 10,000 hashes).",
+               answer=MissingOut, body=MissingIn, errors=(413,))  # fmt: skip
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = read_json(req, MissingIn)
+        send(resp, MissingOut(missing=list(self.drive.missing_chunks(body.hashes))))

@@ -1,0 +1,56 @@
+"""The commit resource: a manifest of chunks already on the server becomes a
+file's new version (compare-and-set on the base version, lock-aware)."""
+
+from __future__ import annotations
+
+import falcon
+
+from core import Drive, NodeId, UserId, VersionId, WriteTarget
+from davserver.api.errors import bad_request
+from davserver.api.models import CommitIn, NodeOut, node_out
+from davserver.api.spec import operation
+from davserver.api.sync import user_of
+from davserver.api.wire import read_json, send
+
+MAX_COMMIT_JSON = 16 * 1024 * 1024  # ~180,000 chunks: files up to ~200 GiB
+
+
+class Commit:
+    def __init__(self, drive: Drive) -> None:
+        self.drive = drive
+
+    @operation(summary="Commit a manifest: 201 a new file, 200 a new version of a file.",
+               status=201, also=(200,), answer=NodeOut, body=CommitIn,
+               errors=(404, 409, 413, 423, 507))  # fmt: skip
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = read_json(req, CommitIn, MAX_COMMIT_JSON)
+        target = commit_target(user_of(req).id, body)
+        chunks = [(chunk.hash, chunk.length) for chunk in body.chunks]
+        state, created = self.drive.commit(target, chunks, body.size, body.sha256)
+        send(resp, node_out(state), 201 if created else 200)
+
+
+def commit_target(user: UserId, body: CommitIn) -> WriteTarget:
+    """Where the commit goes: an existing file by id (with its base version), or a
+    name in a folder (new, or any file there unless ``create_only``)."""
+    if body.node_id is not None:
+        if body.parent_id is not None or body.name is not None:
+            raise bad_request("give node_id, or parent_id and name, not both")
+        if body.base_version_id is None:
+            raise bad_request("a commit to node_id needs its base_version_id")
+        if body.create_only:
+            raise bad_request("create_only needs parent_id and name, not node_id")
+    elif body.parent_id is None or body.name is None:
+        raise bad_request("give node_id, or parent_id and name")
+    return WriteTarget(
+        user_id=user,
+        node_id=NodeId(body.node_id) if body.node_id is not None else None,
+        parent_id=NodeId(body.parent_id) if body.parent_id is not None else None,
+        name=body.name,
+        base_version_id=VersionId(body.base_version_id) if body.base_version_id else None,
+        create_only=body.create_only,
+        mtime_ns=body.mtime_ns,
+        origin="api",
+        check_locks=True,
+        lock_token=body.lock_token,
+    )

@@ -1,0 +1,268 @@
+"""The sync API's JSON shapes as pydantic models: request bodies and query
+strings (validated strictly: unknown fields are refused, types are not
+coerced), responses, and the conversions from the core's records.
+
+The same models produce the OpenAPI document's schemas (``spec.py``), so
+the document and the wire format cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core import NodeChange, NodeState, VersionInfo, VersionManifest
+
+MAX_INT = 2**63 - 1
+MAX_PAGE = 10_000
+MAX_HASHES = 10_000
+MAX_WAIT = 60
+
+Id = Annotated[int, Field(ge=1, le=MAX_INT)]
+Count = Annotated[int, Field(ge=0, le=MAX_INT)]
+Nanoseconds = Annotated[int, Field(ge=0, le=MAX_INT, description="Nanoseconds since the epoch.")]
+Kind = Literal["create", "update", "move", "trash", "restore", "purge", "meta", "lock"]
+
+
+class Body(BaseModel):
+    """A request body: JSON types as sent, no unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Query(BaseModel):
+    """A query string: values arrive as text and are converted, no unknown names."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# responses -------------------------------------------------------------------
+
+
+class VersionRef(BaseModel):
+    id: int
+    number: int
+    sha256: str
+
+
+class NodeOut(BaseModel):
+    """A file or folder; ``version`` is null for folders, ``locked`` true while a
+    WebDAV lock covers the node."""
+
+    id: int
+    parent_id: int | None
+    name: str
+    kind: Literal["file", "folder"]
+    size: int
+    mtime_ns: int
+    version: VersionRef | None
+    locked: bool
+
+
+class NodesOut(BaseModel):
+    nodes: list[NodeOut]
+
+
+class MeOut(BaseModel):
+    user: str
+    root_id: int
+    cursor: int
+    quota: int | None
+    used: int
+    server: Literal["drivegate"]
+    api_version: Literal[1]
+
+
+class TreeOut(BaseModel):
+    cursor: int = Field(description="The journal position read before this page.")
+    nodes: list[NodeOut]
+    next_after: int | None = Field(description="Pass as `after` for the next page; null: done.")
+
+
+class ChangeOut(BaseModel):
+    seq: int
+    kind: Kind
+    node_id: int
+    node: NodeOut | None = Field(description="Current state; null: no longer in the live tree.")
+
+
+class ChangesOut(BaseModel):
+    cursor: int
+    changes: list[ChangeOut]
+    more: bool
+
+
+class ManifestVersion(BaseModel):
+    id: int
+    number: int
+    size: int
+    sha256: str
+
+
+class ChunkOut(BaseModel):
+    offset: int
+    length: int
+    hash: str
+
+
+class ManifestOut(BaseModel):
+    node_id: int
+    version: ManifestVersion
+    chunks: list[ChunkOut]
+
+
+class VersionOut(BaseModel):
+    id: int
+    number: int
+    size: int
+    sha256: str
+    created_at: float = Field(description="Seconds since the epoch.")
+    mtime_ns: int
+    origin: str
+    author: str | None
+    is_current: bool
+
+
+class VersionsOut(BaseModel):
+    versions: list[VersionOut]
+
+
+class MissingOut(BaseModel):
+    missing: list[str]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    current: NodeOut | None = Field(
+        default=None, description="version_conflict: the node as it is now."
+    )
+    missing: list[str] | None = Field(
+        default=None, description="missing_chunks: the hashes the server lacks."
+    )
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+# requests --------------------------------------------------------------------
+
+
+class TreeQuery(Query):
+    after: Count = 0
+    limit: int = Field(default=1000, ge=1, le=MAX_PAGE)
+
+
+class ChangesQuery(Query):
+    cursor: Count
+    wait: float = Field(default=0, ge=0, le=MAX_WAIT, description="Seconds to hold the request.")
+    limit: int = Field(default=1000, ge=1, le=MAX_PAGE)
+
+
+class ManifestQuery(Query):
+    version: Id | None = Field(default=None, description="A version number; default: current.")
+
+
+class DeleteQuery(Query):
+    base_version_id: Id | None = Field(
+        default=None, description="Delete only if this is still the current version."
+    )
+
+
+class PatchIn(Body):
+    mtime_ns: Nanoseconds
+
+
+class MkdirIn(Body):
+    parent_id: Id
+    name: str
+    mtime_ns: Nanoseconds | None = None
+
+
+class MoveIn(Body):
+    node_id: Id
+    parent_id: Id
+    name: str
+    overwrite: bool = False
+
+
+class MissingIn(Body):
+    hashes: list[str] = Field(max_length=MAX_HASHES)
+
+
+class ChunkIn(Body):
+    hash: str
+    length: int = Field(ge=1, le=MAX_INT)
+
+
+class CommitIn(Body):
+    node_id: Id | None = None
+    parent_id: Id | None = None
+    name: str | None = None
+    base_version_id: Id | None = None
+    create_only: bool = False
+    mtime_ns: Nanoseconds | None = None
+    size: Count
+    chunks: list[ChunkIn]
+    lock_token: str | None = None
+    sha256: str | None = Field(
+        default=None, description="The content's SHA-256, if the client knows it (checked)."
+    )
+
+
+# from core records -----------------------------------------------------------
+
+
+def node_out(state: NodeState) -> NodeOut:
+    info = state.info
+    version = None
+    if info.version_id is not None and info.version_number is not None:
+        version = VersionRef(
+            id=info.version_id, number=info.version_number, sha256=info.sha256 or ""
+        )
+    return NodeOut(
+        id=info.id,
+        parent_id=info.parent_id,
+        name=info.name,
+        kind="folder" if info.is_folder else "file",
+        size=info.size,
+        mtime_ns=info.mtime_ns,
+        version=version,
+        locked=state.locked,
+    )
+
+
+def change_out(change: NodeChange) -> ChangeOut:
+    return ChangeOut(
+        seq=change.seq,
+        kind=change.kind,  # type: ignore[arg-type]  # the journal writes only these kinds
+        node_id=change.node_id,
+        node=node_out(change.node) if change.node is not None else None,
+    )
+
+
+def version_out(info: VersionInfo) -> VersionOut:
+    return VersionOut(
+        id=info.id,
+        number=info.number,
+        size=info.size,
+        sha256=info.sha256,
+        created_at=info.created_at,
+        mtime_ns=info.mtime_ns,
+        origin=info.origin,
+        author=info.author,
+        is_current=info.is_current,
+    )
+
+
+def manifest_out(manifest: VersionManifest) -> ManifestOut:
+    version = manifest.version
+    return ManifestOut(
+        node_id=manifest.node_id,
+        version=ManifestVersion(
+            id=version.id, number=version.number, size=version.size, sha256=version.sha256
+        ),
+        chunks=[ChunkOut(offset=r.offset, length=r.length, hash=r.hash) for r in manifest.chunks],
+    )

@@ -1,0 +1,123 @@
+"""Resources addressed by node id: a node, its children, its content's manifest,
+its versions, and the tree operations (mkdir, move, delete to the trash)."""
+
+from __future__ import annotations
+
+import falcon
+
+from core import Drive, VersionId
+from davserver.api.models import (
+    DeleteQuery,
+    ManifestOut,
+    ManifestQuery,
+    MkdirIn,
+    MoveIn,
+    NodeOut,
+    NodesOut,
+    PatchIn,
+    VersionsOut,
+    manifest_out,
+    node_out,
+    version_out,
+)
+from davserver.api.spec import operation
+from davserver.api.sync import user_of
+from davserver.api.wire import read_json, read_query, send
+
+NOT_FOUND = (404,)
+WRITE_ERRORS = (404, 409, 413, 423)
+
+
+class Node:
+    def __init__(self, drive: Drive) -> None:
+        self.drive = drive
+
+    @operation(summary="The node.", answer=NodeOut, errors=NOT_FOUND)
+    def on_get(self, req: falcon.Request, resp: falcon.Response, node_id: int) -> None:
+        send(resp, node_out(self.drive.node(user_of(req).id, node_id)))
+
+    @operation(summary="Set the modification time.", answer=NodeOut, body=PatchIn,
+               errors=WRITE_ERRORS)  # fmt: skip
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, node_id: int) -> None:
+        body = read_json(req, PatchIn)
+        send(resp, node_out(self.drive.set_node_mtime(user_of(req).id, node_id, body.mtime_ns)))
+
+    @operation(summary="Move the node (and its subtree) to the trash.", status=204,
+               query=DeleteQuery, errors=(404, 409, 423))  # fmt: skip
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, node_id: int) -> None:
+        query = read_query(req, DeleteQuery)
+        base = VersionId(query.base_version_id) if query.base_version_id is not None else None
+        self.drive.trash_node(user_of(req).id, node_id, base_version_id=base)
+        resp.status = 204
+
+
+class Children:
+    def __init__(self, drive: Drive) -> None:
+        self.drive = drive
+
+    @operation(summary="The live children of a folder, by name.", answer=NodesOut,
+               errors=(404, 409))  # fmt: skip
+    def on_get(self, req: falcon.Request, resp: falcon.Response, node_id: int) -> None:
+        children = self.drive.children(user_of(req).id, node_id)
+        send(resp, NodesOut(nodes=[node_out(state) for state in children]))
+
+
+class Manifest:
+    def __init__(self, drive: Drive) -> None:
+        self.drive = drive
+
+    @operation(summary="The chunks of the current (or a numbered) version.",
+               answer=ManifestOut, query=ManifestQuery, errors=(404, 409))  # fmt: skip
+    def on_get(self, req: falcon.Request, resp: falcon.Response, node_id: int) -> None:
+        query = read_query(req, ManifestQuery)
+        send(resp, manifest_out(self.drive.node_manifest(user_of(req).id, node_id, query.version)))
+
+
+class Versions:
+    def __init__(self, drive: Drive) -> None:
+        self.drive = drive
+
+    @operation(summary="The file's versions, oldest first.", answer=VersionsOut,
+               errors=(404, 409))  # fmt: skip
+    def on_get(self, req: falcon.Request, resp: falcon.Response, node_id: int) -> None:
+        found = self.drive.node_versions(user_of(req).id, node_id)
+        send(resp, VersionsOut(versions=[version_out(info) for info in found]))
+
+
+class Restore:
+    def __init__(self, drive: Drive) -> None:
+        self.drive = drive
+
+    @operation(summary="Make an old version current again (as a new version).",
+               answer=NodeOut, errors=(404, 409, 423, 507))  # fmt: skip
+    def on_post(
+        self, req: falcon.Request, resp: falcon.Response, node_id: int, number: int
+    ) -> None:
+        send(resp, node_out(self.drive.restore_node_version(user_of(req).id, node_id, number)))
+
+
+class Mkdir:
+    def __init__(self, drive: Drive) -> None:
+        self.drive = drive
+
+    @operation(summary="Create a folder.", status=201, answer=NodeOut, body=MkdirIn,
+               errors=WRITE_ERRORS)  # fmt: skip
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = read_json(req, MkdirIn)
+        made = self.drive.mkdir_in(user_of(req).id, body.parent_id, body.name,
+                                   mtime_ns=body.mtime_ns)  # fmt: skip
+        send(resp, node_out(made), 201)
+
+
+class Move:
+    def __init__(self, drive: Drive) -> None:
+        self.drive = drive
+
+    @operation(summary="Move or rename a node; with overwrite, a file over a file becomes "
+               "its new version.", answer=NodeOut, body=MoveIn,
+               errors=(*WRITE_ERRORS, 507))  # fmt: skip
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = read_json(req, MoveIn)
+        moved = self.drive.move_node(user_of(req).id, body.node_id, body.parent_id, body.name,
+                                     overwrite=body.overwrite)  # fmt: skip
+        send(resp, node_out(moved))

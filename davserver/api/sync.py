@@ -1,0 +1,85 @@
+"""Resources for keeping a replica in step: who am I, the tree by pages, and the
+change feed with long-polling."""
+
+from __future__ import annotations
+
+import threading
+
+import falcon
+
+from core import Drive, UserInfo
+from davserver.api.errors import RETRY_SECONDS, ApiError
+from davserver.api.models import (
+    ChangesOut,
+    ChangesQuery,
+    MeOut,
+    TreeOut,
+    TreeQuery,
+    change_out,
+    node_out,
+)
+from davserver.api.spec import operation
+from davserver.api.wire import read_query, send
+
+
+def user_of(req: falcon.Request) -> UserInfo:
+    user: UserInfo = req.context.user
+    return user
+
+
+class Me:
+    def __init__(self, drive: Drive) -> None:
+        self.drive = drive
+
+    @operation(summary="The user, their root folder, the journal cursor and the quota.",
+               answer=MeOut)  # fmt: skip
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        user = self.drive.user_by_id(user_of(req).id)
+        send(resp, MeOut(
+            user=user.name, root_id=user.root_id, cursor=self.drive.cursor(user.id),
+            quota=user.quota_bytes, used=user.used_bytes, server="drivegate", api_version=1,
+        ))  # fmt: skip
+
+
+class Tree:
+    def __init__(self, drive: Drive) -> None:
+        self.drive = drive
+
+    @operation(summary="A page of the user's live nodes in id order (the root excluded), "
+               "with the journal cursor read before the page.",
+               answer=TreeOut, query=TreeQuery)  # fmt: skip
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        query = read_query(req, TreeQuery)
+        page = self.drive.tree_page(user_of(req).id, query.after, query.limit)
+        nodes = [node_out(state) for state in page.nodes]
+        send(resp, TreeOut(cursor=page.cursor, nodes=nodes, next_after=page.next_after))
+
+
+class Changes:
+    """Changes after a cursor. With ``wait`` and nothing to say yet, the request is
+    held (on a cheroot worker thread) until a commit for the user or the timeout;
+    at most ``long_polls`` requests are held at once, the rest answer 503."""
+
+    def __init__(self, drive: Drive, long_polls: int) -> None:
+        self.drive = drive
+        self.slots = threading.BoundedSemaphore(long_polls)
+
+    @operation(summary="Changes after a cursor, each with its node's current state; "
+               "long-polls with wait.",
+               answer=ChangesOut, query=ChangesQuery, errors=(503,))  # fmt: skip
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        query = read_query(req, ChangesQuery)
+        user = user_of(req).id
+        page = self.drive.change_page(user, query.cursor, query.limit)
+        if not page.changes and query.wait > 0:
+            if not self.slots.acquire(blocking=False):
+                raise ApiError(503, "unavailable", "every long-poll slot is taken; retry",
+                               headers={"Retry-After": str(RETRY_SECONDS)})  # fmt: skip
+            try:
+                moved = self.drive.wait_for_changes(user, query.cursor, query.wait)
+            finally:
+                self.slots.release()
+            if moved > query.cursor:
+                page = self.drive.change_page(user, query.cursor, query.limit)
+        changes = [change_out(change) for change in page.changes]
+        send(resp, ChangesOut(cursor=page.cursor, changes=changes, more=page.more))
