@@ -171,6 +171,7 @@ def _detach_stdio(log_path: Path) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(min(root.level, logging.INFO))
+    logging.getLogger("httpx").setLevel(max(root.level, logging.WARNING))  # a line per request
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)

@@ -20,7 +20,7 @@ from cachetools import LRUCache
 from fusemount.cache import ChunkCache
 from fusemount.client import SyncApi
 from fusemount.errors import CacheFull, ChunkCorrupt, MountError, NotFound, ServerUnreachable
-from fusemount.records import ChunkHash, ChunkSpan, Manifest, Node
+from fusemount.records import ChunkHash, ChunkSpan, Manifest, Node, VersionRef
 from fusemount.replica import Replica
 
 log = logging.getLogger(__name__)
@@ -217,23 +217,40 @@ class FileReader:
         self.replica = replica
         self.source = source
         self._manifests: LRUCache[int, Manifest] = LRUCache(maxsize=256)
+        self._fetching: dict[int, trio.Event] = {}
 
     async def manifest(self, node: Node) -> Manifest:
         """The manifest of the version the node shows: memory, replica, then server."""
         version = node.version
         if version is None:
             raise NotFound(f"node {node.id} is not a file", "not_a_file")
-        manifest = self._manifests.get(version.id) or self.replica.manifest(version.id)
-        if manifest is None:
-            try:
-                manifest = await self.api.manifest(node.id, version.number)
-            except ServerUnreachable as exc:
-                self.source.connectivity.went_offline(str(exc))
-                raise
-            if manifest.version.id != version.id or manifest.size != node.size:
-                raise NotFound(f"version {version.number} of node {node.id} is gone")
-            self.replica.store_manifest(manifest)
+        while True:
+            manifest = self._manifests.get(version.id) or self.replica.manifest(version.id)
+            if manifest is not None:
+                self._manifests[version.id] = manifest
+                return manifest
+            pending = self._fetching.get(version.id)
+            if pending is None:
+                break
+            await pending.wait()  # the kernel reads in parallel: one fetch serves them all
+        self._fetching[version.id] = done = trio.Event()
+        try:
+            manifest = await self._fetch_manifest(node, version)
+        finally:
+            del self._fetching[version.id]
+            done.set()
         self._manifests[version.id] = manifest
+        return manifest
+
+    async def _fetch_manifest(self, node: Node, version: VersionRef) -> Manifest:
+        try:
+            manifest = await self.api.manifest(node.id, version.number)
+        except ServerUnreachable as exc:
+            self.source.connectivity.went_offline(str(exc))
+            raise
+        if manifest.version.id != version.id or manifest.size != node.size:
+            raise NotFound(f"version {version.number} of node {node.id} is gone")
+        self.replica.store_manifest(manifest)
         return manifest
 
     def pinned(self, node: Node) -> bool:
