@@ -146,8 +146,9 @@ def _daemonize(options: mounting.MountOptions) -> NoReturn:
         mounting.run(options, ready)
     except MountError as exc:
         code = 1
-        log.error("%s", _describe(exc, options))
-        if not told:
+        if told:
+            log.error("%s", _describe(exc, options))
+        else:  # the parent says it; the cache dir may not even exist (and should not)
             os.write(write_end, _describe(exc, options).encode() + b"\n")
     except BaseException:
         code = 1
@@ -160,11 +161,9 @@ def _daemonize(options: mounting.MountOptions) -> NoReturn:
 
 
 def _detach_stdio(log_path: Path) -> None:
-    try:
-        log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        handler: logging.Handler = logging.FileHandler(log_path)
-    except OSError:
-        handler = logging.NullHandler()
+    # Opened at the first line logged: a mount refused before it took its cache
+    # dir leaves no file behind.
+    handler = logging.FileHandler(log_path, delay=True)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     for old in list(root.handlers):

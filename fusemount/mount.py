@@ -12,6 +12,7 @@ import fcntl
 import logging
 import os
 import signal
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -23,10 +24,11 @@ import trio
 
 from fusemount.cache import ChunkCache
 from fusemount.client import HttpApi
-from fusemount.errors import SetupError
+from fusemount.errors import ServerUnreachable, SetupError
 from fusemount.fs import DriveFs, Identity
 from fusemount.pins import Pins
 from fusemount.reader import ChunkSource, Connectivity, FileReader
+from fusemount.records import Me
 from fusemount.replica import Replica
 from fusemount.sync import ChangeFeed
 
@@ -92,51 +94,77 @@ def locked_cache_dir(path: Path) -> Iterator[None]:
 
 def run(options: MountOptions, ready: Callable[[], None]) -> None:
     """Mount and serve until unmounted or signalled; ``ready`` is called once mounted."""
-    with ExitStack() as stack:
-        stack.enter_context(locked_cache_dir(options.cache_dir))
-        try:
-            replica = Replica(options.cache_dir / "replica.sqlite")
-            stack.callback(replica.close)
-            cache = ChunkCache(options.cache_dir, options.cache_size)
-            stack.callback(cache.close)
-        except OSError as exc:
-            raise SetupError(f"cache dir {options.cache_dir}: {exc.strerror or exc}") from None
-        replica.bind(options.url.rstrip("/") + "/", options.user)
-        trio.run(_serve, options, replica, cache, ready)
+    trio.run(_run, options, ready)
 
 
-async def _serve(options: MountOptions, replica: Replica, cache: ChunkCache,
-                 ready: Callable[[], None]) -> None:  # fmt: skip
+async def _run(options: MountOptions, ready: Callable[[], None]) -> None:
     async with HttpApi(options.url, options.user, options.secret) as api:
-        connectivity = Connectivity()
-        source = ChunkSource(api, cache, connectivity)
-        reader = FileReader(api, replica, source)
-        pins = Pins(replica, cache, reader, connectivity)
-        identity = Identity(api.base_url, options.user, str(options.cache_dir))
-        fs = DriveFs(
-            replica, reader, pins, cache=cache, connectivity=connectivity, identity=identity
-        )
-        feed = ChangeFeed(api, replica, connectivity, pins, fs.changed)
-        await feed.start()
+        # The server is asked first: wrong credentials or a wrong URL leave no trace.
+        me = await _probe(api, options)
+        with ExitStack() as stack:
+            stack.enter_context(locked_cache_dir(options.cache_dir))
+            try:
+                replica = Replica(options.cache_dir / "replica.sqlite")
+                stack.callback(replica.close)
+                replica.bind(api.base_url, options.user)
+                cache = ChunkCache(options.cache_dir, options.cache_size)
+                stack.callback(cache.close)
+            except OSError as exc:
+                raise SetupError(f"cache dir {options.cache_dir}: {exc.strerror or exc}") from None
+            except sqlite3.Error as exc:
+                raise SetupError(f"cache dir {options.cache_dir}: {exc}") from None
+            await _serve(options, api, me, replica, cache, ready)
+
+
+async def _probe(api: HttpApi, options: MountOptions) -> Me | None:
+    """Who we are on the server; None when it is unreachable but a replica can stand in."""
+    try:
+        return await api.me()
+    except ServerUnreachable as exc:
+        if not (options.cache_dir / "replica.sqlite").exists():
+            raise SetupError(f"{exc}, and there is no local copy of the tree to mount") from None
+        log.warning("%s: mounting offline from the local replica", exc)
+        return None
+
+
+async def _serve(  # noqa: PLR0917 (the parts the composition root built)
+    options: MountOptions,
+    api: HttpApi,
+    me: Me | None,
+    replica: Replica,
+    cache: ChunkCache,
+    ready: Callable[[], None],
+) -> None:
+    connectivity = Connectivity()
+    source = ChunkSource(api, cache, connectivity)
+    reader = FileReader(api, replica, source)
+    pins = Pins(replica, cache, reader, connectivity)
+    identity = Identity(api.base_url, options.user, str(options.cache_dir))
+    fs = DriveFs(replica, reader, pins, cache=cache, connectivity=connectivity, identity=identity)
+    feed = ChangeFeed(api, replica, connectivity, pins, fs.changed)
+    await feed.start(me)
+    try:
         pyfuse3.init(fs, str(options.mountpoint), _fuse_options(options))
-        fs.kernel = True
-        unmount = True  # unless the kernel side went away by itself (`umount`)
-        try:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(source.run)
-                await nursery.start(pins.run)
-                await nursery.start(feed.run)
-                nursery.start_soon(trio.to_thread.run_sync, _raise_read_ahead, options.mountpoint)
-                stop = await nursery.start(_watch_signals)
-                ready()
-                log.info("mounted %s at %s", api.base_url, options.mountpoint)
-                await pyfuse3.main()
-                unmount = stop.is_set()
-                nursery.cancel_scope.cancel()
-        finally:
-            # After `umount` the kernel side is gone already; after a signal we unmount.
-            pyfuse3.close(unmount=unmount)
-            log.info("unmounted %s", options.mountpoint)
+    except RuntimeError as exc:  # libfuse says why on stderr (the mount log)
+        raise SetupError(f"cannot mount on {options.mountpoint}: {exc}") from None
+    fs.kernel = True
+    unmount = True  # unless the kernel side went away by itself (`umount`)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(source.run)
+            await nursery.start(pins.run)
+            await nursery.start(feed.run)
+            nursery.start_soon(trio.to_thread.run_sync, _raise_read_ahead, options.mountpoint)
+            stop = await nursery.start(_watch_signals)
+            ready()
+            log.info("mounted %s at %s", api.base_url, options.mountpoint)
+            await pyfuse3.main()
+            unmount = stop.is_set()
+            nursery.cancel_scope.cancel()
+    finally:
+        # After `umount` the kernel side is gone already; after a signal we unmount.
+        pyfuse3.close(unmount=unmount)
+        log.info("unmounted %s", options.mountpoint)
 
 
 def _fuse_options(options: MountOptions) -> set[str]:
@@ -164,6 +192,9 @@ def _raise_read_ahead(mountpoint: Path) -> None:
     target = os.path.abspath(mountpoint)
     device = None
     try:
+        # The kernel sets read-ahead when it processes the FUSE INIT reply; a stat
+        # returns only after that (this runs in a thread: the loop answers it).
+        os.stat(target)
         with open("/proc/self/mountinfo") as mounts:
             for line in mounts:
                 fields = line.split()

@@ -59,22 +59,13 @@ class ChangeFeed:
         self.problem: str | None = None
         self._account_at = 0.0
 
-    async def start(self) -> None:
-        """Before mounting: check the server, then load the tree or catch up.
-
-        Offline with a replica, the mount starts from it; offline without one
-        there is nothing to show, so that is an error. Wrong credentials or a
-        URL that is not a drivegate server always are.
-        """
-        try:
-            me = await self.api.me()
-        except ServerUnreachable as exc:
+    async def start(self, me: Me | None) -> None:
+        """Before mounting: load the tree or catch up (``me`` None: the server is unreachable,
+        so the mount starts from the replica, which must have been loaded once)."""
+        if me is None:
             if self.replica.cursor is None:
-                raise SetupError(
-                    f"{exc}, and there is no local copy of the tree to mount"
-                ) from None
-            log.warning("%s: mounting offline from the local replica", exc)
-            self.connectivity.went_offline(str(exc))
+                raise SetupError("the server is unreachable and the tree was never loaded")
+            self.connectivity.went_offline("unreachable at start")
             return
         self._remember(me)
         self.connectivity.came_online()
