@@ -17,6 +17,7 @@ tree or a file answers EROFS for now (write-back comes next).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import itertools
@@ -278,6 +279,11 @@ class DriveFs(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EISDIR)
         if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
             raise pyfuse3.FUSEError(errno.EROFS)
+        if node.size and self.connectivity.online:
+            # Fetched now, an open handle can still read this version if the file
+            # is deleted or replaced meanwhile (the server forgets trashed manifests).
+            with contextlib.suppress(MountError):
+                await self.reader.manifest(node)
         fh = next(self._fhs)
         self._files[fh] = OpenFile(node.id)
         # The page cache may outlive this handle: `changed` drops it when a new version arrives.

@@ -23,7 +23,7 @@ import pyfuse3
 import trio
 
 from fusemount.cache import ChunkCache
-from fusemount.client import HttpApi
+from fusemount.client import HttpApi, SyncApi
 from fusemount.errors import ServerUnreachable, SetupError
 from fusemount.fs import DriveFs, Identity
 from fusemount.pins import Pins
@@ -127,6 +127,26 @@ async def _probe(api: HttpApi, options: MountOptions) -> Me | None:
         return None
 
 
+@dataclass(frozen=True)
+class Parts:
+    """The mount's working parts, wired together (the tests drive them in-process)."""
+
+    fs: DriveFs
+    feed: ChangeFeed
+    source: ChunkSource
+    pins: Pins
+
+
+def assemble(api: SyncApi, replica: Replica, cache: ChunkCache, identity: Identity) -> Parts:
+    connectivity = Connectivity()
+    source = ChunkSource(api, cache, connectivity)
+    reader = FileReader(api, replica, source)
+    pins = Pins(replica, cache, reader, connectivity)
+    fs = DriveFs(replica, reader, pins, cache=cache, connectivity=connectivity, identity=identity)
+    feed = ChangeFeed(api, replica, connectivity, pins, fs.changed)
+    return Parts(fs, feed, source, pins)
+
+
 async def _serve(  # noqa: PLR0917 (the parts the composition root built)
     options: MountOptions,
     api: HttpApi,
@@ -135,13 +155,9 @@ async def _serve(  # noqa: PLR0917 (the parts the composition root built)
     cache: ChunkCache,
     ready: Callable[[], None],
 ) -> None:
-    connectivity = Connectivity()
-    source = ChunkSource(api, cache, connectivity)
-    reader = FileReader(api, replica, source)
-    pins = Pins(replica, cache, reader, connectivity)
     identity = Identity(api.base_url, options.user, str(options.cache_dir))
-    fs = DriveFs(replica, reader, pins, cache=cache, connectivity=connectivity, identity=identity)
-    feed = ChangeFeed(api, replica, connectivity, pins, fs.changed)
+    parts = assemble(api, replica, cache, identity)
+    fs, feed, source, pins = parts.fs, parts.feed, parts.source, parts.pins
     await feed.start(me)
     try:
         pyfuse3.init(fs, str(options.mountpoint), _fuse_options(options))
