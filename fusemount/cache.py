@@ -20,6 +20,7 @@ Used from the mount's trio thread; file I/O and hashing run in worker threads.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -194,10 +195,16 @@ class ChunkCache:
             tmp.unlink(missing_ok=True)
             self._log_store_failure(exc)
             return False
-        self._db.execute(
-            "INSERT OR REPLACE INTO chunks (hash, size, last_used, pinned) VALUES (?, ?, ?, ?)",
-            (digest, size, time.time(), int(pinned)),
-        )
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO chunks (hash, size, last_used, pinned) VALUES (?, ?, ?, ?)",
+                (digest, size, time.time(), int(pinned)),
+            )
+        except sqlite3.Error as exc:  # the index's disk is full too
+            self._used -= size
+            tmp.unlink(missing_ok=True)
+            self._log_store_failure(OSError(str(exc)))
+            return False
         try:
             await trio.to_thread.run_sync(_move_into_place, tmp, self.path(digest))
         except OSError as exc:
@@ -276,8 +283,9 @@ class ChunkCache:
         if not self._touched:
             return
         touched, self._touched = self._touched, {}
-        self._db.executemany("UPDATE chunks SET last_used = ? WHERE hash = ?",
-                             ((when, digest) for digest, when in touched.items()))  # fmt: skip
+        with contextlib.suppress(sqlite3.Error):  # LRU order is a hint; a full disk may refuse it
+            self._db.executemany("UPDATE chunks SET last_used = ? WHERE hash = ?",
+                                 ((when, digest) for digest, when in touched.items()))  # fmt: skip
 
 
 def _write_file(path: Path, data: bytes) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import trio
 
 from fusemount.cache import ChunkCache, disk_size
-from fusemount.errors import CacheFull, MountError, ServerUnreachable
+from fusemount.errors import CacheFull, MountError, NotFound, ServerUnreachable
 from fusemount.reader import Connectivity, FileReader
 from fusemount.records import ChunkHash, ChunkSpan, Manifest, Node
 from fusemount.replica import Replica
@@ -128,7 +128,8 @@ class Pins:
 
     def _unpinned_files(self, node: Node) -> list[Node]:
         files = self.replica.subtree_files(node.id) if node.is_folder else [node]
-        return [f for f in files if not self.is_pinned(f)]
+        pinned = {f.id for f in self.replica.pinned_files()}
+        return [f for f in files if f.id not in pinned]
 
     def _pinned_bytes(self) -> int:
         """Bytes the current pins need: known manifests exactly, the others by size."""
@@ -160,18 +161,33 @@ class Pins:
             except MountError as exc:
                 self.hydration.problem = str(exc)
                 log.warning("pin hydration stopped: %s", exc)
+            except Exception:  # a bug here must not take the whole mount down
+                log.exception("pin hydration failed")
+                self.hydration.problem = "pin hydration failed (see the mount log)"
 
     async def hydrate(self) -> None:
         """Fetch every chunk of every pinned file that is not cached yet."""
         manifests: list[Manifest] = []
         unknown = 0
-        for file in self.replica.pinned_files():
-            if file.size == 0:
-                continue
-            try:
-                manifests.append(await self.reader.manifest(file))
-            except ServerUnreachable:
-                unknown += 1
+        limiter = trio.CapacityLimiter(8)
+
+        async def fetch(file: Node) -> None:
+            nonlocal unknown
+            async with limiter:
+                try:
+                    manifests.append(await self.reader.manifest(file))
+                except ServerUnreachable:
+                    unknown += 1
+                except NotFound:
+                    pass  # replaced meanwhile: the change feed brings the new version
+                except MountError as exc:
+                    unknown += 1
+                    self.hydration.problem = str(exc)
+
+        async with trio.open_nursery() as nursery:
+            for file in self.replica.pinned_files():
+                if file.size:
+                    nursery.start_soon(fetch, file)
         spans = {s.hash: s for m in manifests for s in m.chunks}
         self.cache.set_pinned(spans)
         status = self.hydration

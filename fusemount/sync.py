@@ -26,6 +26,7 @@ from fusemount.errors import (
     NotFound,
     ServerUnreachable,
     SetupError,
+    Unauthorized,
 )
 from fusemount.pins import Pins
 from fusemount.reader import Connectivity
@@ -38,6 +39,7 @@ WAIT_SECONDS = 30
 BACKOFF = (0.25, 0.5, 1.0, 2.0, 4.0, 5.0)
 ACCOUNT_REFRESH_SECONDS = 30.0
 TREE_PAGE = 5000
+UNAUTHORIZED_PAUSE = 60.0
 
 OnEffects = Callable[[list[Effect] | None], Awaitable[None]]
 
@@ -175,10 +177,18 @@ class ChangeFeed:
             except BadRequest as exc:
                 log.warning("the server refused our cursor (%s): reloading the tree", exc)
                 await self._reload()
+            except Unauthorized as exc:
+                self.problem = f"the server no longer accepts our login: {exc}"
+                log.error("%s (remount with a new password or token)", self.problem)
+                await self._pause(UNAUTHORIZED_PAUSE)
             except MountError as exc:
                 self.problem = str(exc)
                 log.error("change feed: %s", exc)
                 await self._pause(BACKOFF[-1])
+            except Exception:  # a bug here must not take the whole mount down
+                self.problem = "the change feed failed (see the mount log)"
+                log.exception("change feed failed")
+                await self._pause(UNAUTHORIZED_PAUSE)
 
     async def _reconnect(self) -> None:
         me = await self.api.me()
