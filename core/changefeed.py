@@ -15,7 +15,8 @@ Three ways a waiter learns that a commit appended journal rows:
 
 A wake-up only says "look again": the waiter re-reads the user's position
 from the database, so a spurious or lost-and-repeated wake-up is harmless.
-The thread starts with the first wait and stops with ``close``.
+The thread starts with the first wait and stops with ``close``, which also
+releases every held wait (a server that stops answers its long-polls).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class ChangeFeed:
                 with self._cond:
                     while self._marks.get(user_id, 0) == mark:
                         remaining = deadline - time.monotonic()
-                        if remaining <= 0:
+                        if remaining <= 0 or self._stop.is_set():
                             return position
                         self._cond.wait(remaining)
         finally:
@@ -100,7 +101,10 @@ class ChangeFeed:
             self._cond.notify_all()
 
     def close(self) -> None:
+        """Stop the thread; held waits return at once (with the position they saw)."""
         self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
         if self._thread is not None:
             self._thread.join()
 

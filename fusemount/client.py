@@ -64,6 +64,10 @@ _CODES: dict[str, type[ApiError]] = {
     "quota_exceeded": QuotaExceeded,
     "too_large": BadRequest,
     "too_many_requests": Throttled,
+    "method_not_allowed": BadRequest,
+    "conflict": Conflict,
+    "unavailable": ServerError,  # database or store down, or no long-poll slot: retry
+    "internal": ServerError,  # e.g. a chunk that fails its hash on the server
 }
 _STATUSES: dict[int, type[ApiError]] = {
     400: BadRequest, 401: Unauthorized, 404: NotFound, 409: Conflict, 413: BadRequest,

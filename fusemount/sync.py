@@ -24,6 +24,7 @@ from fusemount.errors import (
     BadRequest,
     MountError,
     NotFound,
+    ServerError,
     ServerUnreachable,
     SetupError,
     Unauthorized,
@@ -181,6 +182,10 @@ class ChangeFeed:
                 self.problem = f"the server no longer accepts our login: {exc}"
                 log.error("%s (remount with a new password or token)", self.problem)
                 await self._pause(UNAUTHORIZED_PAUSE)
+            except ServerError as exc:
+                level = logging.INFO if exc.status == 503 else logging.ERROR
+                log.log(level, "change feed: %s; retrying", exc)
+                await self._pause(BACKOFF[-1])
             except MountError as exc:
                 self.problem = str(exc)
                 log.error("change feed: %s", exc)

@@ -122,3 +122,10 @@ def http(dav_url: str) -> Iterator[httpx.Client]:
     """An HTTP client logged in as alice on the test's WebDAV server."""
     with httpx.Client(base_url=dav_url, auth=ALICE, timeout=60) as client:
         yield client
+
+
+@pytest.fixture
+def api(dav_url: str) -> Iterator[httpx.Client]:
+    """A sync API (``/api/v1``) client logged in as alice on the test's server."""
+    with httpx.Client(base_url=dav_url + "api/v1", auth=ALICE, timeout=60) as client:
+        yield client

@@ -66,9 +66,7 @@ class LoggedServer:
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                # A long-poll held at SIGTERM keeps `serve` alive until it times out
-                # (the server's change feed does not release waiters on close).
-                self.process.wait(3)
+                self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

@@ -129,11 +129,12 @@ def s3_endpoint() -> Iterator[str]:
 
 
 @contextmanager
-def drivegate_server(env: dict[str, str], cwd: Path) -> Iterator[str]:
-    """A real ``drivegate serve`` process on a free loopback port; yields its URL."""
+def drivegate_server(env: dict[str, str], cwd: Path, *options: str) -> Iterator[str]:
+    """A real ``drivegate serve`` process on a free loopback port (with extra
+    ``options`` for serve); yields its URL."""
     root = Path(__file__).resolve().parent.parent
     process = subprocess.Popen(
-        [sys.executable, "-m", "drivegate", "serve", "--port", "0"],
+        [sys.executable, "-m", "drivegate", "serve", "--port", "0", *options],
         env={**os.environ, **env, "PYTHONPATH": str(root)},
         cwd=cwd,
         stdout=subprocess.PIPE,

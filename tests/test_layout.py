@@ -36,6 +36,16 @@ def test_core_exports_are_sorted_and_importable() -> None:
         assert getattr(core, name) is not None
 
 
+def test_the_sync_api_exports_are_sorted_and_every_route_is_documented() -> None:
+    import davserver.api
+    from davserver.api.routes import routes
+    from davserver.api.spec import operations
+
+    assert davserver.api.__all__ == sorted(davserver.api.__all__)
+    for template, resource in routes(None, 1):  # type: ignore[arg-type]  # no drive needed
+        assert operations(resource), template
+
+
 def test_fusemount_exports_are_sorted_and_importable() -> None:
     import fusemount
 

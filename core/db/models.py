@@ -105,6 +105,7 @@ class Node(Base):
             postgresql_where=text("trashed_at IS NULL"),
         ),
         Index("ix_nodes_owner_trashed", "owner_id", "trashed_at"),
+        Index("ix_nodes_owner_id", "owner_id", "id"),  # a user's nodes in id order (tree pages)
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -30,7 +30,10 @@ class OpenApi:
         resp.media = self.document
 
 
-def build_api(drive: Drive, auth: Authenticator, long_polls: int) -> falcon.App[falcon.Request, falcon.Response]:
+ApiApp = falcon.App[falcon.Request, falcon.Response]
+
+
+def build_api(drive: Drive, auth: Authenticator, long_polls: int) -> ApiApp:
     """The sync API as a WSGI app answering paths under ``PREFIX``."""
     app = falcon.App(middleware=[BasicAuth(auth, frozenset({PREFIX + OPENAPI_PATH}))])
     app.req_options.strip_url_path_trailing_slash = False

@@ -1,4 +1,4 @@
-"""WebDAV locks know their node (for the sync API's lock flag and checks)
+"""Sync API: WebDAV locks know their node; a user's nodes by id
 
 Revision ID: 0004
 Revises: 0003
@@ -17,6 +17,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_index("ix_nodes_owner_id", "nodes", ["owner_id", "id"], unique=False)
     with op.batch_alter_table("dav_locks", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("node_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True)
@@ -33,3 +34,4 @@ def downgrade() -> None:
         batch_op.drop_constraint(batch_op.f("fk_dav_locks_node_id_nodes"), type_="foreignkey")
         batch_op.drop_index(batch_op.f("ix_dav_locks_node_id"))
         batch_op.drop_column("node_id")
+    op.drop_index("ix_nodes_owner_id", table_name="nodes")

@@ -1,0 +1,249 @@
+"""Bad input to the sync API gets the documented 4xx and changes nothing (each test
+checks the journal cursor, the quota use and the whole tree before and after)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import httpx
+
+from core import Drive, UserInfo
+from tests.apiclient import Json, commit, error_code, put_chunks, unchanged, whole_tree
+from tests.davbodies import exclusive_lock
+
+MiB = 1024 * 1024
+
+
+def _file(api: httpx.Client, name: str, data: bytes = b"content") -> Json:
+    made = commit(api, data, parent_id=api.get("/me").json()["root_id"], name=name)
+    assert made.status_code == 201, made.text
+    node: Json = made.json()
+    return node
+
+
+def _folder(api: httpx.Client, name: str, parent: int | None = None) -> Json:
+    parent = parent or api.get("/me").json()["root_id"]
+    made = api.post("/mkdir", json={"parent_id": parent, "name": name})
+    assert made.status_code == 201, made.text
+    node: Json = made.json()
+    return node
+
+
+def test_unauthenticated_requests_get_a_json_401_with_a_basic_challenge(
+    api: httpx.Client, dav_url: str
+) -> None:
+    base = dav_url + "api/v1"
+    root = api.get("/me").json()["root_id"]
+    with unchanged(api):
+        for auth in (None, ("alice", "wrong-password"), ("nobody", "x" * 10)):
+            answer = httpx.get(base + "/me", auth=auth)
+            assert answer.status_code == 401
+            assert answer.headers["WWW-Authenticate"].startswith('Basic realm="drivegate"')
+            assert error_code(answer) == "unauthorized"
+        garbled = httpx.get(base + "/tree", headers={"Authorization": "Basic %%%"})
+        assert error_code(garbled) == "unauthorized"
+        anonymous = httpx.post(base + "/mkdir", json={"parent_id": root, "name": "x"})
+        assert error_code(anonymous) == "unauthorized"
+
+
+def test_failed_logins_are_throttled_as_for_webdav(
+    dav_url: str, drive: Drive, alice: UserInfo
+) -> None:
+    base = dav_url + "api/v1"
+    before = (drive.cursor(alice.id), drive.listdir(alice.id, "/"), drive.user("alice"))
+    wrong = [httpx.get(base + "/me", auth=("alice", f"wrong-{i}")) for i in range(11)]
+    assert [answer.status_code for answer in wrong].count(401) == 10
+    assert wrong[-1].status_code == 429
+    root = drive.user("alice").root_id
+    throttled = httpx.post(base + "/mkdir", json={"parent_id": root, "name": "x"},
+                           auth=("alice", "alice-password"))  # fmt: skip
+    assert error_code(throttled) == "too_many_requests" and "Retry-After" in throttled.headers
+    assert httpx.get(dav_url, auth=("alice", "alice-password")).status_code == 429  # WebDAV too
+    assert (drive.cursor(alice.id), drive.listdir(alice.id, "/"), drive.user("alice")) == before
+
+
+def test_malformed_and_ill_typed_bodies_are_bad_requests(api: httpx.Client) -> None:
+    root = api.get("/me").json()["root_id"]
+    with unchanged(api):
+        for body in (b"{bad", b"", b"[]", b"null", '{"parent_id": 1, "name": "\udcff"}'.encode(
+                "utf-8", "surrogatepass")):  # fmt: skip
+            assert error_code(api.post("/mkdir", content=body)) == "bad_request", body
+        for sent in (
+            {"parent_id": str(root), "name": "x"},  # no coercion
+            {"parent_id": root},  # missing field
+            {"parent_id": root, "name": "x", "colour": "red"},  # unknown field
+            {"parent_id": root, "name": 7},
+            {"parent_id": 0, "name": "x"},
+            {"parent_id": 2**64, "name": "x"},
+            {"parent_id": root, "name": "x", "mtime_ns": -1},
+        ):
+            answer = api.post("/mkdir", json=sent)
+            assert error_code(answer) == "bad_request", sent
+            assert answer.json()["error"]["message"]
+        assert error_code(api.post("/move", json={"node_id": root})) == "bad_request"
+        assert error_code(api.patch(f"/nodes/{root}", json={"mtime_ns": "soon"})) == "bad_request"
+        assert error_code(api.post("/chunks/missing", json={"hashes": "abc"})) == "bad_request"
+        assert error_code(api.post("/chunks/missing", json={"hashes": ["ABC"]})) == "bad_request"
+        too_many = {"hashes": ["0" * 64] * 10_001}
+        assert error_code(api.post("/chunks/missing", json=too_many)) == "bad_request"
+
+
+def test_bad_query_parameters_are_bad_requests(api: httpx.Client) -> None:
+    cursor = api.get("/me").json()["cursor"]
+    with unchanged(api):
+        for params in ({"limit": 0}, {"limit": 10_001}, {"after": -1}, {"after": "x"},
+                       {"colour": "red"}):  # fmt: skip
+            assert error_code(api.get("/tree", params=params)) == "bad_request", params
+        for params in ({}, {"cursor": -1}, {"cursor": cursor + 1}, {"cursor": 0, "wait": 61},
+                       {"cursor": 0, "wait": -1}, {"cursor": 0, "limit": 0}):  # fmt: skip
+            assert error_code(api.get("/changes", params=params)) == "bad_request", params
+        assert error_code(api.get("/tree?limit=1&limit=2")) == "bad_request"
+        assert error_code(api.get("/nodes/abc")) == "not_found"
+        assert error_code(api.get("/nowhere")) == "not_found"
+        assert error_code(api.put("/me")) == "method_not_allowed"
+
+
+def test_names_are_checked(api: httpx.Client) -> None:
+    root = api.get("/me").json()["root_id"]
+    folder = _folder(api, "docs")
+    with unchanged(api):
+        for name in ("", ".", "..", "a/b", "nul\x00", "é" * 128, ".trash", ".versions"):
+            answer = api.post("/mkdir", json={"parent_id": root, "name": name})
+            assert error_code(answer) == "name_invalid", name
+            assert answer.status_code == 400
+            assert error_code(commit(api, b"x", parent_id=root, name=name)) == "name_invalid"
+        taken = api.post("/mkdir", json={"parent_id": root, "name": "docs"})
+        assert (taken.status_code, error_code(taken)) == (409, "name_taken")
+        file_as_folder = commit(api, b"x", parent_id=root, name="docs")
+        assert error_code(file_as_folder) == "not_a_file"
+    assert api.post("/mkdir", json={"parent_id": folder["id"], "name": ".trash"}).status_code == 201
+
+
+def test_impossible_moves_are_refused(api: httpx.Client) -> None:
+    root = api.get("/me").json()["root_id"]
+    outer = _folder(api, "outer")
+    inner = _folder(api, "inner", outer["id"])
+    _file(api, "taken.txt")
+    loose = _file(api, "loose.txt")
+    with unchanged(api):
+        for into in (outer["id"], inner["id"]):
+            answer = api.post("/move", json={"node_id": outer["id"], "parent_id": into,
+                                             "name": "outer"})  # fmt: skip
+            assert (answer.status_code, error_code(answer)) == (409, "invalid_move")
+        rooted = api.post("/move", json={"node_id": root, "parent_id": outer["id"], "name": "r"})
+        assert error_code(rooted) == "invalid_move"
+        assert error_code(api.delete(f"/nodes/{root}")) == "invalid_move"
+        clash = api.post("/move", json={"node_id": loose["id"], "parent_id": root,
+                                        "name": "taken.txt"})  # fmt: skip
+        assert error_code(clash) == "name_taken"
+        onto_file = api.post("/move", json={"node_id": loose["id"], "parent_id": loose["id"],
+                                            "name": "x"})  # fmt: skip
+        assert error_code(onto_file) == "not_a_folder"
+        assert error_code(api.get(f"/nodes/{loose['id']}/children")) == "not_a_folder"
+        assert error_code(api.get(f"/nodes/{outer['id']}/manifest")) == "not_a_file"
+        assert error_code(api.get(f"/nodes/{loose['id']}/manifest?version=9")) == "not_found"
+        restore = api.post(f"/nodes/{loose['id']}/versions/9/restore")
+        assert error_code(restore) == "not_found"
+
+
+def test_compare_and_set_conflicts_change_nothing(api: httpx.Client, http: httpx.Client) -> None:
+    node = _file(api, "shared.txt", b"v1")
+    stale = node["version"]["id"]
+    http.put("/shared.txt", content=b"v2 from webdav")
+    with unchanged(api):
+        conflict = commit(api, b"v3", node_id=node["id"], base_version_id=stale)
+        assert (conflict.status_code, error_code(conflict)) == (409, "version_conflict")
+        current = conflict.json()["error"]["current"]
+        assert current["id"] == node["id"] and current["version"]["number"] == 2
+        assert current["size"] == len(b"v2 from webdav")
+        gone = api.delete(f"/nodes/{node['id']}", params={"base_version_id": stale})
+        assert error_code(gone) == "version_conflict"
+        existing = commit(api, b"v3", parent_id=node["parent_id"], name="shared.txt",
+                          create_only=True)  # fmt: skip
+        assert (existing.status_code, error_code(existing)) == (409, "name_taken")
+        for target in ({"node_id": node["id"]},
+                       {"node_id": node["id"], "base_version_id": stale, "name": "x"},
+                       {"node_id": node["id"], "base_version_id": stale, "create_only": True},
+                       {"name": "orphan.txt"}):  # fmt: skip
+            assert error_code(commit(api, b"v3", **target)) == "bad_request", target
+    assert http.get("/shared.txt").content == b"v2 from webdav"
+
+
+def test_commits_that_do_not_add_up_are_refused(api: httpx.Client) -> None:
+    root = api.get("/me").json()["root_id"]
+    data = b"some content"
+    entries = put_chunks(api, data)
+    absent = hashlib.sha256(b"never uploaded").hexdigest()
+    target = {"parent_id": root, "name": "f.txt"}
+    with unchanged(api):
+        short = api.post("/commit", json={**target, "size": len(data) + 1, "chunks": entries})
+        assert error_code(short) == "bad_request"
+        wrong_length = [{"hash": entries[0]["hash"], "length": len(data) - 1}]
+        lying = api.post("/commit", json={**target, "size": len(data) - 1, "chunks": wrong_length})
+        assert error_code(lying) == "bad_request"
+        missing = api.post("/commit", json={**target, "size": len(data) + 14,
+                           "chunks": [*entries, {"hash": absent, "length": 14}]})  # fmt: skip
+        assert (missing.status_code, error_code(missing)) == (409, "missing_chunks")
+        assert missing.json()["error"]["missing"] == [absent]
+        bad_hash = api.post("/commit", json={**target, "size": 1,
+                            "chunks": [{"hash": "xyz", "length": 1}]})  # fmt: skip
+        assert error_code(bad_hash) == "bad_request"
+        wrong_sum = api.post("/commit", json={**target, "size": len(data), "chunks": entries,
+                                              "sha256": "0" * 64})  # fmt: skip
+        assert error_code(wrong_sum) == "hash_mismatch"
+        nowhere = {"parent_id": 999_999, "name": "f", "size": len(data), "chunks": entries}
+        unknown_folder = api.post("/commit", json=nowhere)
+        assert error_code(unknown_folder) == "not_found"
+
+
+def test_chunk_uploads_are_verified_and_capped(api: httpx.Client) -> None:
+    data = b"chunk bytes"
+    name = hashlib.sha256(data).hexdigest()
+    big = b"x" * (4 * MiB + 1)
+    with unchanged(api):
+        mismatch = api.put(f"/chunks/{name}", content=b"other bytes")
+        assert (mismatch.status_code, error_code(mismatch)) == (400, "hash_mismatch")
+        assert api.post("/chunks/missing", json={"hashes": [name]}).json()["missing"] == [name]
+        too_big = api.put(f"/chunks/{hashlib.sha256(big).hexdigest()}", content=big)
+        assert (too_big.status_code, error_code(too_big)) == (413, "too_large")
+        assert error_code(api.put("/chunks/not-a-hash", content=data)) == "bad_request"
+        assert error_code(api.put(f"/chunks/{name}", content=b"")) == "bad_request"
+        assert error_code(api.get("/chunks/not-a-hash")) == "bad_request"
+        assert error_code(api.get(f"/chunks/{name}")) == "not_found"
+        huge_json = b'{"hashes": [' + b",".join([b'"' + b"0" * 64 + b'"'] * 20_000) + b"]}"
+        assert error_code(api.post("/chunks/missing", content=huge_json)) == "too_large"
+    assert api.post("/chunks/missing", json={"hashes": [name]}).json()["missing"] == [name]
+
+
+def test_a_commit_over_quota_is_refused_and_changes_nothing(
+    api: httpx.Client, drive: Drive
+) -> None:
+    node = _file(api, "small.txt", b"0123456789")
+    drive.set_quota("alice", 100)
+    root = api.get("/me").json()["root_id"]
+    big = b"y" * 200
+    with unchanged(api):
+        new = commit(api, big, parent_id=root, name="big.bin")
+        assert (new.status_code, error_code(new)) == (507, "quota_exceeded")
+        grown = commit(api, big, node_id=node["id"], base_version_id=node["version"]["id"])
+        assert error_code(grown) == "quota_exceeded"
+    assert drive.user("alice").reserved_bytes == 0
+    fits = commit(api, b"z" * 90, node_id=node["id"], base_version_id=node["version"]["id"])
+    assert fits.status_code == 200
+    assert api.get("/me").json()["used"] == 90
+
+
+def test_locked_folders_refuse_new_members(api: httpx.Client, http: httpx.Client) -> None:
+    box = _folder(api, "box")
+    loose = _file(api, "loose.txt")
+    locked = http.request("LOCK", "/box", content=exclusive_lock(), headers={"Depth": "0"})
+    assert locked.status_code == 200
+    with unchanged(api):
+        made = api.post("/mkdir", json={"parent_id": box["id"], "name": "sub"})
+        assert (made.status_code, error_code(made)) == (423, "locked")
+        moved = api.post("/move", json={"node_id": loose["id"], "parent_id": box["id"],
+                                        "name": "loose.txt"})  # fmt: skip
+        assert error_code(moved) == "locked"
+        assert error_code(commit(api, b"n", parent_id=box["id"], name="n.txt")) == "locked"
+        assert error_code(api.delete(f"/nodes/{box['id']}")) == "locked"
+    assert set(n["name"] for n in whole_tree(api).values()) == {"box", "loose.txt"}
