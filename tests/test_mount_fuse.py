@@ -142,6 +142,25 @@ def test_one_byte_deep_in_a_file_fetches_one_chunk(
 
 
 @SQLITE
+def test_identical_chunks_are_fetched_and_cached_once(
+    dav: httpx.Client, server: LoggedServer, mnt: Path
+) -> None:
+    data = noise(5 * MIB, seed=12)
+    put(dav, "/a.bin", data)
+    put(dav, "/b.bin", data)  # another file, same chunks
+    put(dav, "/a.bin", data + b"tail")  # a new version sharing all but the last chunk
+    wait_for(lambda: os.stat(mnt / "a.bin").st_size == len(data) + 4, what="a.bin's new version")
+    before = len(server.chunk_gets())
+    assert read_content(mnt / "b.bin") == data
+    shared = len(server.chunk_gets()) - before
+    assert read_content(mnt / "a.bin") == data + b"tail"
+    fetched = server.chunk_gets()[before:]
+    assert len(fetched) == len(set(fetched))
+    assert len(fetched) - shared <= 1  # only the chunk the new version changed
+    assert mount_info(mnt)["cache"]["chunks"] == len(set(fetched))
+
+
+@SQLITE
 def test_a_streaming_read_touches_only_the_chunks_it_needs(
     dav: httpx.Client, server: LoggedServer, mnt: Path
 ) -> None:
@@ -292,12 +311,14 @@ def test_the_mount_starts_offline_from_its_replica(
     put(dav, "/online.bin", noise(2 * MIB, seed=3))
     cache, mountpoint = tmp_path / "cache", tmp_path / "mnt"
     with mounted(server.url, mountpoint, cache) as mnt:
+        inodes = {name: os.stat(mnt / name).st_ino for name in ("pinned.txt", "online.bin")}
         os.setxattr(mnt / "pinned.txt", "user.drivegate.pinned", b"1")
         wait_for(lambda: os.getxattr(mnt / "pinned.txt", "user.drivegate.cached") == b"12",
                  what="hydration")  # fmt: skip
     server.stop()
     with mounted(server.url, mountpoint, cache) as mnt:
         assert sorted(os.listdir(mnt)) == ["online.bin", "pinned.txt"]
+        assert {name: os.stat(mnt / name).st_ino for name in inodes} == inodes  # stable
         assert (mnt / "pinned.txt").read_bytes() == b"always here\n"
         assert os.stat(mnt / "online.bin").st_size == 2 * MIB
         with pytest.raises(OSError) as failed:
