@@ -12,12 +12,13 @@ Modules, one job each:
 - ``reader``    offset → chunks, parallel fetches, read-ahead, connectivity
 - ``pins``      pins, file states, background hydration of pinned files
 - ``sync``      the change feed: first load, long-poll, reconnect and catch-up
+- ``control``   the ``user.drivegate.*`` xattrs: states, pins, mount status
 - ``fs``        pyfuse3 operations (thin); errors → errnos; kernel invalidation
 - ``mount``     the mount process's composition root
 - ``cli``       ``drivegate mount|umount|pin|unpin|status``
 
 Layering inside the package is one way: records/errors ← client ← replica,
-cache ← reader ← pins ← sync, fs ← mount ← cli. docs/mount.md explains the
+cache ← reader ← pins ← control, sync ← fs ← mount ← cli. docs/mount.md explains the
 behaviour (cache, pins, errnos, the xattr control interface).
 """
 

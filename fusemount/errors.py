@@ -21,6 +21,7 @@ place (``client._raise_for``); these become errnos in exactly one place
     ├── ServerUnreachable        connection refused, DNS, timeout, reset: offline
     ├── ChunkCorrupt             chunk bytes that do not hash to their name
     ├── CacheFull                pinned data leaves no room for a chunk
+    ├── XattrError               an attribute the mount does not offer or take (has its errno)
     └── SetupError               bad mountpoint, cache dir of another drive, …
 """
 
@@ -86,6 +87,14 @@ class ChunkCorrupt(MountError):
 
 class CacheFull(MountError):
     """The chunk cannot be cached: everything left in the cache is pinned."""
+
+
+class XattrError(MountError):
+    """A ``user.drivegate.*`` request the mount refuses; ``errno`` says how."""
+
+    def __init__(self, message: str, errno: int) -> None:
+        super().__init__(message)
+        self.errno = errno
 
 
 class SetupError(MountError):

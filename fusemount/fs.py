@@ -21,7 +21,6 @@ import contextlib
 import errno
 import functools
 import itertools
-import json
 import logging
 import os
 import stat
@@ -33,7 +32,7 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 import pyfuse3
 import trio
 
-from fusemount.cache import ChunkCache
+from fusemount.control import Control
 from fusemount.errors import (
     BadRequest,
     CacheFull,
@@ -46,8 +45,8 @@ from fusemount.errors import (
     ServerUnreachable,
     Throttled,
     Unauthorized,
+    XattrError,
 )
-from fusemount.pins import Pins
 from fusemount.reader import Connectivity, FileReader, ReadAhead
 from fusemount.records import Node, NodeId
 from fusemount.replica import Effect, Replica
@@ -56,8 +55,6 @@ log = logging.getLogger(__name__)
 
 TIMEOUT = 60.0  # the change feed invalidates what changes; this is only a safety net
 BLOCK = 4096
-XATTR_PREFIX = b"user.drivegate."
-XATTRS = (b"state", b"pinned", b"pinned_by", b"cached", b"size", b"mount")
 OFFLINE_ERRNO = errno.EHOSTDOWN
 
 P = ParamSpec("P")
@@ -68,6 +65,8 @@ Notice = tuple[Literal["entry"], int, bytes] | tuple[Literal["inode"], int, bool
 def errno_for(exc: MountError) -> int:
     """The errno a failed operation answers (documented in docs/mount.md)."""
     match exc:
+        case XattrError():
+            return exc.errno
         case ServerUnreachable():
             return OFFLINE_ERRNO
         case ChunkCorrupt():
@@ -122,15 +121,6 @@ class OpenFile:
     ahead: ReadAhead = field(default_factory=ReadAhead)
 
 
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """Who this mount is (shown in the ``user.drivegate.mount`` xattr)."""
-
-    url: str
-    user: str
-    cache_dir: str
-
-
 class DriveFs(pyfuse3.Operations):
     """The mount's file system (see the module docstring)."""
 
@@ -138,15 +128,13 @@ class DriveFs(pyfuse3.Operations):
     enable_writeback_cache = False
     enable_acl = False
 
-    def __init__(self, replica: Replica, reader: FileReader, pins: Pins, *, cache: ChunkCache,
-                 connectivity: Connectivity, identity: Identity) -> None:  # fmt: skip
+    def __init__(self, replica: Replica, reader: FileReader, control: Control,
+                 connectivity: Connectivity) -> None:  # fmt: skip
         super().__init__()
         self.replica = replica
         self.reader = reader
-        self.pins = pins
-        self.cache = cache
+        self.control = control
         self.connectivity = connectivity
-        self.identity = identity
         self.kernel = False  # True once mounted: then `changed` notifies the kernel
         self.uid, self.gid = os.getuid(), os.getgid()
         self.lookups: Counter[int] = Counter()
@@ -305,88 +293,26 @@ class DriveFs(pyfuse3.Operations):
     async def release(self, fh: int) -> None:
         self._files.pop(fh, None)
 
-    # -- xattrs: state, pins and the control interface ---------------------------------
+    # -- xattrs: the control interface (control.py) --------------------------------------
 
     @_answer
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
-        node = self._node(inode)
-        key = name.removeprefix(XATTR_PREFIX) if name.startswith(XATTR_PREFIX) else None
-        if key == b"state":
-            return self.pins.state(node).encode()
-        if key == b"pinned":
-            return b"1" if self.pins.is_pinned(node) else b"0"
-        if key == b"pinned_by":
-            holder = self.replica.pinned_by(node.id)
-            return b"" if holder is None else _name(self.replica.path_of(holder))
-        if key == b"cached":
-            return str(self.pins.usage(node).cached).encode()
-        if key == b"size":
-            return str(self.pins.usage(node).size).encode()
-        if key == b"mount":
-            return json.dumps(self.describe(), sort_keys=True).encode()
-        raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        return self.control.get(self._node(inode), name)
 
     @_answer
     async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> Sequence[bytes]:
         self._node(inode)
-        return [XATTR_PREFIX + key for key in XATTRS]
+        return self.control.names()
 
     @_answer
     async def setxattr(
         self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext
     ) -> None:
-        node = self._node(inode)
-        if name != XATTR_PREFIX + b"pinned":
-            raise pyfuse3.FUSEError(errno.EPERM if name.startswith(XATTR_PREFIX) else errno.ENOTSUP)
-        wanted = value.strip()
-        if wanted == b"1":
-            self.pins.pin(node)
-        elif wanted == b"0":
-            self._unpin(node)
-        else:
-            raise pyfuse3.FUSEError(errno.EINVAL)
+        self.control.set(self._node(inode), name, value)
 
     @_answer
     async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        node = self._node(inode)
-        if name != XATTR_PREFIX + b"pinned":
-            raise pyfuse3.FUSEError(errno.EPERM if name.startswith(XATTR_PREFIX) else errno.ENOTSUP)
-        self._unpin(node)
-
-    def _unpin(self, node: Node) -> None:
-        try:
-            self.pins.unpin(node)
-        except CacheFull:
-            raise pyfuse3.FUSEError(errno.EPERM) from None  # pinned through a folder above
-
-    def describe(self) -> dict[str, Any]:
-        """The mount as a whole (``user.drivegate.mount`` on any path)."""
-        stats = self.cache.stats()
-        hydration = self.pins.hydration
-        quota, used = self.replica.account()
-        return {
-            "url": self.identity.url,
-            "user": self.identity.user,
-            "pid": os.getpid(),
-            "online": self.connectivity.online,
-            "cursor": self.replica.cursor,
-            "cache_dir": self.identity.cache_dir,
-            "cache": {
-                "used": stats.used,
-                "limit": stats.limit,
-                "pinned": stats.pinned,
-                "chunks": stats.chunks,
-            },
-            "fetched_chunks": self.reader.source.fetched,
-            "hydration": {
-                "needed": hydration.needed_bytes,
-                "pending_files": hydration.pending_files,
-                "pending_bytes": hydration.pending_bytes,
-                "problem": hydration.problem,
-            },
-            "quota": quota,
-            "used": used,
-        }
+        self.control.remove(self._node(inode), name)
 
     # -- everything that would write: the write-back issue --------------------------------
 

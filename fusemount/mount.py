@@ -24,8 +24,9 @@ import trio
 
 from fusemount.cache import ChunkCache
 from fusemount.client import HttpApi, SyncApi
+from fusemount.control import Control, Identity
 from fusemount.errors import ServerUnreachable, SetupError
-from fusemount.fs import DriveFs, Identity
+from fusemount.fs import DriveFs
 from fusemount.pins import Pins
 from fusemount.reader import ChunkSource, Connectivity, FileReader
 from fusemount.records import Me
@@ -142,7 +143,9 @@ def assemble(api: SyncApi, replica: Replica, cache: ChunkCache, identity: Identi
     source = ChunkSource(api, cache, connectivity)
     reader = FileReader(api, replica, source)
     pins = Pins(replica, cache, reader, connectivity)
-    fs = DriveFs(replica, reader, pins, cache=cache, connectivity=connectivity, identity=identity)
+    control = Control(replica, reader, pins, cache=cache, connectivity=connectivity,
+                      identity=identity)  # fmt: skip
+    fs = DriveFs(replica, reader, control, connectivity)
     feed = ChangeFeed(api, replica, connectivity, pins, fs.changed)
     return Parts(fs, feed, source, pins)
 

@@ -21,7 +21,8 @@ import trio
 from core import Drive
 from fusemount.cache import ChunkCache
 from fusemount.client import HttpApi
-from fusemount.fs import DriveFs, Identity, Notice
+from fusemount.control import Identity
+from fusemount.fs import DriveFs, Notice
 from fusemount.mount import Parts, assemble
 from fusemount.replica import Effect, Replica
 from tests.conftest import ALICE, BackendSetup
