@@ -135,7 +135,8 @@ class ChunkCache:
         try:
             data = await trio.to_thread.run_sync(self._read_file, digest, start, end, verify)
         except FileNotFoundError:
-            self._forget(digest)
+            if not self.path(digest).exists():  # not evicted and stored again meanwhile
+                self._forget(digest)
             return None
         except OSError as exc:
             log.warning("cannot read cached chunk %s: %s", digest, exc)

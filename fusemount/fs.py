@@ -369,7 +369,8 @@ class DriveFs(pyfuse3.Operations):
         if notices and self.kernel:
             # Invalidating can block until a related request is answered, and
             # requests are answered by this trio loop: so, from a worker thread.
-            await trio.to_thread.run_sync(_send, notices)
+            # Abandoned on cancel, so a stopping mount never waits on the kernel.
+            await trio.to_thread.run_sync(_send, notices, abandon_on_cancel=True)
 
     def notices(self, effects: list[Effect] | None) -> list[Notice]:
         if effects is None:

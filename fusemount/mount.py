@@ -173,7 +173,7 @@ async def _serve(  # noqa: PLR0917 (the parts the composition root built)
             await nursery.start(source.run)
             await nursery.start(pins.run)
             await nursery.start(feed.run)
-            nursery.start_soon(trio.to_thread.run_sync, _raise_read_ahead, options.mountpoint)
+            nursery.start_soon(_in_thread, _raise_read_ahead, options.mountpoint)
             stop = await nursery.start(_watch_signals)
             ready()
             log.info("mounted %s at %s", api.base_url, options.mountpoint)
@@ -184,6 +184,12 @@ async def _serve(  # noqa: PLR0917 (the parts the composition root built)
         # After `umount` the kernel side is gone already; after a signal we unmount.
         pyfuse3.close(unmount=unmount)
         log.info("unmounted %s", options.mountpoint)
+
+
+async def _in_thread(job: Callable[[Path], None], path: Path) -> None:
+    # Abandoned on cancel: a stat of the mountpoint that the stopped loop will
+    # never answer must not hold up the unmount.
+    await trio.to_thread.run_sync(job, path, abandon_on_cancel=True)
 
 
 def _fuse_options(options: MountOptions) -> set[str]:

@@ -9,6 +9,10 @@ import errno
 import hashlib
 import os
 import random
+import signal
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,12 +24,15 @@ import pytest
 from core import Drive
 from tests.conftest import ALICE, BackendSetup
 from tests.mounts import (
+    ROOT,
     LoggedServer,
     drivegate,
     logged_server,
+    mount_args,
     mount_info,
     mounted,
     relay,
+    unmount,
     wait_for,
     write_noise,
 )
@@ -383,6 +390,40 @@ def test_umount_command(server: LoggedServer, tmp_path: Path) -> None:
     again = drivegate("umount", str(mountpoint))
     assert again.returncode == 1
     assert "not in a drivegate mount" in again.stderr
+
+
+@SQLITE
+def test_foreground_mount_tells_systemd_ready_and_unmounts_on_sigterm(
+    server: LoggedServer, tmp_path: Path
+) -> None:
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    notify = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(str(notify))
+        listener.settimeout(60)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "drivegate", *mount_args(server.url, mountpoint,
+                                                              tmp_path / "cache", "--foreground")],
+            env={**os.environ, "PYTHONPATH": str(ROOT), "NOTIFY_SOCKET": str(notify)},
+            stdin=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert process.stdin is not None
+            process.stdin.write("alice-password\n")
+            process.stdin.close()
+            assert listener.recv(100) == b"READY=1"
+            assert os.path.ismount(mountpoint)
+            assert os.listdir(mountpoint) == []
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(30) == 0
+            assert listener.recv(100) == b"STOPPING=1"
+            assert not os.path.ismount(mountpoint)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            unmount(mountpoint)
 
 
 @pytest.mark.parametrize("backend", ["postgres-s3"], indirect=True)
