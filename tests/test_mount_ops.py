@@ -203,3 +203,31 @@ def test_writes_answer_erofs_and_statfs_answers_the_quota(
         assert (stats.f_blocks - stats.f_bfree) * stats.f_frsize == 4096
 
     run(server, tmp_path, scenario)
+
+
+@SQLITE
+def test_a_folder_trashed_and_restored_comes_back_whole(
+    server: LoggedServer, drive: Drive, tmp_path: Path
+) -> None:
+    async def scenario(parts: Parts, dav: httpx.Client) -> None:
+        fs = parts.fs
+        assert dav.request("MKCOL", "/album").status_code == 201
+        assert dav.request("MKCOL", "/album/2024").status_code == 201
+        assert dav.put("/album/2024/photo.jpg", content=b"jpeg").status_code == 201
+        await parts.feed.catch_up()
+        album = await lookup(fs, ROOT, "album")
+        assert dav.request("DELETE", "/album").status_code == 204
+        await parts.feed.catch_up()
+        await fails(errno.ENOENT, fs.lookup(ROOT, b"album", CTX))
+        assert fs.replica.count() == 1  # the subtree left with its folder
+        alice = drive.user("alice")
+        (entry,) = drive.trash(alice.id)
+        drive.restore_trash(alice.id, entry.id)
+        await parts.feed.catch_up()
+        assert await lookup(fs, ROOT, "album") == album
+        year = await lookup(fs, album, "2024")
+        photo = await lookup(fs, year, "photo.jpg")
+        fh = (await fs.open(photo, os.O_RDONLY, CTX)).fh
+        assert await fs.read(fh, 0, 100) == b"jpeg"
+
+    run(server, tmp_path, scenario)
