@@ -335,7 +335,7 @@ def test_the_mount_starts_offline_from_its_replica(
 
 
 @SQLITE
-def test_statfs_reports_the_quota(
+def test_statfs_reports_the_quota_and_the_mount_is_private(
     drive: Drive, server: LoggedServer, dav: httpx.Client, tmp_path: Path
 ) -> None:
     drive.set_quota("alice", 100 * MIB)
@@ -344,6 +344,10 @@ def test_statfs_reports_the_quota(
         stats = os.statvfs(mnt)
         assert stats.f_blocks * stats.f_frsize == 100 * MIB
         assert (stats.f_blocks - stats.f_bfree) * stats.f_frsize == MIB
+        other = subprocess.run(["runuser", "-u", "nobody", "--", "ls", str(mnt)],
+                               capture_output=True, text=True, check=False)  # fmt: skip
+        assert other.returncode != 0  # the mount is its user's own (no --allow-other)
+        assert "Permission denied" in other.stderr
 
 
 @SQLITE
