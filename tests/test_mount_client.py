@@ -166,14 +166,14 @@ def test_answers_map_to_one_error_tree(status: int, body: bytes, expected: type)
     trio.run(main)
 
 
-def test_an_unreachable_server_fails_fast() -> None:
+def test_an_unreachable_server_is_offline_not_an_error_page() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # bound, never listening: connections are refused
 
         async def main() -> None:
             async with HttpApi(f"http://127.0.0.1:{port}", "alice", "pw") as api:
-                with trio.fail_after(2), pytest.raises(ServerUnreachable):
+                with pytest.raises(ServerUnreachable):  # refused: at once, no retries
                     await api.chunk(ChunkHash("0" * 64))
 
         trio.run(main)
