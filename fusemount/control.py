@@ -109,6 +109,7 @@ class Control:
                 "chunks": stats.chunks,
             },
             "fetched_chunks": self.reader.source.fetched,
+            "fetching_chunks": self.reader.source.in_flight,
             "hydration": {
                 "needed": hydration.needed_bytes,
                 "pending_files": hydration.pending_files,

@@ -103,6 +103,11 @@ class ChunkSource:
             return cached
         return (await self.fetch(span, pinned))[start:end]
 
+    @property
+    def in_flight(self) -> int:
+        """Chunk downloads running now (reads and read-ahead)."""
+        return len(self._inflight)
+
     def is_local(self, digest: ChunkHash) -> bool:
         return digest in self._memory or self.cache.contains(digest)
 

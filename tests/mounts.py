@@ -150,7 +150,7 @@ def mounted(url: str, mountpoint: Path, cache_dir: Path, *extra: str,
         unmount(mountpoint)
 
 
-def wait_for(check: Callable[[], T], timeout: float = 10, what: str = "the condition") -> T:
+def wait_for(check: Callable[[], T | None], timeout: float = 10, what: str = "the condition") -> T:
     """Poll until ``check`` returns something truthy; fail after a generous deadline."""
     deadline = time.monotonic() + timeout
     while True:
