@@ -8,6 +8,7 @@ import click
 
 from core.cli import COMMANDS, DriveGroup
 from davserver import COMMANDS as DAV_COMMANDS
+from fusemount import COMMANDS as MOUNT_COMMANDS
 
 
 @click.group(cls=DriveGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,7 +20,7 @@ def main(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-for command in [*COMMANDS, *DAV_COMMANDS]:
+for command in [*COMMANDS, *DAV_COMMANDS, *MOUNT_COMMANDS]:
     main.add_command(command)
 
 

@@ -1,2 +1,30 @@
-"""The FUSE face of drivegate (arrives with the mount issues): pyfuse3
-operations over a local metadata replica, talking to the server over HTTP."""
+"""The FUSE face of drivegate: mounts a user's drive as a local folder,
+talking to the server over the sync API (HTTP only; nothing of ``core``'s
+drive service or ``davserver`` is imported).
+
+Modules, one job each:
+
+- ``records``   typed records of the sync API, parsed in one place
+- ``errors``    the mount's exception tree (drawn in its docstring)
+- ``client``    ``SyncApi`` protocol and its httpx implementation; HTTP → errors
+- ``replica``   the local metadata replica (SQLite): tree, cursor, manifests, pins
+- ``cache``     the content-addressed chunk cache with a hard size limit (LRU)
+- ``reader``    offset → chunks, parallel fetches, read-ahead, connectivity
+- ``pins``      pins, file states, background hydration of pinned files
+- ``sync``      the change feed: first load, long-poll, reconnect and catch-up
+- ``control``   the ``user.drivegate.*`` xattrs: states, pins, mount status
+- ``fs``        pyfuse3 operations (thin); errors → errnos; kernel invalidation
+- ``mount``     the mount process's composition root
+- ``cli``       ``drivegate mount|umount|pin|unpin|status``
+
+Layering inside the package is one way: records/errors ← client ← replica,
+cache ← reader ← pins ← control, sync ← fs ← mount ← cli. docs/mount.md explains the
+behaviour (cache, pins, errnos, the xattr control interface).
+"""
+
+from fusemount.cli import COMMANDS
+from fusemount.errors import MountError
+from fusemount.fs import DriveFs
+from fusemount.mount import MountOptions
+
+__all__ = ["COMMANDS", "DriveFs", "MountError", "MountOptions"]

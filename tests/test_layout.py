@@ -44,3 +44,20 @@ def test_the_sync_api_exports_are_sorted_and_every_route_is_documented() -> None
     assert davserver.api.__all__ == sorted(davserver.api.__all__)
     for template, resource in routes(None, 1):  # type: ignore[arg-type]  # no drive needed
         assert operations(resource), template
+
+
+def test_fusemount_exports_are_sorted_and_importable() -> None:
+    import fusemount
+
+    assert fusemount.__all__ == sorted(fusemount.__all__)
+    for name in fusemount.__all__:
+        assert getattr(fusemount, name) is not None
+
+
+def test_fusemount_speaks_http_only() -> None:
+    """The mount may use core's CLI conventions, never its drive service or database."""
+    for path in (ROOT / "fusemount").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("core"):
+                assert node.module == "core.cli.common", (path.name, node.module)
+                assert [alias.name for alias in node.names] == ["SizeParam"], path.name

@@ -1,0 +1,238 @@
+"""The sync-API client: :class:`SyncApi` says what the mount needs from the
+server, :class:`HttpApi` provides it over ``httpx.AsyncClient`` (under trio).
+
+HTTP answers and transport failures become :mod:`fusemount.errors` classes
+in ``_raise_for`` and ``_request`` only. Timeouts are short for connecting
+(an unreachable server must make a read fail within 2 s, not hang) and
+generous for reading (a 4 MiB chunk on a slow link).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Protocol
+
+import httpx
+import trio
+
+from fusemount.errors import (
+    ApiError,
+    BadRequest,
+    ChunkCorrupt,
+    Conflict,
+    Locked,
+    MountError,
+    NotADriveServer,
+    NotFound,
+    QuotaExceeded,
+    ServerError,
+    ServerUnreachable,
+    Throttled,
+    Unauthorized,
+)
+from fusemount.records import (
+    ChangePage,
+    ChunkHash,
+    Manifest,
+    Me,
+    Node,
+    NodeId,
+    TreePage,
+    chunk_hash,
+)
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 1.5
+READ_TIMEOUT = 20.0
+MAX_WAIT = 60
+
+_CODES: dict[str, type[ApiError]] = {
+    "bad_request": BadRequest,
+    "name_invalid": BadRequest,
+    "hash_mismatch": BadRequest,
+    "unauthorized": Unauthorized,
+    "not_found": NotFound,
+    "name_taken": Conflict,
+    "invalid_move": Conflict,
+    "not_a_folder": Conflict,
+    "not_a_file": Conflict,
+    "version_conflict": Conflict,
+    "missing_chunks": Conflict,
+    "locked": Locked,
+    "quota_exceeded": QuotaExceeded,
+    "too_large": BadRequest,
+    "too_many_requests": Throttled,
+    "method_not_allowed": BadRequest,
+    "conflict": Conflict,
+    "unavailable": ServerError,  # database or store down, or no long-poll slot: retry
+    "internal": ServerError,  # e.g. a chunk that fails its hash on the server
+}
+_STATUSES: dict[int, type[ApiError]] = {
+    400: BadRequest, 401: Unauthorized, 404: NotFound, 409: Conflict, 413: BadRequest,
+    423: Locked, 429: Throttled, 507: QuotaExceeded,
+}  # fmt: skip
+
+
+class SyncApi(Protocol):
+    """What the mount needs from a drivegate server (docs/sync-api.md).
+
+    Implementations MUST raise only :class:`~fusemount.errors.MountError`
+    subclasses: ``ServerUnreachable`` for anything that means "offline",
+    ``ApiError`` subclasses for contract errors. ``chunk`` MUST return only
+    bytes whose SHA-256 is ``digest`` (else ``ChunkCorrupt``). Calls MAY run
+    concurrently from one trio run.
+    """
+
+    async def me(self) -> Me:
+        """Who we are; proves the URL and the credentials."""
+        ...
+
+    async def tree(self, after: NodeId | None, limit: int = 1000) -> TreePage:
+        """One page of the whole live tree, in id order."""
+        ...
+
+    async def changes(self, cursor: int, wait: float = 0, limit: int = 1000) -> ChangePage:
+        """Changes after ``cursor``, held up to ``wait`` seconds when there are none."""
+        ...
+
+    async def node(self, node_id: NodeId) -> Node:
+        """One node's current state."""
+        ...
+
+    async def children(self, node_id: NodeId) -> list[Node]:
+        """The live children of a folder."""
+        ...
+
+    async def manifest(self, node_id: NodeId, number: int | None = None) -> Manifest:
+        """A version's chunk list (the current one when ``number`` is None)."""
+        ...
+
+    async def chunk(self, digest: ChunkHash) -> bytes:
+        """A chunk's plaintext, verified against its name."""
+        ...
+
+
+class HttpApi:
+    """:class:`SyncApi` over HTTP. Use as an async context manager (it owns the connection pool)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        user: str,
+        secret: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
+        self.base_url = base_url.rstrip("/") + "/"
+        self._timeout = httpx.Timeout(READ_TIMEOUT, connect=connect_timeout)
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url + "api/v1/",
+            auth=(user, secret),
+            timeout=self._timeout,
+            transport=transport,
+            headers={"User-Agent": "drivegate-mount/1"},
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+        )
+
+    async def __aenter__(self) -> HttpApi:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def me(self) -> Me:
+        return Me.from_json(await self._json("GET", "me"))
+
+    async def tree(self, after: NodeId | None, limit: int = 1000) -> TreePage:
+        params: dict[str, int] = {"limit": limit}
+        if after is not None:
+            params["after"] = after
+        return TreePage.from_json(await self._json("GET", "tree", params=params))
+
+    async def changes(self, cursor: int, wait: float = 0, limit: int = 1000) -> ChangePage:
+        wait = max(0, min(int(wait), MAX_WAIT))
+        params = {"cursor": cursor, "wait": wait, "limit": limit}
+        timeout = httpx.Timeout(wait + READ_TIMEOUT, connect=self._timeout.connect)
+        return ChangePage.from_json(
+            await self._json("GET", "changes", params=params, timeout=timeout)
+        )
+
+    async def node(self, node_id: NodeId) -> Node:
+        return Node.from_json(await self._json("GET", f"nodes/{node_id}"))
+
+    async def children(self, node_id: NodeId) -> list[Node]:
+        answer = await self._json("GET", f"nodes/{node_id}/children")
+        if not isinstance(answer, dict) or not isinstance(answer.get("nodes"), list):
+            raise NotADriveServer("malformed answer: children without 'nodes'")
+        return [Node.from_json(node) for node in answer["nodes"]]
+
+    async def manifest(self, node_id: NodeId, number: int | None = None) -> Manifest:
+        params = {} if number is None else {"version": number}
+        return Manifest.from_json(
+            await self._json("GET", f"nodes/{node_id}/manifest", params=params)
+        )
+
+    async def chunk(self, digest: ChunkHash) -> bytes:
+        response = await self._request("GET", f"chunks/{digest}")
+        data = response.content
+        # Hashing 4 MiB takes ~3 ms and releases the GIL: a worker thread keeps
+        # the FUSE loop answering while parallel fetches are verified.
+        actual = await trio.to_thread.run_sync(chunk_hash, data)
+        if actual != digest:
+            log.error("chunk %s from the server hashes to %s: refused", digest, actual)
+            raise ChunkCorrupt(f"chunk {digest} from the server does not match its hash")
+        return data
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self._request(method, path, **kwargs)
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise NotADriveServer(
+                f"{self.base_url} answered {path} with something that is not JSON"
+            ) from None
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._client.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(f"cannot reach {self.base_url}: {_describe(exc)}") from None
+        if response.is_success:
+            return response
+        raise _raise_for(response, self.base_url)
+
+
+def _describe(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    return str(exc) or type(exc).__name__
+
+
+def _raise_for(response: httpx.Response, base_url: str) -> MountError:
+    """The one seam from an HTTP error answer to the exception tree."""
+    status = response.status_code
+    try:
+        error = response.json()["error"]
+        code, message = str(error["code"]), str(error.get("message") or error["code"])
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        if status == 401:
+            return Unauthorized(
+                f"{base_url} refused the credentials (HTTP 401 without a drivegate error body)",
+                "unauthorized",
+                status,
+            )
+        if status >= 500:
+            return ServerError(f"{base_url} failed with HTTP {status}", "", status)
+        return NotADriveServer(
+            f"{base_url} is not a drivegate server (HTTP {status} on {response.url.path})"
+        )
+    cls = _CODES.get(code) or _STATUSES.get(status, ServerError)
+    if cls is Unauthorized:
+        message = "wrong user name, password or token"
+    return cls(message, code, status)

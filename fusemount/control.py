@@ -1,0 +1,121 @@
+"""The control interface: ``user.drivegate.*`` extended attributes on every
+path of the mount. ``drivegate pin|unpin|status|umount`` use them (and so can
+``getfattr``/``setfattr``): reading says a node's state and the mount's
+status, writing ``pinned`` pins or unpins. docs/mount.md lists them."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from fusemount.cache import ChunkCache
+from fusemount.errors import CacheFull, XattrError
+from fusemount.pins import Pins
+from fusemount.reader import Connectivity, FileReader
+from fusemount.records import Node
+from fusemount.replica import Replica
+
+PREFIX = b"user.drivegate."
+NAMES = (b"state", b"pinned", b"pinned_by", b"cached", b"size", b"mount")
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who this mount is (shown in ``user.drivegate.mount``)."""
+
+    url: str
+    user: str
+    cache_dir: str
+
+
+class Control:
+    """Answers and applies the ``user.drivegate.*`` attributes."""
+
+    def __init__(self, replica: Replica, reader: FileReader, pins: Pins, *, cache: ChunkCache,
+                 connectivity: Connectivity, identity: Identity) -> None:  # fmt: skip
+        self.replica = replica
+        self.reader = reader
+        self.pins = pins
+        self.cache = cache
+        self.connectivity = connectivity
+        self.identity = identity
+
+    def names(self) -> list[bytes]:
+        return [PREFIX + key for key in NAMES]
+
+    def get(self, node: Node, name: bytes) -> bytes:
+        key = name.removeprefix(PREFIX) if name.startswith(PREFIX) else None
+        if key == b"state":
+            return self.pins.state(node).encode()
+        if key == b"pinned":
+            return b"1" if self.pins.is_pinned(node) else b"0"
+        if key == b"pinned_by":
+            holder = self.replica.pinned_by(node.id)
+            path = "" if holder is None else self.replica.path_of(holder)
+            return path.encode("utf-8", "surrogateescape")
+        if key == b"cached":
+            return str(self.pins.usage(node).cached).encode()
+        if key == b"size":
+            return str(self.pins.usage(node).size).encode()
+        if key == b"mount":
+            return json.dumps(self.describe(), sort_keys=True).encode()
+        raise XattrError(f"no attribute {name!r}", errno.ENODATA)
+
+    def set(self, node: Node, name: bytes, value: bytes) -> None:
+        self._settable(name)
+        wanted = value.strip()
+        if wanted == b"1":
+            self.pins.pin(node)  # CacheFull (ENOSPC) when the pins could not fit
+        elif wanted == b"0":
+            self._unpin(node)
+        else:
+            raise XattrError("user.drivegate.pinned takes 0 or 1", errno.EINVAL)
+
+    def remove(self, node: Node, name: bytes) -> None:
+        self._settable(name)
+        self._unpin(node)
+
+    def _settable(self, name: bytes) -> None:
+        if name != PREFIX + b"pinned":
+            if name.startswith(PREFIX):
+                raise XattrError(f"{name!r} is read-only", errno.EPERM)
+            raise XattrError("the mount keeps no other attributes", errno.ENOTSUP)
+
+    def _unpin(self, node: Node) -> None:
+        try:
+            self.pins.unpin(node)
+        except CacheFull as exc:  # pinned through a folder above: unpin that one
+            raise XattrError(str(exc), errno.EPERM) from None
+
+    def describe(self) -> dict[str, Any]:
+        """The mount as a whole (``user.drivegate.mount`` on any path)."""
+        stats = self.cache.stats()
+        hydration = self.pins.hydration
+        quota, used = self.replica.account()
+        return {
+            "url": self.identity.url,
+            "user": self.identity.user,
+            "pid": os.getpid(),
+            "online": self.connectivity.online,
+            "cursor": self.replica.cursor,
+            "cache_dir": self.identity.cache_dir,
+            "cache": {
+                "used": stats.used,
+                "limit": stats.limit,
+                "pinned": stats.pinned,
+                "chunks": stats.chunks,
+            },
+            "fetched_chunks": self.reader.source.fetched,
+            "fetching_chunks": self.reader.source.in_flight,
+            "hydration": {
+                "needed": hydration.needed_bytes,
+                "pending_files": hydration.pending_files,
+                "pending_bytes": hydration.pending_bytes,
+                "problem": hydration.problem,
+            },
+            "quota": quota,
+            "used": used,
+        }

@@ -1,0 +1,420 @@
+"""The pyfuse3 operations: thin handlers over the replica (metadata), the
+reader (content) and the pins (xattrs). ``errno_for`` is the one seam from
+the mount's errors to errnos; nothing else here raises ``FUSEError``
+except for plain file-system answers (ENOENT, ENOTDIR, EROFS, …).
+
+Inode numbers are the server's node ids; the root folder's id and
+``ROOT_INODE`` swap places (an involution, so the mapping is stable across
+remounts and needs no table). The kernel's lookup counts are kept exactly
+(``lookup``, ``readdirplus`` replies, ``forget``); a node deleted on the
+server while the kernel still knows it stays answerable as a "ghost" until
+forgotten. When the change feed changes the replica, ``changed`` tells the
+kernel which entries, attributes and page caches to drop.
+
+This issue builds the read side: every operation that would change the
+tree or a file answers EROFS for now (write-back comes next).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import itertools
+import logging
+import os
+import stat
+from collections import Counter
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
+
+import pyfuse3
+import trio
+
+from fusemount.control import Control
+from fusemount.errors import (
+    BadRequest,
+    CacheFull,
+    ChunkCorrupt,
+    Conflict,
+    Locked,
+    MountError,
+    NotFound,
+    QuotaExceeded,
+    ServerUnreachable,
+    Throttled,
+    Unauthorized,
+    XattrError,
+)
+from fusemount.reader import Connectivity, FileReader, ReadAhead
+from fusemount.records import Node, NodeId
+from fusemount.replica import Effect, Replica
+
+log = logging.getLogger(__name__)
+
+TIMEOUT = 60.0  # the change feed invalidates what changes; this is only a safety net
+BLOCK = 4096
+OFFLINE_ERRNO = errno.EHOSTDOWN
+
+P = ParamSpec("P")
+T = TypeVar("T")
+Notice = tuple[Literal["entry"], int, bytes] | tuple[Literal["inode"], int, bool]
+
+
+def errno_for(exc: MountError) -> int:
+    """The errno a failed operation answers (documented in docs/mount.md)."""
+    match exc:
+        case XattrError():
+            return exc.errno
+        case ServerUnreachable():
+            return OFFLINE_ERRNO
+        case ChunkCorrupt():
+            return errno.EIO
+        case NotFound():
+            return errno.ESTALE
+        case Unauthorized() | Throttled():
+            return errno.EACCES
+        case CacheFull():
+            return errno.ENOSPC
+        case QuotaExceeded():
+            return errno.EDQUOT
+        case Locked():
+            return errno.EBUSY
+        case Conflict():
+            return errno.EEXIST
+        case BadRequest():
+            return errno.EINVAL
+    return errno.EIO
+
+
+def _answer(
+    method: Callable[Concatenate[DriveFs, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[DriveFs, P], Coroutine[Any, Any, T]]:
+    """Turn the mount's errors into errnos; anything unexpected is logged and answers EIO."""
+
+    async def handler(self: DriveFs, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(self, *args, **kwargs)
+        except pyfuse3.FUSEError:
+            raise
+        except MountError as exc:
+            code = errno_for(exc)
+            level = logging.ERROR if code == errno.EIO else logging.INFO
+            log.log(level, "%s: %s (%s)", method.__name__, exc, errno.errorcode.get(code, code))
+            raise pyfuse3.FUSEError(code) from None
+        except Exception:
+            log.exception("%s failed", method.__name__)
+            raise pyfuse3.FUSEError(errno.EIO) from None
+
+    functools.update_wrapper(handler, method)
+    return handler
+
+
+def _name(value: str) -> bytes:
+    return value.encode("utf-8", "surrogateescape")
+
+
+@dataclass
+class OpenFile:
+    node_id: NodeId
+    ahead: ReadAhead = field(default_factory=ReadAhead)
+
+
+class DriveFs(pyfuse3.Operations):
+    """The mount's file system (see the module docstring)."""
+
+    supports_dot_lookup = True
+    enable_writeback_cache = False
+    enable_acl = False
+
+    def __init__(self, replica: Replica, reader: FileReader, control: Control,
+                 connectivity: Connectivity) -> None:  # fmt: skip
+        super().__init__()
+        self.replica = replica
+        self.reader = reader
+        self.control = control
+        self.connectivity = connectivity
+        self.kernel = False  # True once mounted: then `changed` notifies the kernel
+        self.uid, self.gid = os.getuid(), os.getgid()
+        self.lookups: Counter[int] = Counter()
+        self._ghosts: dict[int, Node] = {}
+        self._files: dict[int, OpenFile] = {}
+        self._fhs = itertools.count(1)
+
+    # -- inodes ---------------------------------------------------------------------
+
+    def _root(self) -> NodeId:
+        root = self.replica.root_id
+        assert root is not None, "the replica is loaded before the mount"
+        return root
+
+    def inode_of(self, node_id: int) -> int:
+        root = self._root()
+        if node_id == root:
+            return pyfuse3.ROOT_INODE
+        return root if node_id == pyfuse3.ROOT_INODE else node_id
+
+    def node_id_of(self, inode: int) -> NodeId:
+        return NodeId(self.inode_of(inode))  # the mapping is its own inverse
+
+    def _node(self, inode: int) -> Node:
+        node = self.replica.get(self.node_id_of(inode)) or self._ghosts.get(inode)
+        if node is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        return node
+
+    def _attrs(self, node: Node) -> pyfuse3.EntryAttributes:
+        attrs = pyfuse3.EntryAttributes()
+        attrs.st_ino = self.inode_of(node.id)
+        attrs.generation = 0
+        attrs.entry_timeout = TIMEOUT
+        attrs.attr_timeout = TIMEOUT
+        if node.is_folder:
+            attrs.st_mode = stat.S_IFDIR | (0o555 if node.locked else 0o755)
+            attrs.st_nlink = 2
+            attrs.st_size = 0
+        else:
+            attrs.st_mode = stat.S_IFREG | (0o444 if node.locked else 0o644)
+            attrs.st_nlink = 1
+            attrs.st_size = node.size
+        attrs.st_uid, attrs.st_gid = self.uid, self.gid
+        attrs.st_blksize = 128 * 1024
+        attrs.st_blocks = -(-attrs.st_size // 512)
+        attrs.st_atime_ns = attrs.st_mtime_ns = attrs.st_ctime_ns = node.mtime_ns
+        return attrs
+
+    def _entry(self, node: Node) -> pyfuse3.EntryAttributes:
+        attrs = self._attrs(node)
+        self.lookups[attrs.st_ino] += 1
+        return attrs
+
+    # -- metadata -------------------------------------------------------------------
+
+    @_answer
+    async def lookup(
+        self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        parent = self._node(parent_inode)
+        if name == b".":
+            return self._entry(parent)
+        if name == b"..":
+            grand = None if parent.parent_id is None else self.replica.get(parent.parent_id)
+            return self._entry(grand or parent)
+        if not parent.is_folder:
+            raise pyfuse3.FUSEError(errno.ENOTDIR)
+        child = self.replica.child(parent.id, name.decode("utf-8", "surrogateescape"))
+        if child is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        return self._entry(child)
+
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
+        for inode, count in inode_list:
+            left = self.lookups[inode] - count
+            if left > 0:
+                self.lookups[inode] = left
+            else:
+                del self.lookups[inode]
+                self._ghosts.pop(inode, None)
+
+    @_answer
+    async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        return self._attrs(self._node(inode))
+
+    @_answer
+    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
+        if not self._node(inode).is_folder:
+            raise pyfuse3.FUSEError(errno.ENOTDIR)
+        return inode
+
+    @_answer
+    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        # Offsets are node ids: children come in id order, so an entry created or
+        # deleted between two calls never makes another one repeat or vanish.
+        folder = self._node(fh)
+        after = start_id
+        while children := self.replica.children(folder.id, after=after, limit=500):
+            for child in children:
+                if not pyfuse3.readdir_reply(
+                    token, _name(child.name), self._attrs(child), child.id
+                ):
+                    return
+                self.lookups[self.inode_of(child.id)] += 1  # readdirplus counts as a lookup
+                after = child.id
+
+    async def releasedir(self, fh: int) -> None:
+        return None
+
+    @_answer
+    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
+        quota, used = self.replica.account()
+        total = quota if quota is not None else max(used, 0) + (1 << 50)  # no quota: "1 PiB free"
+        data = pyfuse3.StatvfsData()
+        data.f_bsize = data.f_frsize = BLOCK
+        data.f_blocks = total // BLOCK
+        data.f_bfree = data.f_bavail = max(total - used, 0) // BLOCK
+        data.f_files = self.replica.count()
+        data.f_ffree = data.f_favail = 1 << 32
+        data.f_namemax = 255
+        return data
+
+    # -- content --------------------------------------------------------------------
+
+    @_answer
+    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+        node = self._node(inode)
+        if node.is_folder:
+            raise pyfuse3.FUSEError(errno.EISDIR)
+        if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
+            raise pyfuse3.FUSEError(errno.EROFS)
+        if node.size and self.connectivity.online:
+            # Fetched now, an open handle can still read this version if the file
+            # is deleted or replaced meanwhile (the server forgets trashed manifests).
+            with contextlib.suppress(MountError):
+                await self.reader.manifest(node)
+        fh = next(self._fhs)
+        self._files[fh] = OpenFile(node.id)
+        # The page cache may outlive this handle: `changed` drops it when a new version arrives.
+        return pyfuse3.FileInfo(fh=fh, keep_cache=True)
+
+    @_answer
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        handle = self._files[fh]
+        inode = self.inode_of(handle.node_id)
+        while True:
+            node = self._node(inode)
+            data = await self.reader.read(node, off, size, handle.ahead)
+            # A new version may have arrived while the chunks were fetched: then
+            # these bytes would land in a page cache that was just invalidated.
+            latest = self.replica.get(node.id)
+            if latest is None or latest.version == node.version:
+                return data
+
+    async def release(self, fh: int) -> None:
+        self._files.pop(fh, None)
+
+    # -- xattrs: the control interface (control.py) --------------------------------------
+
+    @_answer
+    async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
+        return self.control.get(self._node(inode), name)
+
+    @_answer
+    async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> Sequence[bytes]:
+        self._node(inode)
+        return self.control.names()
+
+    @_answer
+    async def setxattr(
+        self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext
+    ) -> None:
+        self.control.set(self._node(inode), name, value)
+
+    @_answer
+    async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        self.control.remove(self._node(inode), name)
+
+    # -- everything that would write: the write-back issue --------------------------------
+
+    async def setattr(
+        self,
+        inode: int,
+        attr: pyfuse3.EntryAttributes,
+        fields: pyfuse3.SetattrFields,
+        fh: int | None,
+        ctx: pyfuse3.RequestContext,
+    ) -> pyfuse3.EntryAttributes:
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
+                    ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:  # fmt: skip
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def mkdir(self, parent_inode: int, name: bytes, mode: int,
+                    ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:  # fmt: skip
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def create(
+        self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: pyfuse3.RequestContext
+    ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def rename(  # noqa: PLR0917 (pyfuse3's signature)
+        self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
+                     name_new: bytes, flags: int, ctx: pyfuse3.RequestContext) -> None:  # fmt: skip
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def symlink(self, parent_inode: int, name: bytes, target: bytes,
+                      ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:  # fmt: skip
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def link(self, inode: int, new_parent_inode: int, new_name: bytes,
+                   ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:  # fmt: skip
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    # -- the change feed's side ---------------------------------------------------------
+
+    async def changed(self, effects: list[Effect] | None) -> None:
+        """Keep ghosts and drop what the kernel caches about changed nodes (None: everything)."""
+        notices = self.notices(effects)
+        if notices and self.kernel:
+            # Invalidating can block until a related request is answered, and
+            # requests are answered by this trio loop: so, from a worker thread.
+            # Abandoned on cancel, so a stopping mount never waits on the kernel.
+            await trio.to_thread.run_sync(_send, notices, abandon_on_cancel=True)
+
+    def notices(self, effects: list[Effect] | None) -> list[Notice]:
+        if effects is None:
+            return [("inode", inode, False) for inode in list(self.lookups)]
+        notices: list[Notice] = []
+        for effect in effects:
+            notices.extend(self._notices_for(effect.old, effect.new))
+        return list(dict.fromkeys(notices))
+
+    def _known(self, node_id: int | None) -> bool:
+        if node_id is None:
+            return False
+        inode = self.inode_of(node_id)
+        return inode == pyfuse3.ROOT_INODE or inode in self.lookups
+
+    def _notices_for(self, old: Node | None, new: Node | None) -> list[Notice]:
+        out: list[Notice] = []
+        moved = old is None or new is None or (old.parent_id, old.name) != (new.parent_id, new.name)
+        for side in (old, new):
+            if side is not None and moved and self._known(side.parent_id):
+                assert side.parent_id is not None
+                out.append(("entry", self.inode_of(side.parent_id), _name(side.name)))
+                out.append(("inode", self.inode_of(side.parent_id), True))
+        node = new or old
+        assert node is not None
+        inode = self.inode_of(node.id)
+        if new is None:
+            if inode in self.lookups and old is not None:
+                self._ghosts[inode] = old
+            return out
+        self._ghosts.pop(inode, None)
+        if old is not None and old != new and inode in self.lookups:
+            same_content = old.version == new.version and old.size == new.size
+            out.append(("inode", inode, same_content))
+        return out
+
+
+def _send(notices: list[Notice]) -> None:
+    for notice in notices:
+        try:
+            if notice[0] == "entry":
+                pyfuse3.invalidate_entry(notice[1], notice[2])
+            else:
+                pyfuse3.invalidate_inode(notice[1], attr_only=notice[2])
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:  # ENOENT: the kernel did not have it cached
+                log.debug("invalidating %s: %s", notice, exc)

@@ -1,0 +1,241 @@
+"""Pins and file states: which files must stay available offline, hydrating
+them in the background, and what ``user.drivegate.state`` says about a node.
+
+A pin is a row in the replica (``pins``); a file is pinned when it or one of
+its folders is, so files that arrive later in a pinned folder are pinned too.
+The chunks of every pinned file's current version are flagged pinned in the
+cache and never evicted. Before pinning, the bytes the pins would need are
+compared with the cache size; pins that cannot fit are refused up front
+(ENOSPC) and, should pinned files grow later, hydration stops and says so in
+``status`` instead of evicting pinned data to fetch more pinned data.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import trio
+
+from fusemount.cache import ChunkCache, disk_size
+from fusemount.errors import CacheFull, MountError, NotFound, ServerUnreachable
+from fusemount.reader import Connectivity, FileReader
+from fusemount.records import ChunkHash, ChunkSpan, Manifest, Node
+from fusemount.replica import Replica
+
+log = logging.getLogger(__name__)
+
+STATES = ("online-only", "partial", "cached", "pinned")
+
+
+@dataclass
+class Hydration:
+    """What pin hydration is doing (shown by ``drivegate status``)."""
+
+    needed_bytes: int = 0
+    pending_files: int = 0
+    pending_bytes: int = 0
+    problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """A node's content: bytes in total, bytes in the cache."""
+
+    size: int
+    cached: int
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+class Pins:
+    """Pin, unpin, describe, and hydrate pinned files in the background."""
+
+    def __init__(self, replica: Replica, cache: ChunkCache, reader: FileReader,
+                 connectivity: Connectivity) -> None:  # fmt: skip
+        self.replica = replica
+        self.cache = cache
+        self.reader = reader
+        self.connectivity = connectivity
+        self.hydration = Hydration()
+        self._wake = trio.Event()
+        self._wake.set()  # hydrate what is pinned as soon as the mount runs
+
+    # -- states -------------------------------------------------------------------
+
+    def is_pinned(self, node: Node) -> bool:
+        return self.replica.pinned_by(node.id) is not None
+
+    def _known_manifest(self, node: Node) -> Manifest | None:
+        if node.version is None:
+            return None
+        return self.replica.manifest(node.version.id)
+
+    def usage(self, node: Node) -> Usage:
+        """Total and cached bytes of a file, or of every file below a folder."""
+        files = self.replica.subtree_files(node.id) if node.is_folder else [node]
+        manifests = [(f, self._known_manifest(f)) for f in files]
+        hashes = {s.hash for _, m in manifests if m is not None for s in m.chunks}
+        cached = self.cache.cached_among(hashes)
+        total = done = 0
+        for file, manifest in manifests:
+            total += file.size
+            if manifest is not None:
+                done += sum(s.length for s in manifest.chunks if s.hash in cached)
+        return Usage(total, done)
+
+    def state(self, node: Node) -> str:
+        if self.is_pinned(node):
+            return "pinned"
+        usage = self.usage(node)
+        if usage.cached >= usage.size:
+            return "cached"
+        return "online-only" if usage.cached == 0 else "partial"
+
+    # -- pin and unpin ------------------------------------------------------------
+
+    def pin(self, node: Node) -> None:
+        """Pin a file or folder; refused (CacheFull) if the pins could not fit in the cache."""
+        if self.is_pinned(node):
+            return
+        extra = sum(disk_size(f.size) for f in self._unpinned_files(node))
+        needed = self._pinned_bytes() + extra
+        if needed > self.cache.limit:
+            raise CacheFull(
+                f"pinning {self.replica.path_of(node.id)} needs {_human(needed)} of pinned data,"
+                f" more than the cache holds ({_human(self.cache.limit)})"
+            )
+        self.replica.add_pin(node.id)
+        log.info("pinned %s", self.replica.path_of(node.id))
+        self.wake()
+
+    def unpin(self, node: Node) -> None:
+        """Unpin the node and any pins below it; refused if a folder above is pinned."""
+        self.replica.remove_pins(node.id)
+        holder = self.replica.pinned_by(node.id)
+        if holder is not None:
+            raise CacheFull(f"still pinned through {self.replica.path_of(holder)}")
+        self.cache.set_pinned(self.replica.pinned_hashes())
+        log.info("unpinned %s", self.replica.path_of(node.id))
+        self.wake()
+
+    def _unpinned_files(self, node: Node) -> list[Node]:
+        files = self.replica.subtree_files(node.id) if node.is_folder else [node]
+        pinned = {f.id for f in self.replica.pinned_files()}
+        return [f for f in files if f.id not in pinned]
+
+    def _pinned_bytes(self) -> int:
+        """Bytes the current pins need: known manifests exactly, the others by size."""
+        hashes: dict[ChunkHash, int] = {}
+        unknown = 0
+        for file in self.replica.pinned_files():
+            manifest = self._known_manifest(file)
+            if manifest is None:
+                unknown += disk_size(file.size)
+                continue
+            for span in manifest.chunks:
+                hashes[span.hash] = disk_size(span.length)
+        return sum(hashes.values()) + unknown
+
+    # -- hydration ----------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            try:
+                await self.hydrate()
+            except ServerUnreachable:
+                log.info("pin hydration waits for the server")
+            except MountError as exc:
+                self.hydration.problem = str(exc)
+                log.warning("pin hydration stopped: %s", exc)
+            except Exception:  # a bug here must not take the whole mount down
+                log.exception("pin hydration failed")
+                self.hydration.problem = "pin hydration failed (see the mount log)"
+
+    async def hydrate(self) -> None:
+        """Fetch every chunk of every pinned file that is not cached yet."""
+        manifests: list[Manifest] = []
+        unknown = 0
+        limiter = trio.CapacityLimiter(8)
+
+        async def fetch(file: Node) -> None:
+            nonlocal unknown
+            async with limiter:
+                try:
+                    manifests.append(await self.reader.manifest(file))
+                except ServerUnreachable:
+                    unknown += 1
+                except NotFound:
+                    pass  # replaced meanwhile: the change feed brings the new version
+                except MountError as exc:
+                    unknown += 1
+                    self.hydration.problem = str(exc)
+
+        async with trio.open_nursery() as nursery:
+            for file in self.replica.pinned_files():
+                if file.size:
+                    nursery.start_soon(fetch, file)
+        spans = {s.hash: s for m in manifests for s in m.chunks}
+        self.cache.set_pinned(spans)
+        status = self.hydration
+        status.needed_bytes = sum(disk_size(s.length) for s in spans.values())
+        status.problem = None
+        missing = self._count_missing(manifests, spans, unknown)
+        if status.needed_bytes > self.cache.limit:
+            status.problem = (
+                f"pinned data ({_human(status.needed_bytes)}) does not fit in the cache"
+                f" ({_human(self.cache.limit)}): raise --cache-size or unpin something"
+            )
+            log.warning("%s", status.problem)
+            return
+        if missing:
+            log.info("hydrating %d pinned chunks (%s)", len(missing), _human(status.pending_bytes))
+            await self._fetch_all(missing)
+            missing = self._count_missing(manifests, spans, unknown)
+            if missing:
+                status.problem = f"{len(missing)} pinned chunks could not be cached (disk full?)"
+                log.warning("%s", status.problem)
+        if unknown:
+            raise ServerUnreachable("manifests of pinned files could not be fetched")
+
+    def _count_missing(self, manifests: list[Manifest], spans: dict[ChunkHash, ChunkSpan],
+                       unknown: int) -> list[ChunkSpan]:  # fmt: skip
+        cached = self.cache.cached_among(spans)
+        missing = [s for h, s in spans.items() if h not in cached]
+        self.hydration.pending_bytes = sum(s.length for s in missing)
+        self.hydration.pending_files = unknown + sum(
+            1 for m in manifests if any(s.hash not in cached for s in m.chunks)
+        )
+        return missing
+
+    async def _fetch_all(self, missing: list[ChunkSpan]) -> None:
+        limiter = trio.CapacityLimiter(4)
+        failures: list[MountError] = []
+
+        async def one(span: ChunkSpan) -> None:
+            async with limiter:
+                try:
+                    await self.reader.source.ensure_cached(span, pinned=True)
+                except MountError as exc:
+                    failures.append(exc)
+                    return
+            self.hydration.pending_bytes -= span.length
+
+        async with trio.open_nursery() as nursery:
+            for span in missing:
+                nursery.start_soon(one, span)
+        if failures:
+            raise failures[0]

@@ -1,0 +1,179 @@
+"""The mount's API client and reader against ``httpx.MockTransport`` (the
+server side is tested for real in test_mount_ops / test_mount_fuse): error
+mapping, chunk verification, reads that touch only the chunks they need,
+read-ahead, and an unreachable server failing fast."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from fusemount.cache import ChunkCache
+from fusemount.client import HttpApi
+from fusemount.errors import (
+    ChunkCorrupt,
+    Conflict,
+    NotADriveServer,
+    NotFound,
+    ServerUnreachable,
+    Unauthorized,
+)
+from fusemount.reader import ChunkSource, Connectivity, FileReader, ReadAhead
+from fusemount.records import ChunkHash, Node, NodeId, VersionId, VersionRef, chunk_hash
+from fusemount.replica import Replica
+
+CHUNK = 1000
+
+
+class FakeDrive:
+    """One file of ``chunks`` chunks behind the sync API's URLs, counting chunk GETs."""
+
+    def __init__(self, chunks: int, corrupt: set[int] | None = None) -> None:
+        self.blobs = [bytes([i % 256]) * CHUNK for i in range(chunks)]
+        self.hashes = [chunk_hash(b) for b in self.blobs]
+        self.corrupt = {self.hashes[i] for i in (corrupt or set())}
+        self.gets: Counter[str] = Counter()
+        self.node = Node(NodeId(5), NodeId(1), "f", "file", chunks * CHUNK, 1,
+                         VersionRef(VersionId(9), 1, None))  # fmt: skip
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.endswith("/manifest"):
+            chunks = [{"offset": i * CHUNK, "length": CHUNK, "hash": h}
+                      for i, h in enumerate(self.hashes)]  # fmt: skip
+            version = {"id": 9, "number": 1, "size": len(self.blobs) * CHUNK, "sha256": "x"}
+            return httpx.Response(200, json={"node_id": 5, "version": version, "chunks": chunks})
+        if "/chunks/" in path:
+            digest = path.rsplit("/", 1)[1]
+            self.gets[digest] += 1
+            body = self.blobs[self.hashes.index(ChunkHash(digest))]
+            return httpx.Response(200, content=b"!" + body[1:] if digest in self.corrupt else body)
+        return httpx.Response(404, json={"error": {"code": "not_found", "message": "no"}})
+
+
+def run_reader(tmp_path: Path, drive: FakeDrive, scenario: object) -> None:
+    async def main() -> None:
+        api = HttpApi(
+            "http://drive.test", "alice", "pw", transport=httpx.MockTransport(drive.handler)
+        )
+        replica = Replica(tmp_path / "replica.sqlite")
+        replica.load_tree(Node(NodeId(1), None, "", "folder", 0, 1, None), [drive.node], 1)
+        cache = ChunkCache(tmp_path / "cache", 64 * 1024 * 1024)
+        connectivity = Connectivity()
+        connectivity.came_online()
+        source = ChunkSource(api, cache, connectivity)
+        reader = FileReader(api, replica, source)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(source.run)
+            await scenario(reader)  # type: ignore[operator]
+            nursery.cancel_scope.cancel()
+        await api.aclose()
+        cache.close()
+        replica.close()
+
+    trio.run(main)
+
+
+def test_a_read_in_the_middle_fetches_only_its_chunk(tmp_path: Path) -> None:
+    drive = FakeDrive(100)
+
+    async def scenario(reader: FileReader) -> None:
+        data = await reader.read(drive.node, 90 * CHUNK + 10, 1, ReadAhead())
+        assert data == drive.blobs[90][10:11]
+        assert await reader.read(drive.node, 90 * CHUNK + 500, 1, None) == drive.blobs[90][:1]
+
+    run_reader(tmp_path, drive, scenario)
+    assert dict(drive.gets) == {drive.hashes[90]: 1}
+
+
+def test_sequential_reads_read_ahead_and_fetch_each_chunk_once(tmp_path: Path) -> None:
+    drive = FakeDrive(40)
+
+    async def scenario(reader: FileReader) -> None:
+        ahead = ReadAhead()
+        out = bytearray()
+        for offset in range(0, 40 * CHUNK, 700):
+            out += await reader.read(drive.node, offset, 700, ahead)
+            await trio.sleep(0)
+        assert bytes(out) == b"".join(drive.blobs)
+
+    run_reader(tmp_path, drive, scenario)
+    assert set(drive.gets) == set(drive.hashes)
+    assert max(drive.gets.values()) == 1
+
+
+def test_a_read_across_chunks_is_joined_in_order(tmp_path: Path) -> None:
+    drive = FakeDrive(10)
+
+    async def scenario(reader: FileReader) -> None:
+        data = await reader.read(drive.node, 2 * CHUNK - 3, 3 * CHUNK, None)
+        assert data == b"".join(drive.blobs)[2 * CHUNK - 3 : 5 * CHUNK - 3]
+
+    run_reader(tmp_path, drive, scenario)
+    assert set(drive.gets) == set(drive.hashes[1:5])
+
+
+def test_a_corrupt_chunk_is_refused_and_never_cached(tmp_path: Path) -> None:
+    drive = FakeDrive(3, corrupt={1})
+
+    async def scenario(reader: FileReader) -> None:
+        with pytest.raises(ChunkCorrupt):
+            await reader.read(drive.node, CHUNK, 10, None)
+        assert not reader.source.cache.contains(drive.hashes[1])
+        with pytest.raises(ChunkCorrupt):
+            await reader.read(drive.node, CHUNK, 10, None)
+        assert await reader.read(drive.node, 0, 10, None) == drive.blobs[0][:10]
+
+    run_reader(tmp_path, drive, scenario)
+    assert drive.gets[drive.hashes[1]] == 2
+
+
+def api_answering(status: int, body: bytes, content_type: str = "application/json") -> HttpApi:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=body, headers={"Content-Type": content_type})
+
+    return HttpApi("http://drive.test", "alice", "pw", transport=httpx.MockTransport(handler))
+
+
+def error(code: str) -> bytes:
+    return json.dumps({"error": {"code": code, "message": code}}).encode()
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (401, error("unauthorized"), Unauthorized),
+        (401, b"<html>login</html>", Unauthorized),
+        (404, error("not_found"), NotFound),
+        (409, error("version_conflict"), Conflict),
+        (404, b"<html>not here</html>", NotADriveServer),
+        (200, b"<html>a blog</html>", NotADriveServer),
+        (200, b'{"user": "alice"}', NotADriveServer),
+    ],
+)
+def test_answers_map_to_one_error_tree(status: int, body: bytes, expected: type) -> None:
+    async def main() -> None:
+        async with api_answering(status, body) as api:
+            with pytest.raises(expected):
+                await api.me()
+
+    trio.run(main)
+
+
+def test_an_unreachable_server_is_offline_not_an_error_page() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, never listening: connections are refused
+
+        async def main() -> None:
+            async with HttpApi(f"http://127.0.0.1:{port}", "alice", "pw") as api:
+                with pytest.raises(ServerUnreachable):  # refused: at once, no retries
+                    await api.chunk(ChunkHash("0" * 64))
+
+        trio.run(main)
