@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from core import journal, lockcheck, tree, versions
 from core.db.models import Node, User
-from core.errors import InvalidRequest, NotAFile
+from core.errors import InvalidRequest, NotAFile, NotFound
 from core.ids import NodeId, UserId
 from core.records import (
     ChangePage,
@@ -90,16 +90,22 @@ def file_versions(session: Session, user_id: int, node_id: int) -> list[VersionI
 
 
 def manifest(session: Session, user_id: int, node_id: int, number: int | None) -> VersionManifest:
-    """The chunks of the file's current (or numbered) version."""
-    node = _file(session, user_id, node_id)
+    """The chunks of the file's current (or numbered) version; a trashed file's too,
+    so a client holding it open can go on reading after a delete elsewhere."""
+    node = _file(session, user_id, node_id, trashed_too=True)
     chosen = versions.version_by_number(session, node, number)
     (info,) = versions.list_versions(session, node, only=chosen.id)
     refs, _ = versions.manifest_refs(session, chosen.manifest_id)
     return VersionManifest(NodeId(node.id), info, refs)
 
 
-def _file(session: Session, user_id: int, node_id: int) -> Node:
-    node = tree.owned_live(session, user_id, node_id)
+def _file(session: Session, user_id: int, node_id: int, *, trashed_too: bool = False) -> Node:
+    if trashed_too:
+        node = session.get(Node, node_id)
+        if node is None or node.owner_id != user_id:
+            raise NotFound(f"no node {node_id}")
+    else:
+        node = tree.owned_live(session, user_id, node_id)
     if node.is_folder:
         raise NotAFile(f"node {node_id} is a folder")
     return node

@@ -286,6 +286,10 @@ def test_the_manifest_matches_what_was_put_over_webdav(
         assert answer.headers["ETag"] == f'"{chunk["hash"]}"'
         parts.append(answer.content)
     assert b"".join(parts) == data
+    # A client with the file open can go on reading after it is deleted elsewhere.
+    assert http.delete("/big.bin").status_code == 204
+    assert api.get(f"/nodes/{node['id']}/manifest").json()["chunks"] == expected
+    assert api.get(f"/nodes/{node['id']}").status_code == 404
 
 
 def test_other_users_chunks_and_nodes_are_not_found(
