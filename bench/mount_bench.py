@@ -99,7 +99,7 @@ WARM_LS_LIMIT = 0.5  # seconds: the issue's absolute target for a warm ls -lR
 # measured earlier on this machine (for judging how busy it is now).
 ISSUE_FIGURES = {
     ("ttfb", "rclone"): "0.02",
-    ("seq_cold", "rclone"): "260 over rclone serve, 70 over WsgiDAV",
+    ("seq_cold", "rclone"): "260 rclone serve / 70 WsgiDAV",
     ("seq_warm", "rclone"): "570",
     ("ls_cold", "rclone"): "1.6 (ls -l)",
     ("ls_warm", "rclone"): "1.2 (ls -l)",
