@@ -562,6 +562,18 @@ def summarize_profile(folded: Path, top: int = 10) -> None:
 # the operations --------------------------------------------------------------
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process (all its threads) so far."""
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as proc:
+            fields = proc.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def disk_usage(root: Path) -> int:
     """Bytes allocated below ``root`` (what a client keeps in its cache dir)."""
     total = 0
@@ -654,8 +666,12 @@ def bench_client(run: Run, client: str) -> dict[str, float]:
               "afterwards", flush=True)  # fmt: skip
 
     with session(run, client, "read") as mounted:
+        server_pid = run.server.process.pid
+        cpu_before = cpu_seconds(mounted.pid), cpu_seconds(server_pid)
         with spy(mounted, "seq-cold"):
             results["seq_cold"] = sequential_read(mounted, run.big, args.timeout, "cold read")
+        results["cpu_client"] = cpu_seconds(mounted.pid) - cpu_before[0]
+        results["cpu_server"] = cpu_seconds(server_pid) - cpu_before[1]
         with spy(mounted, "seq-warm"):
             results["seq_warm"] = sequential_read(mounted, run.big, args.timeout, "warm read")
         drop_caches()
@@ -666,7 +682,9 @@ def bench_client(run: Run, client: str) -> dict[str, float]:
         check_ranges(mounted, run.big)
         print(f"  sequential read: cold {results['seq_cold']:.0f} MB/s, warm "
               f"{results['seq_warm']:.0f} MB/s, warm after drop_caches "
-              f"{results['seq_warm_disk']:.0f} MB/s", flush=True)  # fmt: skip
+              f"{results['seq_warm_disk']:.0f} MB/s; CPU during the cold read: client "
+              f"{results['cpu_client']:.1f} s, server {results['cpu_server']:.1f} s",
+              flush=True)  # fmt: skip
 
     with session(run, client, "ls") as mounted:
         results["mount_ls_s"] = mounted.seconds
@@ -827,6 +845,20 @@ def main() -> None:
             False,
             limit=WARM_LS_LIMIT,
             digits=2,
+        ),
+        Metric(
+            "cpu_client",
+            f"CPU time of the client's process, cold read of {size}",
+            "s",
+            False,
+            digits=1,
+        ),
+        Metric(
+            "cpu_server",
+            f"CPU time of drivegate serve, cold read of {size} by each client",
+            "s",
+            False,
+            digits=1,
         ),
         Metric("mount_s", "time to mount, fresh cache", "s", False, digits=2, ratios=False),
         Metric(
