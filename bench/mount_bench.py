@@ -33,7 +33,10 @@ server from memory and nothing of an earlier client or session is cached:
    file again on the same mount, page cache left as it is: for drivegate,
    which opens files with ``keep_cache``, that is the kernel's page cache),
    then warm after ``drop_caches`` (from each client's own disk cache). Three
-   64 KiB ranges are then compared with the original.
+   64 KiB ranges are then compared with the original. The CPU time (user +
+   system, from /proc) of the client's process and of the server during the
+   cold read is reported too: on this 2-core machine, shared with others,
+   throughput follows CPU cost.
 3. **ls -lR** of the tree (output counted: all files must be listed): cold
    (first run on the fresh mount) and warm (a second run right after). The
    time to mount is reported too: drivegate loads the whole tree into its
