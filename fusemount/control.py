@@ -62,6 +62,11 @@ class Control:
             return str(self.pins.usage(node).size).encode()
         if key == b"mount":
             return json.dumps(self.describe(), sort_keys=True).encode()
+        if not name.startswith(b"user."):
+            # "Not supported" (not "no such attribute") makes ls stop asking for
+            # security.selinux and ACLs after the first file: 20,000 fewer calls per
+            # `ls -l` of 10,000 files.
+            raise XattrError(f"no {name!r} attributes here", errno.ENOTSUP)
         raise XattrError(f"no attribute {name!r}", errno.ENODATA)
 
     def set(self, node: Node, name: bytes, value: bytes) -> None:

@@ -100,7 +100,12 @@ def _answer(
             raise
         except MountError as exc:
             code = errno_for(exc)
-            level = logging.ERROR if code == errno.EIO else logging.INFO
+            if code == errno.EIO:
+                level = logging.ERROR
+            elif isinstance(exc, XattrError):
+                level = logging.DEBUG  # ls -l asks every file for attributes it lacks
+            else:
+                level = logging.INFO
             log.log(level, "%s: %s (%s)", method.__name__, exc, errno.errorcode.get(code, code))
             raise pyfuse3.FUSEError(code) from None
         except Exception:

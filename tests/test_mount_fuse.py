@@ -380,6 +380,11 @@ def test_pin_unpin_status_and_the_xattr_interface(dav: httpx.Client, mnt: Path) 
     wait_for((docs / "a.txt").exists, what="a.txt")
     assert os.getxattr(docs / "a.txt", "user.drivegate.state") == b"online-only"
     assert set(os.listxattr(docs)) >= {"user.drivegate.state", "user.drivegate.pinned"}
+    # Namespaces the mount has nothing in are "not supported", so ls -l stops asking.
+    for name, code in (("security.selinux", errno.ENOTSUP), ("user.other", errno.ENODATA)):
+        with pytest.raises(OSError) as missing:
+            os.getxattr(docs / "a.txt", name)
+        assert missing.value.errno == code
     pinned = drivegate("pin", str(docs))
     assert pinned.returncode == 0, pinned.stderr
     wait_for(lambda: os.getxattr(docs / "a.txt", "user.drivegate.cached") == b"3", what="hydration")
