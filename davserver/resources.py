@@ -177,7 +177,9 @@ class _Resource:
         return self.info.created_at if self.info else None
 
     def get_last_modified(self) -> float | None:
-        return self.info.mtime if self.info else None
+        # Whole seconds, as HTTP dates have them: with the fraction, a file would
+        # always look newer than its own Last-Modified (If-Modified-Since never 304).
+        return int(self.info.mtime) if self.info else None
 
     def get_display_name(self) -> str:
         return self.info.name if self.info and self.info.name else util.get_uri_name(self.path)

@@ -161,7 +161,7 @@ class VersionsFolder(ReadOnlyResource, DAVCollection):
         return self.info.name or VERSIONS
 
     def get_last_modified(self) -> float:
-        return self.info.mtime
+        return int(self.info.mtime)  # whole seconds, as HTTP dates have them
 
     def get_creation_date(self) -> float:
         return self.info.created_at
@@ -198,7 +198,7 @@ class FileHistory(ReadOnlyResource, DAVCollection):
         return self.info.name
 
     def get_last_modified(self) -> float:
-        return self.info.mtime
+        return int(self.info.mtime)  # whole seconds, as HTTP dates have them
 
     def get_creation_date(self) -> float:
         return self.info.created_at
@@ -242,7 +242,7 @@ class VersionFile(ReadOnlyResource, DAVNonCollection):
         return content_type(self.history.info.name)
 
     def get_last_modified(self) -> float:
-        return self.version.mtime_ns / 1e9
+        return self.version.mtime_ns // 1_000_000_000
 
     def get_creation_date(self) -> float:
         return self.version.created_at
@@ -297,7 +297,7 @@ class _Trashed(ReadOnlyResource):
         return self.info.name
 
     def get_last_modified(self) -> float:
-        return self.info.mtime
+        return int(self.info.mtime)  # whole seconds, as HTTP dates have them
 
     def get_creation_date(self) -> float:
         return self.info.created_at
