@@ -78,6 +78,9 @@ def _read_secret(password_stdin: bool, token_file: Path | None) -> str:
               help="Hard limit of the chunk cache (500M, 10GiB, …).")  # fmt: skip
 @click.option("--foreground", is_flag=True, help="Stay in the foreground (systemd, debugging).")
 @click.option("--allow-other", is_flag=True, help="Let other local users see the mount.")
+@click.option("--upload-delay", type=click.FloatRange(min=0),
+              default=mounting.DEFAULT_UPLOAD_DELAY, show_default=True,
+              help="Seconds between closing a written file and its upload.")  # fmt: skip
 def mount(  # noqa: PLR0917 (click passes options as arguments)
     url: str,
     mountpoint: Path,
@@ -88,6 +91,7 @@ def mount(  # noqa: PLR0917 (click passes options as arguments)
     cache_size: int | None,
     foreground: bool,
     allow_other: bool,
+    upload_delay: float,
 ) -> None:
     """Mount the drive at URL on MOUNTPOINT (an empty folder)."""
     if not url.startswith(("http://", "https://")):
@@ -103,6 +107,7 @@ def mount(  # noqa: PLR0917 (click passes options as arguments)
         cache_dir=(cache_dir or mounting.default_cache_dir(url, user_name)).absolute(),
         cache_size=cache_size,
         allow_other=allow_other,
+        upload_delay=upload_delay,
     )
     try:
         mounting.check_mountpoint(options.mountpoint)
@@ -294,6 +299,10 @@ def status(paths: tuple[Path, ...]) -> None:
         click.echo("pending: nothing")
     if hydration["problem"]:
         click.echo(f"problem: {hydration['problem']}")
+    uploads = info.get("uploads", {"pending": 0, "problems": []})
+    click.echo(f"uploads: {uploads['pending'] or 'nothing'} pending")
+    for problem in uploads["problems"]:
+        click.echo(f"upload stopped: {problem['path']}: {problem['error']}")
 
 
 @click.command("umount")

@@ -17,6 +17,7 @@ from fusemount.pins import Pins
 from fusemount.reader import Connectivity, FileReader
 from fusemount.records import Node
 from fusemount.replica import Replica
+from fusemount.uploads import UploadQueue
 
 PREFIX = b"user.drivegate."
 NAMES = (b"state", b"pinned", b"pinned_by", b"cached", b"size", b"mount")
@@ -35,8 +36,10 @@ class Control:
     """Answers and applies the ``user.drivegate.*`` attributes."""
 
     def __init__(self, replica: Replica, reader: FileReader, pins: Pins, *, cache: ChunkCache,
-                 connectivity: Connectivity, identity: Identity) -> None:  # fmt: skip
+                 connectivity: Connectivity, identity: Identity,
+                 queue: UploadQueue | None = None) -> None:  # fmt: skip
         self.replica = replica
+        self.queue = queue
         self.reader = reader
         self.pins = pins
         self.cache = cache
@@ -49,6 +52,10 @@ class Control:
     def get(self, node: Node, name: bytes) -> bytes:
         key = name.removeprefix(PREFIX) if name.startswith(PREFIX) else None
         if key == b"state":
+            row = self.queue.get(node.id) if self.queue is not None else None
+            if row is not None:
+                # Local content the server does not have yet, or refused (and why).
+                return (row.error or "uploading").encode()
             return self.pins.state(node).encode()
         if key == b"pinned":
             return b"1" if self.pins.is_pinned(node) else b"0"
@@ -118,4 +125,16 @@ class Control:
             },
             "quota": quota,
             "used": used,
+            "uploads": self._uploads(),
+        }
+
+    def _uploads(self) -> dict[str, Any]:
+        rows = self.queue.all() if self.queue is not None else []
+        return {
+            "pending": len(rows),
+            "problems": [
+                {"path": self.replica.path_of(row.node_id), "error": row.error}
+                for row in rows
+                if row.error is not None
+            ],
         }

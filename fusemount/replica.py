@@ -241,6 +241,14 @@ class Replica:
                     effects.append(Effect(old, node))
         return effects
 
+    def remove(self, node_id: NodeId) -> list[Effect]:
+        """Drop a node and everything below it, learnt outside the change feed (a delete
+        or an overwriting move the mount made; the feed repeats it later, harmlessly)."""
+        with self._transaction() as db:
+            effects = self._remove_subtree(db, node_id)
+            self._prune_manifests(db)
+        return effects
+
     def _remove_subtree(self, db: sqlite3.Connection, node_id: NodeId) -> list[Effect]:
         rows = db.execute(
             f"{_SUBTREE} SELECT {_NODE_COLUMNS} FROM nodes WHERE id IN sub", (node_id,)

@@ -1,0 +1,156 @@
+"""Background uploads of queued working copies (write-back).
+
+A file is uploaded once its delay after the last close has passed and no
+handle has it open for writing: cut into chunks as the server cuts them
+(``chunker``), ask the server which chunks it lacks (``POST
+/chunks/missing``), send only those, then commit the manifest naming the
+version the edit started from (compare-and-set). The answer goes into the
+replica at once. Offline, the row waits and is retried (every few seconds,
+or at once when the server is back); a refusal that retrying cannot cure (a
+version conflict, the quota, the file deleted on the server) stops the row
+with its reason, for ``status`` to show: the local content is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+
+import trio
+
+from fusemount.chunker import Piece, cut_file
+from fusemount.client import SyncApi
+from fusemount.errors import (
+    ApiError,
+    Conflict,
+    MountError,
+    NotFound,
+    QuotaExceeded,
+    ServerError,
+    ServerUnreachable,
+    Throttled,
+)
+from fusemount.reader import Connectivity
+from fusemount.records import CommitTarget, Node, NodeId
+from fusemount.replica import Effect, Replica
+from fusemount.uploads import Pending, UploadQueue
+from fusemount.workcopy import WorkCopies
+
+log = logging.getLogger(__name__)
+
+RETRY = 5.0  # seconds before an upload that failed for a passing reason is tried again
+IDLE = 30.0
+
+
+class Uploader:
+    """Drains the upload queue in the background (see the module docstring)."""
+
+    def __init__(
+        self,
+        api: SyncApi,
+        replica: Replica,
+        work: WorkCopies,
+        queue: UploadQueue,
+        connectivity: Connectivity,
+    ) -> None:
+        self.api = api
+        self.replica = replica
+        self.work = work
+        self.queue = queue
+        self.connectivity = connectivity
+        # Set by the composition root: open for writing? tell the kernel (never blocks).
+        self.busy: Callable[[NodeId], bool] = lambda _node_id: False
+        self.changed: Callable[[list[Effect]], None] = lambda _effects: None
+        self._wake = trio.Event()
+        self.uploading: NodeId | None = None
+
+    def kick(self) -> None:
+        """Look at the queue now (a file was closed, the server came back)."""
+        self._wake.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            self._wake = trio.Event()
+            await self.drain()
+            waits = [row.ready_at for row in self.queue.all() if row.error is None]
+            pause = min([*(at - time.time() for at in waits), IDLE])
+            with trio.move_on_after(max(pause, 0.05)):
+                await self._wake.wait()
+
+    async def drain(self) -> None:
+        """Upload every row that is due and not open for writing."""
+        for row in self.queue.due():
+            if self.busy(row.node_id):
+                continue
+            await self.upload(row)
+
+    async def upload(self, row: Pending) -> None:
+        self.uploading = row.node_id
+        try:
+            node = await self._send(row)
+        except (ServerUnreachable, ServerError, Throttled) as exc:
+            if isinstance(exc, ServerUnreachable):
+                self.connectivity.went_offline(str(exc))
+            self.queue.retry_later(row.node_id, time.time() + RETRY)
+            log.info("upload of node %s postponed: %s", row.node_id, exc)
+            return
+        except (Conflict, NotFound, QuotaExceeded, ApiError) as exc:
+            self.queue.failed(row.node_id, _reason(exc))
+            log.warning("upload of node %s stopped: %s", row.node_id, exc)
+            return
+        except MountError as exc:
+            self.queue.failed(row.node_id, str(exc))
+            log.warning("upload of node %s stopped: %s", row.node_id, exc)
+            return
+        finally:
+            self.uploading = None
+        assert node.version is not None
+        if self.queue.uploaded(row, node.version.id):
+            if not self.busy(row.node_id):
+                self.work.drop(row.node_id)
+            else:
+                self.work.base[row.node_id] = node.version.id
+        else:
+            self.work.base[row.node_id] = node.version.id
+        self.changed(self.replica.upsert([node]))
+        log.info("uploaded node %s as version %s", node.id, node.version.number)
+
+    async def _send(self, row: Pending) -> Node:
+        path = self.work.path(row.node_id)
+        pieces, whole = await trio.to_thread.run_sync(_cut, path)
+        unique = list(dict.fromkeys(piece.hash for piece in pieces))
+        absent = await self.api.missing(unique)
+        sent = set()
+        with open(path, "rb") as file:
+            for piece in pieces:
+                if piece.hash in absent and piece.hash not in sent:
+                    data = await trio.to_thread.run_sync(_read, file.fileno(), piece)
+                    await self.api.put_chunk(piece.hash, data)
+                    sent.add(piece.hash)
+        size = sum(piece.length for piece in pieces)
+        target = CommitTarget(node_id=row.node_id, base_version_id=row.base_version_id)
+        chunks = [(piece.hash, piece.length) for piece in pieces]
+        return await self.api.commit(target, size, chunks, mtime_ns=row.mtime_ns, sha256=whole)
+
+
+def _cut(path: os.PathLike[str]) -> tuple[list[Piece], str]:
+    with open(path, "rb") as file:
+        return cut_file(file)
+
+
+def _read(fd: int, piece: Piece) -> bytes:
+    return os.pread(fd, piece.length, piece.offset)
+
+
+def _reason(exc: MountError) -> str:
+    match exc:
+        case Conflict(code="version_conflict"):
+            return "conflict"  # the file changed on the server since the edit began
+        case QuotaExceeded():
+            return "quota exceeded"
+        case NotFound():
+            return "deleted on the server"
+    return str(exc)
