@@ -303,6 +303,8 @@ def status(paths: tuple[Path, ...]) -> None:
     click.echo(f"uploads: {uploads['pending'] or 'nothing'} pending")
     for problem in uploads["problems"]:
         click.echo(f"upload stopped: {problem['path']}: {problem['error']}")
+    for conflict in uploads.get("conflicts", []):
+        click.echo(f"conflict: {conflict['copy']} holds your edit of {conflict['original']}")
 
 
 @click.command("umount")

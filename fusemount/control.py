@@ -53,6 +53,8 @@ class Control:
         key = name.removeprefix(PREFIX) if name.startswith(PREFIX) else None
         if key == b"state":
             row = self.queue.get(node.id) if self.queue is not None else None
+            if self.queue is not None and self.queue.is_conflict(node.id):
+                return b"conflict"
             if row is not None:
                 # Local content the server does not have yet, or refused (and why).
                 return (row.error or "uploading").encode()
@@ -136,5 +138,10 @@ class Control:
                 {"path": self.replica.path_of(row.node_id), "error": row.error}
                 for row in rows
                 if row.error is not None
+            ],
+            "conflicts": [
+                {"copy": self.replica.path_of(copy), "original": self.replica.path_of(original)}
+                for copy, original in (self.queue.conflicts() if self.queue is not None else [])
+                if self.replica.get(copy) is not None
             ],
         }

@@ -405,6 +405,12 @@ class DriveFs(pyfuse3.Operations):
             self.work.drop(handle.node_id)
         self.uploader.kick()
 
+    def forget_pages(self, node_id: NodeId) -> None:
+        """The kernel's cached pages of the file are not its content any more."""
+        if self.kernel:
+            notices: list[Notice] = [("inode", self.inode_of(node_id), False)]
+            threading.Thread(target=_send, args=(notices,), daemon=True).start()
+
     def busy(self, node_id: NodeId) -> bool:
         """Open for writing: not uploaded until the last writer closes."""
         return self.work.in_use(node_id)

@@ -171,7 +171,7 @@ def assemble(  # noqa: PLR0917 (the pieces the caller opened)
     writeback = WriteBack(work, queue, uploader, upload_delay)
     fs = DriveFs(replica, reader, control, connectivity,
                  namespace=Namespace(api, replica), writeback=writeback)  # fmt: skip
-    uploader.busy, uploader.changed = fs.busy, fs.later
+    uploader.busy, uploader.changed, uploader.dropped = fs.busy, fs.later, fs.forget_pages
     feed = ChangeFeed(api, replica, connectivity, pins, fs.changed)
     return Parts(fs, feed, source, pins, uploader)
 

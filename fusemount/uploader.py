@@ -6,15 +6,18 @@ handle has it open for writing: cut into chunks as the server cuts them
 /chunks/missing``), send only those, then commit the manifest naming the
 version the edit started from (compare-and-set). The answer goes into the
 replica at once. Offline, the row waits and is retried (every few seconds,
-or at once when the server is back); a refusal that retrying cannot cure (a
-version conflict, the quota, the file deleted on the server) stops the row
-with its reason, for ``status`` to show: the local content is kept.
+or at once when the server is back). A version conflict (the file changed on
+the server since the edit began) turns the local content into a conflicted
+copy next to the file. A refusal that retrying cannot cure (the quota, the
+file deleted on the server) stops the row with its reason, for ``status`` to
+show: the local content is kept.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable
 
@@ -31,6 +34,7 @@ from fusemount.errors import (
     ServerError,
     ServerUnreachable,
     Throttled,
+    UploadFailed,
 )
 from fusemount.reader import Connectivity
 from fusemount.records import CommitTarget, Node, NodeId
@@ -63,6 +67,8 @@ class Uploader:
         # Set by the composition root: open for writing? tell the kernel (never blocks).
         self.busy: Callable[[NodeId], bool] = lambda _node_id: False
         self.changed: Callable[[list[Effect]], None] = lambda _effects: None
+        self.dropped: Callable[[NodeId], None] = lambda _node_id: None  # drop its pages
+        self.host = socket.gethostname().split(".")[0] or "localhost"
         self._wake = trio.Event()
         self.uploading: NodeId | None = None
 
@@ -97,7 +103,14 @@ class Uploader:
             self.queue.retry_later(row.node_id, time.time() + RETRY)
             log.info("upload of node %s postponed: %s", row.node_id, exc)
             return
-        except (Conflict, NotFound, QuotaExceeded, ApiError) as exc:
+        except Conflict as exc:
+            if exc.code != "version_conflict":
+                self.queue.failed(row.node_id, _reason(exc))
+                log.warning("upload of node %s stopped: %s", row.node_id, exc)
+                return
+            await self._keep_as_copy(row)
+            return
+        except (NotFound, QuotaExceeded, ApiError) as exc:
             self.queue.failed(row.node_id, _reason(exc))
             log.warning("upload of node %s stopped: %s", row.node_id, exc)
             return
@@ -118,7 +131,47 @@ class Uploader:
         self.changed(self.replica.upsert([node]))
         log.info("uploaded node %s as version %s", node.id, node.version.number)
 
-    async def _send(self, row: Pending) -> Node:
+    async def _keep_as_copy(self, row: Pending) -> None:
+        """The file changed on the server since the edit began: the edit becomes a new
+        file next to it, ``name (conflicted copy HOST YYYY-MM-DD HHMMSS).ext``, and the
+        server's version stays under the name. Nothing is overwritten."""
+        node = self.replica.get(row.node_id)
+        if node is None or node.parent_id is None:
+            self.queue.failed(row.node_id, "conflict")
+            return
+        try:
+            copy = await self._send_copy(row, node)
+            current = await self.api.node(node.id)
+        except (ServerUnreachable, ServerError, Throttled) as exc:
+            self.queue.retry_later(row.node_id, time.time() + RETRY)
+            log.info("conflicted copy of node %s postponed: %s", row.node_id, exc)
+            return
+        except MountError as exc:
+            self.queue.failed(row.node_id, f"conflict; no copy: {exc}")
+            log.warning("conflicted copy of node %s not made: %s", row.node_id, exc)
+            return
+        self.queue.conflicted(copy.id, node.id)
+        self.queue.drop(row.node_id, row.generation)
+        if self.queue.get(row.node_id) is None and not self.busy(row.node_id):
+            self.work.drop(row.node_id)
+            self.dropped(row.node_id)
+        self.changed(self.replica.upsert([copy, current]))
+        log.warning("node %s changed on the server meanwhile: the local edit is %r",
+                    node.id, copy.name)  # fmt: skip
+
+    async def _send_copy(self, row: Pending, node: Node) -> Node:
+        for attempt in range(1, 100):
+            name = conflict_name(node.name, self.host, time.localtime(), attempt)
+            assert node.parent_id is not None
+            target = CommitTarget(parent_id=node.parent_id, name=name)
+            try:
+                return await self._send(row, target)
+            except Conflict as exc:
+                if exc.code != "name_taken":
+                    raise
+        raise UploadFailed("no free name for the conflicted copy")
+
+    async def _send(self, row: Pending, target: CommitTarget | None = None) -> Node:
         path = self.work.path(row.node_id)
         pieces, whole = await trio.to_thread.run_sync(_cut, path)
         unique = list(dict.fromkeys(piece.hash for piece in pieces))
@@ -131,9 +184,19 @@ class Uploader:
                     await self.api.put_chunk(piece.hash, data)
                     sent.add(piece.hash)
         size = sum(piece.length for piece in pieces)
-        target = CommitTarget(node_id=row.node_id, base_version_id=row.base_version_id)
+        if target is None:
+            target = CommitTarget(node_id=row.node_id, base_version_id=row.base_version_id)
         chunks = [(piece.hash, piece.length) for piece in pieces]
         return await self.api.commit(target, size, chunks, mtime_ns=row.mtime_ns, sha256=whole)
+
+
+def conflict_name(name: str, host: str, when: time.struct_time, attempt: int = 1) -> str:
+    """``report (conflicted copy laptop 2026-11-21 110503).odt``; a second one in the
+    same second gets `` 2``."""
+    stem, ext = os.path.splitext(name)
+    stamp = time.strftime("%Y-%m-%d %H%M%S", when)
+    extra = "" if attempt == 1 else f" {attempt}"
+    return f"{stem} (conflicted copy {host} {stamp}{extra}){ext}"
 
 
 def _cut(path: os.PathLike[str]) -> tuple[list[Piece], str]:

@@ -2,6 +2,9 @@
 local content the server does not have yet, and the version each edit
 started from.
 
+A version conflict ends a row: the local content becomes a conflicted copy
+next to the file, remembered in ``conflicts`` (its state says ``conflict``).
+
 A row is written (and the working copy fsync'd, see ``workcopy``) before
 ``close`` or ``fsync`` returns, with ``synchronous=FULL``: a kill -9 of the
 mount or a power cut loses nothing that those calls returned for, and the
@@ -26,6 +29,11 @@ CREATE TABLE IF NOT EXISTS uploads (
     ready_at REAL NOT NULL,
     generation INTEGER NOT NULL,
     error TEXT
+);
+CREATE TABLE IF NOT EXISTS conflicts (
+    node_id INTEGER PRIMARY KEY,
+    original_id INTEGER NOT NULL,
+    made_at REAL NOT NULL
 )
 """
 
@@ -49,7 +57,7 @@ class UploadQueue:
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a returned close survives a power cut
-        self._db.execute(_SCHEMA)
+        self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
         self._db.close()
@@ -110,8 +118,32 @@ class UploadQueue:
     def retry_later(self, node_id: NodeId, ready_at: float) -> None:
         self._db.execute("UPDATE uploads SET ready_at = ? WHERE node_id = ?", (ready_at, node_id))
 
-    def drop(self, node_id: NodeId) -> None:
-        self._db.execute("DELETE FROM uploads WHERE node_id = ?", (node_id,))
+    def drop(self, node_id: NodeId, generation: int | None = None) -> None:
+        """Forget the row (only if not marked again since ``generation``, if given)
+        and any conflict mark of the file."""
+        if generation is None:
+            self._db.execute("DELETE FROM uploads WHERE node_id = ?", (node_id,))
+            self._db.execute("DELETE FROM conflicts WHERE node_id = ?", (node_id,))
+        else:
+            self._db.execute(
+                "DELETE FROM uploads WHERE node_id = ? AND generation = ?", (node_id, generation)
+            )
+
+    def conflicted(self, copy_id: NodeId, original_id: NodeId) -> None:
+        """``copy_id`` holds a local edit that lost against a newer server version."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO conflicts (node_id, original_id, made_at) VALUES (?, ?, ?)",
+            (copy_id, original_id, time.time()),
+        )
+
+    def conflicts(self) -> list[tuple[NodeId, NodeId]]:
+        """(conflicted copy, original) pairs, oldest first."""
+        rows = self._db.execute("SELECT node_id, original_id FROM conflicts ORDER BY made_at")
+        return [(NodeId(copy), NodeId(original)) for copy, original in rows.fetchall()]
+
+    def is_conflict(self, node_id: NodeId) -> bool:
+        found = self._db.execute("SELECT 1 FROM conflicts WHERE node_id = ?", (node_id,))
+        return found.fetchone() is not None
 
 
 _COLUMNS = "node_id, base_version_id, mtime_ns, ready_at, generation, error"

@@ -9,12 +9,14 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import signal
 import stat
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -179,6 +181,7 @@ def test_a_webdav_lock_makes_a_file_read_only_until_it_goes(dav: httpx.Client, m
     target = mnt / "locked.txt"
     wait_for(lambda: stat.S_IMODE(target.stat().st_mode) == 0o444, what="a read-only file")
     fails(errno.EACCES, os.unlink, target)
+    fails(errno.EACCES, open, target, "r+b")
     fails(errno.EACCES, os.rename, target, mnt / "moved.txt")
     fails(errno.EACCES, os.utime, target, None)
     assert dav.get("/locked.txt").content == b"locked"
@@ -268,8 +271,8 @@ def test_closed_files_survive_kill_9_and_upload_at_the_next_mount(
             assert (mnt / name).read_bytes() == content
 
 
-def test_an_upload_that_conflicts_stops_keeps_both_and_says_so(
-    dav: httpx.Client, mnt: Path
+def test_a_concurrent_edit_makes_a_conflicted_copy_and_keeps_both(
+    dav: httpx.Client, api: httpx.Client, mnt: Path
 ) -> None:
     put(dav, "/shared.txt", b"original")
     target = mnt / "shared.txt"
@@ -277,10 +280,20 @@ def test_an_upload_that_conflicts_stops_keeps_both_and_says_so(
     with open(target, "r+b") as file:
         file.write(b"MOUNT")
         put(dav, "/shared.txt", b"changed over WebDAV meanwhile")
-    wait_for(lambda: os.getxattr(target, "user.drivegate.state") == b"conflict", what="conflict")
+
+    def conflicted_copy() -> Path | None:
+        return next((p for p in mnt.iterdir() if "conflicted copy" in p.name), None)
+
+    copy = wait_for(conflicted_copy, what="the conflicted copy")
+    assert re.fullmatch(r"shared \(conflicted copy \S+ \d{4}-\d\d-\d\d \d{6}\)\.txt", copy.name)
+    assert copy.read_bytes() == b"MOUNTnal"
+    assert dav.get("/" + quote(copy.name)).content == b"MOUNTnal"
     assert dav.get("/shared.txt").content == b"changed over WebDAV meanwhile"
-    assert target.read_bytes() == b"MOUNTnal"  # the local edit is kept
+    assert target.read_bytes() == b"changed over WebDAV meanwhile"
+    assert version_numbers(api, "shared.txt") == [1, 2]
+    assert os.getxattr(copy, "user.drivegate.state") == b"conflict"
+    assert os.getxattr(target, "user.drivegate.state") != b"conflict"
     status = drivegate("status", str(target))
     assert status.returncode == 0, status.stderr
-    assert "uploads: 1 pending" in status.stdout
-    assert "upload stopped: /shared.txt: conflict" in status.stdout
+    assert "uploads: nothing pending" in status.stdout
+    assert f"conflict: /{copy.name} holds your edit of /shared.txt" in status.stdout
