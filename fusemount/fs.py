@@ -254,7 +254,7 @@ class DriveFs(pyfuse3.Operations):
             return self._entry(grand or parent)
         if not parent.is_folder:
             raise pyfuse3.FUSEError(errno.ENOTDIR)
-        child = self.replica.child(parent.id, name.decode("utf-8", "surrogateescape"))
+        child = self.replica.child(parent.id, self._child_name(name))
         if child is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
         return self._entry(child)
@@ -364,10 +364,22 @@ class DriveFs(pyfuse3.Operations):
         handle = self._files[fh]
         if handle.fd is None:
             raise pyfuse3.FUSEError(errno.EBADF)
+        self._check_quota(handle, off + len(buf))
         with disk_errors():
             written = os.pwrite(handle.fd, buf, off)
         handle.dirty = True
         return written
+
+    def _check_quota(self, handle: OpenFile, end: int) -> None:
+        """EDQUOT when growing the file to ``end`` would exceed the quota as last known
+        (usage changed since then is found by the upload: see uploader)."""
+        quota, used = self.replica.account()
+        if quota is None or handle.fd is None:
+            return
+        node = self.replica.get(handle.node_id)
+        grows = end - max(os.fstat(handle.fd).st_size, node.size if node is not None else 0)
+        if grows > 0 and used + (end - (node.size if node is not None else 0)) > quota:
+            raise pyfuse3.FUSEError(errno.EDQUOT)
 
     @_answer
     async def flush(self, fh: int) -> None:
@@ -439,9 +451,22 @@ class DriveFs(pyfuse3.Operations):
     # -- the tree: done on the server at once (namespace.py) ------------------------
 
     def _child_name(self, name: bytes) -> str:
+        """The name of something that exists: the server's names are all UTF-8."""
         if len(name) > NAME_MAX:
             raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
-        return name.decode("utf-8", "surrogateescape")
+        try:
+            return name.decode("utf-8")
+        except UnicodeDecodeError:
+            raise pyfuse3.FUSEError(errno.ENOENT) from None
+
+    def _new_name(self, name: bytes) -> str:
+        """A name for something new: the server keeps names as text (UTF-8)."""
+        if len(name) > NAME_MAX:
+            raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
+        try:
+            return name.decode("utf-8")
+        except UnicodeDecodeError:
+            raise pyfuse3.FUSEError(errno.EINVAL) from None
 
     def _folder(self, inode: int) -> Node:
         folder = self._node(inode)
@@ -466,7 +491,7 @@ class DriveFs(pyfuse3.Operations):
     async def mkdir(self, parent_inode: int, name: bytes, mode: int,
                     ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:  # fmt: skip
         parent = self._folder(parent_inode)
-        child = self._child_name(name)
+        child = self._new_name(name)
         self._writable(parent)
         if self.replica.child(parent.id, child) is not None:
             raise pyfuse3.FUSEError(errno.EEXIST)
@@ -516,7 +541,7 @@ class DriveFs(pyfuse3.Operations):
         node = self.replica.child(old_parent.id, self._child_name(name_old))
         if node is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
-        new_name = self._child_name(name_new)
+        new_name = self._new_name(name_new)
         there = self.replica.child(new_parent.id, new_name)
         if there is not None and there.id == node.id:
             if node.name == new_name:
@@ -613,7 +638,7 @@ class DriveFs(pyfuse3.Operations):
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: pyfuse3.RequestContext
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         parent = self._folder(parent_inode)
-        child = self._child_name(name)
+        child = self._new_name(name)
         self._writable(parent)
         if self.replica.child(parent.id, child) is not None:
             raise pyfuse3.FUSEError(errno.EEXIST)

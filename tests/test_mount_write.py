@@ -297,3 +297,47 @@ def test_a_concurrent_edit_makes_a_conflicted_copy_and_keeps_both(
     assert status.returncode == 0, status.stderr
     assert "uploads: nothing pending" in status.stdout
     assert f"conflict: /{copy.name} holds your edit of /shared.txt" in status.stdout
+
+
+def test_names_the_server_cannot_keep_are_refused_and_nothing_is_made(
+    dav: httpx.Client, mnt: Path
+) -> None:
+    bad = bytes(mnt) + b"/bad\xffname"
+    fails(errno.EINVAL, os.mkdir, bad)
+    fails(errno.EINVAL, open, bad, "wb")
+    fails(errno.ENAMETOOLONG, open, mnt / ("n" * 256), "wb")
+    (mnt / "ok.txt").write_bytes(b"ok")
+    fails(errno.EINVAL, os.rename, mnt / "ok.txt", bad)
+    assert os.listdir(mnt) == ["ok.txt"]
+    listing = dav.request("PROPFIND", "/", headers={"Depth": "1"}).text
+    assert "bad" not in listing and "nnnn" not in listing
+    wait_for(lambda: on_server(dav, "/ok.txt", b"ok"), what="ok.txt")
+
+
+def test_the_quota_answers_edquot_when_known_else_the_data_stays_local(
+    server: LoggedServer, drive: Drive, dav: httpx.Client, tmp_path: Path
+) -> None:
+    drive.set_quota("alice", 1024 * 1024)
+    with mounted(server.url, tmp_path / "mnt", tmp_path / "cache", "--upload-delay", "0") as mnt:
+        # Each fits the quota as the mount knows it; together they do not.
+        data = {"a.bin": os.urandom(700_000), "b.bin": os.urandom(700_000)}
+        with open(mnt / "a.bin", "wb", buffering=0) as a, open(mnt / "b.bin", "wb") as b:
+            a.write(data["a.bin"])
+            b.write(data["b.bin"])
+
+        def refused() -> list[str]:
+            states = {name: os.getxattr(mnt / name, "user.drivegate.state") for name in data}
+            return [name for name, state in states.items() if state == b"quota exceeded"]
+
+        (stuck,) = wait_for(refused, what="an upload refused for the quota")
+        (landed,) = set(data) - {stuck}
+        wait_for(lambda: on_server(dav, f"/{landed}", data[landed]), what="the other upload")
+        assert (mnt / stuck).read_bytes() == data[stuck]  # kept locally
+        status = drivegate("status", str(mnt / stuck))
+        assert f"upload stopped: /{stuck}: quota exceeded" in status.stdout
+        # More than the whole quota: known in advance, refused at write.
+        written, block = 0, os.urandom(256 * 1024)
+        with open(mnt / "big.bin", "wb", buffering=0) as big, pytest.raises(OSError) as raised:
+            for _ in range(8):
+                written += big.write(block)
+        assert raised.value.errno == errno.EDQUOT and written <= 1024 * 1024
