@@ -24,7 +24,15 @@ import pytest
 from core import Drive
 from tests.conftest import ALICE, BackendSetup
 from tests.davbodies import exclusive_lock
-from tests.mounts import LoggedServer, drivegate, logged_server, mounted, wait_for
+from tests.mounts import (
+    LoggedServer,
+    drivegate,
+    logged_server,
+    mount_info,
+    mounted,
+    relay,
+    wait_for,
+)
 
 SQLITE = pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)
 pytestmark = SQLITE
@@ -341,3 +349,30 @@ def test_the_quota_answers_edquot_when_known_else_the_data_stays_local(
             for _ in range(8):
                 written += big.write(block)
         assert raised.value.errno == errno.EDQUOT and written <= 1024 * 1024
+
+
+def test_writes_while_the_server_is_away_upload_when_it_is_back(
+    server: LoggedServer, dav: httpx.Client, tmp_path: Path
+) -> None:
+    put(dav, "/log.txt", b"before")
+    with relay(server.url) as link:
+        mountpoint, cache = tmp_path / "mnt", tmp_path / "cache"
+        with mounted(link.url, mountpoint, cache, "--upload-delay", "0") as mnt:
+            wait_for((mnt / "log.txt").exists, what="log.txt")
+            assert (mnt / "log.txt").read_bytes() == b"before"  # cached now
+            data = os.urandom(1_500_000)
+            with open(mnt / "new.bin", "wb") as new:  # created while online
+                new.write(data[:1000])
+                link.go_offline()
+                new.write(data[1000:])
+            with open(mnt / "log.txt", "ab") as log:  # opened offline, from the cache
+                log.write(b" and after")
+            assert (mnt / "new.bin").read_bytes() == data
+            assert (mnt / "log.txt").read_bytes() == b"before and after"
+            assert drivegate("status", str(mnt)).stdout.count("uploads: 2 pending") == 1
+            assert dav.get("/log.txt").content == b"before"
+            link.online = True
+            wait_for(lambda: on_server(dav, "/new.bin", data), timeout=60, what="new.bin")
+            wait_for(lambda: on_server(dav, "/log.txt", b"before and after"), timeout=60,
+                     what="log.txt")  # fmt: skip
+            wait_for(lambda: mount_info(mnt)["uploads"]["pending"] == 0, what="an empty queue")
