@@ -14,6 +14,7 @@ no state of their own, and the same works from ``getfattr``/``setfattr``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -309,11 +310,19 @@ def status(paths: tuple[Path, ...]) -> None:
 
 @click.command("umount")
 @click.argument("mountpoint", type=click.Path(path_type=Path))
-def umount(mountpoint: Path) -> None:
-    """Unmount a drivegate mount and wait for its process to finish."""
+@click.option("--no-wait", is_flag=True,
+              help="Do not wait for pending uploads (they resume at the next mount).")  # fmt: skip
+def umount(mountpoint: Path, no_wait: bool) -> None:
+    """Upload what is pending, unmount a drivegate mount and wait for its process to finish.
+
+    Interrupted (Ctrl-C) while uploads are pending, it says which and unmounts:
+    the queue is on disk, and the next mount resumes the uploads."""
     pid = None
     try:
-        pid = int(_mount_info(mountpoint)["pid"])
+        info = _mount_info(mountpoint)
+        pid = int(info["pid"])
+        if not no_wait:
+            _drain_uploads(mountpoint, info)
     except click.ClickException:
         if not os.path.ismount(mountpoint) and not _is_dead_mount(mountpoint):
             raise
@@ -327,6 +336,41 @@ def umount(mountpoint: Path) -> None:
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
     click.echo(f"unmounted {mountpoint}")
+
+
+def _waiting(info: dict[str, Any]) -> int:
+    """Uploads that can still finish (stopped ones wait for the user)."""
+    uploads = info.get("uploads") or {}
+    return int(uploads.get("pending", 0)) - len(uploads.get("problems", []))
+
+
+def _drain_uploads(mountpoint: Path, info: dict[str, Any]) -> None:
+    total = _waiting(info)
+    if total > 0:
+        with contextlib.suppress(OSError):
+            os.setxattr(mountpoint, "user.drivegate.upload", b"now")
+        try:
+            with click.progressbar(length=total, label="uploading", file=sys.stderr) as bar:
+                done = 0
+                while (left := _waiting(info)) > 0 and info.get("online", True):
+                    bar.update(max(total - left, 0) - done)
+                    done = max(total - left, 0)
+                    time.sleep(0.2)
+                    info = _mount_info(mountpoint)
+                bar.update(max(total - left, 0) - done)
+            if left > 0:
+                click.echo(f"offline: {left} uploads still pending "
+                           "(they resume at the next mount)", err=True)  # fmt: skip
+        except KeyboardInterrupt:
+            with contextlib.suppress(click.ClickException):
+                info = _mount_info(mountpoint)
+            paths = (info.get("uploads") or {}).get("pending_paths", [])
+            click.echo(f"\ninterrupted: {_waiting(info)} uploads still pending "
+                       "(they resume at the next mount):", err=True)  # fmt: skip
+            for path in paths:
+                click.echo(f"  {path}", err=True)
+    for problem in (info.get("uploads") or {}).get("problems", []):
+        click.echo(f"not uploaded: {problem['path']}: {problem['error']}", err=True)
 
 
 def _is_dead_mount(path: Path) -> bool:

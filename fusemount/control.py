@@ -1,13 +1,15 @@
 """The control interface: ``user.drivegate.*`` extended attributes on every
 path of the mount. ``drivegate pin|unpin|status|umount`` use them (and so can
 ``getfattr``/``setfattr``): reading says a node's state and the mount's
-status, writing ``pinned`` pins or unpins. docs/mount.md lists them."""
+status, writing ``pinned`` pins or unpins, writing ``upload`` = ``now`` starts
+queued uploads at once (``umount`` does). docs/mount.md lists them."""
 
 from __future__ import annotations
 
 import errno
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +42,7 @@ class Control:
                  queue: UploadQueue | None = None) -> None:  # fmt: skip
         self.replica = replica
         self.queue = queue
+        self.upload_now: Callable[[], None] = lambda: None  # set by the composition root
         self.reader = reader
         self.pins = pins
         self.cache = cache
@@ -74,6 +77,11 @@ class Control:
         raise XattrError(f"no attribute {name!r}", errno.ENODATA)
 
     def set(self, node: Node, name: bytes, value: bytes) -> None:
+        if name == PREFIX + b"upload":  # write-only: `umount` asks for queued uploads now
+            if value.strip() != b"now":
+                raise XattrError("user.drivegate.upload takes 'now'", errno.EINVAL)
+            self.upload_now()
+            return
         self._settable(name)
         wanted = value.strip()
         if wanted == b"1":
@@ -134,6 +142,9 @@ class Control:
         rows = self.queue.all() if self.queue is not None else []
         return {
             "pending": len(rows),
+            "pending_paths": [
+                self.replica.path_of(row.node_id) for row in rows[:50] if row.error is None
+            ],
             "problems": [
                 {"path": self.replica.path_of(row.node_id), "error": row.error}
                 for row in rows

@@ -172,6 +172,12 @@ def assemble(  # noqa: PLR0917 (the pieces the caller opened)
     fs = DriveFs(replica, reader, control, connectivity,
                  namespace=Namespace(api, replica), writeback=writeback)  # fmt: skip
     uploader.busy, uploader.changed, uploader.dropped = fs.busy, fs.later, fs.forget_pages
+
+    def upload_now() -> None:
+        queue.resume(time.time())
+        uploader.kick()
+
+    control.upload_now = upload_now
     feed = ChangeFeed(api, replica, connectivity, pins, fs.changed)
     return Parts(fs, feed, source, pins, uploader)
 

@@ -376,3 +376,21 @@ def test_writes_while_the_server_is_away_upload_when_it_is_back(
             wait_for(lambda: on_server(dav, "/log.txt", b"before and after"), timeout=60,
                      what="log.txt")  # fmt: skip
             wait_for(lambda: mount_info(mnt)["uploads"]["pending"] == 0, what="an empty queue")
+
+
+def test_umount_uploads_what_is_pending_first(
+    server: LoggedServer, dav: httpx.Client, tmp_path: Path
+) -> None:
+    data = {f"/u{i}.bin": os.urandom(400_000 + i) for i in range(3)}
+    # A day's delay: only umount's "upload now" can send them in time.
+    with mounted(
+        server.url, tmp_path / "mnt", tmp_path / "cache", "--upload-delay", "86400"
+    ) as mnt:
+        for path, content in data.items():
+            (mnt / path.lstrip("/")).write_bytes(content)
+        assert "uploads: 3 pending" in drivegate("status", str(mnt)).stdout
+        done = drivegate("umount", str(mnt))
+        assert done.returncode == 0, done.stderr
+        assert "unmounted" in done.stdout
+    for path, content in data.items():
+        assert dav.get(path).content == content
