@@ -70,7 +70,7 @@ class Uploader:
         self.dropped: Callable[[NodeId], None] = lambda _node_id: None  # drop its pages
         self.host = socket.gethostname().split(".")[0] or "localhost"
         self._wake = trio.Event()
-        self.uploading: NodeId | None = None
+        self._running: dict[NodeId, trio.Event] = {}
 
     def kick(self) -> None:
         """Look at the queue now (a file was closed, the server came back)."""
@@ -94,7 +94,22 @@ class Uploader:
             await self.upload(row)
 
     async def upload(self, row: Pending) -> None:
-        self.uploading = row.node_id
+        """Upload the file's queued content: one upload per file at a time (the
+        background drain and a rename may both ask), always from the queue's
+        latest row (an upload that just finished moved its base on)."""
+        while (running := self._running.get(row.node_id)) is not None:
+            await running.wait()
+        latest = self.queue.get(row.node_id)
+        if latest is None or latest.error is not None:
+            return
+        done = self._running[row.node_id] = trio.Event()
+        try:
+            await self._upload(latest)
+        finally:
+            del self._running[row.node_id]
+            done.set()
+
+    async def _upload(self, row: Pending) -> None:
         try:
             node = await self._send(row)
         except (ServerUnreachable, ServerError, Throttled) as exc:
@@ -114,12 +129,10 @@ class Uploader:
             self.queue.failed(row.node_id, _reason(exc))
             log.warning("upload of node %s stopped: %s", row.node_id, exc)
             return
-        except MountError as exc:
+        except (MountError, OSError) as exc:  # OSError: the working copy cannot be read
             self.queue.failed(row.node_id, str(exc))
             log.warning("upload of node %s stopped: %s", row.node_id, exc)
             return
-        finally:
-            self.uploading = None
         assert node.version is not None
         if self.queue.uploaded(row, node.version.id):
             if not self.busy(row.node_id):
@@ -146,7 +159,7 @@ class Uploader:
             self.queue.retry_later(row.node_id, time.time() + RETRY)
             log.info("conflicted copy of node %s postponed: %s", row.node_id, exc)
             return
-        except MountError as exc:
+        except (MountError, OSError) as exc:
             self.queue.failed(row.node_id, f"conflict; no copy: {exc}")
             log.warning("conflicted copy of node %s not made: %s", row.node_id, exc)
             return
