@@ -27,6 +27,7 @@ import functools
 import itertools
 import logging
 import os
+import sqlite3
 import stat
 import threading
 import time
@@ -365,6 +366,7 @@ class DriveFs(pyfuse3.Operations):
         if handle.fd is None:
             raise pyfuse3.FUSEError(errno.EBADF)
         self._check_quota(handle, off + len(buf))
+        self.work.check_room(len(buf))
         with disk_errors():
             written = os.pwrite(handle.fd, buf, off)
         handle.dirty = True
@@ -399,7 +401,10 @@ class DriveFs(pyfuse3.Operations):
         self.work.sync(node_id)
         mtime_ns = self.work.stat(node_id).st_mtime_ns
         base = self.work.base[node_id]
-        self.queue.mark(node_id, base, mtime_ns, time.time() + self.upload_delay)
+        try:
+            self.queue.mark(node_id, base, mtime_ns, time.time() + self.upload_delay)
+        except sqlite3.OperationalError as exc:  # "database or disk is full"
+            raise CacheFull(f"cannot queue the upload: {exc}") from None
         self.uploader.kick()
 
     async def release(self, fh: int) -> None:

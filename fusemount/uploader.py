@@ -120,17 +120,17 @@ class Uploader:
             return
         except Conflict as exc:
             if exc.code != "version_conflict":
-                self.queue.failed(row.node_id, _reason(exc))
+                self.queue.failed(row, _reason(exc))
                 log.warning("upload of node %s stopped: %s", row.node_id, exc)
                 return
             await self._keep_as_copy(row)
             return
         except (NotFound, QuotaExceeded, ApiError) as exc:
-            self.queue.failed(row.node_id, _reason(exc))
+            self.queue.failed(row, _reason(exc))
             log.warning("upload of node %s stopped: %s", row.node_id, exc)
             return
         except (MountError, OSError) as exc:  # OSError: the working copy cannot be read
-            self.queue.failed(row.node_id, str(exc))
+            self.queue.failed(row, str(exc))
             log.warning("upload of node %s stopped: %s", row.node_id, exc)
             return
         assert node.version is not None
@@ -150,7 +150,7 @@ class Uploader:
         server's version stays under the name. Nothing is overwritten."""
         node = self.replica.get(row.node_id)
         if node is None or node.parent_id is None:
-            self.queue.failed(row.node_id, "conflict")
+            self.queue.failed(row, "conflict")
             return
         try:
             copy = await self._send_copy(row, node)
@@ -160,7 +160,7 @@ class Uploader:
             log.info("conflicted copy of node %s postponed: %s", row.node_id, exc)
             return
         except (MountError, OSError) as exc:
-            self.queue.failed(row.node_id, f"conflict; no copy: {exc}")
+            self.queue.failed(row, f"conflict; no copy: {exc}")
             log.warning("conflicted copy of node %s not made: %s", row.node_id, exc)
             return
         self.queue.conflicted(copy.id, node.id)

@@ -111,9 +111,14 @@ class UploadQueue:
         )
         return False
 
-    def failed(self, node_id: NodeId, error: str) -> None:
-        """Stop retrying the row (until it is marked again); ``error`` says why."""
-        self._db.execute("UPDATE uploads SET error = ? WHERE node_id = ?", (error, node_id))
+    def failed(self, pending: Pending, error: str) -> None:
+        """Stop retrying the row (until it is marked again); ``error`` says why. A row
+        marked again since ``pending`` was read is left alone: the failure may have
+        come from the file changing under the upload, and the new content goes next."""
+        self._db.execute(
+            "UPDATE uploads SET error = ? WHERE node_id = ? AND generation = ?",
+            (error, pending.node_id, pending.generation),
+        )
 
     def retry_later(self, node_id: NodeId, ready_at: float) -> None:
         self._db.execute("UPDATE uploads SET ready_at = ? WHERE node_id = ?", (ready_at, node_id))

@@ -24,6 +24,7 @@ from fusemount.reader import FileReader, ReadAhead
 from fusemount.records import Node, NodeId, VersionId
 
 BLOCK = 4 * 1024 * 1024
+RESERVE = 4 * 1024 * 1024  # bytes of the cache disk working copies leave free
 
 
 class WorkCopies:
@@ -52,6 +53,15 @@ class WorkCopies:
                 self.base[node_id] = queued[node_id]
             else:
                 entry.unlink(missing_ok=True)
+
+    def check_room(self, size: int) -> None:
+        """CacheFull (ENOSPC) unless ``size`` more bytes leave the disk its reserve: the
+        replica and the upload queue must still be writable when working copies fill it
+        (a delete, a close that queues an upload)."""
+        with disk_errors():
+            disk = os.statvfs(self.dir)
+        if disk.f_bavail * disk.f_frsize < size + RESERVE:
+            raise CacheFull("the cache disk is full (its last MiBs are kept for metadata)")
 
     def stat(self, node_id: NodeId) -> os.stat_result:
         fd = self._fds.get(node_id)

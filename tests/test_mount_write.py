@@ -6,12 +6,14 @@ close from a durable queue that survives kill -9."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import re
 import signal
 import stat
+import subprocess
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -394,3 +396,40 @@ def test_umount_uploads_what_is_pending_first(
         assert "unmounted" in done.stdout
     for path, content in data.items():
         assert dav.get(path).content == content
+
+
+def test_a_full_cache_disk_answers_enospc_and_keeps_earlier_data(
+    server: LoggedServer, dav: httpx.Client, tmp_path: Path
+) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(disk)],
+                          capture_output=True, check=False)  # fmt: skip
+    if made.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs for the cache dir here")
+    try:
+        cache = disk / "cache"
+        with mounted(server.url, tmp_path / "mnt", cache, "--cache-size", "16M",
+                     "--upload-delay", "0") as mnt:  # fmt: skip
+            first = os.urandom(2 * 1024 * 1024)
+            (mnt / "first.bin").write_bytes(first)
+            wait_for(lambda: on_server(dav, "/first.bin", first), what="first.bin")
+            huge = open(mnt / "huge.bin", "wb", buffering=0)  # noqa: SIM115 (closed below)
+            with pytest.raises(OSError) as raised:
+                for _ in range(40):
+                    huge.write(os.urandom(1024 * 1024))
+            assert raised.value.errno == errno.ENOSPC
+            with contextlib.suppress(OSError):  # its close may find the disk full too
+                huge.close()
+            assert (mnt / "first.bin").read_bytes() == first
+            assert on_server(dav, "/first.bin", first)
+            os.unlink(mnt / "huge.bin")  # frees its working copy (once its upload lets go)
+
+            def write_after() -> bool:
+                (mnt / "after.bin").write_bytes(b"room again")
+                return True
+
+            wait_for(write_after, what="room on the cache disk again")
+            wait_for(lambda: on_server(dav, "/after.bin", b"room again"), what="after.bin")
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True, check=False)
