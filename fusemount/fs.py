@@ -14,9 +14,11 @@ kernel which entries, attributes and page caches to drop.
 Tree changes (mkdir, rmdir, unlink, rename, mtime) are made on the server at
 once through ``namespace`` and applied to the replica from its answer; the
 kernel is told what changed from a thread (``later``), as it holds locks the
-invalidation needs until the request is answered. Content writes (open for
-writing, create, truncate, write) still answer EROFS: the working copy and the
-upload queue come next.
+invalidation needs until the request is answered. Content writes go to the
+file's working copy (``workcopy``); ``flush``/``fsync`` make it durable and
+queue its upload (``uploads``) before they return, and ``uploader`` sends it
+once no handle writes the file. While a working copy exists, reads, size and
+mtime come from it. Symlinks, hard links and special files answer EROFS.
 """
 
 from __future__ import annotations
