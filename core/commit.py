@@ -79,11 +79,12 @@ class WriteTarget:
 
 @dataclass
 class UploadedContent:
-    """What a write stored: the manifest's chunks, the size and the whole-file SHA-256."""
+    """What a write stored: the manifest's chunks, the size and the whole-file
+    SHA-256 (None when unknown: see ``core.manifestwrite``)."""
 
     refs: list[ChunkRef] = field(default_factory=list)
     size: int = 0
-    sha256: str = ""
+    sha256: str | None = None
 
 
 def locate(session: Session, target: WriteTarget) -> tuple[Node, str, Node | None]:

@@ -28,7 +28,9 @@ class UserInfo:
 
 @dataclass(frozen=True)
 class NodeInfo:
-    """A live file or folder. ``version_id``/``version_number``/``sha256`` are None for folders."""
+    """A live file or folder. ``version_id``/``version_number``/``manifest_id`` are
+    None for folders; ``sha256`` is None for folders and when unknown (an API
+    commit without the client's sum)."""
 
     id: NodeId
     parent_id: NodeId | None
@@ -40,6 +42,7 @@ class NodeInfo:
     version_id: VersionId | None
     version_number: int | None
     sha256: str | None
+    manifest_id: int | None = None
 
     @property
     def mtime(self) -> float:
@@ -51,12 +54,13 @@ class VersionInfo:
     id: VersionId
     number: int
     size: int
-    sha256: str
+    sha256: str | None
     created_at: float
     mtime_ns: int
     origin: str
     author: str | None
     is_current: bool
+    manifest_id: int = 0
 
 
 @dataclass(frozen=True)

@@ -218,6 +218,7 @@ def info_query() -> Select[Any]:
             Node.current_version_id,
             Version.number,
             Manifest.sha256,
+            Version.manifest_id,
         )
         .outerjoin(Version, Version.id == Node.current_version_id)
         .outerjoin(Manifest, Manifest.id == Version.manifest_id)
@@ -226,7 +227,19 @@ def info_query() -> Select[Any]:
 
 def to_info(row: Row[Any]) -> NodeInfo:
     """A row of ``info_query`` as a ``NodeInfo``."""
-    node_id, parent_id, name, is_folder, size, mtime_ns, created_at, version_id, number, sha = row
+    (
+        node_id,
+        parent_id,
+        name,
+        is_folder,
+        size,
+        mtime_ns,
+        created_at,
+        version_id,
+        number,
+        sha,
+        mid,
+    ) = row
     return NodeInfo(
         id=node_id,
         parent_id=parent_id,
@@ -238,6 +251,7 @@ def to_info(row: Row[Any]) -> NodeInfo:
         version_id=version_id or None,
         version_number=number,
         sha256=sha,
+        manifest_id=mid,
     )
 
 

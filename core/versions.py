@@ -52,6 +52,7 @@ def list_versions(session: Session, node: Node, only: int | None = None) -> list
             origin=version.origin,
             author=author,
             is_current=version.id == node.current_version_id,
+            manifest_id=version.manifest_id,
         )
         for version, size, sha256, author in rows
     ]

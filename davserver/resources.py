@@ -319,10 +319,11 @@ class FileResource(_Resource, DAVNonCollection):
         return content_type(self.path)
 
     def get_etag(self) -> str | None:
-        """Strong, and changes with content only: the version plus its hash."""
-        if self.info is None or self.info.version_id is None or self.info.sha256 is None:
+        """Strong, and changes with content only: the version plus its manifest (never
+        the whole-file SHA-256, which an API commit may leave unknown)."""
+        if self.info is None or self.info.version_id is None or self.info.manifest_id is None:
             return None
-        return f"{self.info.version_id}-{self.info.sha256[:16]}"
+        return f"{self.info.version_id}-{self.info.manifest_id}"
 
     def support_etag(self) -> bool:
         return True

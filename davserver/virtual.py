@@ -248,7 +248,7 @@ class VersionFile(ReadOnlyResource, DAVNonCollection):
         return self.version.created_at
 
     def get_etag(self) -> str:
-        return f"{self.version.id}-{self.version.sha256[:16]}"
+        return f"{self.version.id}-{self.version.manifest_id}"
 
     def support_etag(self) -> bool:
         return True
@@ -369,9 +369,9 @@ class TrashFile(_Trashed, DAVNonCollection):
         return content_type(self.info.name)
 
     def get_etag(self) -> str | None:
-        if self.info.version_id is None or self.info.sha256 is None:
+        if self.info.version_id is None or self.info.manifest_id is None:
             return None
-        return f"{self.info.version_id}-{self.info.sha256[:16]}"
+        return f"{self.info.version_id}-{self.info.manifest_id}"
 
     def support_etag(self) -> bool:
         return True

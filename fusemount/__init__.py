@@ -13,13 +13,20 @@ Modules, one job each:
 - ``pins``      pins, file states, background hydration of pinned files
 - ``sync``      the change feed: first load, long-poll, reconnect and catch-up
 - ``control``   the ``user.drivegate.*`` xattrs: states, pins, mount status
+- ``namespace`` tree changes made through the mount (mkdir, create, delete,
+                rename, mtime): done on the server at once, applied to the replica
+- ``chunker``   FastCDC with the server's parameters, for uploads
+- ``workcopy``  working copies of files being written (CACHE_DIR/work)
+- ``uploads``   the durable upload queue (SQLite): what to upload, from which base
+- ``uploader``  background uploads: missing chunks only, compare-and-set commit
 - ``fs``        pyfuse3 operations (thin); errors → errnos; kernel invalidation
 - ``mount``     the mount process's composition root
 - ``cli``       ``drivegate mount|umount|pin|unpin|status``
 
 Layering inside the package is one way: records/errors ← client ← replica,
-cache ← reader ← pins ← control, sync ← fs ← mount ← cli. docs/mount.md explains the
-behaviour (cache, pins, errnos, the xattr control interface).
+cache, uploads ← reader ← pins ← control, sync, namespace, chunker, workcopy
+← uploader ← fs ← mount ← cli. docs/mount.md explains the behaviour (cache,
+pins, write-back, errnos, the xattr control interface).
 """
 
 from fusemount.cli import COMMANDS

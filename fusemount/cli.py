@@ -14,6 +14,7 @@ no state of their own, and the same works from ``getfattr``/``setfattr``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -78,6 +79,9 @@ def _read_secret(password_stdin: bool, token_file: Path | None) -> str:
               help="Hard limit of the chunk cache (500M, 10GiB, …).")  # fmt: skip
 @click.option("--foreground", is_flag=True, help="Stay in the foreground (systemd, debugging).")
 @click.option("--allow-other", is_flag=True, help="Let other local users see the mount.")
+@click.option("--upload-delay", type=click.FloatRange(min=0),
+              default=mounting.DEFAULT_UPLOAD_DELAY, show_default=True,
+              help="Seconds between closing a written file and its upload.")  # fmt: skip
 def mount(  # noqa: PLR0917 (click passes options as arguments)
     url: str,
     mountpoint: Path,
@@ -88,6 +92,7 @@ def mount(  # noqa: PLR0917 (click passes options as arguments)
     cache_size: int | None,
     foreground: bool,
     allow_other: bool,
+    upload_delay: float,
 ) -> None:
     """Mount the drive at URL on MOUNTPOINT (an empty folder)."""
     if not url.startswith(("http://", "https://")):
@@ -103,6 +108,7 @@ def mount(  # noqa: PLR0917 (click passes options as arguments)
         cache_dir=(cache_dir or mounting.default_cache_dir(url, user_name)).absolute(),
         cache_size=cache_size,
         allow_other=allow_other,
+        upload_delay=upload_delay,
     )
     try:
         mounting.check_mountpoint(options.mountpoint)
@@ -294,15 +300,29 @@ def status(paths: tuple[Path, ...]) -> None:
         click.echo("pending: nothing")
     if hydration["problem"]:
         click.echo(f"problem: {hydration['problem']}")
+    uploads = info.get("uploads", {"pending": 0, "problems": []})
+    click.echo(f"uploads: {uploads['pending'] or 'nothing'} pending")
+    for problem in uploads["problems"]:
+        click.echo(f"upload stopped: {problem['path']}: {problem['error']}")
+    for conflict in uploads.get("conflicts", []):
+        click.echo(f"conflict: {conflict['copy']} holds your edit of {conflict['original']}")
 
 
 @click.command("umount")
 @click.argument("mountpoint", type=click.Path(path_type=Path))
-def umount(mountpoint: Path) -> None:
-    """Unmount a drivegate mount and wait for its process to finish."""
+@click.option("--no-wait", is_flag=True,
+              help="Do not wait for pending uploads (they resume at the next mount).")  # fmt: skip
+def umount(mountpoint: Path, no_wait: bool) -> None:
+    """Upload what is pending, unmount a drivegate mount and wait for its process to finish.
+
+    Interrupted (Ctrl-C) while uploads are pending, it says which and unmounts:
+    the queue is on disk, and the next mount resumes the uploads."""
     pid = None
     try:
-        pid = int(_mount_info(mountpoint)["pid"])
+        info = _mount_info(mountpoint)
+        pid = int(info["pid"])
+        if not no_wait:
+            _drain_uploads(mountpoint, info)
     except click.ClickException:
         if not os.path.ismount(mountpoint) and not _is_dead_mount(mountpoint):
             raise
@@ -316,6 +336,41 @@ def umount(mountpoint: Path) -> None:
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
     click.echo(f"unmounted {mountpoint}")
+
+
+def _waiting(info: dict[str, Any]) -> int:
+    """Uploads that can still finish (stopped ones wait for the user)."""
+    uploads = info.get("uploads") or {}
+    return int(uploads.get("pending", 0)) - len(uploads.get("problems", []))
+
+
+def _drain_uploads(mountpoint: Path, info: dict[str, Any]) -> None:
+    total = _waiting(info)
+    if total > 0:
+        with contextlib.suppress(OSError):
+            os.setxattr(mountpoint, "user.drivegate.upload", b"now")
+        try:
+            with click.progressbar(length=total, label="uploading", file=sys.stderr) as bar:
+                done = 0
+                while (left := _waiting(info)) > 0 and info.get("online", True):
+                    bar.update(max(total - left, 0) - done)
+                    done = max(total - left, 0)
+                    time.sleep(0.2)
+                    info = _mount_info(mountpoint)
+                bar.update(max(total - left, 0) - done)
+            if left > 0:
+                click.echo(f"offline: {left} uploads still pending "
+                           "(they resume at the next mount)", err=True)  # fmt: skip
+        except KeyboardInterrupt:
+            with contextlib.suppress(click.ClickException):
+                info = _mount_info(mountpoint)
+            paths = (info.get("uploads") or {}).get("pending_paths", [])
+            click.echo(f"\ninterrupted: {_waiting(info)} uploads still pending "
+                       "(they resume at the next mount):", err=True)  # fmt: skip
+            for path in paths:
+                click.echo(f"  {path}", err=True)
+    for problem in (info.get("uploads") or {}).get("problems", []):
+        click.echo(f"not uploaded: {problem['path']}: {problem['error']}", err=True)
 
 
 def _is_dead_mount(path: Path) -> bool:

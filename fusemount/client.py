@@ -34,12 +34,14 @@ from fusemount.errors import (
 from fusemount.records import (
     ChangePage,
     ChunkHash,
+    CommitTarget,
     Manifest,
     Me,
     Node,
     NodeId,
     TreePage,
     chunk_hash,
+    chunk_hash_of,
 )
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 1.5
 READ_TIMEOUT = 20.0
 MAX_WAIT = 60
+MISSING_BATCH = 10_000
 
 _CODES: dict[str, type[ApiError]] = {
     "bad_request": BadRequest,
@@ -111,6 +114,37 @@ class SyncApi(Protocol):
 
     async def chunk(self, digest: ChunkHash) -> bytes:
         """A chunk's plaintext, verified against its name."""
+        ...
+
+    async def mkdir(self, parent_id: NodeId, name: str, mtime_ns: int | None = None) -> Node:
+        """Make a folder; Conflict (name_taken) if the name is in use."""
+        ...
+
+    async def move(self, node_id: NodeId, parent_id: NodeId, name: str, overwrite: bool) -> Node:
+        """Move or rename; with ``overwrite`` a file moved over a file becomes a new
+        version of the target (answered: the target), anything else there is trashed."""
+        ...
+
+    async def delete(self, node_id: NodeId) -> None:
+        """Move the node and its subtree to the trash."""
+        ...
+
+    async def set_mtime(self, node_id: NodeId, mtime_ns: int) -> Node:
+        """Set the modification time (no new version)."""
+        ...
+
+    async def missing(self, hashes: list[ChunkHash]) -> set[ChunkHash]:
+        """Which of these chunks the server lacks (any number; asked in batches)."""
+        ...
+
+    async def put_chunk(self, digest: ChunkHash, data: bytes) -> None:
+        """Upload one chunk (the server checks its name)."""
+        ...
+
+    async def commit(self, target: CommitTarget, size: int, chunks: list[tuple[ChunkHash, int]],
+                     mtime_ns: int | None = None, sha256: str | None = None) -> Node:  # fmt: skip
+        """Make the chunks (all on the server) the file's new content; Conflict
+        (version_conflict, name_taken) when the target is not as expected."""
         ...
 
 
@@ -188,6 +222,44 @@ class HttpApi:
             log.error("chunk %s from the server hashes to %s: refused", digest, actual)
             raise ChunkCorrupt(f"chunk {digest} from the server does not match its hash")
         return data
+
+    async def mkdir(self, parent_id: NodeId, name: str, mtime_ns: int | None = None) -> Node:
+        body: dict[str, Any] = {"parent_id": parent_id, "name": name}
+        if mtime_ns is not None:
+            body["mtime_ns"] = mtime_ns
+        return Node.from_json(await self._json("POST", "mkdir", json=body))
+
+    async def move(self, node_id: NodeId, parent_id: NodeId, name: str, overwrite: bool) -> Node:
+        body = {"node_id": node_id, "parent_id": parent_id, "name": name, "overwrite": overwrite}
+        return Node.from_json(await self._json("POST", "move", json=body))
+
+    async def delete(self, node_id: NodeId) -> None:
+        await self._request("DELETE", f"nodes/{node_id}")
+
+    async def set_mtime(self, node_id: NodeId, mtime_ns: int) -> Node:
+        answer = await self._json("PATCH", f"nodes/{node_id}", json={"mtime_ns": mtime_ns})
+        return Node.from_json(answer)
+
+    async def missing(self, hashes: list[ChunkHash]) -> set[ChunkHash]:
+        absent: set[ChunkHash] = set()
+        for start in range(0, len(hashes), MISSING_BATCH):
+            batch = hashes[start : start + MISSING_BATCH]
+            answer = await self._json("POST", "chunks/missing", json={"hashes": batch})
+            if not isinstance(answer, dict) or not isinstance(answer.get("missing"), list):
+                raise NotADriveServer("malformed answer: chunks/missing without 'missing'")
+            absent.update(chunk_hash_of(value) for value in answer["missing"])
+        return absent
+
+    async def put_chunk(self, digest: ChunkHash, data: bytes) -> None:
+        await self._request("PUT", f"chunks/{digest}", content=data)
+
+    async def commit(self, target: CommitTarget, size: int, chunks: list[tuple[ChunkHash, int]],
+                     mtime_ns: int | None = None, sha256: str | None = None) -> Node:  # fmt: skip
+        body: dict[str, Any] = {
+            **target.json(), "size": size, "mtime_ns": mtime_ns, "sha256": sha256,
+            "chunks": [{"hash": digest, "length": length} for digest, length in chunks],
+        }  # fmt: skip
+        return Node.from_json(await self._json("POST", "commit", json=body))
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self._request(method, path, **kwargs)

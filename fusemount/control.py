@@ -1,13 +1,15 @@
 """The control interface: ``user.drivegate.*`` extended attributes on every
 path of the mount. ``drivegate pin|unpin|status|umount`` use them (and so can
 ``getfattr``/``setfattr``): reading says a node's state and the mount's
-status, writing ``pinned`` pins or unpins. docs/mount.md lists them."""
+status, writing ``pinned`` pins or unpins, writing ``upload`` = ``now`` starts
+queued uploads at once (``umount`` does). docs/mount.md lists them."""
 
 from __future__ import annotations
 
 import errno
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +19,7 @@ from fusemount.pins import Pins
 from fusemount.reader import Connectivity, FileReader
 from fusemount.records import Node
 from fusemount.replica import Replica
+from fusemount.uploads import UploadQueue
 
 PREFIX = b"user.drivegate."
 NAMES = (b"state", b"pinned", b"pinned_by", b"cached", b"size", b"mount")
@@ -35,8 +38,11 @@ class Control:
     """Answers and applies the ``user.drivegate.*`` attributes."""
 
     def __init__(self, replica: Replica, reader: FileReader, pins: Pins, *, cache: ChunkCache,
-                 connectivity: Connectivity, identity: Identity) -> None:  # fmt: skip
+                 connectivity: Connectivity, identity: Identity,
+                 queue: UploadQueue | None = None) -> None:  # fmt: skip
         self.replica = replica
+        self.queue = queue
+        self.upload_now: Callable[[], None] = lambda: None  # set by the composition root
         self.reader = reader
         self.pins = pins
         self.cache = cache
@@ -49,6 +55,12 @@ class Control:
     def get(self, node: Node, name: bytes) -> bytes:
         key = name.removeprefix(PREFIX) if name.startswith(PREFIX) else None
         if key == b"state":
+            row = self.queue.get(node.id) if self.queue is not None else None
+            if self.queue is not None and self.queue.is_conflict(node.id):
+                return b"conflict"
+            if row is not None:
+                # Local content the server does not have yet, or refused (and why).
+                return (row.error or "uploading").encode()
             return self.pins.state(node).encode()
         if key == b"pinned":
             return b"1" if self.pins.is_pinned(node) else b"0"
@@ -70,6 +82,11 @@ class Control:
         raise XattrError(f"no attribute {name!r}", errno.ENODATA)
 
     def set(self, node: Node, name: bytes, value: bytes) -> None:
+        if name == PREFIX + b"upload":  # write-only: `umount` asks for queued uploads now
+            if value.strip() != b"now":
+                raise XattrError("user.drivegate.upload takes 'now'", errno.EINVAL)
+            self.upload_now()
+            return
         self._settable(name)
         wanted = value.strip()
         if wanted == b"1":
@@ -123,4 +140,24 @@ class Control:
             },
             "quota": quota,
             "used": used,
+            "uploads": self._uploads(),
+        }
+
+    def _uploads(self) -> dict[str, Any]:
+        rows = self.queue.all() if self.queue is not None else []
+        return {
+            "pending": len(rows),
+            "pending_paths": [
+                self.replica.path_of(row.node_id) for row in rows[:50] if row.error is None
+            ],
+            "problems": [
+                {"path": self.replica.path_of(row.node_id), "error": row.error}
+                for row in rows
+                if row.error is not None
+            ],
+            "conflicts": [
+                {"copy": self.replica.path_of(copy), "original": self.replica.path_of(original)}
+                for copy, original in (self.queue.conflicts() if self.queue is not None else [])
+                if self.replica.get(copy) is not None
+            ],
         }

@@ -20,7 +20,8 @@ place (``client._raise_for``); these become errnos in exactly one place
     ├── NotADriveServer          the URL answers, but not as a drivegate server
     ├── ServerUnreachable        connection refused, DNS, timeout, reset: offline
     ├── ChunkCorrupt             chunk bytes that do not hash to their name
-    ├── CacheFull                pinned data leaves no room for a chunk
+    ├── CacheFull                pinned data leaves no room for a chunk; the cache disk is full
+    ├── UploadFailed             queued content the server refused (the reason is kept)
     ├── XattrError               an attribute the mount does not offer or take (has its errno)
     └── SetupError               bad mountpoint, cache dir of another drive, …
 """
@@ -87,6 +88,10 @@ class ChunkCorrupt(MountError):
 
 class CacheFull(MountError):
     """The chunk cannot be cached: everything left in the cache is pinned."""
+
+
+class UploadFailed(MountError):
+    """Queued local content the server refused for good (conflict, quota, deleted)."""
 
 
 class XattrError(MountError):

@@ -11,8 +11,14 @@ server while the kernel still knows it stays answerable as a "ghost" until
 forgotten. When the change feed changes the replica, ``changed`` tells the
 kernel which entries, attributes and page caches to drop.
 
-This issue builds the read side: every operation that would change the
-tree or a file answers EROFS for now (write-back comes next).
+Tree changes (mkdir, rmdir, unlink, rename, mtime) are made on the server at
+once through ``namespace`` and applied to the replica from its answer; the
+kernel is told what changed from a thread (``later``), as it holds locks the
+invalidation needs until the request is answered. Content writes go to the
+file's working copy (``workcopy``); ``flush``/``fsync`` make it durable and
+queue its upload (``uploads``) before they return, and ``uploader`` sends it
+once no handle writes the file. While a working copy exists, reads, size and
+mtime come from it. Symlinks, hard links and special files answer EROFS.
 """
 
 from __future__ import annotations
@@ -23,7 +29,10 @@ import functools
 import itertools
 import logging
 import os
+import sqlite3
 import stat
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -45,17 +54,29 @@ from fusemount.errors import (
     ServerUnreachable,
     Throttled,
     Unauthorized,
+    UploadFailed,
     XattrError,
 )
+from fusemount.namespace import Namespace
 from fusemount.reader import Connectivity, FileReader, ReadAhead
 from fusemount.records import Node, NodeId
 from fusemount.replica import Effect, Replica
+from fusemount.uploader import Uploader
+from fusemount.uploads import UploadQueue
+from fusemount.workcopy import WorkCopies, disk_errors
 
 log = logging.getLogger(__name__)
 
 TIMEOUT = 60.0  # the change feed invalidates what changes; this is only a safety net
 BLOCK = 4096
 OFFLINE_ERRNO = errno.EHOSTDOWN
+NAME_MAX = 255  # bytes, as statfs says
+RENAME_NOREPLACE = 1
+_CONFLICTS = {
+    "invalid_move": errno.EINVAL,
+    "not_a_folder": errno.ENOTDIR,
+    "not_a_file": errno.EISDIR,
+}
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -80,9 +101,9 @@ def errno_for(exc: MountError) -> int:
         case QuotaExceeded():
             return errno.EDQUOT
         case Locked():
-            return errno.EBUSY
+            return errno.EACCES  # a WebDAV lock makes the node read-only here
         case Conflict():
-            return errno.EEXIST
+            return _CONFLICTS.get(exc.code, errno.EEXIST)
         case BadRequest():
             return errno.EINVAL
     return errno.EIO
@@ -124,6 +145,18 @@ def _name(value: str) -> bytes:
 class OpenFile:
     node_id: NodeId
     ahead: ReadAhead = field(default_factory=ReadAhead)
+    fd: int | None = None  # the working copy, for a handle open for writing
+    dirty: bool = False  # written since the last flush/fsync
+
+
+@dataclass
+class WriteBack:
+    """The write side's parts: working copies, the durable queue, the uploader."""
+
+    work: WorkCopies
+    queue: UploadQueue
+    uploader: Uploader
+    delay: float = 2.0  # seconds after a close before the upload starts
 
 
 class DriveFs(pyfuse3.Operations):
@@ -134,9 +167,16 @@ class DriveFs(pyfuse3.Operations):
     enable_acl = False
 
     def __init__(self, replica: Replica, reader: FileReader, control: Control,
-                 connectivity: Connectivity) -> None:  # fmt: skip
+                 connectivity: Connectivity, *, namespace: Namespace,
+                 writeback: WriteBack) -> None:  # fmt: skip
         super().__init__()
         self.replica = replica
+        self.namespace = namespace
+        self.work = writeback.work
+        self.queue = writeback.queue
+        self.uploader = writeback.uploader
+        self.upload_delay = writeback.delay
+        self._unlinked: set[NodeId] = set()  # deleted while open for writing
         self.reader = reader
         self.control = control
         self.connectivity = connectivity
@@ -183,11 +223,25 @@ class DriveFs(pyfuse3.Operations):
             attrs.st_mode = stat.S_IFREG | (0o444 if node.locked else 0o644)
             attrs.st_nlink = 1
             attrs.st_size = node.size
+            local = self._local_stat(node.id)
+            if local is not None:
+                attrs.st_size = local.st_size
         attrs.st_uid, attrs.st_gid = self.uid, self.gid
         attrs.st_blksize = 128 * 1024
         attrs.st_blocks = -(-attrs.st_size // 512)
         attrs.st_atime_ns = attrs.st_mtime_ns = attrs.st_ctime_ns = node.mtime_ns
+        if not node.is_folder and (local := self._local_stat(node.id)) is not None:
+            attrs.st_atime_ns = attrs.st_mtime_ns = attrs.st_ctime_ns = local.st_mtime_ns
         return attrs
+
+    def _local_stat(self, node_id: NodeId) -> os.stat_result | None:
+        """The working copy's size and mtime, while the file has one."""
+        if not self.work.has(node_id):
+            return None
+        try:
+            return self.work.stat(node_id)
+        except OSError:
+            return None
 
     def _entry(self, node: Node) -> pyfuse3.EntryAttributes:
         attrs = self._attrs(node)
@@ -208,7 +262,7 @@ class DriveFs(pyfuse3.Operations):
             return self._entry(grand or parent)
         if not parent.is_folder:
             raise pyfuse3.FUSEError(errno.ENOTDIR)
-        child = self.replica.child(parent.id, name.decode("utf-8", "surrogateescape"))
+        child = self.replica.child(parent.id, self._child_name(name))
         if child is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
         return self._entry(child)
@@ -271,8 +325,12 @@ class DriveFs(pyfuse3.Operations):
         if node.is_folder:
             raise pyfuse3.FUSEError(errno.EISDIR)
         if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
-            raise pyfuse3.FUSEError(errno.EROFS)
-        if node.size and self.connectivity.online:
+            self._writable(node)
+            handle = await self._open_for_writing(node, truncate=bool(flags & os.O_TRUNC))
+            fh = next(self._fhs)
+            self._files[fh] = handle
+            return pyfuse3.FileInfo(fh=fh, keep_cache=False)
+        if node.size and self.connectivity.online and not self.work.has(node.id):
             # Fetched now, an open handle can still read this version if the file
             # is deleted or replaced meanwhile (the server forgets trashed manifests).
             with contextlib.suppress(MountError):
@@ -280,13 +338,27 @@ class DriveFs(pyfuse3.Operations):
         fh = next(self._fhs)
         self._files[fh] = OpenFile(node.id)
         # The page cache may outlive this handle: `changed` drops it when a new version arrives.
-        return pyfuse3.FileInfo(fh=fh, keep_cache=True)
+        return pyfuse3.FileInfo(fh=fh, keep_cache=not self.work.has(node.id))
+
+    async def _open_for_writing(self, node: Node, truncate: bool) -> OpenFile:
+        fd = await self.work.acquire(node, empty=truncate)
+        handle = OpenFile(node.id, fd=fd)
+        if truncate and os.fstat(fd).st_size:
+            with disk_errors():
+                os.ftruncate(fd, 0)
+            handle.dirty = True
+        return handle
 
     @_answer
     async def read(self, fh: int, off: int, size: int) -> bytes:
         handle = self._files[fh]
+        if handle.fd is not None:
+            return os.pread(handle.fd, size, off)
         inode = self.inode_of(handle.node_id)
         while True:
+            if self.work.has(handle.node_id):
+                with open(self.work.path(handle.node_id), "rb") as local:
+                    return os.pread(local.fileno(), size, off)
             node = self._node(inode)
             data = await self.reader.read(node, off, size, handle.ahead)
             # A new version may have arrived while the chunks were fetched: then
@@ -295,8 +367,77 @@ class DriveFs(pyfuse3.Operations):
             if latest is None or latest.version == node.version:
                 return data
 
+    @_answer
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        handle = self._files[fh]
+        if handle.fd is None:
+            raise pyfuse3.FUSEError(errno.EBADF)
+        self._check_quota(handle, off + len(buf))
+        self.work.check_room(len(buf))
+        with disk_errors():
+            written = os.pwrite(handle.fd, buf, off)
+        handle.dirty = True
+        return written
+
+    def _check_quota(self, handle: OpenFile, end: int) -> None:
+        """EDQUOT when growing the file to ``end`` would exceed the quota as last known
+        (usage changed since then is found by the upload: see uploader)."""
+        quota, used = self.replica.account()
+        if quota is None or handle.fd is None:
+            return
+        node = self.replica.get(handle.node_id)
+        grows = end - max(os.fstat(handle.fd).st_size, node.size if node is not None else 0)
+        if grows > 0 and used + (end - (node.size if node is not None else 0)) > quota:
+            raise pyfuse3.FUSEError(errno.EDQUOT)
+
+    @_answer
+    async def flush(self, fh: int) -> None:
+        handle = self._files[fh]
+        if handle.dirty:
+            self._save(handle.node_id)
+            handle.dirty = False
+
+    @_answer
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        await self.flush(fh)
+
+    def _save(self, node_id: NodeId) -> None:
+        """Make the working copy durable, then queue its upload (close/fsync return after)."""
+        if node_id in self._unlinked or not self.work.has(node_id):
+            return
+        self.work.sync(node_id)
+        mtime_ns = self.work.stat(node_id).st_mtime_ns
+        base = self.work.base[node_id]
+        try:
+            self.queue.mark(node_id, base, mtime_ns, time.time() + self.upload_delay)
+        except sqlite3.OperationalError as exc:  # "database or disk is full"
+            raise CacheFull(f"cannot queue the upload: {exc}") from None
+        self.uploader.kick()
+
     async def release(self, fh: int) -> None:
-        self._files.pop(fh, None)
+        handle = self._files.pop(fh, None)
+        if handle is None or handle.fd is None:
+            return
+        try:
+            if handle.dirty:
+                self._save(handle.node_id)
+        except MountError as exc:
+            log.error("saving node %s on release: %s", handle.node_id, exc)
+        self.work.release(handle.node_id)
+        if handle.node_id in self._unlinked and not self.work.in_use(handle.node_id):
+            self._unlinked.discard(handle.node_id)
+            self.work.drop(handle.node_id)
+        self.uploader.kick()
+
+    def forget_pages(self, node_id: NodeId) -> None:
+        """The kernel's cached pages of the file are not its content any more."""
+        if self.kernel:
+            notices: list[Notice] = [("inode", self.inode_of(node_id), False)]
+            threading.Thread(target=_send, args=(notices,), daemon=True).start()
+
+    def busy(self, node_id: NodeId) -> bool:
+        """Open for writing: not uploaded until the last writer closes."""
+        return self.work.in_use(node_id)
 
     # -- xattrs: the control interface (control.py) --------------------------------------
 
@@ -319,8 +460,147 @@ class DriveFs(pyfuse3.Operations):
     async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         self.control.remove(self._node(inode), name)
 
-    # -- everything that would write: the write-back issue --------------------------------
+    # -- the tree: done on the server at once (namespace.py) ------------------------
 
+    def _child_name(self, name: bytes) -> str:
+        """The name of something that exists: the server's names are all UTF-8."""
+        if len(name) > NAME_MAX:
+            raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
+        try:
+            return name.decode("utf-8")
+        except UnicodeDecodeError:
+            raise pyfuse3.FUSEError(errno.ENOENT) from None
+
+    def _new_name(self, name: bytes) -> str:
+        """A name for something new: the server keeps names as text (UTF-8)."""
+        if len(name) > NAME_MAX:
+            raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
+        try:
+            return name.decode("utf-8")
+        except UnicodeDecodeError:
+            raise pyfuse3.FUSEError(errno.EINVAL) from None
+
+    def _folder(self, inode: int) -> Node:
+        folder = self._node(inode)
+        if not folder.is_folder:
+            raise pyfuse3.FUSEError(errno.ENOTDIR)
+        return folder
+
+    def _writable(self, *nodes: Node) -> None:
+        """A node under a WebDAV lock is read-only here (the server would say 423)."""
+        if any(node.locked for node in nodes):
+            raise pyfuse3.FUSEError(errno.EACCES)
+
+    def later(self, effects: list[Effect], *extra: Notice) -> None:
+        """Tell the kernel what changed, without waiting: inside a request that changed
+        the tree the kernel holds the folders' locks that invalidating needs, so the
+        notices go out from a thread once this request has been answered."""
+        notices = [*self.notices(effects), *extra]
+        if notices and self.kernel:
+            threading.Thread(target=_send, args=(notices,), daemon=True).start()
+
+    @_answer
+    async def mkdir(self, parent_inode: int, name: bytes, mode: int,
+                    ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:  # fmt: skip
+        parent = self._folder(parent_inode)
+        child = self._new_name(name)
+        self._writable(parent)
+        if self.replica.child(parent.id, child) is not None:
+            raise pyfuse3.FUSEError(errno.EEXIST)
+        made, effects = await self.namespace.mkdir(parent, child)
+        self.later([e for e in effects if e.old is not None])  # the kernel adds the entry itself
+        return self._entry(made)
+
+    async def _remove(self, parent_inode: int, name: bytes, *, folder: bool) -> None:
+        parent = self._folder(parent_inode)
+        node = self.replica.child(parent.id, self._child_name(name))
+        if node is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        if node.is_folder != folder:
+            raise pyfuse3.FUSEError(errno.ENOTDIR if folder else errno.EISDIR)
+        if folder and self.replica.children(node.id, limit=1):
+            raise pyfuse3.FUSEError(errno.ENOTEMPTY)
+        self._writable(parent, node)
+        # An open handle keeps reading: the kernel still knows the inode, so it stays a ghost.
+        self.later(await self.namespace.remove(node))
+        if not folder:
+            self._forget_local(node.id)
+
+    def _forget_local(self, node_id: NodeId) -> None:
+        """The file is gone from the server: its queued upload goes, and its working copy
+        once no handle writes it (an open handle keeps reading and writing it till then)."""
+        self.queue.drop(node_id)
+        if self.work.in_use(node_id):
+            self._unlinked.add(node_id)
+        else:
+            self.work.drop(node_id)
+
+    @_answer
+    async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        await self._remove(parent_inode, name, folder=False)
+
+    @_answer
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        await self._remove(parent_inode, name, folder=True)
+
+    @_answer
+    async def rename(  # noqa: PLR0917 (pyfuse3's signature)
+        self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
+        name_new: bytes, flags: int, ctx: pyfuse3.RequestContext) -> None:  # fmt: skip
+        if flags & ~RENAME_NOREPLACE:  # RENAME_EXCHANGE, RENAME_WHITEOUT: no such thing here
+            raise pyfuse3.FUSEError(errno.EINVAL)
+        old_parent, new_parent = self._folder(parent_inode_old), self._folder(parent_inode_new)
+        node = self.replica.child(old_parent.id, self._child_name(name_old))
+        if node is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        new_name = self._new_name(name_new)
+        there = self.replica.child(new_parent.id, new_name)
+        if there is not None and there.id == node.id:
+            if node.name == new_name:
+                return  # renaming onto itself
+            there = None  # a change of case or normalisation only
+        if there is not None:
+            if flags & RENAME_NOREPLACE:
+                raise pyfuse3.FUSEError(errno.EEXIST)
+            if node.is_folder and not there.is_folder:
+                raise pyfuse3.FUSEError(errno.ENOTDIR)
+            if there.is_folder and not node.is_folder:
+                raise pyfuse3.FUSEError(errno.EISDIR)
+            if there.is_folder and self.replica.children(there.id, limit=1):
+                raise pyfuse3.FUSEError(errno.ENOTEMPTY)
+            self._writable(there)
+        self._writable(old_parent, new_parent, node)
+        if there is not None and not there.is_folder:
+            # The server moves its own copies: local content goes up first, the
+            # target's too, so its history holds every version it had.
+            await self._upload_now(node.id)
+            await self._upload_now(there.id)
+        effects = await self.namespace.rename(node, new_parent, new_name, there)
+        if there is not None and not there.is_folder:
+            self._forget_local(node.id)  # the source node is gone; its content is the target's
+            self._forget_local(there.id)
+        # A file moved over a file: the name keeps the target's inode (new content, same
+        # history), while the kernel will have moved the source's inode there.
+        extra: list[Notice] = []
+        if there is not None and not there.is_folder:
+            extra.append(("entry", self.inode_of(new_parent.id), name_new))
+        self.later(effects, *extra)
+
+    async def _upload_now(self, node_id: NodeId) -> None:
+        """Upload the file's queued content now; fail if it does not go (offline:
+        EHOSTDOWN; a refusal: EIO, the reason in the log and in ``status``)."""
+        row = self.queue.get(node_id)
+        if row is None:
+            return
+        if row.error is None:
+            await self.uploader.upload(row)
+        left = self.queue.get(node_id)
+        if left is not None and left.error is not None:
+            raise UploadFailed(f"node {node_id} cannot be uploaded: {left.error}")
+        if left is not None and left.generation == row.generation:
+            raise ServerUnreachable(f"node {node_id} is not uploaded yet")
+
+    @_answer
     async def setattr(
         self,
         inode: int,
@@ -329,31 +609,59 @@ class DriveFs(pyfuse3.Operations):
         fh: int | None,
         ctx: pyfuse3.RequestContext,
     ) -> pyfuse3.EntryAttributes:
-        raise pyfuse3.FUSEError(errno.EROFS)
+        node = self._node(inode)
+        if fields.update_uid and attr.st_uid != self.uid:
+            raise pyfuse3.FUSEError(errno.EPERM)
+        if fields.update_gid and attr.st_gid != self.gid:
+            raise pyfuse3.FUSEError(errno.EPERM)
+        if node.is_folder and fields.update_size:
+            raise pyfuse3.FUSEError(errno.EISDIR)
+        # Mode bits: the server keeps none, so a chmod is accepted and changes nothing
+        # (a failing chmod would break `cp -p` and editors' saves). atime is not kept.
+        local = self._local_stat(node.id)
+        size = local.st_size if local is not None else node.size
+        if fields.update_size and attr.st_size != size:
+            self._writable(node)
+            fd = await self.work.acquire(node, empty=attr.st_size == 0)
+            try:
+                with disk_errors():
+                    os.ftruncate(fd, attr.st_size)
+                self._save(node.id)
+            finally:
+                self.work.release(node.id)
+                self.uploader.kick()
+        if fields.update_mtime:
+            self._writable(node)
+            if self.work.has(node.id):  # the upload carries the working copy's mtime
+                with disk_errors():
+                    os.utime(self.work.path(node.id), ns=(attr.st_mtime_ns, attr.st_mtime_ns))
+                self._save(node.id)
+            elif attr.st_mtime_ns != node.mtime_ns:
+                node, effects = await self.namespace.set_mtime(node, attr.st_mtime_ns)
+                self.later(effects)
+        return self._attrs(node)
 
     async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
                     ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:  # fmt: skip
         raise pyfuse3.FUSEError(errno.EROFS)
 
-    async def mkdir(self, parent_inode: int, name: bytes, mode: int,
-                    ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:  # fmt: skip
-        raise pyfuse3.FUSEError(errno.EROFS)
-
+    @_answer
     async def create(
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: pyfuse3.RequestContext
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
-        raise pyfuse3.FUSEError(errno.EROFS)
-
-    async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        raise pyfuse3.FUSEError(errno.EROFS)
-
-    async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        raise pyfuse3.FUSEError(errno.EROFS)
-
-    async def rename(  # noqa: PLR0917 (pyfuse3's signature)
-        self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
-                     name_new: bytes, flags: int, ctx: pyfuse3.RequestContext) -> None:  # fmt: skip
-        raise pyfuse3.FUSEError(errno.EROFS)
+        parent = self._folder(parent_inode)
+        child = self._new_name(name)
+        self._writable(parent)
+        if self.replica.child(parent.id, child) is not None:
+            raise pyfuse3.FUSEError(errno.EEXIST)
+        # The file exists on the server (empty) at once: it has its node id (the inode)
+        # and a name nobody else can take; its content follows with the upload.
+        made, effects = await self.namespace.create(parent, child)
+        self.later([e for e in effects if e.old is not None])
+        handle = await self._open_for_writing(made, truncate=True)
+        fh = next(self._fhs)
+        self._files[fh] = handle
+        return pyfuse3.FileInfo(fh=fh, keep_cache=False), self._entry(made)
 
     async def symlink(self, parent_inode: int, name: bytes, target: bytes,
                       ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:  # fmt: skip
@@ -361,9 +669,6 @@ class DriveFs(pyfuse3.Operations):
 
     async def link(self, inode: int, new_parent_inode: int, new_name: bytes,
                    ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:  # fmt: skip
-        raise pyfuse3.FUSEError(errno.EROFS)
-
-    async def write(self, fh: int, off: int, buf: bytes) -> int:
         raise pyfuse3.FUSEError(errno.EROFS)
 
     # -- the change feed's side ---------------------------------------------------------

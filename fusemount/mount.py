@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -26,14 +27,20 @@ from fusemount.cache import ChunkCache
 from fusemount.client import HttpApi, SyncApi
 from fusemount.control import Control, Identity
 from fusemount.errors import ServerUnreachable, SetupError
-from fusemount.fs import DriveFs
+from fusemount.fs import DriveFs, WriteBack
+from fusemount.namespace import Namespace
 from fusemount.pins import Pins
 from fusemount.reader import ChunkSource, Connectivity, FileReader
 from fusemount.records import Me
 from fusemount.replica import Replica
 from fusemount.sync import ChangeFeed
+from fusemount.uploader import Uploader
+from fusemount.uploads import UploadQueue
+from fusemount.workcopy import WorkCopies
 
 log = logging.getLogger(__name__)
+
+DEFAULT_UPLOAD_DELAY = 2.0  # seconds between a close and its upload (saves come in bursts)
 
 READ_AHEAD_KB = 4096  # kernel read-ahead for the mount: 1 MiB FUSE reads instead of 128 KiB
 
@@ -47,6 +54,7 @@ class MountOptions:
     cache_dir: Path
     cache_size: int
     allow_other: bool = False
+    upload_delay: float = DEFAULT_UPLOAD_DELAY
 
 
 def default_cache_dir(url: str, user: str) -> Path:
@@ -110,11 +118,13 @@ async def _run(options: MountOptions, ready: Callable[[], None]) -> None:
                 replica.bind(api.base_url, options.user)
                 cache = ChunkCache(options.cache_dir, options.cache_size)
                 stack.callback(cache.close)
+                queue = UploadQueue(options.cache_dir / "uploads.sqlite")
+                stack.callback(queue.close)
             except OSError as exc:
                 raise SetupError(f"cache dir {options.cache_dir}: {exc.strerror or exc}") from None
             except sqlite3.Error as exc:
                 raise SetupError(f"cache dir {options.cache_dir}: {exc}") from None
-            await _serve(options, api, me, replica, cache, ready)
+            await _serve(options, api, me, replica, cache, queue, ready)
 
 
 async def _probe(api: HttpApi, options: MountOptions) -> Me | None:
@@ -136,18 +146,40 @@ class Parts:
     feed: ChangeFeed
     source: ChunkSource
     pins: Pins
+    uploader: Uploader
 
 
-def assemble(api: SyncApi, replica: Replica, cache: ChunkCache, identity: Identity) -> Parts:
+def assemble(  # noqa: PLR0917 (the pieces the caller opened)
+    api: SyncApi,
+    replica: Replica,
+    cache: ChunkCache,
+    identity: Identity,
+    queue: UploadQueue,
+    upload_delay: float = DEFAULT_UPLOAD_DELAY,
+) -> Parts:
+    """Wire the parts; ``queue`` lives in the cache dir, the working copies next to it."""
     connectivity = Connectivity()
     source = ChunkSource(api, cache, connectivity)
     reader = FileReader(api, replica, source)
     pins = Pins(replica, cache, reader, connectivity)
     control = Control(replica, reader, pins, cache=cache, connectivity=connectivity,
-                      identity=identity)  # fmt: skip
-    fs = DriveFs(replica, reader, control, connectivity)
+                      identity=identity, queue=queue)  # fmt: skip
+    work = WorkCopies(cache.directory, reader)
+    work.keep_only({row.node_id: row.base_version_id for row in queue.all()})
+    queue.resume(time.time() + upload_delay)
+    uploader = Uploader(api, replica, work, queue, connectivity)
+    writeback = WriteBack(work, queue, uploader, upload_delay)
+    fs = DriveFs(replica, reader, control, connectivity,
+                 namespace=Namespace(api, replica), writeback=writeback)  # fmt: skip
+    uploader.busy, uploader.changed, uploader.dropped = fs.busy, fs.later, fs.forget_pages
+
+    def upload_now() -> None:
+        queue.resume(time.time())
+        uploader.kick()
+
+    control.upload_now = upload_now
     feed = ChangeFeed(api, replica, connectivity, pins, fs.changed)
-    return Parts(fs, feed, source, pins)
+    return Parts(fs, feed, source, pins, uploader)
 
 
 async def _serve(  # noqa: PLR0917 (the parts the composition root built)
@@ -156,10 +188,11 @@ async def _serve(  # noqa: PLR0917 (the parts the composition root built)
     me: Me | None,
     replica: Replica,
     cache: ChunkCache,
+    queue: UploadQueue,
     ready: Callable[[], None],
 ) -> None:
     identity = Identity(api.base_url, options.user, str(options.cache_dir))
-    parts = assemble(api, replica, cache, identity)
+    parts = assemble(api, replica, cache, identity, queue, options.upload_delay)
     fs, feed, source, pins = parts.fs, parts.feed, parts.source, parts.pins
     await feed.start(me)
     try:
@@ -173,6 +206,7 @@ async def _serve(  # noqa: PLR0917 (the parts the composition root built)
             await nursery.start(source.run)
             await nursery.start(pins.run)
             await nursery.start(feed.run)
+            await nursery.start(parts.uploader.run)
             nursery.start_soon(_in_thread, _raise_read_ahead, options.mountpoint)
             stop = await nursery.start(_watch_signals)
             ready()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any, Literal, NewType
 
@@ -21,11 +22,35 @@ ChunkHash = NewType("ChunkHash", str)
 Kind = Literal["file", "folder"]
 
 Json = dict[str, Any]
+_HEX64 = re.compile("[0-9a-f]{64}")
 
 
 def chunk_hash(data: bytes | memoryview) -> ChunkHash:
     """The name of a chunk: lower-case hex SHA-256 of its plaintext (as the server names it)."""
     return ChunkHash(hashlib.sha256(data).hexdigest())
+
+
+def chunk_hash_of(value: Any) -> ChunkHash:
+    """A chunk name the server sent (64 lower-case hex digits), else NotADriveServer."""
+    if not isinstance(value, str) or not _HEX64.fullmatch(value):
+        raise NotADriveServer(f"malformed answer: {str(value)[:80]!r} is not a chunk name")
+    return ChunkHash(value)
+
+
+@dataclass(frozen=True, slots=True)
+class CommitTarget:
+    """Where a commit goes: an existing file at a base version, or a new file
+    (``parent_id`` + ``name``, only if the name is free)."""
+
+    node_id: NodeId | None = None
+    base_version_id: VersionId | None = None
+    parent_id: NodeId | None = None
+    name: str | None = None
+
+    def json(self) -> Json:
+        if self.node_id is not None:
+            return {"node_id": self.node_id, "base_version_id": self.base_version_id}
+        return {"parent_id": self.parent_id, "name": self.name, "create_only": True}
 
 
 def _int(obj: Json, key: str) -> int:

@@ -10,6 +10,7 @@ crash or restart resumes from a cursor that matches the rows.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import unicodedata
 from collections.abc import Iterable, Iterator
@@ -28,6 +29,8 @@ from fusemount.records import (
     VersionId,
     VersionRef,
 )
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -146,7 +149,12 @@ class Replica:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            if self._db.in_transaction:  # a COMMIT that failed (disk full) leaves it open
+                self._db.execute("ROLLBACK")
+            raise
 
     # -- identity and cursor ------------------------------------------------
 
@@ -241,6 +249,14 @@ class Replica:
                     effects.append(Effect(old, node))
         return effects
 
+    def remove(self, node_id: NodeId) -> list[Effect]:
+        """Drop a node and everything below it, learnt outside the change feed (a delete
+        or an overwriting move the mount made; the feed repeats it later, harmlessly)."""
+        with self._transaction() as db:
+            effects = self._remove_subtree(db, node_id)
+            self._prune_manifests(db)
+        return effects
+
     def _remove_subtree(self, db: sqlite3.Connection, node_id: NodeId) -> list[Effect]:
         rows = db.execute(
             f"{_SUBTREE} SELECT {_NODE_COLUMNS} FROM nodes WHERE id IN sub", (node_id,)
@@ -319,7 +335,14 @@ class Replica:
         return Manifest(NodeId(int(head[0])), version, int(head[2]), spans)
 
     def store_manifest(self, manifest: Manifest) -> None:
-        """Keep a manifest for offline reads, if some node still shows its version."""
+        """Keep a manifest for offline reads, if some node still shows its version
+        (best effort: with the cache disk full it is not kept, and reads go on)."""
+        try:
+            self._store_manifest(manifest)
+        except sqlite3.OperationalError as exc:
+            log.warning("manifest of version %s not kept: %s", manifest.version.id, exc)
+
+    def _store_manifest(self, manifest: Manifest) -> None:
         version_id = manifest.version.id
         with self._transaction() as db:
             if db.execute("SELECT 1 FROM nodes WHERE version_id = ?", (version_id,)).fetchone():

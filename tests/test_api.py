@@ -353,6 +353,30 @@ def test_chunks_put_then_committed_make_a_file_webdav_reads_byte_for_byte(
     assert empty.status_code == 201 and http.get("/empty").content == b""
 
 
+def test_a_commit_without_a_sum_leaves_it_unknown_and_etags_do_not_need_it(
+    api: httpx.Client, http: httpx.Client
+) -> None:
+    data = os.urandom(3 * 1024 * 1024)
+    made = commit(api, data, parent_id=me(api)["root_id"], name="nosum.bin")
+    assert made.status_code == 201, made.text
+    node = made.json()
+    assert node["version"]["sha256"] is None
+    assert node_named(api, "nosum.bin")["version"]["sha256"] is None
+    versions = api.get(f"/nodes/{node['id']}/versions").json()["versions"]
+    assert [v["sha256"] for v in versions] == [None]
+    assert api.get(f"/nodes/{node['id']}/manifest").json()["version"]["sha256"] is None
+    etag = http.get("/nosum.bin").headers["ETag"]
+    assert etag.startswith('"') and not etag.startswith("W/")
+    assert http.get("/nosum.bin", headers={"If-None-Match": etag}).status_code == 304
+    again = commit(api, data[:-1], node_id=node["id"], base_version_id=node["version"]["id"])
+    assert again.status_code == 200, again.text
+    fresh = http.get("/nosum.bin")
+    assert fresh.content == data[:-1] and fresh.headers["ETag"] != etag
+    same = http.put("/nosum.bin", content=data[:-1])
+    assert same.status_code == 204 and same.headers["ETag"] != fresh.headers["ETag"]
+    assert node_named(api, "nosum.bin")["version"]["sha256"] == sha256(data[:-1])
+
+
 def test_versions_are_listed_and_restored(api: httpx.Client, http: httpx.Client) -> None:
     http.put("/v.txt", content=b"one")
     http.put("/v.txt", content=b"two")

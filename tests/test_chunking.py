@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import random
 
-from core.chunking import MAX_CHUNK, MIN_CHUNK, chunk_hash, cut_bytes, cut_stream
+from core.chunking import AVG_CHUNK, MAX_CHUNK, MIN_CHUNK, chunk_hash, cut_bytes, cut_stream
+from fusemount import chunker
 
 
 def test_chunks_respect_the_size_bounds_and_rebuild_the_input() -> None:
@@ -27,3 +29,18 @@ def test_inserting_bytes_changes_at_most_two_chunks() -> None:
 
 def test_empty_input_has_no_chunks() -> None:
     assert list(cut_stream(io.BytesIO(b""))) == []
+
+
+def test_the_mounts_chunker_cuts_exactly_as_the_server_does() -> None:
+    assert (chunker.MIN_CHUNK, chunker.AVG_CHUNK, chunker.MAX_CHUNK) == (
+        MIN_CHUNK, AVG_CHUNK, MAX_CHUNK,
+    )  # fmt: skip
+    data = random.Random(7).randbytes(9 * 1024 * 1024) + bytes(3 * 1024 * 1024)
+    pieces, whole = chunker.cut_file(io.BytesIO(data))
+    server = list(cut_bytes(data))
+    assert [(p.length, str(p.hash)) for p in pieces] == [
+        (len(c), str(chunk_hash(c))) for c in server
+    ]
+    offsets = [sum(len(c) for c in server[:i]) for i in range(len(server))]
+    assert [p.offset for p in pieces] == offsets
+    assert whole == hashlib.sha256(data).hexdigest()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core import Drive
+from core import Drive, WriteTarget
 from tests.blobs import flip_a_byte
 from tests.conftest import BackendSetup
 
@@ -128,6 +129,40 @@ def test_fsck_names_damaged_files_and_fails(cli: Cli, drive: Drive) -> None:
     assert "ok.txt" not in out
     drive.backend.store.delete_many([refs[0].hash])
     assert "MISSING chunk" in cli("fsck", code=1)
+
+
+def test_fsck_counts_unknown_sums_and_verify_fills_them_in(cli: Cli, drive: Drive) -> None:
+    import io
+
+    user = drive.add_user("ann", "ann-password")
+    data = os.urandom(700_000)
+    drive.write(user.id, "/known.bin", io.BytesIO(data))
+    refs, _ = drive.manifest(user.id, "/known.bin")
+    chunks = [(str(ref.hash), ref.length) for ref in refs]
+    drive.commit(WriteTarget(user.id, path="/unknown.bin"), chunks, len(data))
+    assert [v.sha256 for v in drive.versions(user.id, "/unknown.bin")] == [None]
+    out = cli("fsck")
+    assert "no damage found" in out
+    assert "whole-file SHA-256 unknown for 1 manifests (--verify fills them in)" in out
+    out = cli("fsck", "--verify")
+    assert "filled in 1 unknown whole-file SHA-256 sums" in out and "unknown for" not in out
+    whole = hashlib.sha256(data).hexdigest()
+    assert [v.sha256 for v in drive.versions(user.id, "/unknown.bin")] == [whole]
+    assert "filled in" not in cli("fsck", "--verify")
+
+
+def test_fsck_verify_names_a_file_whose_sum_the_client_got_wrong(cli: Cli, drive: Drive) -> None:
+    import io
+
+    user = drive.add_user("ann", "ann-password")
+    drive.write(user.id, "/a.txt", io.BytesIO(b"content"))
+    refs, _ = drive.manifest(user.id, "/a.txt")
+    chunks = [(str(ref.hash), ref.length) for ref in refs]
+    drive.commit(WriteTarget(user.id, path="/lie.txt"), chunks, 7, sha256="0" * 64)
+    assert "no damage found" in cli("fsck")  # without --verify no content is read
+    out = cli("fsck", "--verify", code=1)
+    assert "BAD SUM manifest" in out and "DAMAGED ann:/lie.txt (version 1)" in out
+    assert "a.txt" not in out.replace("lie.txt", "")
 
 
 def test_db_upgrade_on_a_current_database(cli: Cli, drive: Drive) -> None:

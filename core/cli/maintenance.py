@@ -33,7 +33,11 @@ def gc(dry_run: bool, settings: Settings) -> None:
 
 
 @click.command("fsck")
-@click.option("--verify", is_flag=True, help="Read every chunk and check its hash.")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Read every chunk and check its hash; check whole-file sums, fill in unknown ones.",
+)
 @backend_options
 def fsck(verify: bool, settings: Settings) -> None:
     """Check that every file's chunks exist (and are intact with --verify)."""
@@ -48,8 +52,15 @@ def fsck(verify: bool, settings: Settings) -> None:
         click.echo(f"BAD manifest {manifest} (chunks do not add up to its size)")
     for line in report.quota_mismatches:
         click.echo(f"QUOTA {line}")
+    for manifest in report.bad_sums:
+        click.echo(f"BAD SUM manifest {manifest} (its content has another SHA-256)")
     for name in report.affected_files:
         click.echo(f"DAMAGED {name}")
+    if report.sums_filled:
+        click.echo(f"filled in {report.sums_filled} unknown whole-file SHA-256 sums")
+    if report.sums_unknown:
+        hint = "" if verify else " (--verify fills them in)"
+        click.echo(f"whole-file SHA-256 unknown for {report.sums_unknown} manifests{hint}")
     if report.damaged:
         raise click.exceptions.Exit(1)
     click.echo("no damage found")

@@ -132,7 +132,9 @@ class Manifest(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
-    sha256: Mapped[str] = mapped_column(String(64))
+    # The whole content's SHA-256, None when unknown: an API commit stores the
+    # client's sum if it sent one and never reads the chunks back to compute it.
+    sha256: Mapped[str | None] = mapped_column(String(64))
     chunk_count: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[float] = mapped_column(Double)
 

@@ -43,7 +43,9 @@ class Query(BaseModel):
 class VersionRef(BaseModel):
     id: int
     number: int
-    sha256: str
+    sha256: str | None = Field(
+        description="The whole content's SHA-256; null when unknown (an API commit without one)."
+    )
 
 
 class NodeOut(BaseModel):
@@ -97,7 +99,9 @@ class ManifestVersion(BaseModel):
     id: int
     number: int
     size: int
-    sha256: str
+    sha256: str | None = Field(
+        description="The whole content's SHA-256; null when unknown (an API commit without one)."
+    )
 
 
 class ChunkOut(BaseModel):
@@ -116,7 +120,9 @@ class VersionOut(BaseModel):
     id: int
     number: int
     size: int
-    sha256: str
+    sha256: str | None = Field(
+        description="The whole content's SHA-256; null when unknown (an API commit without one)."
+    )
     created_at: float = Field(description="Seconds since the epoch.")
     mtime_ns: int
     origin: str
@@ -208,7 +214,10 @@ class CommitIn(Body):
     chunks: list[ChunkIn]
     lock_token: str | None = None
     sha256: str | None = Field(
-        default=None, description="The content's SHA-256, if the client knows it (checked)."
+        default=None,
+        pattern="^[0-9a-f]{64}$",
+        description="The whole content's SHA-256 if the client knows it: stored as the "
+        "version's sum, not checked (the server reads nothing back); null: unknown.",
     )
 
 
@@ -219,9 +228,7 @@ def node_out(state: NodeState) -> NodeOut:
     info = state.info
     version = None
     if info.version_id is not None and info.version_number is not None:
-        version = VersionRef(
-            id=info.version_id, number=info.version_number, sha256=info.sha256 or ""
-        )
+        version = VersionRef(id=info.version_id, number=info.version_number, sha256=info.sha256)
     return NodeOut(
         id=info.id,
         parent_id=info.parent_id,

@@ -1,0 +1,232 @@
+"""Background uploads of queued working copies (write-back).
+
+A file is uploaded once its delay after the last close has passed and no
+handle has it open for writing: cut into chunks as the server cuts them
+(``chunker``), ask the server which chunks it lacks (``POST
+/chunks/missing``), send only those, then commit the manifest naming the
+version the edit started from (compare-and-set). The answer goes into the
+replica at once. Offline, the row waits and is retried (every few seconds,
+or at once when the server is back). A version conflict (the file changed on
+the server since the edit began) turns the local content into a conflicted
+copy next to the file. A refusal that retrying cannot cure (the quota, the
+file deleted on the server) stops the row with its reason, for ``status`` to
+show: the local content is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+
+import trio
+
+from fusemount.chunker import Piece, cut_file
+from fusemount.client import SyncApi
+from fusemount.errors import (
+    ApiError,
+    Conflict,
+    MountError,
+    NotFound,
+    QuotaExceeded,
+    ServerError,
+    ServerUnreachable,
+    Throttled,
+    UploadFailed,
+)
+from fusemount.reader import Connectivity
+from fusemount.records import CommitTarget, Node, NodeId
+from fusemount.replica import Effect, Replica
+from fusemount.uploads import Pending, UploadQueue
+from fusemount.workcopy import WorkCopies
+
+log = logging.getLogger(__name__)
+
+RETRY = 5.0  # seconds before an upload that failed for a passing reason is tried again
+IDLE = 30.0
+
+
+class Uploader:
+    """Drains the upload queue in the background (see the module docstring)."""
+
+    def __init__(
+        self,
+        api: SyncApi,
+        replica: Replica,
+        work: WorkCopies,
+        queue: UploadQueue,
+        connectivity: Connectivity,
+    ) -> None:
+        self.api = api
+        self.replica = replica
+        self.work = work
+        self.queue = queue
+        self.connectivity = connectivity
+        # Set by the composition root: open for writing? tell the kernel (never blocks).
+        self.busy: Callable[[NodeId], bool] = lambda _node_id: False
+        self.changed: Callable[[list[Effect]], None] = lambda _effects: None
+        self.dropped: Callable[[NodeId], None] = lambda _node_id: None  # drop its pages
+        self.host = socket.gethostname().split(".")[0] or "localhost"
+        self._wake = trio.Event()
+        self._running: dict[NodeId, trio.Event] = {}
+
+    def kick(self) -> None:
+        """Look at the queue now (a file was closed, the server came back)."""
+        self._wake.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            self._wake = trio.Event()
+            await self.drain()
+            waits = [row.ready_at for row in self.queue.all() if row.error is None]
+            pause = min([*(at - time.time() for at in waits), IDLE])
+            with trio.move_on_after(max(pause, 0.05)):
+                await self._wake.wait()
+
+    async def drain(self) -> None:
+        """Upload every row that is due and not open for writing."""
+        for row in self.queue.due():
+            if self.busy(row.node_id):
+                continue
+            await self.upload(row)
+
+    async def upload(self, row: Pending) -> None:
+        """Upload the file's queued content: one upload per file at a time (the
+        background drain and a rename may both ask), always from the queue's
+        latest row (an upload that just finished moved its base on)."""
+        while (running := self._running.get(row.node_id)) is not None:
+            await running.wait()
+        latest = self.queue.get(row.node_id)
+        if latest is None or latest.error is not None:
+            return
+        done = self._running[row.node_id] = trio.Event()
+        try:
+            await self._upload(latest)
+        finally:
+            del self._running[row.node_id]
+            done.set()
+
+    async def _upload(self, row: Pending) -> None:
+        try:
+            node = await self._send(row)
+        except (ServerUnreachable, ServerError, Throttled) as exc:
+            if isinstance(exc, ServerUnreachable):
+                self.connectivity.went_offline(str(exc))
+            self.queue.retry_later(row.node_id, time.time() + RETRY)
+            log.info("upload of node %s postponed: %s", row.node_id, exc)
+            return
+        except Conflict as exc:
+            if exc.code != "version_conflict":
+                self.queue.failed(row, _reason(exc))
+                log.warning("upload of node %s stopped: %s", row.node_id, exc)
+                return
+            await self._keep_as_copy(row)
+            return
+        except (NotFound, QuotaExceeded, ApiError) as exc:
+            self.queue.failed(row, _reason(exc))
+            log.warning("upload of node %s stopped: %s", row.node_id, exc)
+            return
+        except (MountError, OSError) as exc:  # OSError: the working copy cannot be read
+            self.queue.failed(row, str(exc))
+            log.warning("upload of node %s stopped: %s", row.node_id, exc)
+            return
+        assert node.version is not None
+        if self.queue.uploaded(row, node.version.id):
+            if not self.busy(row.node_id):
+                self.work.drop(row.node_id)
+            else:
+                self.work.base[row.node_id] = node.version.id
+        else:
+            self.work.base[row.node_id] = node.version.id
+        self.changed(self.replica.upsert([node]))
+        log.info("uploaded node %s as version %s", node.id, node.version.number)
+
+    async def _keep_as_copy(self, row: Pending) -> None:
+        """The file changed on the server since the edit began: the edit becomes a new
+        file next to it, ``name (conflicted copy HOST YYYY-MM-DD HHMMSS).ext``, and the
+        server's version stays under the name. Nothing is overwritten."""
+        node = self.replica.get(row.node_id)
+        if node is None or node.parent_id is None:
+            self.queue.failed(row, "conflict")
+            return
+        try:
+            copy = await self._send_copy(row, node)
+            current = await self.api.node(node.id)
+        except (ServerUnreachable, ServerError, Throttled) as exc:
+            self.queue.retry_later(row.node_id, time.time() + RETRY)
+            log.info("conflicted copy of node %s postponed: %s", row.node_id, exc)
+            return
+        except (MountError, OSError) as exc:
+            self.queue.failed(row, f"conflict; no copy: {exc}")
+            log.warning("conflicted copy of node %s not made: %s", row.node_id, exc)
+            return
+        self.queue.conflicted(copy.id, node.id)
+        self.queue.drop(row.node_id, row.generation)
+        if self.queue.get(row.node_id) is None and not self.busy(row.node_id):
+            self.work.drop(row.node_id)
+            self.dropped(row.node_id)
+        self.changed(self.replica.upsert([copy, current]))
+        log.warning("node %s changed on the server meanwhile: the local edit is %r",
+                    node.id, copy.name)  # fmt: skip
+
+    async def _send_copy(self, row: Pending, node: Node) -> Node:
+        for attempt in range(1, 100):
+            name = conflict_name(node.name, self.host, time.localtime(), attempt)
+            assert node.parent_id is not None
+            target = CommitTarget(parent_id=node.parent_id, name=name)
+            try:
+                return await self._send(row, target)
+            except Conflict as exc:
+                if exc.code != "name_taken":
+                    raise
+        raise UploadFailed("no free name for the conflicted copy")
+
+    async def _send(self, row: Pending, target: CommitTarget | None = None) -> Node:
+        path = self.work.path(row.node_id)
+        pieces, whole = await trio.to_thread.run_sync(_cut, path)
+        unique = list(dict.fromkeys(piece.hash for piece in pieces))
+        absent = await self.api.missing(unique)
+        sent = set()
+        with open(path, "rb") as file:
+            for piece in pieces:
+                if piece.hash in absent and piece.hash not in sent:
+                    data = await trio.to_thread.run_sync(_read, file.fileno(), piece)
+                    await self.api.put_chunk(piece.hash, data)
+                    sent.add(piece.hash)
+        size = sum(piece.length for piece in pieces)
+        if target is None:
+            target = CommitTarget(node_id=row.node_id, base_version_id=row.base_version_id)
+        chunks = [(piece.hash, piece.length) for piece in pieces]
+        return await self.api.commit(target, size, chunks, mtime_ns=row.mtime_ns, sha256=whole)
+
+
+def conflict_name(name: str, host: str, when: time.struct_time, attempt: int = 1) -> str:
+    """``report (conflicted copy laptop 2026-11-21 110503).odt``; a second one in the
+    same second gets `` 2``."""
+    stem, ext = os.path.splitext(name)
+    stamp = time.strftime("%Y-%m-%d %H%M%S", when)
+    extra = "" if attempt == 1 else f" {attempt}"
+    return f"{stem} (conflicted copy {host} {stamp}{extra}){ext}"
+
+
+def _cut(path: os.PathLike[str]) -> tuple[list[Piece], str]:
+    with open(path, "rb") as file:
+        return cut_file(file)
+
+
+def _read(fd: int, piece: Piece) -> bytes:
+    return os.pread(fd, piece.length, piece.offset)
+
+
+def _reason(exc: MountError) -> str:
+    match exc:
+        case Conflict(code="version_conflict"):
+            return "conflict"  # the file changed on the server since the edit began
+        case QuotaExceeded():
+            return "quota exceeded"
+        case NotFound():
+            return "deleted on the server"
+    return str(exc)

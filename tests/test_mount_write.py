@@ -1,0 +1,435 @@
+"""The write side of the mount through a real ``drivegate mount`` over a real
+``drivegate serve`` (SQLite backend): tree changes (mkdir, rmdir, unlink,
+rename, mtime), done on the server at once, so WebDAV sees them as soon as
+the system call returns; content writes into working copies, uploaded after
+close from a durable queue that survives kill -9."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import re
+import signal
+import stat
+import subprocess
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from core import Drive
+from tests.conftest import ALICE, BackendSetup
+from tests.davbodies import exclusive_lock
+from tests.mounts import (
+    LoggedServer,
+    drivegate,
+    logged_server,
+    mount_info,
+    mounted,
+    relay,
+    wait_for,
+)
+
+SQLITE = pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)
+pytestmark = SQLITE
+
+
+@pytest.fixture
+def server(backend: BackendSetup, drive: Drive, tmp_path: Path) -> Iterator[LoggedServer]:
+    drive.add_user("alice", "alice-password")
+    with logged_server(backend.env, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+def dav(server: LoggedServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, auth=ALICE, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture
+def api(server: LoggedServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url + "api/v1", auth=ALICE, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture
+def mnt(server: LoggedServer, tmp_path: Path) -> Iterator[Path]:
+    with mounted(server.url, tmp_path / "mnt", tmp_path / "cache", "--upload-delay", "0") as path:
+        yield path
+
+
+def on_server(dav: httpx.Client, path: str, data: bytes) -> bool:
+    answer = dav.get(path)
+    return answer.status_code == 200 and answer.content == data
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as proc:
+            return proc.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def version_numbers(api: httpx.Client, name: str) -> list[int]:
+    node = node_at(api, name)
+    return [v["number"] for v in api.get(f"/nodes/{node['id']}/versions").json()["versions"]]
+
+
+def put(dav: httpx.Client, path: str, data: bytes) -> None:
+    assert dav.put(path, content=data).status_code in (201, 204)
+
+
+def exists_on_server(dav: httpx.Client, path: str) -> bool:
+    return dav.request("PROPFIND", path, headers={"Depth": "0"}).status_code == 207
+
+
+def node_at(api: httpx.Client, name: str) -> dict[str, Any]:
+    root = api.get("/me").json()["root_id"]
+    children = api.get(f"/nodes/{root}/children").json()["nodes"]
+    found: dict[str, Any] = next(node for node in children if node["name"] == name)
+    return found
+
+
+def fails(code: int, call: Any, *args: Any) -> None:
+    with pytest.raises(OSError) as raised:
+        call(*args)
+    assert raised.value.errno == code, raised.value
+
+
+def test_mkdir_rename_utime_rmdir_and_unlink_reach_the_server(dav: httpx.Client, mnt: Path) -> None:
+    put(dav, "/a.txt", b"alpha")
+    wait_for((mnt / "a.txt").exists, what="a.txt")
+    (mnt / "docs").mkdir()
+    assert exists_on_server(dav, "/docs")
+    (mnt / "docs" / "deep").mkdir()
+    os.rename(mnt / "a.txt", mnt / "docs" / "b.txt")
+    assert not exists_on_server(dav, "/a.txt")
+    assert dav.get("/docs/b.txt").content == b"alpha"
+    assert (mnt / "docs" / "b.txt").read_bytes() == b"alpha"
+    assert sorted(os.listdir(mnt / "docs")) == ["b.txt", "deep"]
+    os.utime(mnt / "docs" / "b.txt", ns=(1_600_000_000_000_000_000, 1_600_000_000_123_456_789))
+    assert (mnt / "docs" / "b.txt").stat().st_mtime_ns == 1_600_000_000_123_456_789
+    modified = dav.head("/docs/b.txt").headers["Last-Modified"]
+    assert modified == "Sun, 13 Sep 2020 12:26:40 GMT"
+    os.chmod(mnt / "docs" / "b.txt", 0o600)  # the server keeps no mode: accepted, no change
+    os.rename(mnt / "docs", mnt / "papers")
+    assert dav.get("/papers/b.txt").content == b"alpha" and not exists_on_server(dav, "/docs")
+    os.rmdir(mnt / "papers" / "deep")
+    os.unlink(mnt / "papers" / "b.txt")
+    os.rmdir(mnt / "papers")
+    assert not exists_on_server(dav, "/papers")
+    assert os.listdir(mnt) == []
+
+
+def test_posix_errors_change_nothing(dav: httpx.Client, mnt: Path) -> None:
+    put(dav, "/f.txt", b"file")
+    assert dav.request("MKCOL", "/d").status_code == 201
+    put(dav, "/d/inner.txt", b"inner")
+    wait_for((mnt / "d" / "inner.txt").exists, what="d/inner.txt")
+    fails(errno.ENOTEMPTY, os.rmdir, mnt / "d")
+    fails(errno.ENOTDIR, os.rmdir, mnt / "f.txt")
+    fails(errno.EISDIR, os.unlink, mnt / "d")
+    fails(errno.EEXIST, os.mkdir, mnt / "d")
+    fails(errno.ENAMETOOLONG, os.mkdir, mnt / ("x" * 256))
+    fails(errno.ENOENT, os.unlink, mnt / "nothing")
+    fails(errno.EINVAL, os.rename, mnt / "d", mnt / "d" / "into-itself")
+    fails(errno.EISDIR, os.rename, mnt / "f.txt", mnt / "d")
+    fails(errno.ENOTDIR, os.rename, mnt / "d", mnt / "f.txt")
+    (mnt / "empty").mkdir()
+    fails(errno.ENOTEMPTY, os.rename, mnt / "empty", mnt / "d")
+    assert dav.get("/f.txt").content == b"file" and dav.get("/d/inner.txt").content == b"inner"
+    assert sorted(os.listdir(mnt)) == ["d", "empty", "f.txt"]
+    os.rename(mnt / "empty", mnt / "d2")
+    assert exists_on_server(dav, "/d2") and not exists_on_server(dav, "/empty")
+
+
+def test_a_file_renamed_over_a_file_becomes_its_new_version(
+    dav: httpx.Client, api: httpx.Client, mnt: Path
+) -> None:
+    put(dav, "/report.odt", b"version one")
+    put(dav, "/report.odt", b"version two")
+    put(dav, "/.~report.tmp", b"version three, saved by rename")
+    wait_for((mnt / ".~report.tmp").exists, what="the temp file")
+    before = node_at(api, "report.odt")
+    assert (mnt / "report.odt").read_bytes() == b"version two"  # in the page cache now
+    os.rename(mnt / ".~report.tmp", mnt / "report.odt")
+    after = node_at(api, "report.odt")
+    assert after["id"] == before["id"]
+    versions = api.get(f"/nodes/{after['id']}/versions").json()["versions"]
+    assert [v["number"] for v in versions] == [1, 2, 3]
+    assert dav.get("/report.odt").content == b"version three, saved by rename"
+    assert not exists_on_server(dav, "/.~report.tmp")
+    assert sorted(os.listdir(mnt)) == ["report.odt"]
+    assert (mnt / "report.odt").read_bytes() == b"version three, saved by rename"
+    wait_for(lambda: (mnt / "report.odt").stat().st_ino == after["id"], what="the target's inode")
+
+
+def test_an_unlinked_file_reads_on_until_closed(dav: httpx.Client, mnt: Path) -> None:
+    data = os.urandom(3 * 1024 * 1024)
+    put(dav, "/gone.bin", data)
+    wait_for((mnt / "gone.bin").exists, what="gone.bin")
+    with open(mnt / "gone.bin", "rb") as handle:
+        assert handle.read(1000) == data[:1000]
+        os.unlink(mnt / "gone.bin")
+        assert not (mnt / "gone.bin").exists() and not exists_on_server(dav, "/gone.bin")
+        assert handle.read() == data[1000:]
+
+
+def test_a_webdav_lock_makes_a_file_read_only_until_it_goes(dav: httpx.Client, mnt: Path) -> None:
+    put(dav, "/locked.txt", b"locked")
+    answer = dav.request("LOCK", "/locked.txt", content=exclusive_lock("office"))
+    assert answer.status_code == 200, answer.text
+    token = answer.headers["Lock-Token"]
+    target = mnt / "locked.txt"
+    wait_for(lambda: stat.S_IMODE(target.stat().st_mode) == 0o444, what="a read-only file")
+    fails(errno.EACCES, os.unlink, target)
+    fails(errno.EACCES, open, target, "r+b")
+    fails(errno.EACCES, os.rename, target, mnt / "moved.txt")
+    fails(errno.EACCES, os.utime, target, None)
+    assert dav.get("/locked.txt").content == b"locked"
+    assert dav.request("UNLOCK", "/locked.txt", headers={"Lock-Token": token}).status_code == 204
+    wait_for(lambda: stat.S_IMODE(target.stat().st_mode) == 0o644, what="a writable file")
+    os.rename(target, mnt / "moved.txt")
+    assert dav.get("/moved.txt").content == b"locked"
+
+
+def test_a_new_file_is_uploaded_after_close_as_one_version(
+    dav: httpx.Client, api: httpx.Client, mnt: Path
+) -> None:
+    data = os.urandom(5 * 1024 * 1024 + 123)
+    with open(mnt / "new.bin", "wb") as file:
+        file.write(data[:1000])
+        file.write(data[1000:])
+        assert (mnt / "new.bin").stat().st_size == len(data)  # the working copy's size
+    assert (mnt / "new.bin").read_bytes() == data
+    wait_for(lambda: on_server(dav, "/new.bin", data), what="the upload")
+    assert version_numbers(api, "new.bin") == [1]  # the empty create left no version behind
+    assert (mnt / "new.bin").read_bytes() == data
+    (mnt / "empty.txt").touch()
+    assert on_server(dav, "/empty.txt", b"")
+
+
+def test_edits_in_place_append_and_truncate_each_make_a_version(
+    dav: httpx.Client, api: httpx.Client, mnt: Path
+) -> None:
+    put(dav, "/doc.txt", b"0123456789" * 100)
+    wait_for((mnt / "doc.txt").exists, what="doc.txt")
+    with open(mnt / "doc.txt", "r+b") as file:
+        file.seek(500)
+        file.write(b"EDIT")
+    expected = b"0123456789" * 50 + b"EDIT" + (b"0123456789" * 50)[4:]
+    assert (mnt / "doc.txt").read_bytes() == expected
+    wait_for(lambda: on_server(dav, "/doc.txt", expected), what="the edit")
+    with open(mnt / "doc.txt", "ab") as file:
+        file.write(b"+tail")
+    expected += b"+tail"
+    wait_for(lambda: on_server(dav, "/doc.txt", expected), what="the append")
+    os.truncate(mnt / "doc.txt", 10)
+    wait_for(lambda: on_server(dav, "/doc.txt", expected[:10]), what="the truncation")
+    with open(mnt / "doc.txt", "wb") as file:  # O_TRUNC
+        file.write(b"rewritten")
+    wait_for(lambda: on_server(dav, "/doc.txt", b"rewritten"), what="the rewrite")
+    wait_for(lambda: version_numbers(api, "doc.txt") == [1, 2, 3, 4, 5], what="five versions")
+    assert (mnt / "doc.txt").read_bytes() == b"rewritten"
+
+
+def test_an_editors_save_by_temp_file_and_rename_keeps_one_node_and_its_history(
+    dav: httpx.Client, api: httpx.Client, mnt: Path
+) -> None:
+    put(dav, "/notes.md", b"# draft one\n")
+    wait_for((mnt / "notes.md").exists, what="notes.md")
+    node_id = node_at(api, "notes.md")["id"]
+    for number, text in enumerate([b"# draft two\n", b"# draft three, longer\n"], start=2):
+        temp = mnt / ".notes.md.swp"
+        with open(temp, "wb") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.rename(temp, mnt / "notes.md")  # waits for the temp file's upload
+        assert dav.get("/notes.md").content == text
+        assert node_at(api, "notes.md")["id"] == node_id
+        assert version_numbers(api, "notes.md") == list(range(1, number + 1))
+        assert (mnt / "notes.md").read_bytes() == text
+    assert sorted(os.listdir(mnt)) == ["notes.md"]
+
+
+def test_closed_files_survive_kill_9_and_upload_at_the_next_mount(
+    server: LoggedServer, dav: httpx.Client, tmp_path: Path
+) -> None:
+    mountpoint, cache = tmp_path / "mnt", tmp_path / "cache"
+    data = {f"f{i}.bin": os.urandom(300_000 * (i + 1)) for i in range(3)}
+    # A day's delay: nothing can have been uploaded when the mount is killed.
+    with mounted(server.url, mountpoint, cache, "--upload-delay", "86400") as mnt:
+        for name, content in data.items():
+            (mnt / name).write_bytes(content)
+        pid = json.loads(os.getxattr(mnt, "user.drivegate.mount"))["pid"]
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not alive(pid), what="the mount process to die")
+    for name in data:
+        assert dav.get(f"/{name}").content == b""  # created empty on the server, no content yet
+    with mounted(server.url, mountpoint, cache, "--upload-delay", "0") as mnt:
+        for name, content in data.items():
+            wait_for(partial(on_server, dav, f"/{name}", content), what=f"{name} uploaded")
+            assert (mnt / name).read_bytes() == content
+
+
+def test_a_concurrent_edit_makes_a_conflicted_copy_and_keeps_both(
+    dav: httpx.Client, api: httpx.Client, mnt: Path
+) -> None:
+    put(dav, "/shared.txt", b"original")
+    target = mnt / "shared.txt"
+    wait_for(target.exists, what="shared.txt")
+    with open(target, "r+b") as file:
+        file.write(b"MOUNT")
+        put(dav, "/shared.txt", b"changed over WebDAV meanwhile")
+
+    def conflicted_copy() -> Path | None:
+        return next((p for p in mnt.iterdir() if "conflicted copy" in p.name), None)
+
+    copy = wait_for(conflicted_copy, what="the conflicted copy")
+    assert re.fullmatch(r"shared \(conflicted copy \S+ \d{4}-\d\d-\d\d \d{6}\)\.txt", copy.name)
+    assert copy.read_bytes() == b"MOUNTnal"
+    assert dav.get("/" + quote(copy.name)).content == b"MOUNTnal"
+    assert dav.get("/shared.txt").content == b"changed over WebDAV meanwhile"
+    assert target.read_bytes() == b"changed over WebDAV meanwhile"
+    assert version_numbers(api, "shared.txt") == [1, 2]
+    assert os.getxattr(copy, "user.drivegate.state") == b"conflict"
+    assert os.getxattr(target, "user.drivegate.state") != b"conflict"
+    status = drivegate("status", str(target))
+    assert status.returncode == 0, status.stderr
+    assert "uploads: nothing pending" in status.stdout
+    assert f"conflict: /{copy.name} holds your edit of /shared.txt" in status.stdout
+
+
+def test_names_the_server_cannot_keep_are_refused_and_nothing_is_made(
+    dav: httpx.Client, mnt: Path
+) -> None:
+    bad = bytes(mnt) + b"/bad\xffname"
+    fails(errno.EINVAL, os.mkdir, bad)
+    fails(errno.EINVAL, open, bad, "wb")
+    fails(errno.ENAMETOOLONG, open, mnt / ("n" * 256), "wb")
+    (mnt / "ok.txt").write_bytes(b"ok")
+    fails(errno.EINVAL, os.rename, mnt / "ok.txt", bad)
+    assert os.listdir(mnt) == ["ok.txt"]
+    listing = dav.request("PROPFIND", "/", headers={"Depth": "1"}).text
+    assert "bad" not in listing and "nnnn" not in listing
+    wait_for(lambda: on_server(dav, "/ok.txt", b"ok"), what="ok.txt")
+
+
+def test_the_quota_answers_edquot_when_known_else_the_data_stays_local(
+    server: LoggedServer, drive: Drive, dav: httpx.Client, tmp_path: Path
+) -> None:
+    drive.set_quota("alice", 1024 * 1024)
+    with mounted(server.url, tmp_path / "mnt", tmp_path / "cache", "--upload-delay", "0") as mnt:
+        # Each fits the quota as the mount knows it; together they do not.
+        data = {"a.bin": os.urandom(700_000), "b.bin": os.urandom(700_000)}
+        with open(mnt / "a.bin", "wb", buffering=0) as a, open(mnt / "b.bin", "wb") as b:
+            a.write(data["a.bin"])
+            b.write(data["b.bin"])
+
+        def refused() -> list[str]:
+            states = {name: os.getxattr(mnt / name, "user.drivegate.state") for name in data}
+            return [name for name, state in states.items() if state == b"quota exceeded"]
+
+        (stuck,) = wait_for(refused, what="an upload refused for the quota")
+        (landed,) = set(data) - {stuck}
+        wait_for(lambda: on_server(dav, f"/{landed}", data[landed]), what="the other upload")
+        assert (mnt / stuck).read_bytes() == data[stuck]  # kept locally
+        status = drivegate("status", str(mnt / stuck))
+        assert f"upload stopped: /{stuck}: quota exceeded" in status.stdout
+        # More than the whole quota: known in advance, refused at write.
+        written, block = 0, os.urandom(256 * 1024)
+        with open(mnt / "big.bin", "wb", buffering=0) as big, pytest.raises(OSError) as raised:
+            for _ in range(8):
+                written += big.write(block)
+        assert raised.value.errno == errno.EDQUOT and written <= 1024 * 1024
+
+
+def test_writes_while_the_server_is_away_upload_when_it_is_back(
+    server: LoggedServer, dav: httpx.Client, tmp_path: Path
+) -> None:
+    put(dav, "/log.txt", b"before")
+    with relay(server.url) as link:
+        mountpoint, cache = tmp_path / "mnt", tmp_path / "cache"
+        with mounted(link.url, mountpoint, cache, "--upload-delay", "0") as mnt:
+            wait_for((mnt / "log.txt").exists, what="log.txt")
+            assert (mnt / "log.txt").read_bytes() == b"before"  # cached now
+            data = os.urandom(1_500_000)
+            with open(mnt / "new.bin", "wb") as new:  # created while online
+                new.write(data[:1000])
+                link.go_offline()
+                new.write(data[1000:])
+            with open(mnt / "log.txt", "ab") as log:  # opened offline, from the cache
+                log.write(b" and after")
+            assert (mnt / "new.bin").read_bytes() == data
+            assert (mnt / "log.txt").read_bytes() == b"before and after"
+            assert drivegate("status", str(mnt)).stdout.count("uploads: 2 pending") == 1
+            assert dav.get("/log.txt").content == b"before"
+            link.online = True
+            wait_for(lambda: on_server(dav, "/new.bin", data), timeout=60, what="new.bin")
+            wait_for(lambda: on_server(dav, "/log.txt", b"before and after"), timeout=60,
+                     what="log.txt")  # fmt: skip
+            wait_for(lambda: mount_info(mnt)["uploads"]["pending"] == 0, what="an empty queue")
+
+
+def test_umount_uploads_what_is_pending_first(
+    server: LoggedServer, dav: httpx.Client, tmp_path: Path
+) -> None:
+    data = {f"/u{i}.bin": os.urandom(400_000 + i) for i in range(3)}
+    # A day's delay: only umount's "upload now" can send them in time.
+    with mounted(
+        server.url, tmp_path / "mnt", tmp_path / "cache", "--upload-delay", "86400"
+    ) as mnt:
+        for path, content in data.items():
+            (mnt / path.lstrip("/")).write_bytes(content)
+        assert "uploads: 3 pending" in drivegate("status", str(mnt)).stdout
+        done = drivegate("umount", str(mnt))
+        assert done.returncode == 0, done.stderr
+        assert "unmounted" in done.stdout
+    for path, content in data.items():
+        assert dav.get(path).content == content
+
+
+def test_a_full_cache_disk_answers_enospc_and_keeps_earlier_data(
+    server: LoggedServer, dav: httpx.Client, tmp_path: Path
+) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(disk)],
+                          capture_output=True, check=False)  # fmt: skip
+    if made.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs for the cache dir here")
+    try:
+        cache = disk / "cache"
+        with mounted(server.url, tmp_path / "mnt", cache, "--cache-size", "16M",
+                     "--upload-delay", "0") as mnt:  # fmt: skip
+            first = os.urandom(2 * 1024 * 1024)
+            (mnt / "first.bin").write_bytes(first)
+            wait_for(lambda: on_server(dav, "/first.bin", first), what="first.bin")
+            huge = open(mnt / "huge.bin", "wb", buffering=0)  # noqa: SIM115 (closed below)
+            with pytest.raises(OSError) as raised:
+                for _ in range(40):
+                    huge.write(os.urandom(1024 * 1024))
+            assert raised.value.errno == errno.ENOSPC
+            with contextlib.suppress(OSError):  # its close may find the disk full too
+                huge.close()
+            assert (mnt / "first.bin").read_bytes() == first
+            assert on_server(dav, "/first.bin", first)
+            os.unlink(mnt / "huge.bin")  # frees its working copy (once its upload lets go)
+
+            def write_after() -> bool:
+                (mnt / "after.bin").write_bytes(b"room again")
+                return True
+
+            wait_for(write_after, what="room on the cache disk again")
+            wait_for(lambda: on_server(dav, "/after.bin", b"room again"), what="after.bin")
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True, check=False)
