@@ -143,8 +143,23 @@ def _check_destination(dest_path: str) -> None:
 # /.versions ------------------------------------------------------------------
 
 
-class VersionsFolder(ReadOnlyResource, DAVCollection):
-    """``/.versions/<folder>``: the live folder's subfolders and files, all as folders."""
+class _OfNode(ReadOnlyResource):
+    """A virtual resource that shows a node (live, or in the trash): its name and times."""
+
+    info: NodeInfo
+
+    def get_display_name(self) -> str:
+        return self.info.name or util.get_uri_name(self.path)
+
+    def get_last_modified(self) -> float:
+        return int(self.info.mtime)  # whole seconds, as HTTP dates have them
+
+    def get_creation_date(self) -> float:
+        return self.info.created_at
+
+
+class _Mirror(_OfNode, DAVCollection):
+    """A collection below ``/.versions`` that stands for the live node ``info``."""
 
     def __init__(
         self, provider: DriveProvider, path: str, environ: dict[str, Any], info: NodeInfo
@@ -157,14 +172,12 @@ class VersionsFolder(ReadOnlyResource, DAVCollection):
     def drive_path(self) -> str:
         return self.path[len(VERSIONS) + 1 :] or "/"
 
-    def get_display_name(self) -> str:
-        return self.info.name or VERSIONS
+    def get_member_names(self) -> list[str]:
+        return [member.name for member in self.get_member_list()]
 
-    def get_last_modified(self) -> float:
-        return int(self.info.mtime)  # whole seconds, as HTTP dates have them
 
-    def get_creation_date(self) -> float:
-        return self.info.created_at
+class VersionsFolder(_Mirror):
+    """``/.versions/<folder>``: the live folder's subfolders and files, all as folders."""
 
     def get_member_list(self) -> list[VersionsFolder | FileHistory]:
         with dav_errors():
@@ -176,32 +189,9 @@ class VersionsFolder(ReadOnlyResource, DAVCollection):
             members.append(kind(self.provider, path, self.environ, child))
         return members
 
-    def get_member_names(self) -> list[str]:
-        return [member.name for member in self.get_member_list()]
 
-
-class FileHistory(ReadOnlyResource, DAVCollection):
+class FileHistory(_Mirror):
     """``/.versions/<file>``: the file's versions, oldest first."""
-
-    def __init__(
-        self, provider: DriveProvider, path: str, environ: dict[str, Any], info: NodeInfo
-    ) -> None:
-        DAVCollection.__init__(self, path, environ)
-        self.provider = provider
-        self.info = info
-
-    @property
-    def drive_path(self) -> str:
-        return self.path[len(VERSIONS) + 1 :]
-
-    def get_display_name(self) -> str:
-        return self.info.name
-
-    def get_last_modified(self) -> float:
-        return int(self.info.mtime)  # whole seconds, as HTTP dates have them
-
-    def get_creation_date(self) -> float:
-        return self.info.created_at
 
     def get_member_list(self) -> list[VersionFile]:
         with dav_errors():
@@ -211,9 +201,6 @@ class FileHistory(ReadOnlyResource, DAVCollection):
             for v in history
             for name in [version_name(self.info.name, v)]
         ]
-
-    def get_member_names(self) -> list[str]:
-        return [member.name for member in self.get_member_list()]
 
     def member(self, name: str) -> VersionFile | None:
         return next((m for m in self.get_member_list() if m.name == name), None)
@@ -286,21 +273,11 @@ class TrashedItem(NamedTuple):
     info: NodeInfo
 
 
-class _Trashed(ReadOnlyResource):
+class _Trashed(_OfNode):
     """An item in the trash (an entry, or something inside a trashed folder)."""
 
     entry: TrashEntry
     names: list[str]
-    info: NodeInfo
-
-    def get_display_name(self) -> str:
-        return self.info.name
-
-    def get_last_modified(self) -> float:
-        return int(self.info.mtime)  # whole seconds, as HTTP dates have them
-
-    def get_creation_date(self) -> float:
-        return self.info.created_at
 
     def get_property_names(self, *, is_allprop: bool) -> list[str]:
         names: list[str] = super().get_property_names(is_allprop=is_allprop)  # type: ignore[misc]
