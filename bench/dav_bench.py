@@ -72,18 +72,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+import benchkit
 import httpx
+from benchkit import ROOT, MiB, drivegate_env, generate_random, stop
 from humanfriendly import format_size, parse_size
 from lxml import etree
 
-ROOT = Path(__file__).resolve().parent.parent
-MiB = 1024**2
 GiB = 1024**3
 SERVERS = ("drivegate", "rclone", "wsgidav")
 ANCHORS = ("rclone", "wsgidav")
@@ -156,21 +155,6 @@ class Server:
 # inputs ------------------------------------------------------------------
 
 
-def generate_random(path: Path, size: int, seed: int) -> None:
-    """``size`` incompressible bytes, written once (kept while the size matches)."""
-    if path.exists() and path.stat().st_size == size:
-        return
-    rng = random.Random(seed)
-    partial = path.with_suffix(".part")
-    with open(partial, "wb") as out:
-        left = size
-        while left:
-            block = min(left, 8 * MiB)
-            out.write(rng.randbytes(block))
-            left -= block
-    partial.rename(path)
-
-
 def generate_folder(folder: Path, count: int) -> None:
     """A flat folder of ``count`` small text files (100 B to 4 KiB)."""
     if folder.is_dir() and sum(1 for _ in folder.iterdir()) == count:
@@ -206,18 +190,6 @@ def warm_tree(root: Path, min_size: int = 64 * 1024) -> None:
 # processes ---------------------------------------------------------------
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Terminate a server we started (its own process group), then kill it if it lingers."""
-    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        try:
-            process.wait(wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 @contextlib.contextmanager
 def started(
     cmd: list[str], log: Path, ready: str, env: dict[str, str] | None = None
@@ -248,10 +220,6 @@ def started(
         yield process, url
     finally:
         stop(process)
-
-
-def drivegate_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 @contextlib.contextmanager
@@ -394,51 +362,21 @@ def py_spy(pid: int, out: Path | None) -> Iterator[None]:
             stop(process)
 
 
-def _function(frame: str) -> str:
-    """``name (path:line)`` -> ``name (path)``."""
-    return re.sub(r":\d+\)$", ")", frame)
-
-
 def summarize_profile(folded: Path, top: int = 12) -> None:
-    """Print the functions with the most samples: on top of the stack (with their
-    busiest line), and anywhere in it (drivegate's own code only).
+    """The busiest functions of the server's profile.
 
     py-spy records with ``--idle``, so these are shares of wall time, waits
     (fsync, locks, sockets) included; only stacks in drivegate's code count,
     which leaves out idle workers, and the accept loop is left out too."""
-    if not folded.exists():
-        print(f"  (no profile written to {folded})")
-        return
-    own: Counter[str] = Counter()
-    own_lines: Counter[str] = Counter()
-    anywhere: Counter[str] = Counter()
-    total = 0
-    for line in folded.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
-        frames = [f.replace(str(ROOT) + "/", "") for f in stack.split(";")]
-        if any(f.startswith("serve (davserver/cli.py") for f in frames) or not any(
-            "(core/" in f or "(davserver/" in f for f in frames
-        ):
-            continue  # the accept loop, or an idle worker
-        total += count
-        own[_function(frames[-1])] += count
-        own_lines[frames[-1]] += count
-        for function in {_function(f) for f in frames}:
-            anywhere[function] += count
-    print(f"  {folded.name}: {total} samples in drivegate's code")
-    if not total:
-        return
-    print("  top by own time (busiest line):")
-    for function, count in own.most_common(top):
-        line = max((f for f in own_lines if _function(f) == function), key=own_lines.__getitem__)
-        print(f"    {100 * count / total:5.1f}%  {line}")
-    print("  top by inclusive time, drivegate code:")
-    ours = [(f, c) for f, c in anywhere.most_common() if "(core/" in f or "(davserver/" in f]
-    for function, count in ours[:top]:
-        print(f"    {100 * count / total:5.1f}%  {function}")
+    ours = ("(core/", "(davserver/")
+
+    def busy(frames: list[str]) -> bool:
+        in_ours = any(o in f for f in frames for o in ours)
+        return in_ours and not any(f.startswith("serve (davserver/cli.py") for f in frames)
+
+    benchkit.summarize_profile(
+        folded, ours=ours, top=top, what="samples in drivegate's code", keep=busy
+    )
 
 
 # the operations --------------------------------------------------------------

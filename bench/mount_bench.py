@@ -79,16 +79,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+import benchkit
+from benchkit import ROOT, MiB, drivegate_env, generate_random, stop
 from humanfriendly import format_size, parse_size
 
-ROOT = Path(__file__).resolve().parent.parent
-MiB = 1024**2
 GiB = 1024**3
 CLIENTS = ("drivegate", "rclone", "davfs2")
 ANCHORS = ("rclone", "davfs2")
@@ -151,22 +150,6 @@ class Run:
 
 
 # inputs ------------------------------------------------------------------
-
-
-def generate_random(path: Path, size: int, seed: int) -> None:
-    """``size`` incompressible bytes, written once (kept while the size matches)."""
-    if path.exists() and path.stat().st_size == size:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
-    partial = path.with_suffix(".part")
-    with open(partial, "wb") as out:
-        left = size
-        while left:
-            block = min(left, 8 * MiB)
-            out.write(rng.randbytes(block))
-            left -= block
-    partial.rename(path)
 
 
 def generate_tree(root: Path, count: int) -> None:
@@ -248,18 +231,6 @@ def end_process(pid: int | None, grace: float = 30.0) -> None:
             return
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Terminate a process we started (its own process group), then kill it if it lingers."""
-    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        try:
-            process.wait(wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 def mounted_paths() -> set[str]:
     """Mount points from /proc/self/mountinfo (no syscall on a mount that may hang)."""
     with open("/proc/self/mountinfo") as mounts:
@@ -288,10 +259,6 @@ def run_quiet(cmd: list[str], *, stdin: str | None = None, cwd: Path | None = No
         raise RuntimeError(f"{' '.join(cmd[:4])}… failed ({done.returncode}): "
                            f"{(done.stderr or done.stdout).strip()[-1500:]}")  # fmt: skip
     return done.stdout
-
-
-def drivegate_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def drivegate_cli() -> list[str]:
@@ -522,47 +489,14 @@ def py_spy(pids: dict[str, int | None], out: Path | None, phase: str) -> Iterato
                     stop(spy)
 
 
-def _function(frame: str) -> str:
-    """``name (path:line)`` -> ``name (path)``."""
-    return re.sub(r":\d+\)$", ")", frame)
-
-
 def summarize_profile(folded: Path, top: int = 10) -> None:
-    """The busiest functions (CPU samples): on top of the stack, with their busiest
-    line, and anywhere in it (drivegate's own code only)."""
-    if not folded.exists():
-        print(f"  (no profile written to {folded})")
-        return
-    own: Counter[str] = Counter()
-    own_lines: Counter[str] = Counter()
-    anywhere: Counter[str] = Counter()
-    total = 0
-    for line in folded.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
-        frames = [f.replace(str(ROOT) + "/", "") for f in stack.split(";")]
-        total += count
-        own[_function(frames[-1])] += count
-        own_lines[frames[-1]] += count
-        for function in {_function(f) for f in frames}:
-            anywhere[function] += count
-    print(f"\n  {folded.name}: {total} CPU samples (200/s)")
-    if not total:
-        return
-    print("  top by own time (busiest line):")
-    for function, count in own.most_common(top):
-        line = max((f for f in own_lines if _function(f) == function), key=own_lines.__getitem__)
-        print(f"    {100 * count / total:5.1f}%  {line}")
-    print("  top by inclusive time, drivegate code:")
-    mine = ("(fusemount/", "(core/", "(davserver/")
-    ours = [(f, c) for f, c in anywhere.most_common() if any(m in f for m in mine)]
-    for function, count in ours[:top]:
-        print(f"    {100 * count / total:5.1f}%  {function}")
-
-
-# the operations --------------------------------------------------------------
+    """The busiest functions (CPU samples) of a mount's or the server's profile."""
+    benchkit.summarize_profile(
+        folded,
+        ours=("(fusemount/", "(core/", "(davserver/"),
+        top=top,
+        what="CPU samples (200/s)",
+    )
 
 
 def cpu_seconds(pid: int | None) -> float:

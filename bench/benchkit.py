@@ -1,0 +1,102 @@
+"""What the benchmark scripts share: inputs, the server's environment, stopping
+processes, and reading py-spy's folded stacks."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import re
+import signal
+import subprocess
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MiB = 1024**2
+
+
+def generate_random(path: Path, size: int, seed: int) -> None:
+    """``size`` incompressible bytes, written once (kept while the size matches)."""
+    if path.exists() and path.stat().st_size == size:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    partial = path.with_suffix(".part")
+    with open(partial, "wb") as out:
+        left = size
+        while left:
+            block = min(left, 8 * MiB)
+            out.write(rng.randbytes(block))
+            left -= block
+    partial.rename(path)
+
+
+def drivegate_env() -> dict[str, str]:
+    """The environment ``drivegate`` runs in: this checkout first on the path."""
+    return {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a process we started (its own process group), then kill it if it lingers."""
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def frame_function(frame: str) -> str:
+    """A py-spy frame ``name (path:line)`` as ``name (path)``."""
+    return re.sub(r":\d+\)$", ")", frame)
+
+
+def summarize_profile(
+    folded: Path,
+    *,
+    ours: tuple[str, ...],
+    top: int,
+    what: str,
+    keep: Callable[[list[str]], bool] = lambda frames: True,
+) -> None:
+    """Print the functions with the most samples in py-spy's folded stacks: on top
+    of the stack (with their busiest line), and anywhere in it (only functions in
+    the ``ours`` folders). ``keep`` picks the stacks that count; ``what`` names
+    the samples in the header line."""
+    if not folded.exists():
+        print(f"  (no profile written to {folded})")
+        return
+    own: Counter[str] = Counter()
+    own_lines: Counter[str] = Counter()
+    anywhere: Counter[str] = Counter()
+    total = 0
+    for line in folded.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [f.replace(str(ROOT) + "/", "") for f in stack.split(";")]
+        if not keep(frames):
+            continue
+        total += count
+        own[frame_function(frames[-1])] += count
+        own_lines[frames[-1]] += count
+        for function in {frame_function(f) for f in frames}:
+            anywhere[function] += count
+    print(f"  {folded.name}: {total} {what}")
+    if not total:
+        return
+    print("  top by own time (busiest line):")
+    for function, count in own.most_common(top):
+        line = max(
+            (f for f in own_lines if frame_function(f) == function), key=own_lines.__getitem__
+        )
+        print(f"    {100 * count / total:5.1f}%  {line}")
+    print("  top by inclusive time, drivegate code:")
+    mine = [(f, c) for f, c in anywhere.most_common() if any(o in f for o in ours)]
+    for function, count in mine[:top]:
+        print(f"    {100 * count / total:5.1f}%  {function}")
