@@ -55,6 +55,15 @@ def _as_wsgidav(record: LockRecord) -> dict[str, Any]:
     return lock
 
 
+def _covers(root: str, path: str, *, include_children: bool) -> bool:
+    """True when a snapshot of ``root`` holds the answer for ``path``: it is at or
+    below the root, or (for its own locks only) above it, where the root's owner
+    has none."""
+    if path == root or path.startswith(root + "/"):
+        return True
+    return not include_children and (path == "/" or root.startswith(path + "/"))
+
+
 @dataclass(frozen=True)
 class _Snapshot:
     """The live locks at and below ``root`` when the snapshot was taken."""
@@ -62,13 +71,6 @@ class _Snapshot:
     root: str
     records: list[LockRecord]
     generation: int
-
-    def covers(self, path: str, *, include_children: bool) -> bool:
-        """True when the snapshot holds the answer: ``path`` is at or below the root,
-        or (for its own locks only) above it, where the root's owner has none."""
-        if path == self.root or path.startswith(self.root + "/"):
-            return True
-        return not include_children and (path == "/" or self.root.startswith(path + "/"))
 
     def at(self, path: str, *, include_root: bool, include_children: bool) -> list[LockRecord]:
         below = path.rstrip("/") + "/"
@@ -91,25 +93,43 @@ class SqlLockStorage:
     def snapshot(self, root: str) -> Iterator[None]:
         """Answer lock lookups at or below ``root`` from one query, in this thread,
         while the block runs (WsgiDAV asks once per URL and per ancestor, and a
-        listing once per member). Any lock change in the thread ends it."""
-        root = normalize_lock_root(root)
-        records = self.table.at(root, include_root=True, include_children=True)
-        previous = getattr(self._local, "snapshot", None)
-        self._local.snapshot = _Snapshot(root, records, self._generation())
+        listing once per member). The query runs at the first lookup, so a request
+        that looks up no lock costs none; a lock change in the thread makes the
+        next lookup query again."""
+        previous = self._scope()
+        self._local.scope = (normalize_lock_root(root), None)
         try:
             yield
         finally:
-            self._local.snapshot = previous
+            self._local.scope = previous
 
     @contextmanager
     def fresh(self) -> Iterator[None]:
         """Read locks from the database inside the block, whatever the snapshot."""
-        previous = getattr(self._local, "snapshot", None)
-        self._local.snapshot = None
+        previous = self._scope()
+        self._local.scope = None
         try:
             yield
         finally:
-            self._local.snapshot = previous
+            self._local.scope = previous
+
+    def _scope(self) -> tuple[str, _Snapshot | None] | None:
+        scope: tuple[str, _Snapshot | None] | None = getattr(self._local, "scope", None)
+        return scope
+
+    def _snapshot_for(self, path: str, *, include_children: bool) -> _Snapshot | None:
+        """The snapshot that answers a lookup of ``path``, loaded now if need be."""
+        scope = self._scope()
+        if scope is None:
+            return None
+        root, snapshot = scope
+        if not _covers(root, path, include_children=include_children):
+            return None
+        if snapshot is None or snapshot.generation != self._generation():
+            records = self.table.at(root, include_root=True, include_children=True)
+            snapshot = _Snapshot(root, records, self._generation())
+            self._local.scope = (root, snapshot)
+        return snapshot
 
     def _generation(self) -> int:
         return int(getattr(self._local, "generation", 0))
@@ -174,19 +194,9 @@ class SqlLockStorage:
         self, path: str, *, include_root: bool, include_children: bool, token_only: bool
     ) -> list[Any]:
         path = normalize_lock_root(path)
-        snapshot: _Snapshot | None = getattr(self._local, "snapshot", None)
-        if (
-            snapshot is not None
-            and snapshot.generation == self._generation()
-            and snapshot.covers(path, include_children=include_children)
-        ):
-            records = snapshot.at(
-                path, include_root=include_root, include_children=include_children
-            )
-        else:
-            records = self.table.at(
-                path, include_root=include_root, include_children=include_children
-            )
+        snapshot = self._snapshot_for(path, include_children=include_children)
+        source: _Snapshot | LockTable = snapshot if snapshot is not None else self.table
+        records = source.at(path, include_root=include_root, include_children=include_children)
         return [r.token for r in records] if token_only else [_as_wsgidav(r) for r in records]
 
 
