@@ -59,6 +59,25 @@ def _user(environ: dict[str, Any]) -> UserInfo:
     return user
 
 
+def etag_of(version_id: int | None, manifest_id: int | None) -> str | None:
+    """A file version's ETag: strong, and it changes with content only: the version
+    plus its manifest (never the whole-file SHA-256, which an API commit may leave
+    unknown)."""
+    if version_id is None or manifest_id is None:
+        return None
+    return f"{version_id}-{manifest_id}"
+
+
+class Readable:
+    """What every readable file resource offers: strong ETags and Range reads."""
+
+    def support_etag(self) -> bool:
+        return True
+
+    def support_ranges(self) -> bool:
+        return True
+
+
 def content_type(name: str) -> str:
     base = name.rpartition("/")[2]
     dot = base.rfind(".")
@@ -303,7 +322,7 @@ class FolderResource(_Resource, DAVCollection):
         return resource
 
 
-class FileResource(_Resource, DAVNonCollection):
+class FileResource(_Resource, Readable, DAVNonCollection):
     """A file of the user's drive (``info`` None: about to be created by a PUT)."""
 
     def __init__(self, provider: DriveProvider, path: str, environ: dict[str, Any],
@@ -319,17 +338,7 @@ class FileResource(_Resource, DAVNonCollection):
         return content_type(self.path)
 
     def get_etag(self) -> str | None:
-        """Strong, and changes with content only: the version plus its manifest (never
-        the whole-file SHA-256, which an API commit may leave unknown)."""
-        if self.info is None or self.info.version_id is None or self.info.manifest_id is None:
-            return None
-        return f"{self.info.version_id}-{self.info.manifest_id}"
-
-    def support_etag(self) -> bool:
-        return True
-
-    def support_ranges(self) -> bool:
-        return True
+        return etag_of(self.info.version_id, self.info.manifest_id) if self.info else None
 
     def get_content(self) -> ContentReader:
         with dav_errors():

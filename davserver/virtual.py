@@ -31,7 +31,7 @@ from wsgidav.dav_provider import DAVCollection, DAVNonCollection
 from core import ContentReader, NodeId, NodeInfo, NotFound, TrashEntry, UserInfo, VersionInfo
 from core.names import join_path
 from davserver.errors import dav_errors
-from davserver.resources import changing, content_type
+from davserver.resources import Readable, changing, content_type, etag_of
 
 if TYPE_CHECKING:
     from davserver.provider import DriveProvider
@@ -206,7 +206,7 @@ class FileHistory(_Mirror):
         return next((m for m in self.get_member_list() if m.name == name), None)
 
 
-class VersionFile(ReadOnlyResource, DAVNonCollection):
+class VersionFile(ReadOnlyResource, Readable, DAVNonCollection):
     """One version of a file: readable, and COPYable back (= restore) or elsewhere."""
 
     def __init__(
@@ -234,14 +234,8 @@ class VersionFile(ReadOnlyResource, DAVNonCollection):
     def get_creation_date(self) -> float:
         return self.version.created_at
 
-    def get_etag(self) -> str:
-        return f"{self.version.id}-{self.version.manifest_id}"
-
-    def support_etag(self) -> bool:
-        return True
-
-    def support_ranges(self) -> bool:
-        return True
+    def get_etag(self) -> str | None:
+        return etag_of(self.version.id, self.version.manifest_id)
 
     def get_content(self) -> ContentReader:
         with dav_errors():
@@ -332,7 +326,7 @@ class TrashFolder(_Trashed, DAVCollection):
         return [member.name for member in self.get_member_list()]
 
 
-class TrashFile(_Trashed, DAVNonCollection):
+class TrashFile(_Trashed, Readable, DAVNonCollection):
     def __init__(
         self, provider: DriveProvider, path: str, environ: dict[str, Any], item: TrashedItem
     ) -> None:
@@ -346,15 +340,7 @@ class TrashFile(_Trashed, DAVNonCollection):
         return content_type(self.info.name)
 
     def get_etag(self) -> str | None:
-        if self.info.version_id is None or self.info.manifest_id is None:
-            return None
-        return f"{self.info.version_id}-{self.info.manifest_id}"
-
-    def support_etag(self) -> bool:
-        return True
-
-    def support_ranges(self) -> bool:
-        return True
+        return etag_of(self.info.version_id, self.info.manifest_id)
 
     def get_content(self) -> ContentReader:
         with dav_errors():
