@@ -17,6 +17,7 @@ import pytest
 from core import Drive, Settings, UserInfo, load_settings
 from core.db.engine import Database
 from core.db.migrate import upgrade
+from tests.mounts import LoggedServer, logged_server
 from tests.servers import PostgresCluster, drivegate_server, postgres_cluster, s3_endpoint
 
 TEMPLATE_DB = "dg_template"
@@ -128,4 +129,20 @@ def http(dav_url: str) -> Iterator[httpx.Client]:
 def api(dav_url: str) -> Iterator[httpx.Client]:
     """A sync API (``/api/v1``) client logged in as alice on the test's server."""
     with httpx.Client(base_url=dav_url + "api/v1", auth=ALICE, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture
+def server(
+    backend: BackendSetup, alice: UserInfo, bob: UserInfo, tmp_path: Path
+) -> Iterator[LoggedServer]:
+    """A real server process for the mount tests, with its request log (alice and bob)."""
+    with logged_server(backend.env, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+def dav(server: LoggedServer) -> Iterator[httpx.Client]:
+    """WebDAV as alice on the ``server`` fixture's process."""
+    with httpx.Client(base_url=server.url, auth=ALICE, timeout=120) as client:
         yield client

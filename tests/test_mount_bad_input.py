@@ -18,11 +18,9 @@ import httpx
 import pytest
 
 from core import Drive
-from tests.conftest import ALICE, BackendSetup
 from tests.mounts import (
     LoggedServer,
     drivegate,
-    logged_server,
     mount_args,
     mounted,
     relay,
@@ -31,19 +29,6 @@ from tests.mounts import (
 
 SQLITE = pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)
 MIB = 1024 * 1024
-
-
-@pytest.fixture
-def server(backend: BackendSetup, drive: Drive, tmp_path: Path) -> Iterator[LoggedServer]:
-    drive.add_user("alice", "alice-password")
-    with logged_server(backend.env, tmp_path) as running:
-        yield running
-
-
-@pytest.fixture
-def dav(server: LoggedServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, auth=ALICE, timeout=120) as client:
-        yield client
 
 
 def refused(result: subprocess.CompletedProcess[str], *words: str) -> None:

@@ -22,12 +22,10 @@ import httpx
 import pytest
 
 from core import Drive
-from tests.conftest import ALICE, BackendSetup
 from tests.mounts import (
     ROOT,
     LoggedServer,
     drivegate,
-    logged_server,
     mount_args,
     mount_info,
     mounted,
@@ -46,20 +44,6 @@ MIN_CHUNK, MAX_CHUNK = 256 * KIB, 4 * MIB
 
 def noise(size: int, seed: int = 0) -> bytes:
     return random.Random(seed).randbytes(size)
-
-
-@pytest.fixture
-def server(backend: BackendSetup, drive: Drive, tmp_path: Path) -> Iterator[LoggedServer]:
-    drive.add_user("alice", "alice-password")
-    drive.add_user("bob", "bob-password")
-    with logged_server(backend.env, tmp_path) as running:
-        yield running
-
-
-@pytest.fixture
-def dav(server: LoggedServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, auth=ALICE, timeout=120) as client:
-        yield client
 
 
 @pytest.fixture

@@ -24,12 +24,11 @@ import httpx
 import pytest
 
 from core import Drive
-from tests.conftest import ALICE, BackendSetup
+from tests.conftest import ALICE
 from tests.davbodies import exclusive_lock
 from tests.mounts import (
     LoggedServer,
     drivegate,
-    logged_server,
     mount_info,
     mounted,
     relay,
@@ -38,19 +37,6 @@ from tests.mounts import (
 
 SQLITE = pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)
 pytestmark = SQLITE
-
-
-@pytest.fixture
-def server(backend: BackendSetup, drive: Drive, tmp_path: Path) -> Iterator[LoggedServer]:
-    drive.add_user("alice", "alice-password")
-    with logged_server(backend.env, tmp_path) as running:
-        yield running
-
-
-@pytest.fixture
-def dav(server: LoggedServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, auth=ALICE, timeout=60) as client:
-        yield client
 
 
 @pytest.fixture

@@ -8,28 +8,19 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from core import Drive
-from tests.conftest import ALICE, BackendSetup
-from tests.mounts import LoggedServer, drivegate, logged_server, mounted
+from tests.conftest import ALICE
+from tests.mounts import LoggedServer, drivegate, mounted
 
 SQLITE = pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)
 pytestmark = SQLITE
 
 OPS = 90
 REMOUNT_EVERY = 15
-
-
-@pytest.fixture
-def server(backend: BackendSetup, drive: Drive, tmp_path: Path) -> Iterator[LoggedServer]:
-    drive.add_user("alice", "alice-password")
-    with logged_server(backend.env, tmp_path) as running:
-        yield running
 
 
 class Model:
