@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +137,11 @@ class Replica:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        # Bumped by every change learnt outside the feed (``upsert``, ``remove``), with the
+        # nodes it touched: a page of changes fetched before such a change may show those
+        # nodes' older state (see ``ChangeFeed.next_page``).
+        self.local_generation = 0
+        self._touched: dict[NodeId, int] = {}
 
     def close(self) -> None:
         self._db.close()
@@ -215,11 +220,16 @@ class Replica:
             self._set_meta(db, "root_id", root.id)
             self._set_meta(db, "cursor", cursor)
 
-    def apply(self, changes: Iterable[Change], cursor: int) -> list[Effect]:
-        """Apply one page of changes in order, with its cursor, in one transaction."""
+    def apply(
+        self, changes: Iterable[Change], cursor: int, skip: Container[NodeId] = ()
+    ) -> list[Effect]:
+        """Apply one page of changes in order, with its cursor, in one transaction
+        (leaving out the nodes in ``skip``)."""
         effects: list[Effect] = []
         with self._transaction() as db:
             for change in changes:
+                if change.node_id in skip:
+                    continue
                 if change.node is None:
                     effects.extend(self._remove_subtree(db, change.node_id))
                 else:
@@ -237,6 +247,8 @@ class Replica:
     def upsert(self, nodes: Iterable[Node]) -> list[Effect]:
         """Add nodes learnt outside the change feed (a new folder's listing)."""
         effects = []
+        nodes = list(nodes)
+        self._touch(node.id for node in nodes)
         with self._transaction() as db:
             for node in nodes:
                 old = self._get(db, node.id)
@@ -252,10 +264,20 @@ class Replica:
     def remove(self, node_id: NodeId) -> list[Effect]:
         """Drop a node and everything below it, learnt outside the change feed (a delete
         or an overwriting move the mount made; the feed repeats it later, harmlessly)."""
+        self._touch([node_id])
         with self._transaction() as db:
             effects = self._remove_subtree(db, node_id)
             self._prune_manifests(db)
         return effects
+
+    def _touch(self, node_ids: Iterable[NodeId]) -> None:
+        self.local_generation += 1
+        self._touched.update((node_id, self.local_generation) for node_id in node_ids)
+
+    def touched_since(self, generation: int) -> set[NodeId]:
+        """Nodes changed outside the feed after ``generation`` (and forget older ones)."""
+        self._touched = {n: g for n, g in self._touched.items() if g > generation}
+        return set(self._touched)
 
     def _remove_subtree(self, db: sqlite3.Connection, node_id: NodeId) -> list[Effect]:
         rows = db.execute(

@@ -41,6 +41,7 @@ BACKOFF = (0.25, 0.5, 1.0, 2.0, 4.0, 5.0)
 ACCOUNT_REFRESH_SECONDS = 30.0
 TREE_PAGE = 5000
 UNAUTHORIZED_PAUSE = 60.0
+REFETCHES = 3  # of a page that raced with the mount's own changes (see next_page)
 
 OnEffects = Callable[[list[Effect] | None], Awaitable[None]]
 
@@ -104,24 +105,37 @@ class ChangeFeed:
 
     async def catch_up(self) -> None:
         """Apply every change already in the journal (no waiting)."""
-        cursor = self._cursor()
-        while True:
-            page = await self.api.changes(cursor, wait=0)
-            await self.apply(page)
-            cursor = page.cursor
-            if not page.more:
-                return
+        while (await self.next_page(wait=0)).more:
+            pass
 
     def _cursor(self) -> int:
         cursor = self.replica.cursor
         assert cursor is not None, "the tree is loaded first"
         return cursor
 
-    async def apply(self, page: ChangePage) -> None:
+    async def next_page(self, wait: float) -> ChangePage:
+        """Fetch the changes after our cursor (waiting up to ``wait`` seconds for one)
+        and apply them.
+
+        Each change carries its node's state as of the fetch, so a page fetched while
+        the mount itself changed some nodes (a rename's answer applied meanwhile) may
+        show them older than the replica does: such a page is fetched again, and if the
+        mount keeps changing the tree, applied without those nodes (the replica holds
+        the mount's own, newer answer for them)."""
+        for attempt in range(REFETCHES + 1):
+            seen = self.replica.local_generation
+            page = await self.api.changes(self._cursor(), wait=wait if attempt == 0 else 0)
+            listed = await self._list_new_folders(page)
+            if self.replica.local_generation == seen:
+                break
+        skip = self.replica.touched_since(seen)
+        await self._apply(page, [node for node in listed if node.id not in skip], skip)
+        return page
+
+    async def _apply(self, page: ChangePage, listed: list[Node], skip: set[NodeId]) -> None:
         if not page.changes and page.cursor == self.replica.cursor:
             return
-        listed = await self._list_new_folders(page)
-        effects = self.replica.apply(page.changes, page.cursor)
+        effects = self.replica.apply(page.changes, page.cursor, skip)
         effects.extend(self.replica.upsert(listed))
         if not effects:
             return
@@ -165,8 +179,7 @@ class ChangeFeed:
             try:
                 if not self.connectivity.online:
                     await self._reconnect()
-                page = await self.api.changes(self._cursor(), wait=WAIT_SECONDS)
-                await self.apply(page)
+                await self.next_page(wait=WAIT_SECONDS)
                 if time.monotonic() - self._account_at > ACCOUNT_REFRESH_SECONDS:
                     self._remember(await self.api.me())
                 failures = 0
