@@ -120,9 +120,33 @@ class OcMtimeAnswer:
         return self.app(environ, answer)
 
 
+class CountingInput:
+    """``wsgi.input`` that counts the body bytes read (for the request log)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.count = 0
+
+    def read(self, *size: int | None) -> bytes:
+        data: bytes = self.stream.read(*size)
+        self.count += len(data)
+        return data
+
+    def readline(self, *size: int | None) -> bytes:
+        data: bytes = self.stream.readline(*size)
+        self.count += len(data)
+        return data
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return list(iter(self.readline, b""))
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.readline, b"")
+
+
 class RequestLog:
-    """One log line per request: method, path, status, bytes sent, duration, user and
-    the number of SQL statements it cost (``sql=N``)."""
+    """One log line per request: method, path, status, bytes sent, duration, user, the
+    number of SQL statements it cost (``sql=N``) and the body bytes read (``in=N``)."""
 
     def __init__(self, app: WsgiApp, statements: Callable[[], int]) -> None:
         self.app = app
@@ -138,6 +162,7 @@ class RequestLog:
             return start_response(status, headers, *rest)
 
         sent = 0
+        received = environ["wsgi.input"] = CountingInput(environ["wsgi.input"])
         body = self.app(environ, remember)
         try:
             for block in body:
@@ -149,7 +174,7 @@ class RequestLog:
                 close()
             user = environ.get("drivegate.user")
             log.info(
-                "%s %s %s %d %.3fs %s sql=%d",
+                "%s %s %s %d %.3fs %s sql=%d in=%d",
                 environ.get("REQUEST_METHOD"),
                 environ.get("PATH_INFO"),
                 seen.get("status", "-"),
@@ -157,4 +182,5 @@ class RequestLog:
                 time.monotonic() - started,
                 user.name if user is not None else "-",
                 self.statements() - statements_before,
+                received.count,
             )

@@ -343,22 +343,18 @@ class DriveFs(pyfuse3.Operations):
     async def _open_for_writing(self, node: Node, truncate: bool) -> OpenFile:
         fd = await self.work.acquire(node, empty=truncate)
         handle = OpenFile(node.id, fd=fd)
-        if truncate and os.fstat(fd).st_size:
-            with disk_errors():
-                os.ftruncate(fd, 0)
+        if truncate and self.work.size(node.id):
+            self.work.truncate(node.id, 0)
             handle.dirty = True
         return handle
 
     @_answer
     async def read(self, fh: int, off: int, size: int) -> bytes:
         handle = self._files[fh]
-        if handle.fd is not None:
-            return os.pread(handle.fd, size, off)
         inode = self.inode_of(handle.node_id)
         while True:
             if self.work.has(handle.node_id):
-                with open(self.work.path(handle.node_id), "rb") as local:
-                    return os.pread(local.fileno(), size, off)
+                return await self.work.read(handle.node_id, off, size, handle.ahead)
             node = self._node(inode)
             data = await self.reader.read(node, off, size, handle.ahead)
             # A new version may have arrived while the chunks were fetched: then
@@ -374,8 +370,7 @@ class DriveFs(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EBADF)
         self._check_quota(handle, off + len(buf))
         self.work.check_room(len(buf))
-        with disk_errors():
-            written = os.pwrite(handle.fd, buf, off)
+        written = self.work.write(handle.node_id, off, buf)
         handle.dirty = True
         return written
 
@@ -386,7 +381,7 @@ class DriveFs(pyfuse3.Operations):
         if quota is None or handle.fd is None:
             return
         node = self.replica.get(handle.node_id)
-        grows = end - max(os.fstat(handle.fd).st_size, node.size if node is not None else 0)
+        grows = end - max(self.work.size(handle.node_id), node.size if node is not None else 0)
         if grows > 0 and used + (end - (node.size if node is not None else 0)) > quota:
             raise pyfuse3.FUSEError(errno.EDQUOT)
 
@@ -407,9 +402,11 @@ class DriveFs(pyfuse3.Operations):
             return
         self.work.sync(node_id)
         mtime_ns = self.work.stat(node_id).st_mtime_ns
-        base = self.work.base[node_id]
+        base = self.work.base(node_id)
         try:
-            self.queue.mark(node_id, base, mtime_ns, time.time() + self.upload_delay)
+            node = self.replica.get(node_id)
+            place = None if node is None else (node.parent_id, node.name)
+            self.queue.mark(node_id, base, mtime_ns, time.time() + self.upload_delay, place)
         except sqlite3.OperationalError as exc:  # "database or disk is full"
             raise CacheFull(f"cannot queue the upload: {exc}") from None
         self.uploader.kick()
@@ -576,14 +573,21 @@ class DriveFs(pyfuse3.Operations):
             await self._upload_now(node.id)
             await self._upload_now(there.id)
         effects = await self.namespace.rename(node, new_parent, new_name, there)
+        self._renamed(node, there, new_parent, name_new, effects)
+
+    def _renamed(
+        self, node: Node, there: Node | None, parent: Node, name: bytes, effects: list[Effect]
+    ) -> None:
+        """After a rename on the server to ``name`` (as the kernel gave it): the local side."""
+        extra: list[Notice] = []
         if there is not None and not there.is_folder:
             self._forget_local(node.id)  # the source node is gone; its content is the target's
             self._forget_local(there.id)
-        # A file moved over a file: the name keeps the target's inode (new content, same
-        # history), while the kernel will have moved the source's inode there.
-        extra: list[Notice] = []
-        if there is not None and not there.is_folder:
-            extra.append(("entry", self.inode_of(new_parent.id), name_new))
+            # The name keeps the target's inode (new content, same history), while the
+            # kernel will have moved the source's inode there.
+            extra.append(("entry", self.inode_of(parent.id), name))
+        elif not node.is_folder:
+            self.queue.moved(node.id, parent.id, self._new_name(name))
         self.later(effects, *extra)
 
     async def _upload_now(self, node_id: NodeId) -> None:
@@ -622,10 +626,9 @@ class DriveFs(pyfuse3.Operations):
         size = local.st_size if local is not None else node.size
         if fields.update_size and attr.st_size != size:
             self._writable(node)
-            fd = await self.work.acquire(node, empty=attr.st_size == 0)
+            await self.work.acquire(node, empty=attr.st_size == 0)
             try:
-                with disk_errors():
-                    os.ftruncate(fd, attr.st_size)
+                self.work.truncate(node.id, attr.st_size)
                 self._save(node.id)
             finally:
                 self.work.release(node.id)

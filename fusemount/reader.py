@@ -267,7 +267,13 @@ class FileReader:
         if size <= 0 or offset >= node.size:
             return b""
         manifest = await self.manifest(node)
-        pinned = self.pinned(node)
+        return await self.read_version(manifest, offset, size, ahead, self.pinned(node))
+
+    async def read_version(
+        self, manifest: Manifest, offset: int, size: int, ahead: ReadAhead | None = None,
+        pinned: bool = False,
+    ) -> bytes:  # fmt: skip
+        """Bytes of the version ``manifest`` describes, whatever the node shows now."""
         spans = manifest.covering(offset, size)
         end = min(offset + size, manifest.size)
         if ahead is not None:

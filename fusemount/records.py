@@ -171,6 +171,17 @@ class Manifest:
         manifest.check()
         return manifest
 
+    def to_json(self) -> Json:
+        """The API's form (``from_json`` reads it back)."""
+        version = self.version
+        return {
+            "node_id": self.node_id,
+            "version": {"id": version.id, "number": version.number, "size": self.size,
+                        "sha256": version.sha256},
+            "chunks": [{"offset": s.offset, "length": s.length, "hash": s.hash}
+                       for s in self.chunks],
+        }  # fmt: skip
+
     def check(self) -> None:
         """Chunks must tile the file exactly, in order; anything else is refused."""
         position = 0

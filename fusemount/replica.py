@@ -15,7 +15,7 @@ import sqlite3
 import unicodedata
 from collections.abc import Container, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fusemount.errors import SetupError
@@ -121,6 +121,10 @@ def _row(node: Node) -> tuple[object, ...]:
         None if version is None else version.id, None if version is None else version.number,
         None if version is None else version.sha256, int(node.locked),
     )  # fmt: skip
+
+
+def _older(version: VersionRef | None, than: VersionRef | None) -> bool:
+    return version is not None and than is not None and version.id < than.id
 
 
 def normalize(name: str) -> str:
@@ -260,6 +264,21 @@ class Replica:
                     )
                     effects.append(Effect(old, node))
         return effects
+
+    def set_content(self, nodes: Iterable[Node]) -> list[Effect]:
+        """New content learnt from an upload's answer. Only the content (size, mtime,
+        version) is taken from it: a rename the mount made while the upload ran may be
+        newer than the answer's place, and a version the change feed brought meanwhile
+        newer than its version (then nothing changes). Unknown nodes come in whole."""
+        current = []
+        for node in nodes:
+            old = self.get(node.id)
+            if old is None:
+                current.append(node)
+            elif not _older(node.version, old.version):
+                current.append(replace(old, size=node.size, mtime_ns=node.mtime_ns,
+                                       version=node.version, locked=node.locked))  # fmt: skip
+        return self.upsert(current)
 
     def remove(self, node_id: NodeId) -> list[Effect]:
         """Drop a node and everything below it, learnt outside the change feed (a delete

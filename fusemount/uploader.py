@@ -19,7 +19,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -125,7 +125,10 @@ class Uploader:
                 return
             await self._keep_as_copy(row)
             return
-        except (NotFound, QuotaExceeded, ApiError) as exc:
+        except NotFound:
+            await self._keep_as_copy(row, deleted=True)
+            return
+        except (QuotaExceeded, ApiError) as exc:
             self.queue.failed(row, _reason(exc))
             log.warning("upload of node %s stopped: %s", row.node_id, exc)
             return
@@ -138,23 +141,25 @@ class Uploader:
             if not self.busy(row.node_id):
                 self.work.drop(row.node_id)
             else:
-                self.work.base[row.node_id] = node.version.id
+                self.work.rebase(row.node_id, node.version.id)
         else:
-            self.work.base[row.node_id] = node.version.id
-        self.changed(self.replica.upsert([node]))
+            self.work.rebase(row.node_id, node.version.id)
+        self.changed(self.replica.set_content([node]))
         log.info("uploaded node %s as version %s", node.id, node.version.number)
 
-    async def _keep_as_copy(self, row: Pending) -> None:
+    async def _keep_as_copy(self, row: Pending, deleted: bool = False) -> None:
         """The file changed on the server since the edit began: the edit becomes a new
         file next to it, ``name (conflicted copy HOST YYYY-MM-DD HHMMSS).ext``, and the
-        server's version stays under the name. Nothing is overwritten."""
+        server's version stays under the name. Nothing is overwritten. A file deleted on
+        the server meanwhile is made again with the edit, under its name if still free."""
         node = self.replica.get(row.node_id)
-        if node is None or node.parent_id is None:
-            self.queue.failed(row, "conflict")
+        parent_id, name = (row.parent_id, row.name) if node is None else (node.parent_id, node.name)
+        if parent_id is None or name is None:
+            self.queue.failed(row, "deleted on the server" if deleted else "conflict")
             return
         try:
-            copy = await self._send_copy(row, node)
-            current = await self.api.node(node.id)
+            copy = await self._send_copy(row, parent_id, name, keep_name=deleted)
+            current = None if deleted else await self.api.node(row.node_id)
         except (ServerUnreachable, ServerError, Throttled) as exc:
             self.queue.retry_later(row.node_id, time.time() + RETRY)
             log.info("conflicted copy of node %s postponed: %s", row.node_id, exc)
@@ -163,44 +168,69 @@ class Uploader:
             self.queue.failed(row, f"conflict; no copy: {exc}")
             log.warning("conflicted copy of node %s not made: %s", row.node_id, exc)
             return
-        self.queue.conflicted(copy.id, node.id)
+        if copy.name != name:
+            self.queue.conflicted(copy.id, row.node_id)
         self.queue.drop(row.node_id, row.generation)
         if self.queue.get(row.node_id) is None and not self.busy(row.node_id):
             self.work.drop(row.node_id)
             self.dropped(row.node_id)
-        self.changed(self.replica.upsert([copy, current]))
-        log.warning("node %s changed on the server meanwhile: the local edit is %r",
-                    node.id, copy.name)  # fmt: skip
+        self.changed(self.replica.set_content([copy] if current is None else [copy, current]))
+        if deleted:
+            log.warning("node %s was deleted on the server meanwhile: the local edit is %r",
+                        row.node_id, copy.name)  # fmt: skip
+        else:
+            log.warning("node %s changed on the server meanwhile: the local edit is %r",
+                        row.node_id, copy.name)  # fmt: skip
 
-    async def _send_copy(self, row: Pending, node: Node) -> Node:
-        for attempt in range(1, 100):
-            name = conflict_name(node.name, self.host, time.localtime(), attempt)
-            assert node.parent_id is not None
-            target = CommitTarget(parent_id=node.parent_id, name=name)
+    async def _send_copy(self, row: Pending, parent_id: NodeId, name: str, keep_name: bool) -> Node:
+        """Commit the local content as a new file in the folder (the drive's root if that
+        is gone too): under ``name`` if ``keep_name`` and it is free, else as a conflicted copy."""
+        root = self.replica.root_id
+        names = [name] if keep_name else []
+        names += [conflict_name(name, self.host, time.localtime(), n) for n in range(1, 100)]
+        for candidate in names:
+            target = CommitTarget(parent_id=parent_id, name=candidate)
             try:
                 return await self._send(row, target)
             except Conflict as exc:
                 if exc.code != "name_taken":
                     raise
+            except NotFound:
+                if root is None or parent_id == root:
+                    raise
+                parent_id = root
+                return await self._send_copy(row, parent_id, name, keep_name)
         raise UploadFailed("no free name for the conflicted copy")
 
     async def _send(self, row: Pending, target: CommitTarget | None = None) -> Node:
-        path = self.work.path(row.node_id)
-        pieces, whole = await trio.to_thread.run_sync(_cut, path)
-        unique = list(dict.fromkeys(piece.hash for piece in pieces))
-        absent = await self.api.missing(unique)
-        sent = set()
-        with open(path, "rb") as file:
-            for piece in pieces:
-                if piece.hash in absent and piece.hash not in sent:
-                    data = await trio.to_thread.run_sync(_read, file.fileno(), piece)
-                    await self.api.put_chunk(piece.hash, data)
-                    sent.add(piece.hash)
+        if self.work.copies[row.node_id].complete:
+            path = self.work.path(row.node_id)
+            pieces, whole = await trio.to_thread.run_sync(_cut, path)
+            with open(path, "rb") as file:
+                fd = file.fileno()
+                await self._send_missing(pieces, lambda p: trio.to_thread.run_sync(_read, fd, p))
+        else:  # only the chunks around the edits are read and cut (see delta)
+            pieces, whole = (await self.work.plan(row.node_id)).pieces, None
+            await self._send_missing(
+                pieces, lambda p: self.work.read(row.node_id, p.offset, p.length)
+            )
         size = sum(piece.length for piece in pieces)
         if target is None:
             target = CommitTarget(node_id=row.node_id, base_version_id=row.base_version_id)
         chunks = [(piece.hash, piece.length) for piece in pieces]
         return await self.api.commit(target, size, chunks, mtime_ns=row.mtime_ns, sha256=whole)
+
+    async def _send_missing(
+        self, pieces: list[Piece], read: Callable[[Piece], Awaitable[bytes]]
+    ) -> None:
+        """Ask the server which chunks it lacks; send those."""
+        unique = list(dict.fromkeys(piece.hash for piece in pieces))
+        absent = await self.api.missing(unique)
+        sent = set()
+        for piece in pieces:
+            if piece.hash in absent and piece.hash not in sent:
+                await self.api.put_chunk(piece.hash, await read(piece))
+                sent.add(piece.hash)
 
 
 def conflict_name(name: str, host: str, when: time.struct_time, attempt: int = 1) -> str:

@@ -28,7 +28,9 @@ CREATE TABLE IF NOT EXISTS uploads (
     mtime_ns INTEGER NOT NULL,
     ready_at REAL NOT NULL,
     generation INTEGER NOT NULL,
-    error TEXT
+    error TEXT,
+    parent_id INTEGER,  -- where the file was last seen: a file deleted on the server
+    name TEXT           -- meanwhile is made again there (see uploader)
 );
 CREATE TABLE IF NOT EXISTS conflicts (
     node_id INTEGER PRIMARY KEY,
@@ -48,6 +50,8 @@ class Pending:
     ready_at: float
     generation: int
     error: str | None
+    parent_id: NodeId | None = None
+    name: str | None = None
 
 
 class UploadQueue:
@@ -58,18 +62,34 @@ class UploadQueue:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a returned close survives a power cut
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(uploads)")}
+        if "name" not in columns:  # a queue from before the place was kept
+            self._db.execute("ALTER TABLE uploads ADD COLUMN parent_id INTEGER")
+            self._db.execute("ALTER TABLE uploads ADD COLUMN name TEXT")
 
     def close(self) -> None:
         self._db.close()
 
-    def mark(self, node_id: NodeId, base: VersionId, mtime_ns: int, ready_at: float) -> None:
-        """The file has local content to upload; an edit already queued keeps its base."""
+    def mark(self, node_id: NodeId, base: VersionId, mtime_ns: int, ready_at: float,
+             place: tuple[NodeId | None, str] | None = None) -> None:  # fmt: skip
+        """The file (at ``place``: parent and name) has local content to upload; an edit
+        already queued keeps its base."""
+        parent_id, name = place if place is not None else (None, None)
         self._db.execute(
-            "INSERT INTO uploads (node_id, base_version_id, mtime_ns, ready_at, generation)"
-            " VALUES (?, ?, ?, ?, 1) ON CONFLICT (node_id) DO UPDATE SET"
+            "INSERT INTO uploads (node_id, base_version_id, mtime_ns, ready_at, generation,"
+            " parent_id, name) VALUES (?, ?, ?, ?, 1, ?, ?) ON CONFLICT (node_id) DO UPDATE SET"
             " mtime_ns = excluded.mtime_ns, ready_at = excluded.ready_at,"
-            " generation = generation + 1, error = NULL",
-            (node_id, base, mtime_ns, ready_at),
+            " generation = generation + 1, error = NULL,"
+            " parent_id = coalesce(excluded.parent_id, parent_id),"
+            " name = coalesce(excluded.name, name)",
+            (node_id, base, mtime_ns, ready_at, parent_id, name),
+        )
+
+    def moved(self, node_id: NodeId, parent_id: NodeId, name: str) -> None:
+        """The file was renamed while its upload waits."""
+        self._db.execute(
+            "UPDATE uploads SET parent_id = ?, name = ? WHERE node_id = ?",
+            (parent_id, name, node_id),
         )
 
     def resume(self, ready_at: float) -> None:
@@ -151,4 +171,4 @@ class UploadQueue:
         return found.fetchone() is not None
 
 
-_COLUMNS = "node_id, base_version_id, mtime_ns, ready_at, generation, error"
+_COLUMNS = "node_id, base_version_id, mtime_ns, ready_at, generation, error, parent_id, name"

@@ -1,30 +1,65 @@
 """Working copies: the local content of files being written
 (``CACHE_DIR/work/<node id>``), one per file, shared by its open handles.
 
-A file opened for writing gets a working copy first: empty when created or
-truncated, else filled with the server's content through the reader (the
-whole file, for now: delta edits of online-only files come later). Writes
-land there; reads and attributes (size, mtime) come from it while it exists.
-``base`` remembers the server version each working copy's content derives
-from, which the upload names as its compare-and-set base. A working copy
-without a queued upload holds nothing the server lacks: it is dropped after
-its upload and at start.
+A working copy starts empty (a new or truncated file) or as a sparse file of
+the node's size that holds none of its bytes: opening a file for writing
+downloads nothing. ``local`` remembers which bytes the copy holds itself
+(written, or zeros past an earlier end of file); every other byte is still
+the ``origin`` version's, read through the chunk cache when asked for, so
+editing 1 byte of a 1 GiB online-only file touches one chunk (the upload
+then re-cuts only around the edit: see ``delta``).
+
+``base`` is the server version the content derives from, which the upload
+names as its compare-and-set base (it moves on when an upload commits while
+the file stays open; the origin does not, its bytes are still the ones not
+written). What a restart needs besides the sparse file, the origin's
+manifest and the local ranges, is kept next to it in ``<node id>.json``,
+written after the file's fsync and before the queue row that names it. A
+working copy without a queued upload holds nothing the server lacks: it is
+dropped after its upload and at start.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+from fusemount.delta import Planned, plan
 from fusemount.errors import CacheFull
+from fusemount.extents import Extents
 from fusemount.reader import FileReader, ReadAhead
-from fusemount.records import Node, NodeId, VersionId
+from fusemount.records import Manifest, Node, NodeId, VersionId
 
-BLOCK = 4 * 1024 * 1024
 RESERVE = 4 * 1024 * 1024  # bytes of the cache disk working copies leave free
+
+
+@dataclass
+class WorkCopy:
+    """One file's working copy (see the module docstring)."""
+
+    node_id: NodeId
+    base: VersionId
+    size: int
+    local: Extents
+    origin: Manifest | None  # None: every byte below ``size`` is local
+
+    @property
+    def complete(self) -> bool:
+        """Whether the copy holds every byte itself."""
+        return self.origin is None or self.local.covers(0, self.size)
+
+    def state(self) -> dict[str, object]:
+        return {
+            "base": self.base,
+            "size": self.size,
+            "local": self.local.to_json(),
+            "origin": None if self.origin is None else self.origin.to_json(),
+        }
 
 
 class WorkCopies:
@@ -34,25 +69,53 @@ class WorkCopies:
         self.dir = cache_dir / "work"
         self.dir.mkdir(exist_ok=True)
         self.reader = reader
-        self.base: dict[NodeId, VersionId] = {}
+        self.copies: dict[NodeId, WorkCopy] = {}
         self._fds: dict[NodeId, int] = {}
         self._users: dict[NodeId, int] = {}
 
     def path(self, node_id: NodeId) -> Path:
         return self.dir / str(node_id)
 
+    def _state_path(self, node_id: NodeId) -> Path:
+        return self.dir / f"{node_id}.json"
+
     def has(self, node_id: NodeId) -> bool:
-        return node_id in self.base
+        return node_id in self.copies
+
+    def base(self, node_id: NodeId) -> VersionId:
+        return self.copies[node_id].base
+
+    def rebase(self, node_id: NodeId, version: VersionId) -> None:
+        """An upload committed ``version`` while the file stays open: edits go on from it."""
+        copy = self.copies.get(node_id)
+        if copy is not None:
+            copy.base = version
 
     def keep_only(self, queued: dict[NodeId, VersionId]) -> None:
         """At start: keep the working copies with a queued upload, drop the rest."""
         for entry in self.dir.iterdir():
             name = entry.name
             node_id = NodeId(int(name)) if name.isdigit() else None
-            if node_id is not None and node_id in queued and entry.is_file():
-                self.base[node_id] = queued[node_id]
-            else:
+            if node_id is None or node_id not in queued or not entry.is_file():
+                if not (name.endswith(".json") and name[:-5].isdigit()):
+                    entry.unlink(missing_ok=True)
+                continue
+            self.copies[node_id] = self._load(node_id, queued[node_id], entry.stat().st_size)
+        for entry in self.dir.glob("*.json"):
+            if NodeId(int(entry.stem)) not in self.copies:
                 entry.unlink(missing_ok=True)
+
+    def _load(self, node_id: NodeId, base: VersionId, size: int) -> WorkCopy:
+        try:
+            state = json.loads(self._state_path(node_id).read_text())
+        except FileNotFoundError:  # a copy that held every byte when it was saved
+            return WorkCopy(node_id, base, size, Extents([(0, size)]), None)
+        origin = None if state["origin"] is None else Manifest.from_json(state["origin"])
+        local = Extents.from_json(state["local"])
+        local.clip(size)
+        if size > state["size"]:
+            local.add(state["size"], size)  # written past the end after the last save
+        return WorkCopy(node_id, base, size, local, origin)
 
     def check_room(self, size: int) -> None:
         """CacheFull (ENOSPC) unless ``size`` more bytes leave the disk its reserve: the
@@ -67,14 +130,22 @@ class WorkCopies:
         fd = self._fds.get(node_id)
         return os.fstat(fd) if fd is not None else os.stat(self.path(node_id))
 
+    def size(self, node_id: NodeId) -> int:
+        return self.copies[node_id].size
+
     async def acquire(self, node: Node, empty: bool) -> int:
         """A descriptor of the node's working copy, made first if needed (``empty``:
-        start from nothing, else from the server's content). Pair with ``release``."""
-        if node.id not in self.base:
+        start from nothing, else from the server's content, fetched only as read).
+        Pair with ``release``."""
+        if node.id not in self.copies:
             if node.version is None:
                 raise CacheFull(f"node {node.id} has no version to write on")  # not a file
-            await self._make(node, empty or node.size == 0)
-            self.base[node.id] = node.version.id
+            origin = None
+            if not empty and node.size:
+                origin = await self.reader.manifest(node)
+            self._make(node.id, 0 if origin is None else node.size)
+            size = 0 if origin is None else node.size
+            self.copies[node.id] = WorkCopy(node.id, node.version.id, size, Extents(), origin)
         fd = self._fds.get(node.id)
         if fd is None:
             with disk_errors():
@@ -98,15 +169,79 @@ class WorkCopies:
 
     def drop(self, node_id: NodeId) -> None:
         """Forget the working copy (after its upload, or when the file was deleted)."""
-        self.base.pop(node_id, None)
+        self.copies.pop(node_id, None)
         fd = self._fds.pop(node_id, None)
         if fd is not None:
             os.close(fd)
         self._users.pop(node_id, None)
         self.path(node_id).unlink(missing_ok=True)
+        self._state_path(node_id).unlink(missing_ok=True)
+
+    # -- content ----------------------------------------------------------------------
+
+    def write(self, node_id: NodeId, offset: int, data: bytes) -> int:
+        """Write through an open descriptor (``acquire`` first)."""
+        copy = self.copies[node_id]
+        with disk_errors():
+            written = os.pwrite(self._fds[node_id], data, offset)
+        # Bytes between the old end and ``offset`` read as zeros: local too.
+        copy.local.add(min(offset, copy.size), offset + written)
+        copy.size = max(copy.size, offset + written)
+        return written
+
+    def truncate(self, node_id: NodeId, size: int) -> None:
+        """Cut or extend (with zeros) through an open descriptor."""
+        copy = self.copies[node_id]
+        with disk_errors():
+            os.ftruncate(self._fds[node_id], size)
+        copy.local.clip(size)
+        copy.local.add(copy.size, size)
+        copy.size = size
+
+    async def read(
+        self, node_id: NodeId, offset: int, size: int, ahead: ReadAhead | None = None
+    ) -> bytes:
+        """The working copy's bytes: local ones from its file, the others from the origin."""
+        copy = self.copies[node_id]
+        end = min(offset + size, copy.size)
+        if offset >= end:
+            return b""
+        if copy.origin is None:
+            return self._pread(node_id, offset, end - offset)
+        parts = []
+        for start, stop, local in copy.local.split(offset, end):
+            if local:
+                parts.append(self._pread(node_id, start, stop - start))
+            else:
+                parts.append(
+                    await self.reader.read_version(copy.origin, start, stop - start, ahead)
+                )
+        return b"".join(parts)
+
+    def _pread(self, node_id: NodeId, offset: int, size: int) -> bytes:
+        fd = self._fds.get(node_id)
+        if fd is not None:
+            return os.pread(fd, size, offset)
+        with open(self.path(node_id), "rb") as file:
+            return os.pread(file.fileno(), size, offset)
+
+    async def plan(self, node_id: NodeId) -> Planned:
+        """The chunks of the working copy's content (only those of an incomplete copy
+        that were not the origin's are cut afresh; see ``delta``)."""
+        copy = self.copies[node_id]
+        assert copy.origin is not None, "a complete copy is cut as a whole"
+
+        async def read(offset: int, length: int) -> bytes:
+            return await self.read(node_id, offset, length)
+
+        return await plan(copy.size, copy.origin.chunks, copy.origin.size, copy.local, read)
+
+    # -- durability -------------------------------------------------------------------
 
     def sync(self, node_id: NodeId) -> None:
-        """Make the working copy durable (before the queue row that names it)."""
+        """Make the working copy durable (before the queue row that names it): its bytes,
+        then what tells them from the origin's."""
+        copy = self.copies[node_id]
         fd = self._fds.get(node_id)
         with disk_errors():
             if fd is not None:
@@ -114,26 +249,31 @@ class WorkCopies:
             else:
                 with open(self.path(node_id), "rb+") as file:
                     os.fsync(file.fileno())
-
-    async def _make(self, node: Node, empty: bool) -> None:
-        final = self.path(node.id)
-        partial = final.with_suffix(".part")
-        try:
-            with open(partial, "wb") as out:
-                if not empty:
-                    ahead = ReadAhead()
-                    for offset in range(0, node.size, BLOCK):
-                        out.write(await self.reader.read(node, offset, BLOCK, ahead))
+            state = self._state_path(node_id)
+            if copy.complete:
+                if state.exists():
+                    state.unlink()
+                    _sync_dir(self.dir)
+                return
+            partial = state.with_suffix(".part")
+            with open(partial, "w") as out:
+                json.dump(copy.state(), out)
                 out.flush()
                 os.fsync(out.fileno())
-            os.replace(partial, final)
+            os.replace(partial, state)
+            _sync_dir(self.dir)
+
+    def _make(self, node_id: NodeId, size: int) -> None:
+        """A sparse file of ``size`` bytes, durable in its directory."""
+        final = self.path(node_id)
+        try:
+            with open(final, "wb") as out:
+                out.truncate(size)
+                os.fsync(out.fileno())
             _sync_dir(self.dir)
         except OSError as exc:
-            partial.unlink(missing_ok=True)
+            final.unlink(missing_ok=True)
             raise _disk_error(exc) from None
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
 
 
 @contextlib.contextmanager

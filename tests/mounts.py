@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -42,6 +43,21 @@ def drivegate(*args: str, stdin: str | None = None, timeout: float = 60,
     )
 
 
+REQUEST_LINE = re.compile(
+    r" (?P<method>[A-Z]+) (?P<path>\S+) \d{3} (?P<sent>\d+) \S+ \S+ sql=\d+ in=(?P<received>\d+)$"
+)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One line of the server's request log: body bytes sent and received."""
+
+    method: str
+    path: str
+    sent: int
+    received: int
+
+
 @dataclass
 class LoggedServer:
     """A ``drivegate serve`` process whose stderr (one line per request) goes to ``log``."""
@@ -61,6 +77,16 @@ class LoggedServer:
                 if path.startswith("/api/v1/chunks/"):
                     hashes.append(path.rsplit("/", 1)[1])
         return hashes
+
+    def requests(self) -> list[Request]:
+        """Every request logged so far, in order."""
+        found = []
+        for line in self.log.read_text().splitlines():
+            match = REQUEST_LINE.search(line)
+            if match is not None:
+                found.append(Request(match["method"], match["path"], int(match["sent"]),
+                                     int(match["received"])))  # fmt: skip
+        return found
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
+import random
 import re
 import signal
 import stat
@@ -35,6 +37,7 @@ from tests.mounts import (
     wait_for,
 )
 
+MiB = 1024 * 1024
 SQLITE = pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)
 pytestmark = SQLITE
 
@@ -227,6 +230,29 @@ def test_edits_in_place_append_and_truncate_each_make_a_version(
     assert (mnt / "doc.txt").read_bytes() == b"rewritten"
 
 
+def test_a_one_byte_edit_of_a_large_online_only_file_moves_a_few_chunks_each_way(
+    server: LoggedServer, dav: httpx.Client, api: httpx.Client, mnt: Path
+) -> None:
+    size, middle = 64 * MiB, 32 * MiB + 12345
+    data = bytearray(random.Random(5).randbytes(size))
+    put(dav, "/big.bin", bytes(data))
+    wait_for((mnt / "big.bin").exists, what="big.bin in the mount")
+    before = len(server.requests())
+    with open(mnt / "big.bin", "r+b") as file:  # online-only: nothing of it is cached
+        file.seek(middle)
+        file.write(b"!")
+    data[middle] = ord("!")
+    wait_for(lambda: version_numbers(api, "big.bin") == [1, 2], what="the edit's upload")
+    moved = [r for r in server.requests()[before:] if r.path.startswith("/api/v1/chunks")]
+    down = sum(r.sent for r in moved if r.method == "GET")
+    up = sum(r.received for r in moved if r.method == "PUT")
+    assert 0 < down <= 2 * 4 * MiB, f"{down} bytes downloaded for a 1-byte edit"
+    assert 0 < up <= 2 * 4 * MiB, f"{up} bytes uploaded for a 1-byte edit"
+    assert hashlib.sha256(dav.get("/big.bin").content).digest() == hashlib.sha256(data).digest()
+    with open(mnt / "big.bin", "rb") as file:  # the mount shows the new version too
+        assert os.pread(file.fileno(), 3, middle - 1) == bytes(data[middle - 1 : middle + 2])
+
+
 def test_an_editors_save_by_temp_file_and_rename_keeps_one_node_and_its_history(
     dav: httpx.Client, api: httpx.Client, mnt: Path
 ) -> None:
@@ -252,16 +278,23 @@ def test_closed_files_survive_kill_9_and_upload_at_the_next_mount(
 ) -> None:
     mountpoint, cache = tmp_path / "mnt", tmp_path / "cache"
     data = {f"f{i}.bin": os.urandom(300_000 * (i + 1)) for i in range(3)}
+    edited = bytearray(os.urandom(6 * MiB))
+    put(dav, "/edited.bin", bytes(edited))
     # A day's delay: nothing can have been uploaded when the mount is killed.
     with mounted(server.url, mountpoint, cache, "--upload-delay", "86400") as mnt:
         for name, content in data.items():
             (mnt / name).write_bytes(content)
+        with open(mnt / "edited.bin", "r+b") as file:  # online-only: a sparse working copy
+            file.seek(3 * MiB)
+            file.write(b"EDIT")
+        edited[3 * MiB : 3 * MiB + 4] = b"EDIT"
         pid = json.loads(os.getxattr(mnt, "user.drivegate.mount"))["pid"]
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda: not alive(pid), what="the mount process to die")
     for name in data:
         assert dav.get(f"/{name}").content == b""  # created empty on the server, no content yet
     with mounted(server.url, mountpoint, cache, "--upload-delay", "0") as mnt:
+        data["edited.bin"] = bytes(edited)
         for name, content in data.items():
             wait_for(partial(on_server, dav, f"/{name}", content), what=f"{name} uploaded")
             assert (mnt / name).read_bytes() == content
@@ -293,6 +326,32 @@ def test_a_concurrent_edit_makes_a_conflicted_copy_and_keeps_both(
     assert status.returncode == 0, status.stderr
     assert "uploads: nothing pending" in status.stdout
     assert f"conflict: /{copy.name} holds your edit of /shared.txt" in status.stdout
+
+
+def test_an_edit_of_a_file_deleted_on_the_server_meanwhile_makes_it_again(
+    server: LoggedServer, dav: httpx.Client, tmp_path: Path
+) -> None:
+    put(dav, "/gone.txt", b"first")
+    assert dav.request("MKCOL", "/dir/").status_code == 201
+    put(dav, "/dir/taken.txt", b"other")
+    mountpoint, cache = tmp_path / "mnt", tmp_path / "cache"
+    with mounted(server.url, mountpoint, cache, "--upload-delay", "86400") as mnt:
+        wait_for((mnt / "dir" / "taken.txt").exists, what="the files in the mount")
+        with open(mnt / "gone.txt", "r+b") as file:  # online-only: the edit keeps "t" remote
+            file.write(b"EDIT")
+        (mnt / "dir" / "taken.txt").write_bytes(b"mine")
+        assert dav.delete("/gone.txt").status_code == 204
+        assert dav.delete("/dir/taken.txt").status_code == 204
+        put(dav, "/dir/taken.txt", b"a new file took the name")
+        wait_for(lambda: not (mnt / "gone.txt").exists(), what="the delete in the mount")
+        result = drivegate("umount", str(mnt))  # uploads what is pending
+        assert result.returncode == 0, result.stderr
+    assert dav.get("/gone.txt").content == b"EDITt"  # made again, under its name
+    assert dav.get("/dir/taken.txt").content == b"a new file took the name"
+    listing = dav.request("PROPFIND", "/dir/", headers={"Depth": "1"}).text
+    copy = re.search(r"taken \(conflicted copy [^<]+\)\.txt", listing)
+    assert copy is not None, listing
+    assert dav.get("/dir/" + quote(copy.group(0))).content == b"mine"
 
 
 def test_names_the_server_cannot_keep_are_refused_and_nothing_is_made(
