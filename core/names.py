@@ -13,8 +13,9 @@ import unicodedata
 from core.errors import InvalidName
 
 MAX_NAME_BYTES = 255
-RESERVED_AT_ROOT = frozenset({".versions", ".trash"})
-"""Names the faces use for virtual folders (old versions, the trash) at a drive's root."""
+RESERVED_AT_ROOT = frozenset({".versions", ".trash", "api"})
+"""Names the faces use at a drive's root: virtual folders (old versions, the trash)
+and the sync API (``/api/v1``, served on the same URLs as the drive)."""
 
 
 def normalize_name(name: str) -> str:

@@ -34,7 +34,7 @@ import stat
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
@@ -519,9 +519,20 @@ class DriveFs(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.ENOTEMPTY)
         self._writable(parent, node)
         # An open handle keeps reading: the kernel still knows the inode, so it stays a ghost.
-        self.later(await self.namespace.remove(node))
+        with self._leaving(node):
+            self.later(await self.namespace.remove(node))
         if not folder:
             self._forget_local(node.id)
+
+    @contextlib.contextmanager
+    def _leaving(self, *nodes: Node | None) -> Iterator[None]:
+        """While the server deletes or replaces these nodes, uploads leave them alone."""
+        ids = {node.id for node in nodes if node is not None}
+        self.uploader.leaving |= ids
+        try:
+            yield
+        finally:
+            self.uploader.leaving -= ids
 
     def _forget_local(self, node_id: NodeId) -> None:
         """The file is gone from the server: its queued upload goes, and its working copy
@@ -572,7 +583,9 @@ class DriveFs(pyfuse3.Operations):
             # target's too, so its history holds every version it had.
             await self._upload_now(node.id)
             await self._upload_now(there.id)
-        effects = await self.namespace.rename(node, new_parent, new_name, there)
+        replaced = there is not None and not there.is_folder  # then the source node goes too
+        with self._leaving(*((node, there) if replaced else ())):
+            effects = await self.namespace.rename(node, new_parent, new_name, there)
         self._renamed(node, there, new_parent, name_new, effects)
 
     def _renamed(

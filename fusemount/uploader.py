@@ -26,7 +26,6 @@ import trio
 from fusemount.chunker import Piece, cut_file
 from fusemount.client import SyncApi
 from fusemount.errors import (
-    ApiError,
     Conflict,
     MountError,
     NotFound,
@@ -71,6 +70,9 @@ class Uploader:
         self.host = socket.gethostname().split(".")[0] or "localhost"
         self._wake = trio.Event()
         self._running: dict[NodeId, trio.Event] = {}
+        # Files the mount is deleting or replacing now (see fs): their uploads' answers
+        # (a commit, or "no such node") no longer tell anything about them.
+        self.leaving: set[NodeId] = set()
 
     def kick(self) -> None:
         """Look at the queue now (a file was closed, the server came back)."""
@@ -105,6 +107,9 @@ class Uploader:
         done = self._running[row.node_id] = trio.Event()
         try:
             await self._upload(latest)
+        except Exception as exc:  # a bug here must not take the whole mount down
+            log.exception("upload of node %s failed", row.node_id)
+            self.queue.failed(latest, f"internal error: {exc!r} (see the mount log)")
         finally:
             del self._running[row.node_id]
             done.set()
@@ -126,17 +131,20 @@ class Uploader:
             await self._keep_as_copy(row)
             return
         except NotFound:
-            await self._keep_as_copy(row, deleted=True)
-            return
-        except (QuotaExceeded, ApiError) as exc:
-            self.queue.failed(row, _reason(exc))
-            log.warning("upload of node %s stopped: %s", row.node_id, exc)
+            if not self._gone_here(row):
+                await self._keep_as_copy(row, deleted=True)
             return
         except (MountError, OSError) as exc:  # OSError: the working copy cannot be read
-            self.queue.failed(row, str(exc))
+            reason = _reason(exc) if isinstance(exc, MountError) else str(exc)
+            self.queue.failed(row, reason)
             log.warning("upload of node %s stopped: %s", row.node_id, exc)
             return
+        self._committed(row, node)
+
+    def _committed(self, row: Pending, node: Node) -> None:
         assert node.version is not None
+        if self.queue.get(row.node_id) is None:
+            return  # deleted or replaced here meanwhile: the answer no longer tells anything
         if self.queue.uploaded(row, node.version.id):
             if not self.busy(row.node_id):
                 self.work.drop(row.node_id)
@@ -146,6 +154,10 @@ class Uploader:
             self.work.rebase(row.node_id, node.version.id)
         self.changed(self.replica.set_content([node]))
         log.info("uploaded node %s as version %s", node.id, node.version.number)
+
+    def _gone_here(self, row: Pending) -> bool:
+        """Whether the mount deleted or replaced the file while its upload ran."""
+        return row.node_id in self.leaving or self.queue.get(row.node_id) is None
 
     async def _keep_as_copy(self, row: Pending, deleted: bool = False) -> None:
         """The file changed on the server since the edit began: the edit becomes a new
@@ -203,7 +215,10 @@ class Uploader:
         raise UploadFailed("no free name for the conflicted copy")
 
     async def _send(self, row: Pending, target: CommitTarget | None = None) -> Node:
-        if self.work.copies[row.node_id].complete:
+        copy = self.work.copies.get(row.node_id)
+        if copy is None:
+            raise UploadFailed(f"the working copy of node {row.node_id} is gone")
+        if copy.complete:
             path = self.work.path(row.node_id)
             pieces, whole = await trio.to_thread.run_sync(_cut, path)
             with open(path, "rb") as file:

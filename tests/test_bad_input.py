@@ -93,7 +93,7 @@ def test_name_over_255_bytes(drive: Drive, alice: UserInfo, unchanged: None) -> 
         drive.mkdir(alice.id, "/" + "a" * 256)
 
 
-@pytest.mark.parametrize("name", [".versions", ".trash"])
+@pytest.mark.parametrize("name", [".versions", ".trash", "api"])
 def test_reserved_names_at_the_root(
     drive: Drive, alice: UserInfo, unchanged: None, name: str
 ) -> None:

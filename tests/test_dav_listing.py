@@ -33,7 +33,8 @@ def logged_server(
 
 def statements_of(log: Path, method: str, path: str) -> int:
     """The ``sql=N`` of the last logged request ``method path`` (waits for the line)."""
-    pattern = re.compile(rf" {method} {re.escape(path)} \d+ \d+ \S+ \S+ sql=(\d+)$", re.MULTILINE)
+    line = rf" {method} {re.escape(path)} \d+ \d+ \S+ \S+ sql=(\d+) in=\d+$"
+    pattern = re.compile(line, re.MULTILINE)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         found = pattern.findall(log.read_text())
