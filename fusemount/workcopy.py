@@ -24,16 +24,19 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from fusemount.delta import Planned, plan
-from fusemount.errors import CacheFull
+from fusemount.errors import CacheFull, MountError
 from fusemount.extents import Extents
 from fusemount.reader import FileReader, ReadAhead
 from fusemount.records import Manifest, Node, NodeId, VersionId
+
+log = logging.getLogger(__name__)
 
 RESERVE = 4 * 1024 * 1024  # bytes of the cache disk working copies leave free
 
@@ -100,7 +103,11 @@ class WorkCopies:
                 if not (name.endswith(".json") and name[:-5].isdigit()):
                     entry.unlink(missing_ok=True)
                 continue
-            self.copies[node_id] = self._load(node_id, queued[node_id], entry.stat().st_size)
+            try:
+                self.copies[node_id] = self._load(node_id, queued[node_id], entry.stat().st_size)
+            except (OSError, ValueError, KeyError, TypeError, MountError) as exc:
+                # Its upload stops with "the working copy is gone" (see uploader).
+                log.error("the working copy of node %s cannot be read back: %s", node_id, exc)
         for entry in self.dir.glob("*.json"):
             if NodeId(int(entry.stem)) not in self.copies:
                 entry.unlink(missing_ok=True)

@@ -208,6 +208,7 @@ class Relay(ThreadingHTTPServer):
         self.upstream = httpx.Client(base_url=upstream, timeout=120)
         self.online = True
         self.corrupt: set[str] = set()
+        self.chunk_puts_left: int | None = None  # then the link goes down (mid-upload)
         self.connections: set[socket.socket] = set()
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
@@ -263,6 +264,13 @@ class _RelayHandler(BaseHTTPRequestHandler):
         answer = self.server.upstream.request(self.command, self.path, headers=headers,
                                               content=body)  # fmt: skip
         content = answer.content
+        if self.command == "PUT" and self.path.startswith("/api/v1/chunks/"):
+            with self.server.lock:
+                left = self.server.chunk_puts_left
+                if left is not None:
+                    self.server.chunk_puts_left = left - 1
+            if left == 1:
+                self.server.go_offline()
         digest = self.path.rsplit("/", 1)[-1]
         if self.path.startswith("/api/v1/chunks/") and digest in self.server.corrupt:
             content = bytes([content[0] ^ 0xFF]) + content[1:]

@@ -425,6 +425,25 @@ def test_writes_while_the_server_is_away_upload_when_it_is_back(
             wait_for(lambda: mount_info(mnt)["uploads"]["pending"] == 0, what="an empty queue")
 
 
+def test_an_upload_cut_off_by_the_server_going_away_resumes_when_it_is_back(
+    server: LoggedServer, dav: httpx.Client, tmp_path: Path
+) -> None:
+    data = random.Random(9).randbytes(24 * MiB)
+    with relay(server.url) as link:
+        mountpoint, cache = tmp_path / "mnt", tmp_path / "cache"
+        with mounted(link.url, mountpoint, cache, "--upload-delay", "0") as mnt:
+            link.chunk_puts_left = 3  # the link goes down after the third chunk
+            (mnt / "big.bin").write_bytes(data)
+            wait_for(lambda: not link.online, what="the link to go down mid-upload")
+            assert dav.get("/big.bin").content == b""  # made at create; no content yet
+            assert mount_info(mnt)["uploads"]["pending"] == 1
+            assert (mnt / "big.bin").read_bytes() == data  # from the working copy
+            link.online = True
+            wait_for(lambda: on_server(dav, "/big.bin", data), timeout=60, what="the upload")
+    puts = [r.path for r in server.requests() if r.method == "PUT" and "/chunks/" in r.path]
+    assert len(puts) == len(set(puts)), "a chunk the server had was sent again"
+
+
 def test_umount_uploads_what_is_pending_first(
     server: LoggedServer, dav: httpx.Client, tmp_path: Path
 ) -> None:
