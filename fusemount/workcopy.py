@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fusemount.delta import Planned, plan
-from fusemount.errors import CacheFull, MountError
+from fusemount.errors import CacheFull, MountError, UploadFailed
 from fusemount.extents import Extents
 from fusemount.reader import FileReader, ReadAhead
 from fusemount.records import Manifest, Node, NodeId, VersionId
@@ -209,7 +209,7 @@ class WorkCopies:
         self, node_id: NodeId, offset: int, size: int, ahead: ReadAhead | None = None
     ) -> bytes:
         """The working copy's bytes: local ones from its file, the others from the origin."""
-        copy = self.copies[node_id]
+        copy = self._copy(node_id)
         end = min(offset + size, copy.size)
         if offset >= end:
             return b""
@@ -225,6 +225,12 @@ class WorkCopies:
                 )
         return b"".join(parts)
 
+    def _copy(self, node_id: NodeId) -> WorkCopy:
+        copy = self.copies.get(node_id)
+        if copy is None:  # deleted while an upload read it
+            raise UploadFailed(f"the working copy of node {node_id} is gone")
+        return copy
+
     def _pread(self, node_id: NodeId, offset: int, size: int) -> bytes:
         fd = self._fds.get(node_id)
         if fd is not None:
@@ -235,7 +241,7 @@ class WorkCopies:
     async def plan(self, node_id: NodeId) -> Planned:
         """The chunks of the working copy's content (only those of an incomplete copy
         that were not the origin's are cut afresh; see ``delta``)."""
-        copy = self.copies[node_id]
+        copy = self._copy(node_id)
         assert copy.origin is not None, "a complete copy is cut as a whole"
 
         async def read(offset: int, length: int) -> bytes:
