@@ -13,6 +13,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar, cast
 
 import trio
 from cachetools import LRUCache
@@ -24,6 +25,7 @@ from fusemount.records import ChunkHash, ChunkSpan, Manifest, Node, VersionRef
 from fusemount.replica import Replica
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PARALLEL_FETCHES = 8
 MEMORY_BYTES = 64 * 1024 * 1024
@@ -288,14 +290,17 @@ class FileReader:
         return b"".join(parts)
 
 
-async def gather(jobs: list[Callable[[], Awaitable[bytes]]]) -> list[bytes]:
-    """Run the jobs in parallel; the first MountError (if any) is raised as itself."""
+async def gather(jobs: list[Callable[[], Awaitable[T]]], limit: int | None = None) -> list[T]:
+    """Run the jobs in parallel (at most ``limit`` at a time, if given); the first
+    MountError (if any) is raised as itself, and the other jobs are cancelled."""
     if len(jobs) == 1:
         return [await jobs[0]()]
-    results: list[bytes] = [b""] * len(jobs)
+    results: list[T | None] = [None] * len(jobs)
+    limiter = trio.CapacityLimiter(limit or max(len(jobs), 1))
 
     async def run(index: int) -> None:
-        results[index] = await jobs[index]()
+        async with limiter:
+            results[index] = await jobs[index]()
 
     try:
         async with trio.open_nursery() as nursery:
@@ -306,7 +311,7 @@ async def gather(jobs: list[Callable[[], Awaitable[bytes]]]) -> list[bytes]:
         if mount_errors is None:
             raise
         raise _first(mount_errors) from None
-    return results
+    return cast("list[T]", results)
 
 
 def _first(group: BaseExceptionGroup[MountError]) -> MountError:

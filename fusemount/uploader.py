@@ -35,14 +35,16 @@ from fusemount.errors import (
     Throttled,
     UploadFailed,
 )
-from fusemount.reader import Connectivity
-from fusemount.records import CommitTarget, Node, NodeId
+from fusemount.reader import Connectivity, gather
+from fusemount.records import ChunkHash, CommitTarget, Node, NodeId
 from fusemount.replica import Effect, Replica
 from fusemount.uploads import Pending, UploadQueue
 from fusemount.workcopy import WorkCopies
 
 log = logging.getLogger(__name__)
 
+PARALLEL_FILES = 4  # files uploaded at once
+PARALLEL_PUTS = 4  # chunk PUTs of one file at once
 RETRY = 5.0  # seconds before an upload that failed for a passing reason is tried again
 IDLE = 30.0
 
@@ -89,11 +91,17 @@ class Uploader:
                 await self._wake.wait()
 
     async def drain(self) -> None:
-        """Upload every row that is due and not open for writing."""
-        for row in self.queue.due():
-            if self.busy(row.node_id):
-                continue
-            await self.upload(row)
+        """Upload every row that is due and not open for writing (a few files at a time)."""
+        rows = [row for row in self.queue.due() if not self.busy(row.node_id)]
+        limiter = trio.CapacityLimiter(PARALLEL_FILES)
+
+        async def upload(row: Pending) -> None:
+            async with limiter:
+                await self.upload(row)
+
+        async with trio.open_nursery() as nursery:
+            for row in rows:
+                nursery.start_soon(upload, row)
 
     async def upload(self, row: Pending) -> None:
         """Upload the file's queued content: one upload per file at a time (the
@@ -241,11 +249,20 @@ class Uploader:
         """Ask the server which chunks it lacks; send those."""
         unique = list(dict.fromkeys(piece.hash for piece in pieces))
         absent = await self.api.missing(unique)
-        sent = set()
+        first: dict[ChunkHash, Piece] = {}
         for piece in pieces:
-            if piece.hash in absent and piece.hash not in sent:
+            if piece.hash in absent:
+                first.setdefault(piece.hash, piece)
+
+        def job(piece: Piece) -> Callable[[], Awaitable[None]]:
+            async def send() -> None:
                 await self.api.put_chunk(piece.hash, await read(piece))
-                sent.add(piece.hash)
+
+            return send
+
+        # A few at a time: the server works on one while the next is in transit (and
+        # at most that many chunks are in memory).
+        await gather([job(piece) for piece in first.values()], limit=PARALLEL_PUTS)
 
 
 def conflict_name(name: str, host: str, when: time.struct_time, attempt: int = 1) -> str:

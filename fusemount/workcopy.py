@@ -75,6 +75,7 @@ class WorkCopies:
         self.copies: dict[NodeId, WorkCopy] = {}
         self._fds: dict[NodeId, int] = {}
         self._users: dict[NodeId, int] = {}
+        self._durable_entries: set[NodeId] = set()  # working copies whose name is on disk
 
     def path(self, node_id: NodeId) -> Path:
         return self.dir / str(node_id)
@@ -181,6 +182,7 @@ class WorkCopies:
         if fd is not None:
             os.close(fd)
         self._users.pop(node_id, None)
+        self._durable_entries.discard(node_id)
         self.path(node_id).unlink(missing_ok=True)
         self._state_path(node_id).unlink(missing_ok=True)
 
@@ -266,7 +268,9 @@ class WorkCopies:
             if copy.complete:
                 if state.exists():
                     state.unlink()
-                    _sync_dir(self.dir)
+                    self._sync_entries(node_id)
+                elif node_id not in self._durable_entries:
+                    self._sync_entries(node_id)
                 return
             partial = state.with_suffix(".part")
             with open(partial, "w") as out:
@@ -274,16 +278,20 @@ class WorkCopies:
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(partial, state)
-            _sync_dir(self.dir)
+            self._sync_entries(node_id)
+
+    def _sync_entries(self, node_id: NodeId) -> None:
+        _sync_dir(self.dir)
+        self._durable_entries.add(node_id)
 
     def _make(self, node_id: NodeId, size: int) -> None:
-        """A sparse file of ``size`` bytes, durable in its directory."""
+        """A sparse file of ``size`` bytes (made durable by ``sync``, when a close or an
+        fsync needs it: until then nothing depends on it)."""
         final = self.path(node_id)
+        self._durable_entries.discard(node_id)
         try:
             with open(final, "wb") as out:
                 out.truncate(size)
-                os.fsync(out.fileno())
-            _sync_dir(self.dir)
         except OSError as exc:
             final.unlink(missing_ok=True)
             raise _disk_error(exc) from None
