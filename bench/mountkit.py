@@ -461,6 +461,8 @@ def report(
     """One table per metric: each client's figure and drivegate's ratio to each anchor,
     with the target when there is one. ``MB`` figures are stored in bytes."""
     for metric in metrics:
+        if not any(metric.key in figures for figures in results.values()):
+            continue
         better = "higher" if metric.higher_is_better else "lower"
         print(f"\n{metric.title} ({metric.unit}, {better} is better)")
         mine = results.get("drivegate", {}).get(metric.key)
