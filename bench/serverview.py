@@ -23,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -175,6 +176,23 @@ class ServerView:
             if time.monotonic() >= deadline:
                 return None
             time.sleep(0.2)
+
+    def check_content(self, prefix: str, want: FileIndex, sample: int) -> list[str]:
+        """GET up to ``sample`` of the files in ``want`` over WebDAV and hash them: the
+        SHA-256 in the tree is the uploader's word when the mount sent it. The paths
+        whose content differs."""
+        wrong = []
+        chosen = sorted(want)[:: max(1, len(want) // sample)][:sample]
+        with httpx.Client(base_url=self.url, auth=self.auth, timeout=120) as dav:
+            for path in chosen:
+                digest = hashlib.sha256()
+                url = quote(f"{prefix.strip('/')}/{path}")
+                with dav.stream("GET", url) as answer:
+                    for block in answer.iter_bytes(8 * 1024 * 1024):
+                        digest.update(block)
+                if answer.status_code != 200 or digest.hexdigest() != want[path][1]:
+                    wrong.append(path)
+        return wrong
 
     def missing(self, prefix: str, want: FileIndex) -> int:
         with self._cond:

@@ -37,8 +37,12 @@ long-polled ``GET /api/v1/changes``) and notes when the expected sizes and
 hashes are all there. A client that has not uploaded everything within
 ``--timeout`` is unmounted (``drivegate umount`` and davfs2's ``umount``
 wait for pending uploads) and the watcher waits a little more; that figure
-is then marked "after unmount". The bytes come from the server's log: sent =
-response bodies (the watcher's own tree/change-feed requests left out),
+is then marked "after unmount". Afterwards (untimed) the written files are
+read back over WebDAV and hashed (up to 40 of the unpacked ones): the
+SHA-256 in the tree is the mount's own word for its uploads. The bytes come
+from the server's log, from the start until the mount is gone: sent =
+response bodies, leaving out ``/api/v1/me``, ``/tree`` and ``/changes`` (the
+watcher's requests, and the drivegate mount's change feed: metadata only);
 received = request bodies (Content-Length, or what was read).
 
 Every operation has a ``--timeout`` after which the client's process is
@@ -97,6 +101,7 @@ GiB = 1024**3
 PHASES = ("unpack", "edit", "seq")
 WRITE_BLOCK = MiB
 SETTLE_AFTER_UNMOUNT = 120.0  # seconds the watcher still waits once the mount is gone
+CHECKED_FILES = 40  # read back from the server after each phase (outside the timing)
 EDIT_TARGET = 0.01  # the 1-byte edit: drivegate / rclone, bytes and time
 
 
@@ -274,7 +279,11 @@ def measure(
         after_unmount = done is not None
     time.sleep(0.5)  # the last request's log line
     on_server = None if done is None else max(done - start, returned)
-    return Outcome(returned, on_server, after_unmount, run.traffic.since(mark))
+    outcome = Outcome(returned, on_server, after_unmount, run.traffic.since(mark))
+    if done is not None and (wrong := run.view.check_content(prefix, want, CHECKED_FILES)):
+        print(f"  WRONG CONTENT on the server: {', '.join(wrong[:5])}", flush=True)
+        run.notes.append(f"{client}: {label}: wrong content on the server in {len(wrong)} files")
+    return outcome
 
 
 def describe(outcome: Outcome) -> str:
