@@ -224,11 +224,11 @@ def drivegate_server(
     logs: Path,
     imports: Sequence[tuple[Path, str]],
     *,
-    serve: Sequence[str] | None = None,
+    request_log: bool = False,
 ) -> Iterator[Server]:
     """A fresh drive with ``imports`` (local folder, drive path) imported, served on a
-    free loopback port; its output in ``logs``/server.log. ``serve`` replaces the
-    ``drivegate`` command that serves (e.g. one that logs every request)."""
+    free loopback port; its output in ``logs``/server.log, with one line per request
+    if ``request_log`` (``drivegate -v``)."""
     data = work / "server-data"
     data.mkdir(parents=True)
     env, cli = drivegate_env(), drivegate_cli()
@@ -241,7 +241,8 @@ def drivegate_server(
         print(f"  drivegate import {src.name} -> {dest}: {time.perf_counter() - start:.1f} s",
               flush=True)  # fmt: skip
     log = logs / "server.log"
-    cmd = [*(serve or cli), "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data)]
+    verbose = ["-v"] if request_log else []
+    cmd = [*cli, *verbose, "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data)]
     with open(log, "wb") as out:
         process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
                                    stderr=subprocess.STDOUT, env=env, cwd=work,

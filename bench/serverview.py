@@ -8,9 +8,9 @@ and SHA-256s" to within the change feed's latency (a long-poll answers at the
 commit; while changes stream in, it asks every 0.2 s, so the watcher costs
 the server a few requests a second, not one per commit).
 
-``Traffic`` adds up the server's log between two marks: bytes sent from its
-request log (``METHOD PATH STATUS BYTES …``) and bytes received from the
-``received N METHOD PATH`` lines ``serve_counted.py`` adds.
+``Traffic`` adds up the server's request log (``drivegate -v serve``: one
+line per request, ``METHOD PATH STATUS BYTES DURATION USER sql=N in=N``)
+between two marks: the bytes sent, and the request-body bytes it read.
 """
 
 from __future__ import annotations
@@ -31,12 +31,8 @@ import httpx
 WATCHER_PATHS = frozenset({"/api/v1/me", "/api/v1/tree", "/api/v1/changes"})
 REQUEST_LINE = re.compile(
     r"davserver\.app: (?P<method>[A-Z]+) (?P<path>.*) (?P<status>\S+) (?P<sent>\d+) "
-    r"[\d.]+s \S+ sql=\d+$"
+    r"[\d.]+s \S+ sql=\d+ in=(?P<received>\d+)$"
 )
-RECEIVED_LINE = re.compile(
-    r"bench\.received: received (?P<count>\d+) (?P<method>\S+) (?P<path>.*)$"
-)
-
 BATCH_PAUSE = 0.2  # seconds between change-feed requests while changes keep coming
 FileIndex = dict[str, tuple[int, str]]  # relative path -> (size, SHA-256 hex)
 
@@ -207,8 +203,8 @@ def _node(data: dict[str, Any]) -> Node:
 
 @dataclass
 class Tally:
-    sent: int = 0  # response bodies, the watcher's requests left out
-    received: int = 0  # request bodies
+    sent: int = 0  # response bodies
+    received: int = 0  # request bodies read
     requests: Counter[str] = field(default_factory=Counter)  # method -> count
 
     def describe(self) -> str:
@@ -219,7 +215,7 @@ class Tally:
 
 @dataclass
 class Traffic:
-    """Bytes through the server, from its log (``serve_counted.py -v serve``)."""
+    """Bytes through the server, from its request log (``drivegate -v serve``)."""
 
     log: Path
 
@@ -232,10 +228,10 @@ class Traffic:
             f.seek(mark)
             text = f.read().decode("utf-8", "replace")
         for line in text.splitlines():
-            if found := REQUEST_LINE.search(line):
-                if found["path"] not in WATCHER_PATHS:
-                    tally.sent += int(found["sent"])
-                    tally.requests[found["method"]] += 1
-            elif found := RECEIVED_LINE.search(line):
-                tally.received += int(found["count"])
+            found = REQUEST_LINE.search(line)
+            if found is None or found["path"] in WATCHER_PATHS:
+                continue
+            tally.sent += int(found["sent"])
+            tally.received += int(found["received"])
+            tally.requests[found["method"]] += 1
         return tally

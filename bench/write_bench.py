@@ -1,8 +1,8 @@
 """Write benchmark: ``drivegate mount`` against ``rclone mount`` and davfs2, in one run.
 
-One ``drivegate serve`` (fresh SQLite + local chunk dir under ``--workdir``,
-default /var/tmp/dg-bench; one user; run through ``serve_counted.py`` so
-that its log also says how many request-body bytes it received) is mounted
+One ``drivegate -v serve`` (fresh SQLite + local chunk dir under
+``--workdir``, default /var/tmp/dg-bench; one user; ``-v`` for its request
+log, which says how many body bytes each request sent and read) is mounted
 in turn by each client, exactly as ``mount_bench.py`` mounts them (see
 ``mountkit.py``: drivegate with its defaults, upload 2 s after close;
 ``rclone mount --vfs-cache-mode full``, write-back 5 s after close; davfs2,
@@ -43,7 +43,7 @@ SHA-256 in the tree is the mount's own word for its uploads. The bytes come
 from the server's log, from the start until the mount is gone: sent =
 response bodies, leaving out ``/api/v1/me``, ``/tree`` and ``/changes`` (the
 watcher's requests, and the drivegate mount's change feed: metadata only);
-received = request bodies (Content-Length, or what was read).
+received = request-body bytes read (``in=N``).
 
 Every operation has a ``--timeout`` after which the client's process is
 killed; every mount is unmounted and every process stopped on the way out,
@@ -486,10 +486,9 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(logs, ignore_errors=True)
         logs.mkdir(parents=True)
-        serve = [sys.executable, str(Path(__file__).with_name("serve_counted.py")), "-v"]
         print("server:", flush=True)
         imports = [(import_tree(work, inputs, chosen), "/w")]
-        with drivegate_server(work, logs, imports, serve=serve) as server:
+        with drivegate_server(work, logs, imports, request_log=True) as server:
             print(f"  serving {server.url} (pid {server.process.pid})", flush=True)
             view = ServerView(server.url, (USER, PASSWORD))
             view.start()
