@@ -4,9 +4,11 @@ and how many bytes did it send and receive meanwhile.
 ``ServerView`` keeps a replica of the user's tree through the sync API (one
 ``GET /api/v1/tree`` pass, then the change feed, long-polled) in a thread,
 and answers "since when does the server have these files, with these sizes
-and SHA-256s" to within the change feed's latency (a long-poll answers at the
-commit; while changes stream in, it asks every 0.2 s, so the watcher costs
-the server a few requests a second, not one per commit).
+and SHA-256s" to within the change feed's latency (a long-poll answers at
+the commit; while changes stream in, it asks every 0.2 s, so the watcher
+costs the server a few requests a second, not one per commit). A version
+without a SHA-256 (the mount's delta commits send none) counts by its size;
+such files are read back and hashed afterwards (``check_content``).
 
 ``Traffic`` adds up the server's request log (``drivegate -v serve``: one
 line per request, ``METHOD PATH STATUS BYTES DURATION USER sql=N in=N``)
@@ -33,6 +35,7 @@ REQUEST_LINE = re.compile(
     r"davserver\.app: (?P<method>[A-Z]+) (?P<path>.*) (?P<status>\S+) (?P<sent>\d+) "
     r"[\d.]+s \S+ sql=\d+ in=(?P<received>\d+)$"
 )
+UNKNOWN = "unknown"  # a version's SHA-256 the uploader did not send (a delta commit)
 BATCH_PAUSE = 0.2  # seconds between change-feed requests while changes keep coming
 FileIndex = dict[str, tuple[int, str]]  # relative path -> (size, SHA-256 hex)
 
@@ -152,7 +155,7 @@ class ServerView:
                 continue
             path = path_of(node_id)
             if path is not None and path.startswith(start):
-                found[path[len(start) :]] = (node.size, node.sha256 or "")
+                found[path[len(start) :]] = (node.size, node.sha256 or UNKNOWN)
         return found
 
     def wait_for(self, prefix: str, want: FileIndex, timeout: float) -> float | None:
@@ -167,20 +170,21 @@ class ServerView:
                     self._cond.wait(max(0.0, min(1.0, deadline - time.monotonic())))
                 checked = self.changed_at
                 found = self.files_below(prefix)
-            if all(found.get(path) == item for path, item in want.items()):
+            if all(_matches(found.get(path), item) for path, item in want.items()):
                 return checked
             if time.monotonic() >= deadline:
                 return None
             time.sleep(0.2)
 
     def check_content(self, prefix: str, want: FileIndex, sample: int) -> list[str]:
-        """GET up to ``sample`` of the files in ``want`` over WebDAV and hash them: the
-        SHA-256 in the tree is the uploader's word when the mount sent it. The paths
-        whose content differs."""
+        """GET up to ``sample`` of the files in ``want`` over WebDAV, and every one
+        without a SHA-256 on the server, and hash them (the SHA-256 in the tree is the
+        uploader's word when the mount sent it). The paths whose content differs."""
         wrong = []
-        chosen = sorted(want)[:: max(1, len(want) // sample)][:sample]
+        chosen = set(sorted(want)[:: max(1, len(want) // sample)][:sample])
+        chosen.update(self.unknown_hashes(prefix, want))
         with httpx.Client(base_url=self.url, auth=self.auth, timeout=120) as dav:
-            for path in chosen:
+            for path in sorted(chosen):
                 digest = hashlib.sha256()
                 url = quote(f"{prefix.strip('/')}/{path}")
                 with dav.stream("GET", url) as answer:
@@ -193,7 +197,19 @@ class ServerView:
     def missing(self, prefix: str, want: FileIndex) -> int:
         with self._cond:
             found = self.files_below(prefix)
-        return sum(1 for path, item in want.items() if found.get(path) != item)
+        return sum(1 for path, item in want.items() if not _matches(found.get(path), item))
+
+    def unknown_hashes(self, prefix: str, want: FileIndex) -> list[str]:
+        """The files of ``want`` whose version has no SHA-256 on the server."""
+        with self._cond:
+            found = self.files_below(prefix)
+        return [path for path in want if found.get(path, (0, ""))[1] == UNKNOWN]
+
+
+def _matches(found: tuple[int, str] | None, want: tuple[int, str]) -> bool:
+    """Same size and hash; a version without a hash (a mount's delta commit) counts by
+    its size, and its content is then read back (``check_content``)."""
+    return found is not None and found[0] == want[0] and found[1] in {want[1], UNKNOWN}
 
 
 def _node(data: dict[str, Any]) -> Node:

@@ -280,6 +280,9 @@ def measure(
     time.sleep(0.5)  # the last request's log line
     on_server = None if done is None else max(done - start, returned)
     outcome = Outcome(returned, on_server, after_unmount, run.traffic.since(mark))
+    if unknown := run.view.unknown_hashes(prefix, want):
+        print(f"  ({len(unknown)} files without a SHA-256 on the server: read back and "
+              "hashed)", flush=True)  # fmt: skip
     if done is not None and (wrong := run.view.check_content(prefix, want, CHECKED_FILES)):
         print(f"  WRONG CONTENT on the server: {', '.join(wrong[:5])}", flush=True)
         run.notes.append(f"{client}: {label}: wrong content on the server in {len(wrong)} files")
