@@ -51,7 +51,10 @@ also on Ctrl-C. Logs stay in ``--workdir``/write-logs.
 
 Targets (from the issue): unpack and sequential write >= 1.0x rclone mount
 (time to return and time until on the server); the 1-byte edit under 1/100
-of rclone's bytes and time until durable.
+of rclone's bytes and time until durable. Each client waits after a close
+before it uploads (drivegate 2 s, rclone 5 s, davfs2 10 s, their defaults),
+and "until on the server" includes that wait: with these defaults the
+edit's time can get to 2/5 of rclone's at best, not 1/100.
 
 Run as root; the full run takes about 10-15 minutes and ~6 GiB of disk:
 
@@ -514,6 +517,8 @@ def main() -> None:
 
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"\nresults (MB = 10^6 bytes; load average now: {load}; {os.cpu_count()} cores)")
+    print("'on the server' includes each client's wait after close: drivegate 2 s, rclone 5 s "
+          "(--vfs-write-back), davfs2 10 s (delay_upload)")  # fmt: skip
     report(metrics(args, len(inputs.sdist_index)), results)
     if notes:
         print("\nnotes:")
