@@ -69,30 +69,39 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import random
-import re
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 
 import benchkit
-from benchkit import ROOT, MiB, drivegate_env, generate_random, stop
+from benchkit import ROOT, MiB, generate_random, stop
 from humanfriendly import format_size, parse_size
+from mountkit import (
+    CLIENTS,
+    Metric,
+    Mounted,
+    Place,
+    clean_leftovers,
+    cpu_seconds,
+    disk_usage,
+    drivegate_server,
+    drop_caches,
+    missing_tools,
+    raise_on_signals,
+    report,
+    session,
+    signals_blocked,
+    watchdog,
+)
 
 GiB = 1024**3
-CLIENTS = ("drivegate", "rclone", "davfs2")
-ANCHORS = ("rclone", "davfs2")
-USER, PASSWORD = "bench", "bench-password-for-mount"
-SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 READ_BLOCK = MiB
 TTFB_AT = 0.9
 WARM_LS_LIMIT = 0.5  # seconds: the issue's absolute target for a warm ls -lR
@@ -108,44 +117,12 @@ ISSUE_FIGURES = {
 }
 
 
-@dataclass(frozen=True)
-class Metric:
-    key: str
-    title: str
-    unit: str
-    higher_is_better: bool
-    target: float | None = None  # drivegate / rclone must reach this ratio
-    limit: float | None = None  # drivegate's own figure must stay below this
-    digits: int = 0
-    ratios: bool = True
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    data: Path
-
-
-@dataclass
-class Mounted:
-    """A live mount: where, and the process that answers it (watchdog, profiler)."""
-
-    client: str
-    path: Path
-    cache: Path
-    pid: int | None
-    seconds: float  # from the mount command to a mount that answers
-
-
 @dataclass
 class Run:
     args: argparse.Namespace
-    work: Path  # this run's scratch dir (deleted at the end)
-    logs: Path  # kept
+    place: Place  # scratch dir (deleted at the end), logs (kept), the server
     big: Path
     tree: Path
-    server: Server
     results: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
@@ -166,294 +143,6 @@ def generate_tree(root: Path, count: int) -> None:
         text = f"file {i}\n" + "".join(rng.choices("abcdefgh \n", k=rng.randint(100, 4000)))
         (folder / f"f{i:05d}.txt").write_text(text)
     partial.rename(root)
-
-
-def read_into_page_cache(root: Path) -> None:
-    """Read every file below ``root`` once (the server's data, before each session)."""
-    buffer = bytearray(8 * MiB)
-    for folder, _, names in os.walk(root):
-        for name in names:
-            with contextlib.suppress(OSError), open(Path(folder, name), "rb", buffering=0) as f:
-                while f.readinto(buffer):
-                    pass
-
-
-def drop_caches() -> bool:
-    """``sync; echo 3 > /proc/sys/vm/drop_caches``; False when not allowed (not root)."""
-    os.sync()
-    try:
-        with open("/proc/sys/vm/drop_caches", "w") as knob:
-            knob.write("3\n")
-    except OSError:
-        return False
-    return True
-
-
-# processes and mounts -------------------------------------------------------
-
-
-@contextlib.contextmanager
-def signals_blocked() -> Iterator[None]:
-    """Let cleanup finish: a Ctrl-C arriving meanwhile is delivered afterwards."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as proc:
-            return proc.read().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def wait_gone(pid: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
-def end_process(pid: int | None, grace: float = 30.0) -> None:
-    """Wait for a process we started to exit; SIGTERM, then SIGKILL, if it lingers."""
-    if pid is None:
-        return
-    for sig, wait in ((None, grace), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        if sig is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        if wait_gone(pid, wait):
-            return
-
-
-def mounted_paths() -> set[str]:
-    """Mount points from /proc/self/mountinfo (no syscall on a mount that may hang)."""
-    with open("/proc/self/mountinfo") as mounts:
-        return {line.split()[4].replace("\\040", " ").replace("\\134", "\\") for line in mounts}
-
-
-def is_mounted(path: Path) -> bool:
-    return str(path) in mounted_paths()
-
-
-def unmount(path: Path, first: list[str]) -> None:
-    """``first`` (e.g. ``fusermount3 -u``), then lazy unmounts, until ``path`` is no mount."""
-    for cmd in (first, ["fusermount3", "-uz"], ["umount", "-l"]):
-        if not is_mounted(path):
-            return
-        subprocess.run([*cmd, str(path)], capture_output=True, timeout=120, check=False)
-    if is_mounted(path):
-        print(f"  WARNING: {path} is still mounted", file=sys.stderr)
-
-
-def run_quiet(cmd: list[str], *, stdin: str | None = None, cwd: Path | None = None,
-              env: dict[str, str] | None = None, timeout: float = 600) -> str:  # fmt: skip
-    done = subprocess.run(cmd, input=stdin, capture_output=True, text=True, cwd=cwd, env=env,
-                          timeout=timeout, check=False)  # fmt: skip
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:4])}… failed ({done.returncode}): "
-                           f"{(done.stderr or done.stdout).strip()[-1500:]}")  # fmt: skip
-    return done.stdout
-
-
-def drivegate_cli() -> list[str]:
-    return [sys.executable, "-m", "drivegate"]
-
-
-@contextlib.contextmanager
-def drivegate_server(work: Path, big_dir: Path, tree: Path) -> Iterator[Server]:
-    """A fresh drive with the inputs imported, served on a free loopback port."""
-    data = work / "server-data"
-    data.mkdir(parents=True)
-    env, cli = drivegate_env(), drivegate_cli()
-    run_quiet([*cli, "user", "add", USER, "--password-stdin", "--data-dir", str(data)],
-              stdin=PASSWORD + "\n", cwd=work, env=env)  # fmt: skip
-    for src, dest in ((big_dir, "/big"), (tree, "/tree")):
-        start = time.perf_counter()
-        run_quiet([*cli, "import", str(src), dest, "--user", USER, "--data-dir", str(data)],
-                  cwd=work, env=env, timeout=3600)  # fmt: skip
-        print(f"  drivegate import {src.name} -> {dest}: {time.perf_counter() - start:.1f} s",
-              flush=True)  # fmt: skip
-    log = work.parent / "mount-logs" / "server.log"
-    cmd = [*cli, "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data)]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=subprocess.STDOUT, env=env, cwd=work,
-                                   start_new_session=True)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while not (
-            found := re.search(r"drivegate serving (\S+)", log.read_text("utf-8", "replace"))
-        ):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"drivegate serve did not start (exit {process.poll()}): "
-                                   f"{log.read_text('utf-8', 'replace')[-2000:]}")  # fmt: skip
-            time.sleep(0.05)
-        yield Server(found.group(1).rstrip("/") + "/", process, data)
-    finally:
-        with signals_blocked():
-            stop(process)
-
-
-def wait_mounted(path: Path, process: subprocess.Popen[bytes] | None, log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while not is_mounted(path):
-        if (process is not None and process.poll() is not None) or time.monotonic() > deadline:
-            tail = log.read_text("utf-8", "replace")[-2000:] if log.exists() else ""
-            raise RuntimeError(f"{path} did not get mounted:\n{tail}")
-        time.sleep(0.02)
-    os.stat(path)  # answers: the mount is ready
-
-
-def _keep_log(src: Path, dest: Path) -> None:
-    with contextlib.suppress(OSError):
-        shutil.copyfile(src, dest)
-
-
-@contextlib.contextmanager
-def mount_drivegate(run: Run, path: Path, cache: Path, label: str) -> Iterator[Mounted]:
-    cmd = [*drivegate_cli(), "mount", run.server.url, str(path), "--user", USER,
-           "--password-stdin", "--cache-dir", str(cache),
-           "--cache-size", str(2 * run.args.size + 256 * MiB)]  # fmt: skip
-    pid = None
-    try:
-        start = time.perf_counter()
-        run_quiet(cmd, stdin=PASSWORD + "\n", cwd=run.work, env=drivegate_env(), timeout=300)
-        seconds = time.perf_counter() - start
-        pid = int(json.loads(os.getxattr(path, "user.drivegate.mount"))["pid"])
-        yield Mounted("drivegate", path, cache, pid, seconds)
-    finally:
-        with signals_blocked():
-            unmount(path, ["fusermount3", "-u"])
-            end_process(pid)
-            _keep_log(cache / "mount.log", run.logs / f"drivegate-{label}.log")
-
-
-@contextlib.contextmanager
-def mount_rclone(run: Run, path: Path, cache: Path, label: str) -> Iterator[Mounted]:
-    obscured = run_quiet(["rclone", "obscure", PASSWORD]).strip()
-    env = {
-        **os.environ,
-        "RCLONE_CONFIG": str(run.work / "rclone.conf"),  # none: the remote is in the env
-        "RCLONE_CONFIG_DG_TYPE": "webdav",
-        "RCLONE_CONFIG_DG_URL": run.server.url,
-        "RCLONE_CONFIG_DG_VENDOR": "other",
-        "RCLONE_CONFIG_DG_USER": USER,
-        "RCLONE_CONFIG_DG_PASS": obscured,
-    }
-    cmd = ["rclone", "mount", "dg:", str(path), "--vfs-cache-mode", "full",
-           "--cache-dir", str(cache)]  # fmt: skip
-    log = run.logs / f"rclone-{label}.log"
-    with open(log, "wb") as out:
-        start = time.perf_counter()
-        process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=subprocess.STDOUT, env=env, cwd=run.work,
-                                   start_new_session=True)  # fmt: skip
-    try:
-        wait_mounted(path, process, log)
-        yield Mounted("rclone", path, cache, process.pid, time.perf_counter() - start)
-    finally:
-        with signals_blocked():
-            unmount(path, ["fusermount3", "-u"])
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                stop(process)
-
-
-def davfs2_pid(path: Path) -> int | None:
-    """The mount.davfs daemon of ``path``, from its pid file."""
-    name = str(path).strip("/").replace("/", "-") + ".pid"
-    with contextlib.suppress(OSError, ValueError):
-        return int(Path("/var/run/mount.davfs", name).read_text().split()[0])
-    return None
-
-
-@contextlib.contextmanager
-def mount_davfs2(run: Run, path: Path, cache: Path, label: str) -> Iterator[Mounted]:
-    # The daemon runs as the davfs2 user: it needs to create its cache below `cache`.
-    cache.mkdir(parents=True)
-    shutil.chown(cache, "root", "davfs2")
-    cache.chmod(0o775)
-    conf = run.work / "davfs2.conf"
-    conf.write_text(
-        "use_locks 0\nask_auth 0\n"
-        f"cache_dir {cache}\n"
-        f"cache_size {(2 * run.args.size + 256 * MiB) // MiB}\n"
-        "buf_size 1024\n"  # KiB; the default 16 makes every readdir fail (EINVAL) here
-    )
-    conf.chmod(0o600)
-    cmd = ["mount", "-t", "davfs", "-o", f"username={USER},conf={conf}", run.server.url,
-           str(path)]  # fmt: skip
-    pid = None
-    try:
-        start = time.perf_counter()
-        run_quiet(cmd, stdin=PASSWORD + "\n", timeout=120)
-        wait_mounted(path, None, conf)
-        seconds = time.perf_counter() - start
-        pid = davfs2_pid(path)
-        yield Mounted("davfs2", path, cache, pid, seconds)
-    finally:
-        with signals_blocked():
-            pid = pid or davfs2_pid(path)
-            unmount(path, ["umount"])  # umount.davfs: waits for the daemon to write back
-            end_process(pid)
-
-
-MOUNTERS: dict[str, Callable[[Run, Path, Path, str], contextlib.AbstractContextManager[Mounted]]]
-MOUNTERS = {"drivegate": mount_drivegate, "rclone": mount_rclone, "davfs2": mount_davfs2}
-
-
-@contextlib.contextmanager
-def session(run: Run, client: str, label: str) -> Iterator[Mounted]:
-    """A fresh mount with an empty cache dir, page cache dropped, server data in memory."""
-    path = run.work / f"mnt-{client}"
-    cache = run.work / f"cache-{client}"
-    path.mkdir(exist_ok=True)
-    shutil.rmtree(cache, ignore_errors=True)
-    if not drop_caches():
-        print("  (not root: the page cache was not dropped)", flush=True)
-    read_into_page_cache(run.server.data)
-    try:
-        with MOUNTERS[client](run, path, cache, label) as mounted:
-            yield mounted
-    finally:
-        with signals_blocked():
-            shutil.rmtree(cache, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def watchdog(mounted: Mounted, seconds: float, what: str) -> Iterator[None]:
-    """Kill the mount's process if ``what`` takes longer than ``seconds`` (a hang)."""
-    fired = threading.Event()
-
-    def fire() -> None:
-        fired.set()
-        print(f"  TIMEOUT: {what} on {mounted.client} took over {seconds:.0f} s: "
-              f"killing its process {mounted.pid}", file=sys.stderr, flush=True)  # fmt: skip
-        if mounted.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(mounted.pid, signal.SIGKILL)
-        subprocess.run(["umount", "-l", str(mounted.path)], capture_output=True, check=False)
-
-    timer = threading.Timer(seconds, fire)
-    timer.daemon = True
-    timer.start()
-    try:
-        yield
-    except OSError as exc:
-        if fired.is_set():
-            raise RuntimeError(f"{mounted.client}: {what} timed out after {seconds:.0f} s") from exc
-        raise
-    finally:
-        timer.cancel()
-    if fired.is_set():
-        raise RuntimeError(f"{mounted.client}: {what} timed out after {seconds:.0f} s")
 
 
 # profiling -----------------------------------------------------------------
@@ -497,28 +186,6 @@ def summarize_profile(folded: Path, top: int = 10) -> None:
         top=top,
         what="CPU samples (200/s)",
     )
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time of a process (all its threads) so far."""
-    if pid is None:
-        return 0.0
-    try:
-        with open(f"/proc/{pid}/stat") as proc:
-            fields = proc.read().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def disk_usage(root: Path) -> int:
-    """Bytes allocated below ``root`` (what a client keeps in its cache dir)."""
-    total = 0
-    for folder, _, names in os.walk(root):
-        for name in names:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(folder, name)).st_blocks * 512
-    return total
 
 
 def time_to_first_byte(mounted: Mounted, big: Path, timeout: float) -> float:
@@ -591,10 +258,10 @@ def bench_client(run: Run, client: str) -> dict[str, float]:
     def spy(mounted: Mounted, phase: str) -> contextlib.AbstractContextManager[None]:
         if client != "drivegate":
             return contextlib.nullcontext()
-        pids = {"mount": mounted.pid, "server": run.server.process.pid}
+        pids = {"mount": mounted.pid, "server": run.place.server.process.pid}
         return py_spy(pids, args.py_spy, phase)
 
-    with session(run, client, "ttfb") as mounted:
+    with session(run.place, client, "ttfb") as mounted:
         results["mount_s"] = mounted.seconds
         results["ttfb"] = time_to_first_byte(mounted, run.big, args.timeout)
         results["ttfb_cached"] = disk_usage(mounted.cache)
@@ -602,8 +269,8 @@ def bench_client(run: Run, client: str) -> dict[str, float]:
               f"{results['ttfb']:.3f} s, {results['ttfb_cached'] / 1e6:.1f} MB in its cache "
               "afterwards", flush=True)  # fmt: skip
 
-    with session(run, client, "read") as mounted:
-        server_pid = run.server.process.pid
+    with session(run.place, client, "read") as mounted:
+        server_pid = run.place.server.process.pid
         cpu_before = cpu_seconds(mounted.pid), cpu_seconds(server_pid)
         with spy(mounted, "seq-cold"):
             results["seq_cold"] = sequential_read(mounted, run.big, args.timeout, "cold read")
@@ -623,7 +290,7 @@ def bench_client(run: Run, client: str) -> dict[str, float]:
               f"{results['cpu_client']:.1f} s, server {results['cpu_server']:.1f} s",
               flush=True)  # fmt: skip
 
-    with session(run, client, "ls") as mounted:
+    with session(run.place, client, "ls") as mounted:
         results["mount_ls_s"] = mounted.seconds
         with spy(mounted, "ls-cold"):
             results["ls_cold"] = list_tree(mounted, args.files, args.timeout, "cold ls -lR")
@@ -632,49 +299,6 @@ def bench_client(run: Run, client: str) -> dict[str, float]:
         print(f"  ls -lR: cold {results['ls_cold']:.2f} s, warm {results['ls_warm']:.2f} s "
               f"(mounted in {mounted.seconds:.2f} s)", flush=True)  # fmt: skip
     return results
-
-
-# the report ----------------------------------------------------------------
-
-
-def report(metrics: list[Metric], results: dict[str, dict[str, float]]) -> None:
-    for metric in metrics:
-        better = "higher" if metric.higher_is_better else "lower"
-        print(f"\n{metric.title} ({metric.unit}, {better} is better)")
-        mine = results.get("drivegate", {}).get(metric.key)
-        for name in CLIENTS:
-            value = results.get(name, {}).get(metric.key)
-            if value is None:
-                continue
-            shown = value / 1e6 if metric.unit == "MB" else value
-            line = f"  {name:<10} {shown:>10.{metric.digits}f}"
-            issue = ISSUE_FIGURES.get((metric.key, name))
-            line += f"   (issue: {issue})" if issue else ""
-            if name == "drivegate" and metric.limit is not None:
-                ok = value < metric.limit
-                line = f"{line:<50} target < {metric.limit} {metric.unit}: "
-                line += "met" if ok else "MISSED"
-            if metric.ratios and name in ANCHORS and mine is not None and value > 0:
-                ratio = mine / value
-                line = f"{line:<50} drivegate/{name} = {ratio:6.2f}x"
-                if metric.target is not None and name == "rclone":
-                    goal = metric.target
-                    ok = ratio >= goal if metric.higher_is_better else ratio <= goal
-                    sign = ">=" if metric.higher_is_better else "<="
-                    line += f"  target {sign} {goal:.1f}x: {'met' if ok else 'MISSED'}"
-            print(line)
-
-
-def clean_leftovers(work: Path) -> None:
-    """Mounts left below our scratch dir by an earlier run that was killed hard."""
-    for mountpoint in sorted(mounted_paths()):
-        if Path(mountpoint).is_relative_to(work):
-            print(f"unmounting a leftover mount {mountpoint}", flush=True)
-            unmount(Path(mountpoint), ["fusermount3", "-u"])
-    if any(Path(m).is_relative_to(work) for m in mounted_paths()):
-        print(f"WARNING: a mount below {work} remains: not deleting it", file=sys.stderr)
-        return
-    shutil.rmtree(work, ignore_errors=True)
 
 
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
@@ -689,10 +313,8 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> lis
         parser.error("--workdir must be outside the repository")
     if os.geteuid() != 0:
         parser.error("run as root (FUSE mounts, davfs2, drop_caches)")
-    needs = {"drivegate": "fusermount3", "rclone": "rclone", "davfs2": "mount.davfs"}
-    for name in chosen:
-        if shutil.which(needs[name]) is None:
-            parser.error(f"{name} needs {needs[name]}, which is not installed")
+    for problem in missing_tools(chosen):
+        parser.error(problem)
     if args.py_spy is not None:
         if not (Path(sys.executable).parent / "py-spy").exists():
             parser.error("--py-spy needs py-spy in the venv's bin (pip install py-spy)")
@@ -716,11 +338,7 @@ def main() -> None:
     args = parser.parse_args()
     chosen = check_args(parser, args)
 
-    def interrupted(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt  # unmount and stop everything on the way out
-
-    for sig in SIGNALS:
-        signal.signal(sig, interrupted)
+    raise_on_signals()
 
     workdir: Path = args.workdir
     inputs = workdir / "mount-inputs"
@@ -741,9 +359,11 @@ def main() -> None:
         shutil.rmtree(logs, ignore_errors=True)
         logs.mkdir(parents=True)
         print("server:", flush=True)
-        with drivegate_server(work, big_dir, tree) as server:
+        imports = [(big_dir, "/big"), (tree, "/tree")]
+        with drivegate_server(work, logs, imports) as server:
             print(f"  serving {server.url} (pid {server.process.pid})", flush=True)
-            run = Run(args, work, logs, big, tree, server, results)
+            place = Place(work, logs, server, cache_size=2 * args.size + 256 * MiB)
+            run = Run(args, place, big, tree, results)
             for name in chosen:
                 print(f"\n{name}:", flush=True)
                 results[name] = bench_client(run, name)
@@ -811,7 +431,7 @@ def main() -> None:
     print(f"\nresults (MB = 10^6 bytes; load average now: {load}; {os.cpu_count()} cores)")
     print("page cache dropped (sync; echo 3 > /proc/sys/vm/drop_caches) and the server's data "
           "read back into it before every fresh mount")  # fmt: skip
-    report(metrics, results)
+    report(metrics, results, ISSUE_FIGURES)
     if args.py_spy is not None and "drivegate" in results:
         print("\npy-spy profiles of drivegate (mount process and server):")
         for folded in sorted(args.py_spy.glob("*.txt")):
