@@ -41,7 +41,8 @@ BACKOFF = (0.25, 0.5, 1.0, 2.0, 4.0, 5.0)
 ACCOUNT_REFRESH_SECONDS = 30.0
 TREE_PAGE = 5000
 UNAUTHORIZED_PAUSE = 60.0
-REFETCHES = 3  # of a page that raced with the mount's own changes (see next_page)
+REFETCHES = 1  # of a page that raced with the mount's own changes (see next_page)
+COALESCE_SECONDS = 0.1
 
 OnEffects = Callable[[list[Effect] | None], Awaitable[None]]
 
@@ -179,7 +180,11 @@ class ChangeFeed:
             try:
                 if not self.connectivity.online:
                     await self._reconnect()
-                await self.next_page(wait=WAIT_SECONDS)
+                page = await self.next_page(wait=WAIT_SECONDS)
+                if page.changes and not page.more:
+                    # A burst of commits (an unpack, our own uploads) would wake the poll
+                    # once per commit: a moment's pause takes them in one page.
+                    await trio.sleep(COALESCE_SECONDS)
                 if time.monotonic() - self._account_at > ACCOUNT_REFRESH_SECONDS:
                     self._remember(await self.api.me())
                 failures = 0
