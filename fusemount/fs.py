@@ -394,19 +394,24 @@ class DriveFs(pyfuse3.Operations):
 
     @_answer
     async def fsync(self, fh: int, datasync: bool) -> None:
-        await self.flush(fh)
+        handle = self._files[fh]
+        if handle.dirty or self.queue.get(handle.node_id) is not None:
+            self._save(handle.node_id, durable=True)
+            handle.dirty = False
 
-    def _save(self, node_id: NodeId) -> None:
-        """Make the working copy durable, then queue its upload (close/fsync return after)."""
+    def _save(self, node_id: NodeId, durable: bool = False) -> None:
+        """Record the working copy, then queue its upload (close and fsync return after;
+        ``durable``, for fsync: on disk, so that a power cut cannot lose it either)."""
         if node_id in self._unlinked or not self.work.has(node_id):
             return
-        self.work.sync(node_id)
+        self.work.save(node_id, durable)
         mtime_ns = self.work.stat(node_id).st_mtime_ns
         base = self.work.base(node_id)
         try:
             node = self.replica.get(node_id)
             place = None if node is None else (node.parent_id, node.name)
-            self.queue.mark(node_id, base, mtime_ns, time.time() + self.upload_delay, place)
+            ready_at = time.time() + self.upload_delay
+            self.queue.mark(node_id, base, mtime_ns, ready_at, place=place, durable=durable)
         except sqlite3.OperationalError as exc:  # "database or disk is full"
             raise CacheFull(f"cannot queue the upload: {exc}") from None
         self.uploader.kick()

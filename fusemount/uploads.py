@@ -5,10 +5,12 @@ started from.
 A version conflict ends a row: the local content becomes a conflicted copy
 next to the file, remembered in ``conflicts`` (its state says ``conflict``).
 
-A row is written (and the working copy fsync'd, see ``workcopy``) before
-``close`` or ``fsync`` returns, with ``synchronous=FULL``: a kill -9 of the
-mount or a power cut loses nothing that those calls returned for, and the
-next mount finds the rows and uploads them. ``generation`` grows with every
+A row is written (after the working copy's state, see ``workcopy``) before
+``close`` or ``fsync`` returns: a kill -9 of the mount or a clean reboot
+loses nothing that those calls returned for, and the next mount finds the
+rows and uploads them. An ``fsync`` also puts them on disk (the working
+copy fsync'd, the row committed with ``synchronous=FULL``), so that a power
+cut cannot lose them either; a close, as on a local disk, does not. ``generation`` grows with every
 mark, so an upload that raced a newer write leaves the row for the next one.
 """
 
@@ -40,6 +42,9 @@ CREATE TABLE IF NOT EXISTS conflicts (
 """
 
 
+Place = tuple[NodeId | None, str]  # a file's parent and name
+
+
 @dataclass(frozen=True, slots=True)
 class Pending:
     """One file waiting for upload."""
@@ -60,7 +65,9 @@ class UploadQueue:
     def __init__(self, path: Path) -> None:
         self._db = sqlite3.connect(path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # a returned close survives a power cut
+        # A commit survives a kill -9 at once (it is in the kernel); ``mark(durable=True)``,
+        # for an fsync, syncs the log to disk too.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(uploads)")}
         if "name" not in columns:  # a queue from before the place was kept
@@ -70,20 +77,26 @@ class UploadQueue:
     def close(self) -> None:
         self._db.close()
 
-    def mark(self, node_id: NodeId, base: VersionId, mtime_ns: int, ready_at: float,
-             place: tuple[NodeId | None, str] | None = None) -> None:  # fmt: skip
+    def mark(self, node_id: NodeId, base: VersionId, mtime_ns: int, ready_at: float, *,
+             place: Place | None = None, durable: bool = False) -> None:  # fmt: skip
         """The file (at ``place``: parent and name) has local content to upload; an edit
-        already queued keeps its base."""
+        already queued keeps its base. ``durable``: on disk before this returns."""
         parent_id, name = place if place is not None else (None, None)
-        self._db.execute(
-            "INSERT INTO uploads (node_id, base_version_id, mtime_ns, ready_at, generation,"
-            " parent_id, name) VALUES (?, ?, ?, ?, 1, ?, ?) ON CONFLICT (node_id) DO UPDATE SET"
-            " mtime_ns = excluded.mtime_ns, ready_at = excluded.ready_at,"
-            " generation = generation + 1, error = NULL,"
-            " parent_id = coalesce(excluded.parent_id, parent_id),"
-            " name = coalesce(excluded.name, name)",
-            (node_id, base, mtime_ns, ready_at, parent_id, name),
-        )
+        if durable:
+            self._db.execute("PRAGMA synchronous=FULL")
+        try:
+            self._db.execute(
+                "INSERT INTO uploads (node_id, base_version_id, mtime_ns, ready_at, generation,"
+                " parent_id, name) VALUES (?, ?, ?, ?, 1, ?, ?) ON CONFLICT (node_id) DO UPDATE"
+                " SET mtime_ns = excluded.mtime_ns, ready_at = excluded.ready_at,"
+                " generation = generation + 1, error = NULL,"
+                " parent_id = coalesce(excluded.parent_id, parent_id),"
+                " name = coalesce(excluded.name, name)",
+                (node_id, base, mtime_ns, ready_at, parent_id, name),
+            )
+        finally:
+            if durable:
+                self._db.execute("PRAGMA synchronous=NORMAL")
 
     def moved(self, node_id: NodeId, parent_id: NodeId, name: str) -> None:
         """The file was renamed while its upload waits."""

@@ -75,7 +75,6 @@ class WorkCopies:
         self.copies: dict[NodeId, WorkCopy] = {}
         self._fds: dict[NodeId, int] = {}
         self._users: dict[NodeId, int] = {}
-        self._durable_entries: set[NodeId] = set()  # working copies whose name is on disk
 
     def path(self, node_id: NodeId) -> Path:
         return self.dir / str(node_id)
@@ -182,7 +181,6 @@ class WorkCopies:
         if fd is not None:
             os.close(fd)
         self._users.pop(node_id, None)
-        self._durable_entries.discard(node_id)
         self.path(node_id).unlink(missing_ok=True)
         self._state_path(node_id).unlink(missing_ok=True)
 
@@ -253,42 +251,38 @@ class WorkCopies:
 
     # -- durability -------------------------------------------------------------------
 
-    def sync(self, node_id: NodeId) -> None:
-        """Make the working copy durable (before the queue row that names it): its bytes,
-        then what tells them from the origin's."""
+    def save(self, node_id: NodeId, durable: bool) -> None:
+        """Record the working copy for the queue row that follows: the state file (what
+        tells its bytes from the origin's; none while it holds every byte) and, if
+        ``durable`` (an fsync), its bytes and names on disk. A close needs no more than
+        what the kernel already has: a kill -9 of the mount, or a clean reboot, cannot
+        lose that; a power cut can, as on a local disk, unless the writer fsyncs."""
         copy = self.copies[node_id]
-        fd = self._fds.get(node_id)
         with disk_errors():
-            if fd is not None:
-                os.fsync(fd)
-            else:
-                with open(self.path(node_id), "rb+") as file:
-                    os.fsync(file.fileno())
+            if durable:
+                fd = self._fds.get(node_id)
+                if fd is not None:
+                    os.fsync(fd)
+                else:
+                    with open(self.path(node_id), "rb+") as file:
+                        os.fsync(file.fileno())
             state = self._state_path(node_id)
             if copy.complete:
-                if state.exists():
-                    state.unlink()
-                    self._sync_entries(node_id)
-                elif node_id not in self._durable_entries:
-                    self._sync_entries(node_id)
-                return
-            partial = state.with_suffix(".part")
-            with open(partial, "w") as out:
-                json.dump(copy.state(), out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(partial, state)
-            self._sync_entries(node_id)
-
-    def _sync_entries(self, node_id: NodeId) -> None:
-        _sync_dir(self.dir)
-        self._durable_entries.add(node_id)
+                state.unlink(missing_ok=True)
+            else:
+                partial = state.with_suffix(".part")
+                with open(partial, "w") as out:
+                    json.dump(copy.state(), out)
+                    out.flush()
+                    if durable:
+                        os.fsync(out.fileno())
+                os.replace(partial, state)
+            if durable:
+                _sync_dir(self.dir)
 
     def _make(self, node_id: NodeId, size: int) -> None:
-        """A sparse file of ``size`` bytes (made durable by ``sync``, when a close or an
-        fsync needs it: until then nothing depends on it)."""
+        """A sparse file of ``size`` bytes (made durable by ``save`` when an fsync asks)."""
         final = self.path(node_id)
-        self._durable_entries.discard(node_id)
         try:
             with open(final, "wb") as out:
                 out.truncate(size)
