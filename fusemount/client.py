@@ -22,6 +22,7 @@ import base64
 import http.client
 import json
 import logging
+import select
 import ssl
 import threading
 import urllib.request
@@ -345,14 +346,14 @@ class ChunkGetter:
         """The chunk's bytes and what they hash to; MountError as :meth:`HttpApi._request`."""
         path = self._prefix + digest
         for attempt in range(2):
-            connection, reused = self._connection()
+            connection, reused = self._connection(pooled=attempt == 0)
             try:
                 connection.request("GET", path, headers=self._headers)
                 response = connection.getresponse()
                 body = response.read()
             except (OSError, http.client.HTTPException) as exc:
                 connection.close()
-                if reused and attempt == 0 and not isinstance(exc, TimeoutError):
+                if reused and not isinstance(exc, TimeoutError):
                     continue  # the server closed an idle connection: once more on a new one
                 raise ServerUnreachable(
                     f"cannot reach {self._base_url}: {_describe_os(exc)}"
@@ -374,10 +375,15 @@ class ChunkGetter:
         for connection in idle:
             connection.close()
 
-    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop(), True
+    def _connection(self, pooled: bool) -> tuple[http.client.HTTPConnection, bool]:
+        while pooled:
+            with self._lock:
+                if not self._idle:
+                    break
+                idle = self._idle.pop()
+            if _still_open(idle):
+                return idle, True
+            idle.close()  # the server closed it while it was idle
         connection: http.client.HTTPConnection
         if self._ssl is not None:
             connection = http.client.HTTPSConnection(
@@ -402,6 +408,16 @@ class ChunkGetter:
                 self._idle.append(connection)
                 return
         connection.close()
+
+
+def _still_open(connection: http.client.HTTPConnection) -> bool:
+    """An idle keep-alive connection has nothing to read; if it has, the server closed it."""
+    sock = connection.sock
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return not poller.poll(0)
 
 
 def _describe_os(exc: OSError | http.client.HTTPException) -> str:

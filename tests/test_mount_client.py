@@ -199,6 +199,13 @@ class _ChunkServer(http.server.ThreadingHTTPServer):
         self.close_every = close_every
         self.answers = 0
         self.connections = 0
+        self.sockets: list[socket.socket] = []
+
+    def close_idle(self) -> None:
+        """As a server's keep-alive timeout does: close every connection."""
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 class _ChunkHandler(http.server.BaseHTTPRequestHandler):
@@ -208,6 +215,7 @@ class _ChunkHandler(http.server.BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.server.connections += 1
+        self.server.sockets.append(self.connection)
 
     def do_GET(self) -> None:
         self.server.answers += 1
@@ -281,3 +289,28 @@ def test_chunk_get_errors_map_to_the_error_tree(user: str, digest: str, expected
 
     with chunk_server({chunk_hash(b"x"): b"y"}) as server:
         trio.run(main, f"http://127.0.0.1:{server.server_port}")
+
+
+def test_chunk_gets_after_the_server_closed_every_idle_connection() -> None:
+    blobs = [random.Random(i).randbytes(50_000 + i) for i in range(8)]
+    by_hash: dict[str, bytes] = {chunk_hash(b): b for b in blobs}
+
+    async def fetch_all(api: HttpApi) -> None:
+        async def one(digest: str, data: bytes) -> None:
+            assert await api.chunk(ChunkHash(digest)) == data
+
+        async with trio.open_nursery() as nursery:
+            for digest, data in by_hash.items():
+                nursery.start_soon(one, digest, data)
+
+    async def main(server: _ChunkServer) -> None:
+        async with HttpApi(f"http://127.0.0.1:{server.server_port}", "alice", "pw") as api:
+            await fetch_all(api)  # in parallel: several connections pooled
+            pooled = server.connections
+            server.close_idle()
+            await trio.sleep(0.05)
+            await fetch_all(api)
+            assert server.connections > pooled
+
+    with chunk_server(by_hash) as server:
+        trio.run(main, server)
