@@ -36,7 +36,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
@@ -98,7 +98,7 @@ class ChunkCache:
         self._verified: set[ChunkHash] = set()
         self._touched: dict[ChunkHash, float] = {}
         self._last_flush = time.monotonic()
-        self._writing: dict[ChunkHash, trio.Event] = {}
+        self._writing: dict[ChunkHash, _Write] = {}
         self._direct = hasattr(os, "O_DIRECT")
         self._buffers = _AlignedBuffers()
         self._full_logged = 0.0
@@ -183,11 +183,12 @@ class ChunkCache:
         Raises CacheFull when the limit leaves no room (everything left is pinned).
         """
         while (writing := self._writing.get(digest)) is not None:
-            await writing.wait()  # then: cached (pin it if asked), or failed (try again)
+            writing.pinned |= pinned
+            await writing.done.wait()  # then: cached, or failed (try again)
         size = self.reserve(digest, len(data), pinned)
         if size is None:
             return True
-        return await self.write(digest, data, size, pinned)
+        return await self.write(digest, data, size)
 
     def reserve(self, digest: ChunkHash, length: int, pinned: bool = False) -> int | None:
         """Make room for a new chunk and count it as cached from now on; its disk
@@ -196,7 +197,8 @@ class ChunkCache:
 
         Raises CacheFull when the limit leaves no room (everything left is pinned).
         """
-        if digest in self._writing:
+        if (writing := self._writing.get(digest)) is not None:
+            writing.pinned |= pinned
             return None
         if self.contains(digest):
             if pinned:
@@ -207,17 +209,18 @@ class ChunkCache:
         if not self._make_room(size):
             raise CacheFull(f"no room for a {length}-byte chunk: the cache is full of pinned data")
         self._used += size
-        self._writing[digest] = trio.Event()
+        self._writing[digest] = _Write(pinned)
         return size
 
-    async def write(self, digest: ChunkHash, data: bytes, size: int, pinned: bool) -> bool:
-        """Write a chunk whose room :meth:`reserve` gave; False if it could not be stored."""
+    async def write(self, digest: ChunkHash, data: bytes, size: int) -> bool:
+        """Write a chunk whose room :meth:`reserve` gave (pinned as asked meanwhile);
+        False if it could not be stored."""
         try:
-            return await self._store(digest, data, size, pinned)
+            return await self._store(digest, data, size)
         finally:
-            self._writing.pop(digest).set()
+            self._writing.pop(digest).done.set()
 
-    async def _store(self, digest: ChunkHash, data: bytes, size: int, pinned: bool) -> bool:
+    async def _store(self, digest: ChunkHash, data: bytes, size: int) -> bool:
         tmp = self._tmp / f"{digest}.{os.getpid()}"
         try:
             await trio.to_thread.run_sync(self._write_file, tmp, data)
@@ -229,7 +232,7 @@ class ChunkCache:
         try:
             self._db.execute(
                 "INSERT OR REPLACE INTO chunks (hash, size, last_used, pinned) VALUES (?, ?, ?, ?)",
-                (digest, size, time.time(), int(pinned)),
+                (digest, size, time.time(), int(self._writing[digest].pinned)),
             )
         except sqlite3.Error as exc:  # the index's disk is full too
             self._used -= size
@@ -271,7 +274,11 @@ class ChunkCache:
     # -- pins and eviction ----------------------------------------------------------
 
     def set_pinned(self, digests: Iterable[ChunkHash]) -> None:
-        """Make exactly ``digests`` the pinned chunks (the others become evictable)."""
+        """Make exactly ``digests`` the pinned chunks (the others become evictable),
+        also those being written (their rows do not exist yet)."""
+        digests = set(digests)
+        for digest, writing in self._writing.items():
+            writing.pinned = digest in digests
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._db.execute("UPDATE chunks SET pinned = 0 WHERE pinned = 1")
@@ -331,6 +338,14 @@ class ChunkCache:
         with contextlib.suppress(sqlite3.Error):  # LRU order is a hint; a full disk may refuse it
             self._db.executemany("UPDATE chunks SET last_used = ? WHERE hash = ?",
                                  ((when, digest) for digest, when in touched.items()))  # fmt: skip
+
+
+@dataclass(slots=True)
+class _Write:
+    """A chunk being written: pinned when its row goes in?"""
+
+    pinned: bool
+    done: trio.Event = field(default_factory=trio.Event)
 
 
 class _AlignedBuffers:

@@ -189,13 +189,13 @@ class ChunkSource:
             if size is None:
                 self._write_slots.release()
                 return
-            self._nursery.start_soon(self._write_behind, digest, data, size, pinned)
+            self._nursery.start_soon(self._write_behind, digest, data, size)
         except CacheFull as exc:
             log.debug("not cached: %s", exc)
 
-    async def _write_behind(self, digest: ChunkHash, data: bytes, size: int, pinned: bool) -> None:
+    async def _write_behind(self, digest: ChunkHash, data: bytes, size: int) -> None:
         try:
-            await self.cache.write(digest, data, size, pinned)
+            await self.cache.write(digest, data, size)
         finally:
             self._write_slots.release()
 

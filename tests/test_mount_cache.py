@@ -213,10 +213,16 @@ def test_a_reserved_chunk_counts_as_cached_and_put_waits_for_its_write(tmp_path:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(cache.put, digest, data, True)  # pinned: waits, then pins
             await trio.sleep(0.01)
-            assert await cache.write(digest, data, size, False)
+            assert await cache.write(digest, data, size)
         assert await cache.read(digest) == data
         assert cache.stats().pinned == size
         assert cache.stats().used == size
+        other, more = blob(2)
+        size = cache.reserve(other, len(more), pinned=True)
+        assert size is not None
+        cache.set_pinned([digest])  # the other unpinned while it is written: its row says so
+        assert await cache.write(other, more, size)
+        assert cache.stats().pinned == disk_size(len(data))
         cache.close()
 
     trio.run(main)
