@@ -421,9 +421,10 @@ class Drive:
         as the target's new content; return the file and whether it is new."""
         return manifestwrite.commit_manifest(self.backend, target, chunks, size, sha256)
 
-    def read_chunk(self, user: UserId, key: str) -> bytes:
-        """A chunk's bytes, if a version of one of the user's nodes names it."""
-        return chunkaccess.read(self.backend, user, ChunkHash(key))
+    def read_chunk(self, user: UserId, key: str, *, verify: bool = True) -> bytes:
+        """A chunk's bytes, if a version of one of the user's nodes names it
+        (``verify=False``: not re-hashed, for a client that verifies; see chunkaccess)."""
+        return chunkaccess.read(self.backend, user, ChunkHash(key), verify=verify)
 
     def missing_chunks(self, keys: list[str]) -> list[ChunkHash]:
         return chunkaccess.missing(self.backend, keys)

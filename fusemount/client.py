@@ -2,17 +2,34 @@
 server, :class:`HttpApi` provides it over ``httpx.AsyncClient`` (under trio).
 
 HTTP answers and transport failures become :mod:`fusemount.errors` classes
-in ``_raise_for`` and ``_request`` only. Timeouts are short for connecting
-(an unreachable server must make a read fail within 2 s, not hang) and
-generous for reading (a 4 MiB chunk on a slow link).
+in ``_raise_for`` and ``_request`` only (and ``ChunkGetter.get``, which maps
+its own transport failures). Timeouts are short for connecting (an
+unreachable server must make a read fail within 2 s, not hang) and generous
+for reading (a 4 MiB chunk on a slow link).
+
+Chunk GETs, the bulk of the bytes, take a shorter road when nothing stands
+in the way (no injected transport, no proxy): :class:`ChunkGetter`, blocking
+keep-alive connections of the standard library's ``http.client`` in worker
+threads, each GET read and hashed in one thread call. httpx under trio reads
+a body in 64 KiB pieces, each a round trip through the event loop: fetching
+and verifying 1 GiB of chunks cost the mount 2.5 CPU-seconds that way,
+against 1.1 with ``ChunkGetter`` (which reads a body in one C-level call).
 """
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
 import logging
+import select
+import ssl
+import threading
+import urllib.request
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
+import certifi
 import httpx
 import trio
 
@@ -162,6 +179,11 @@ class HttpApi:
     ) -> None:
         self.base_url = base_url.rstrip("/") + "/"
         self._timeout = httpx.Timeout(READ_TIMEOUT, connect=connect_timeout)
+        self._getter = (
+            ChunkGetter(self.base_url, user, secret, connect_timeout)
+            if transport is None and ChunkGetter.usable(self.base_url)
+            else None
+        )
         self._client = httpx.AsyncClient(
             base_url=self.base_url + "api/v1/",
             auth=(user, secret),
@@ -178,6 +200,8 @@ class HttpApi:
         await self.aclose()
 
     async def aclose(self) -> None:
+        if self._getter is not None:
+            self._getter.close()
         await self._client.aclose()
 
     async def me(self) -> Me:
@@ -213,11 +237,17 @@ class HttpApi:
         )
 
     async def chunk(self, digest: ChunkHash) -> bytes:
-        response = await self._request("GET", f"chunks/{digest}")
-        data = response.content
-        # Hashing 4 MiB takes ~3 ms and releases the GIL: a worker thread keeps
-        # the FUSE loop answering while parallel fetches are verified.
-        actual = await trio.to_thread.run_sync(chunk_hash, data)
+        if self._getter is not None:
+            # Abandoned on cancel: the thread ends within its timeouts and pools its connection.
+            data, actual = await trio.to_thread.run_sync(
+                self._getter.get, digest, abandon_on_cancel=True
+            )
+        else:
+            response = await self._request("GET", f"chunks/{digest}")
+            data = response.content
+            # Hashing 4 MiB takes ~3 ms and releases the GIL: a worker thread keeps
+            # the FUSE loop answering while parallel fetches are verified.
+            actual = await trio.to_thread.run_sync(chunk_hash, data)
         if actual != digest:
             log.error("chunk %s from the server hashes to %s: refused", digest, actual)
             raise ChunkCorrupt(f"chunk {digest} from the server does not match its hash")
@@ -278,6 +308,122 @@ class HttpApi:
         if response.is_success:
             return response
         raise _raise_for(response, self.base_url)
+
+
+class ChunkGetter:
+    """``GET chunks/{hash}`` on blocking keep-alive connections (``http.client``),
+    for worker threads: :meth:`get` fetches and hashes one chunk (see the module
+    docstring for why). Thread-safe; idle connections are pooled."""
+
+    def __init__(self, base_url: str, user: str, secret: str, connect_timeout: float) -> None:
+        parts = urlsplit(base_url)
+        self._base_url = base_url
+        self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or ""
+        self._port = parts.port
+        self._prefix = parts.path.rstrip("/") + "/api/v1/chunks/"
+        token = base64.b64encode(f"{user}:{secret}".encode()).decode("ascii")
+        self._headers = {"Authorization": f"Basic {token}", "User-Agent": "drivegate-mount/1"}
+        self._connect_timeout = connect_timeout
+        self._ssl = ssl.create_default_context(cafile=certifi.where()) if self._https else None
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @staticmethod
+    def usable(base_url: str) -> bool:
+        """http(s) without a proxy from the environment (httpx would use one)."""
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return False
+        proxies = urllib.request.getproxies()
+        if parts.scheme not in proxies and "all" not in proxies:
+            return True
+        return bool(urllib.request.proxy_bypass(parts.hostname))
+
+    def get(self, digest: ChunkHash) -> tuple[bytes, ChunkHash]:
+        """The chunk's bytes and what they hash to; MountError as :meth:`HttpApi._request`."""
+        path = self._prefix + digest
+        for attempt in range(2):
+            connection, reused = self._connection(pooled=attempt == 0)
+            try:
+                connection.request("GET", path, headers=self._headers)
+                response = connection.getresponse()
+                body = response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                connection.close()
+                if reused and not isinstance(exc, TimeoutError):
+                    continue  # the server closed an idle connection: once more on a new one
+                raise ServerUnreachable(
+                    f"cannot reach {self._base_url}: {_describe_os(exc)}"
+                ) from None
+            self._release(connection, response.will_close)
+            if 200 <= response.status < 300:
+                return body, chunk_hash(body)
+            request = httpx.Request("GET", self._origin + path)
+            answer = httpx.Response(
+                response.status, headers=response.getheaders(), content=body, request=request
+            )
+            raise _raise_for(answer, self._base_url)
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+
+    def _connection(self, pooled: bool) -> tuple[http.client.HTTPConnection, bool]:
+        while pooled:
+            with self._lock:
+                if not self._idle:
+                    break
+                idle = self._idle.pop()
+            if _still_open(idle):
+                return idle, True
+            idle.close()  # the server closed it while it was idle
+        connection: http.client.HTTPConnection
+        if self._ssl is not None:
+            connection = http.client.HTTPSConnection(
+                self._host, self._port, timeout=self._connect_timeout, context=self._ssl
+            )
+        else:
+            connection = http.client.HTTPConnection(
+                self._host, self._port, timeout=self._connect_timeout
+            )
+        try:
+            connection.connect()
+        except OSError as exc:
+            connection.close()
+            raise ServerUnreachable(f"cannot reach {self._base_url}: {_describe_os(exc)}") from None
+        assert connection.sock is not None
+        connection.sock.settimeout(READ_TIMEOUT)
+        return connection, False
+
+    def _release(self, connection: http.client.HTTPConnection, will_close: bool) -> None:
+        with self._lock:
+            if not (will_close or self._closed):
+                self._idle.append(connection)
+                return
+        connection.close()
+
+
+def _still_open(connection: http.client.HTTPConnection) -> bool:
+    """An idle keep-alive connection has nothing to read; if it has, the server closed it."""
+    sock = connection.sock
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return not poller.poll(0)
+
+
+def _describe_os(exc: OSError | http.client.HTTPException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return str(exc) or type(exc).__name__
 
 
 def _describe(exc: httpx.TransportError) -> str:

@@ -5,6 +5,11 @@ a time, several chunks in parallel), and read-ahead for sequential readers.
 A read only ever touches the chunks that hold the bytes asked for, plus the
 read-ahead window once a handle reads sequentially; a first read in the
 middle of a file fetches nothing around it.
+
+A fetched chunk is served from memory at once and written to the disk cache
+behind the reader's back (room reserved first, so the hard limit holds; at
+most ``WRITES_BEHIND`` writes pending, then fetches wait for the disk).
+Hydrating pinned files waits for the disk instead.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ MEMORY_BYTES = 64 * 1024 * 1024
 READAHEAD_MIN = 2  # chunks ahead once a handle reads sequentially
 READAHEAD_MAX = 8  # ~10 MiB with 1.25 MiB average chunks; must fit MEMORY_BYTES
 SEQUENTIAL_SLACK = 4 * 1024 * 1024  # the kernel's parallel reads arrive slightly out of order
+WRITES_BEHIND = 8  # chunks fetched but not yet in the disk cache (held in memory meanwhile)
 
 
 class Connectivity:
@@ -86,6 +92,7 @@ class ChunkSource:
         self._memory_limit = memory_bytes
         self._inflight: dict[ChunkHash, _Fetch] = {}
         self._nursery: trio.Nursery | None = None
+        self._write_slots = trio.Semaphore(WRITES_BEHIND)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the nursery that background fetches (read-ahead, hydration) run in."""
@@ -113,34 +120,37 @@ class ChunkSource:
     def is_local(self, digest: ChunkHash) -> bool:
         return digest in self._memory or self.cache.contains(digest)
 
-    async def fetch(self, span: ChunkSpan, pinned: bool) -> bytes:
-        """The whole chunk from the server (joined with a fetch already running), then cached."""
+    async def fetch(self, span: ChunkSpan, pinned: bool, *, wait_for_disk: bool = False) -> bytes:
+        """The whole chunk from the server (joined with a fetch already running), then
+        cached: written behind the caller's back unless ``wait_for_disk``."""
         while (pending := self._inflight.get(span.hash)) is not None:
             await pending.done.wait()
             if pending.error is not None:
                 raise pending.error
             if pending.data is not None:
+                await self._keep(span.hash, pending.data, pinned, wait_for_disk)
                 return pending.data
         pending = self._inflight[span.hash] = _Fetch()
         try:
             data = await self._download(span)
             pending.data = data
-            await self._keep(span.hash, data, pinned)
-            return data
+            self._remember(span.hash, data)
         except MountError as exc:
             pending.error = exc
             raise
         finally:
             pending.done.set()
             del self._inflight[span.hash]
+        await self._keep(span.hash, data, pinned, wait_for_disk)
+        return data
 
     async def ensure_cached(self, span: ChunkSpan, pinned: bool) -> None:
         """Put the chunk in the disk cache (from memory if it is there, else from the server)."""
         data = self._memory.get(span.hash)
         if data is None:
-            await self.fetch(span, pinned)
+            await self.fetch(span, pinned, wait_for_disk=True)
         else:
-            await self._keep(span.hash, data, pinned)
+            await self._keep(span.hash, data, pinned, wait=True)
 
     async def _download(self, span: ChunkSpan) -> bytes:
         async with self._limiter:
@@ -158,17 +168,38 @@ class ChunkSource:
         self.fetched += 1
         return data
 
-    async def _keep(self, digest: ChunkHash, data: bytes, pinned: bool) -> None:
+    def _remember(self, digest: ChunkHash, data: bytes) -> None:
         if digest not in self._memory:
             self._memory[digest] = data
             self._memory_bytes += len(data)
         while self._memory_bytes > self._memory_limit and len(self._memory) > 1:
             _, dropped = self._memory.popitem(last=False)
             self._memory_bytes -= len(dropped)
+
+    async def _keep(self, digest: ChunkHash, data: bytes, pinned: bool, wait: bool) -> None:
+        """Write the chunk to the disk cache: now, or behind the caller's back."""
         try:
-            await self.cache.put(digest, data, pinned)
+            if wait or self._nursery is None:
+                await self.cache.put(digest, data, pinned)
+                return
+            await self._write_slots.acquire()
+            try:
+                size = self.cache.reserve(digest, len(data), pinned)
+            except BaseException:
+                self._write_slots.release()
+                raise
+            if size is None:
+                self._write_slots.release()
+                return
+            self._nursery.start_soon(self._write_behind, digest, data, size)
         except CacheFull as exc:
             log.debug("not cached: %s", exc)
+
+    async def _write_behind(self, digest: ChunkHash, data: bytes, size: int) -> None:
+        try:
+            await self.cache.write(digest, data, size)
+        finally:
+            self._write_slots.release()
 
     def prefetch(self, spans: list[ChunkSpan], pinned: bool) -> None:
         """Fetch these chunks in the background, if online and not already here or coming."""

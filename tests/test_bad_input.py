@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import unicodedata
 from collections.abc import Iterator
 
@@ -200,6 +201,22 @@ def test_corrupted_chunk_on_read(drive: Drive, alice: UserInfo) -> None:
     ):
         reader.read()
     assert "/docs-corrupt.bin" in str(error.value)
+
+
+def test_a_corrupted_chunk_is_refused_unless_its_reader_verifies_it_itself(
+    drive: Drive, alice: UserInfo
+) -> None:
+    data = random.Random(7).randbytes(300_000)  # incompressible: stored raw
+    put(drive, alice, "/raw.bin", data)
+    refs, _ = drive.manifest(alice.id, "/raw.bin")
+    key = refs[0].hash
+    assert drive.read_chunk(alice.id, key, verify=False) == drive.read_chunk(alice.id, key)
+    flip_a_byte(drive.backend.store, key)
+    with pytest.raises(ChunkCorrupt):
+        drive.read_chunk(alice.id, key)
+    # The sync API's chunk GET: its client checks the hash (and refuses these bytes).
+    sent = drive.read_chunk(alice.id, key, verify=False)
+    assert len(sent) == len(data) and sent != data[: len(sent)]
 
 
 def test_missing_chunk_on_read(drive: Drive, alice: UserInfo) -> None:

@@ -3,6 +3,7 @@ restarts without rescanning, damaged files, and a full disk."""
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 from collections.abc import Iterator
@@ -163,6 +164,65 @@ def test_full_disk_leaves_nothing_half_written(tiny_disk: Path) -> None:
         for digest, data in stored:
             assert await cache.read(digest) == data
         assert os.listdir(tiny_disk / "tmp") == []
+        cache.close()
+
+    trio.run(main)
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_odd_sizes_read_back_exactly_with_or_without_o_direct(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, direct: bool
+) -> None:
+    real_open = os.open
+
+    def refusing_open(path: str | Path, flags: int, mode: int = 0o777) -> int:
+        if flags & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "O_DIRECT refused")
+        return real_open(path, flags, mode)
+
+    if not direct:
+        monkeypatch.setattr(os, "open", refusing_open)
+    chunks = [blob(seed, size) for seed, size in enumerate((1, 4095, 4096, 4097, 1_300_000))]
+
+    async def main() -> None:
+        cache = ChunkCache(tmp_path, 4 * 1024 * KIB)
+        for digest, data in chunks:
+            assert await cache.put(digest, data)
+        cache.close()
+        cache = ChunkCache(tmp_path, 4 * 1024 * KIB)  # reopened: every file re-hashed
+        for digest, data in chunks:
+            assert cache.path(digest).stat().st_size == len(data)
+            assert await cache.read(digest) == data
+        assert cache.stats().used == sum(disk_size(len(data)) for _, data in chunks)
+        cache.close()
+
+    trio.run(main)
+
+
+def test_a_reserved_chunk_counts_as_cached_and_put_waits_for_its_write(tmp_path: Path) -> None:
+    digest, data = blob(1)
+
+    async def main() -> None:
+        cache = ChunkCache(tmp_path, 1024 * KIB)
+        size = cache.reserve(digest, len(data))
+        assert size == disk_size(len(data))
+        assert cache.reserve(digest, len(data)) is None  # being written: not twice
+        assert cache.cached_among([digest]) == {digest}
+        assert cache.stats().used == size
+        assert await cache.read(digest) is None  # not on disk yet
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(cache.put, digest, data, True)  # pinned: waits, then pins
+            await trio.sleep(0.01)
+            assert await cache.write(digest, data, size)
+        assert await cache.read(digest) == data
+        assert cache.stats().pinned == size
+        assert cache.stats().used == size
+        other, more = blob(2)
+        size = cache.reserve(other, len(more), pinned=True)
+        assert size is not None
+        cache.set_pinned([digest])  # the other unpinned while it is written: its row says so
+        assert await cache.write(other, more, size)
+        assert cache.stats().pinned == disk_size(len(data))
         cache.close()
 
     trio.run(main)

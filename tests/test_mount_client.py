@@ -1,13 +1,20 @@
 """The mount's API client and reader against ``httpx.MockTransport`` (the
 server side is tested for real in test_mount_ops / test_mount_fuse): error
 mapping, chunk verification, reads that touch only the chunks they need,
-read-ahead, and an unreachable server failing fast."""
+read-ahead, and an unreachable server failing fast; chunk GETs on their own
+connections (ChunkGetter) against a small stdlib HTTP server."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import http.server
 import json
+import random
 import socket
+import threading
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -177,3 +184,133 @@ def test_an_unreachable_server_is_offline_not_an_error_page() -> None:
                     await api.chunk(ChunkHash("0" * 64))
 
         trio.run(main)
+
+
+class _ChunkServer(http.server.ThreadingHTTPServer):
+    """A stdlib HTTP/1.1 server with chunks under PREFIX/api/v1/chunks/, for
+    ChunkGetter: keep-alive, a connection closed after every ``close_every``-th
+    answer, errors as the real server words them."""
+
+    daemon_threads = True
+
+    def __init__(self, blobs: dict[str, bytes], close_every: int = 0) -> None:
+        super().__init__(("127.0.0.1", 0), _ChunkHandler)
+        self.blobs = blobs
+        self.close_every = close_every
+        self.answers = 0
+        self.connections = 0
+        self.sockets: list[socket.socket] = []
+
+    def close_idle(self) -> None:
+        """As a server's keep-alive timeout does: close every connection."""
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class _ChunkHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _ChunkServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.connections += 1
+        self.server.sockets.append(self.connection)
+
+    def do_GET(self) -> None:
+        self.server.answers += 1
+        if self.headers["Authorization"] != "Basic " + base64.b64encode(b"alice:pw").decode():
+            self._send(401, error("unauthorized"))
+        elif (body := self.server.blobs.get(self.path.rsplit("/", 1)[1])) is not None:
+            self._send(200, body)
+        else:
+            self._send(404, error("not_found"))
+        every = self.server.close_every
+        if every and self.server.answers % every == 0:
+            self.close_connection = True  # silently: the client learns on its next request
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def chunk_server(blobs: dict[str, bytes], close_every: int = 0) -> Iterator[_ChunkServer]:
+    server = _ChunkServer(blobs, close_every)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_chunk_gets_reuse_connections_and_survive_one_the_server_closed() -> None:
+    blobs = [random.Random(i).randbytes(100_000 + i) for i in range(6)]
+    by_hash: dict[str, bytes] = {chunk_hash(b): b for b in blobs}
+
+    async def main(url: str) -> None:
+        async with HttpApi(url, "alice", "pw") as api:
+            for _ in range(2):
+                for digest, data in by_hash.items():
+                    assert await api.chunk(ChunkHash(digest)) == data
+
+    with chunk_server(by_hash) as server:
+        trio.run(main, f"http://127.0.0.1:{server.server_port}/drive")
+        assert server.answers == 12
+        assert server.connections == 1  # one after the other: one keep-alive connection
+    with chunk_server(by_hash, close_every=2) as server:
+        trio.run(main, f"http://127.0.0.1:{server.server_port}/")
+        assert server.answers == 12
+        assert server.connections > 1  # the closed ones were replaced, each GET answered
+
+
+@pytest.mark.parametrize(
+    ("user", "digest", "expected"),
+    [
+        ("alice", "0" * 64, NotFound),
+        ("mallory", "0" * 64, Unauthorized),
+        ("alice", chunk_hash(b"x"), ChunkCorrupt),  # the server sends other bytes
+    ],
+)
+def test_chunk_get_errors_map_to_the_error_tree(user: str, digest: str, expected: type) -> None:
+    async def main(url: str) -> None:
+        async with HttpApi(url, user, "pw") as api:
+            with pytest.raises(expected):
+                await api.chunk(ChunkHash(digest))
+
+    with chunk_server({chunk_hash(b"x"): b"y"}) as server:
+        trio.run(main, f"http://127.0.0.1:{server.server_port}")
+
+
+def test_chunk_gets_after_the_server_closed_every_idle_connection() -> None:
+    blobs = [random.Random(i).randbytes(50_000 + i) for i in range(8)]
+    by_hash: dict[str, bytes] = {chunk_hash(b): b for b in blobs}
+
+    async def fetch_all(api: HttpApi) -> None:
+        async def one(digest: str, data: bytes) -> None:
+            assert await api.chunk(ChunkHash(digest)) == data
+
+        async with trio.open_nursery() as nursery:
+            for digest, data in by_hash.items():
+                nursery.start_soon(one, digest, data)
+
+    async def main(server: _ChunkServer) -> None:
+        async with HttpApi(f"http://127.0.0.1:{server.server_port}", "alice", "pw") as api:
+            await fetch_all(api)  # in parallel: several connections pooled
+            pooled = server.connections
+            server.close_idle()
+            await trio.sleep(0.05)
+            await fetch_all(api)
+            assert server.connections > pooled
+
+    with chunk_server(by_hash) as server:
+        trio.run(main, server)
