@@ -12,16 +12,16 @@ of a few MiB pays for it several times over:
 Here large blocks bypass the buffers: a write sends straight from the
 caller's bytes (after whatever small writes are still buffered), one ``send``
 at a time so that the socket timeout still applies to each send and not to
-the whole block; a read takes what is buffered, then ``recv_into`` a buffer
-the thread reuses, and returns one ``bytes`` copy. Small reads and writes go
-the usual way, so request parsing, ``has_data`` and keep-alive are unchanged.
+the whole block; a read takes what is buffered, then ``recv_into`` one
+buffer of the requested size, and returns one ``bytes`` copy of it. Small
+reads and writes go the usual way, so request parsing, ``has_data`` and
+keep-alive are unchanged.
 TLS connections keep the SSL adapter's own files.
 """
 
 from __future__ import annotations
 
 import socket
-import threading
 from typing import Any
 
 from cheroot.makefile import MakeFile, StreamReader, StreamWriter
@@ -29,16 +29,6 @@ from cheroot.server import HTTPConnection
 
 LARGE = 64 * 1024
 """Reads and writes of at least this many bytes skip the Python-level buffer."""
-
-_local = threading.local()
-
-
-def _scratch(size: int) -> memoryview:
-    """This thread's receive buffer, at least ``size`` bytes (kept for the next read)."""
-    buffer: bytearray | None = getattr(_local, "buffer", None)
-    if buffer is None or len(buffer) < size:
-        buffer = _local.buffer = bytearray(size)
-    return memoryview(buffer)
 
 
 class BodyReader(StreamReader):
@@ -61,7 +51,9 @@ class BodyReader(StreamReader):
         if len(buffered) >= size:
             data = buffered[:size]
         else:
-            view = _scratch(size)
+            # One buffer per read, freed with it: a buffer kept per worker thread
+            # would grow the server's memory with the number of threads.
+            view = memoryview(bytearray(size))
             filled = len(buffered)
             view[:filled] = buffered
             while filled < size:
