@@ -94,6 +94,8 @@ class ContentReader(io.RawIOBase):
         if index == self._cached_index:
             return self._cached
         sequential = index == self._cached_index + 1 and index > 0
+        if not sequential:
+            self._hinted = 0  # a jump: hint again from wherever reading goes on
         ahead = self._ahead.pop(index, None)
         data = ahead.result() if ahead is not None else self._load(index)
         self.chunks_fetched += 1
