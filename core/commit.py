@@ -185,7 +185,7 @@ class PendingWrite:
             _drop_lone_empty_version(session, node)
         manifest_id = write_manifest(session, content)
         number = 1 if created else next_number(session, node.id)
-        version_id = add_version(
+        add_version(
             session, node, manifest_id, content.size,
             author_id=target.user_id, origin=target.origin, mtime_ns=target.mtime_ns,
             number=number,
@@ -195,12 +195,7 @@ class PendingWrite:
             raise IncompleteUpload("the upload was idle too long and expired; send it again")
         quota.charge(session, target.user_id, content.size - old_size, released=self.reserved)
         journal.append(session, node, journal.CREATE if created else journal.UPDATE)
-        info = NodeInfo(
-            id=NodeId(node.id), parent_id=NodeId(parent.id), name=node.name, is_folder=False,
-            size=node.size, mtime_ns=node.mtime_ns, created_at=node.created_at,
-            version_id=version_id, version_number=number, sha256=content.sha256,
-            manifest_id=manifest_id,
-        )  # fmt: skip
+        info = tree.info(session, node.id)
         return info, created
 
     def abort(self) -> None:
