@@ -90,8 +90,7 @@ class UploadedContent:
 def locate(session: Session, target: WriteTarget) -> tuple[Node, str, Node | None]:
     """The folder the target is in, its (normalised) name and the live node there now."""
     if target.path is not None:
-        parent, name = tree.resolve_parent(session, target.user_id, target.path)
-        return parent, name, tree.live_child(session, parent.id, name)
+        return tree.resolve_parent_and_child(session, target.user_id, target.path)
     if target.node_id is not None:
         node = tree.owned_live(session, target.user_id, target.node_id)
         if node.is_folder or node.parent_id is None:
@@ -137,14 +136,18 @@ class PendingWrite:
         self.reserved = 0
         self._reserving = threading.Lock()
 
-    def open(self, session: Session, now: float) -> None:
-        """Check the target (fail before storing anything) and start the session."""
+    def open(self, session: Session, now: float, size: int | None = None) -> None:
+        """Check the target (fail before storing anything) and start the session;
+        with ``size``, reserve the quota for that many bytes in the same step."""
         parent, _, existing = locate(session, self.target)
         check_target(session, self.target, parent, existing)
         self.old_size = existing.size if existing is not None else 0
+        if size is not None and size > self.old_size:
+            quota.reserve(session, self.target.user_id, size - self.old_size)
+            self.reserved = size - self.old_size
         session.execute(
             insert(UploadSession).values(
-                id=self.id, user_id=self.target.user_id, reserved_bytes=0,
+                id=self.id, user_id=self.target.user_id, reserved_bytes=self.reserved,
                 started_at=now, heartbeat_at=now,
             )
         )  # fmt: skip
@@ -181,16 +184,19 @@ class PendingWrite:
         else:
             _drop_lone_empty_version(session, node)
         manifest_id = write_manifest(session, content)
+        number = 1 if created else next_number(session, node.id)
         add_version(
             session, node, manifest_id, content.size,
             author_id=target.user_id, origin=target.origin, mtime_ns=target.mtime_ns,
+            number=number,
         )  # fmt: skip
         ended = session.execute(delete(UploadSession).where(UploadSession.id == self.id))
         if ended.rowcount != 1:  # type: ignore[attr-defined]
             raise IncompleteUpload("the upload was idle too long and expired; send it again")
         quota.charge(session, target.user_id, content.size - old_size, released=self.reserved)
         journal.append(session, node, journal.CREATE if created else journal.UPDATE)
-        return tree.info(session, node.id), created
+        info = tree.info(session, node.id)
+        return info, created
 
     def abort(self) -> None:
         """Release the reservation and end the session (best effort: gc cleans up otherwise)."""
@@ -249,6 +255,14 @@ def write_manifest(session: Session, content: UploadedContent) -> int:
     return int(manifest_id)
 
 
+def next_number(session: Session, node_id: int) -> int:
+    """The number the node's next version gets."""
+    number = session.execute(
+        select(func.coalesce(func.max(Version.number), 0)).where(Version.node_id == node_id)
+    ).scalar_one()
+    return int(number) + 1
+
+
 def add_version(
     session: Session,
     node: Node,
@@ -258,15 +272,16 @@ def add_version(
     author_id: int,
     origin: str,
     mtime_ns: int | None,
+    number: int | None = None,
 ) -> VersionId:
-    """Make ``manifest_id`` the node's new current version (no quota, no journal)."""
-    number = session.execute(
-        select(func.coalesce(func.max(Version.number), 0)).where(Version.node_id == node.id)
-    ).scalar_one()
+    """Make ``manifest_id`` the node's new current version (no quota, no journal);
+    ``number``: the version's number when the caller knows it (``next_number``)."""
+    if number is None:
+        number = next_number(session, node.id)
     mtime = mtime_ns if mtime_ns is not None else time.time_ns()
     version_id = session.execute(
         insert(Version)
-        .values(node_id=node.id, number=number + 1, manifest_id=manifest_id,
+        .values(node_id=node.id, number=number, manifest_id=manifest_id,
                 author_id=author_id, origin=origin, mtime_ns=mtime, created_at=time.time())
         .returning(Version.id)
     ).scalar_one()  # fmt: skip

@@ -148,6 +148,11 @@ class Drive:
         with self.db.read() as session:
             return tree.find(session, user, path)
 
+    def find_many(self, user: UserId, paths: list[str]) -> list[NodeInfo | None]:
+        """``find`` for each of ``paths``, in one read transaction."""
+        with self.db.read() as session:
+            return [tree.find(session, user, path) for path in paths]
+
     def listdir(self, user: UserId, path: str) -> list[NodeInfo]:
         with self.db.read() as session:
             return tree.list_children(session, tree.resolve(session, user, path))

@@ -32,11 +32,12 @@ LOCK = "lock"
 APPENDED = "drivegate.journal_appended"
 
 
-def lock_user(session: Session, user_id: int) -> User:
-    """Row-lock the user for the rest of the transaction (a no-op lock on SQLite,
-    where the write transaction already holds the database's write lock)."""
-    user = session.execute(select(User).where(User.id == user_id).with_for_update()).scalar_one()
-    return user
+def lock_user(session: Session, user_id: int) -> None:
+    """Row-lock the user for the rest of the transaction. Nothing to do on SQLite,
+    where the write transaction already holds the database's write lock."""
+    if session.get_bind().dialect.name == "sqlite":
+        return
+    session.execute(select(User.id).where(User.id == user_id).with_for_update()).scalar_one()
 
 
 def append(session: Session, node: Node, kind: str) -> int:

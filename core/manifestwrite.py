@@ -73,8 +73,7 @@ def commit_manifest(
         with backend.lock.shared():
             now = time.time()
             with backend.db.write() as session:
-                pending.open(session, now)
-                pending.reserve(session, size, now)
+                pending.open(session, now, size=size)
                 known = touch(session, [ref.hash for ref in refs], now)
             _check_chunks(refs, known)
             with backend.db.write() as session:

@@ -24,6 +24,8 @@ from core.records import ChunkRef
 from core.store import ChunkStore
 
 READ_AHEAD = 2
+PREFETCH = 8
+"""Chunks beyond the read-ahead that the store is told will be read soon."""
 
 
 class ContentReader(io.RawIOBase):
@@ -53,6 +55,7 @@ class ContentReader(io.RawIOBase):
         self._cached_index = -1
         self._cached = b""
         self._ahead: dict[int, Future[bytes]] = {}
+        self._hinted = 0  # chunks below this index were passed to store.prefetch
         self.chunks_fetched = 0
 
     def readable(self) -> bool:
@@ -91,6 +94,8 @@ class ContentReader(io.RawIOBase):
         if index == self._cached_index:
             return self._cached
         sequential = index == self._cached_index + 1 and index > 0
+        if not sequential:
+            self._hinted = 0  # a jump: hint again from wherever reading goes on
         ahead = self._ahead.pop(index, None)
         data = ahead.result() if ahead is not None else self._load(index)
         self.chunks_fetched += 1
@@ -101,7 +106,16 @@ class ContentReader(io.RawIOBase):
             for following in range(index + 1, min(index + 1 + READ_AHEAD, len(self.refs))):
                 if following not in self._ahead:
                     self._ahead[following] = self.workers.submit(self._load, following)
+            self._hint(index + 1 + READ_AHEAD)
         return data
+
+    def _hint(self, start: int) -> None:
+        """Tell the store which chunks come after the read-ahead."""
+        stop = min(start + PREFETCH, len(self.refs))
+        start = max(start, self._hinted)
+        if start < stop:
+            self.store.prefetch([ref.hash for ref in self.refs[start:stop]])
+            self._hinted = stop
 
     def read(self, size: int | None = -1) -> bytes:
         """Up to ``size`` bytes, stopping at the end of the chunk that holds the position."""

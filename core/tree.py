@@ -128,6 +128,46 @@ def resolve_parent(session: Session, user_id: int, path: str) -> tuple[Node, str
     return parent, child_name(parent, names[-1])
 
 
+@functools.cache
+def _parent_and_child_query(depth: int) -> Select[Any]:
+    """The node ``depth`` levels below the user's root along :n0 …, with its live child
+    named :leaf (or None) beside it, in one query."""
+    parent = aliased(Node, _walk_query(depth, from_root=True).subquery())
+    child = aliased(Node)
+    return select(parent, child).outerjoin(
+        child,
+        (child.parent_id == parent.id)
+        & (child.name == bindparam("leaf"))
+        & child.trashed_at.is_(None),
+    )
+
+
+def resolve_parent_and_child(
+    session: Session, user_id: int, path: str
+) -> tuple[Node, str, Node | None]:
+    """``resolve_parent`` and the live node at ``path`` (None if there is none), in one
+    query when the folder exists; the same errors, in the same order."""
+    names = split_path(path)
+    try:
+        leaf = normalize_name(names[-1]) if names else None
+    except InvalidName:
+        leaf = None
+    if leaf is None:  # let the step-by-step path say what is wrong
+        parent, name = resolve_parent(session, user_id, path)
+        return parent, name, live_child(session, parent.id, name)
+    query = _parent_and_child_query(len(names) - 1)
+    row = session.execute(
+        query, {"user": user_id, **_names(names[:-1]), "leaf": leaf}
+    ).one_or_none()
+    if row is None:
+        parent_path = join_path(names[:-1])
+        raise _not_found(session, user_id, names[:-1], parent_path)
+    parent, child = row
+    if not parent.is_folder:
+        raise NotAFolder(f"not a folder: {join_path(names[:-1])}")
+    return parent, child_name(parent, names[-1]), child
+
+
 def child_name(parent: Node, name: str) -> str:
     """``name`` checked and normalised for a member of ``parent`` (NotAFolder if a file)."""
     if not parent.is_folder:

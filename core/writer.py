@@ -159,9 +159,10 @@ class Upload:
         with backend.lock.shared():
             now = time.time()
             with backend.db.write() as session:
-                if not self.pending.opened:
-                    self.pending.open(session, now)
-                self.pending.reserve(session, end, now)
+                if not self.pending.opened:  # a single batch: the whole file is in hand
+                    self.pending.open(session, now, size=end)
+                else:
+                    self.pending.reserve(session, end, now)
                 present = chunkrows.touch(session, hashes, now)
             missing = {k: d for k, d in zip(hashes, batch, strict=True) if k not in present}
             rows = chunkrows.put_blobs(backend, missing)

@@ -27,6 +27,7 @@ from core import Drive, Settings
 from core.cli import DriveGroup, backend_options, open_drive
 from davserver.app import build_app
 from davserver.locks import LockSweeper
+from davserver.sockets import BodyConnection
 
 log = logging.getLogger(__name__)
 MAX_HEADER_BYTES = 64 * 1024
@@ -97,6 +98,7 @@ def serve(  # noqa: PLR0917 (click passes options as arguments)
         _first_admin(drive)
         app = build_app(drive, long_polls=long_polls)
         server = wsgi.Server((host, port), app, numthreads=threads)
+        server.ConnectionClass = BodyConnection  # bodies without cheroot's extra copies
         server.max_request_header_size = MAX_HEADER_BYTES
         server.shutdown_timeout = 2  # do not wait out idle keep-alive connections on stop
         scheme = "http"

@@ -13,15 +13,19 @@ The output has the shape WsgiDAV's ``util.add_property_response`` gives
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+import math
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, TypeAlias
 from xml.sax.saxutils import escape, quoteattr
 
 from lxml import etree
 from wsgidav import util
 
 if TYPE_CHECKING:
+    from core import NodeInfo
     from davserver.resources import FileResource, FolderResource
+
+    Member: TypeAlias = FileResource | FolderResource
 
 OK = "HTTP/1.1 200 OK"
 NOT_FOUND = "HTTP/1.1 404 Not Found"
@@ -62,36 +66,76 @@ def _supported_lock() -> str:
     return str(etree.tostring(element, encoding="unicode"))
 
 
-def property_values(resource: FileResource | FolderResource) -> dict[str, str]:
-    """Every property of the resource (what ``allprop`` shows), as rendered elements."""
+_COLLECTION = "<D:resourcetype><D:collection/></D:resourcetype>"
+
+
+def _info(resource: Member) -> NodeInfo:
     info = resource.info
     assert info is not None
-    values = {
-        "{DAV:}resourcetype": "<D:resourcetype><D:collection/></D:resourcetype>"
-        if info.is_folder
-        else "<D:resourcetype/>",
-        "{DAV:}creationdate": _dav("creationdate", util.get_rfc3339_time(info.created_at)),
-    }
-    if not info.is_folder:
-        values["{DAV:}getcontentlength"] = _dav("getcontentlength", str(info.size))
-        values["{DAV:}getcontenttype"] = _dav("getcontenttype", escape(resource.get_content_type()))
-    used, available = resource.provider.usage(resource.environ)
-    values["{DAV:}quota-used-bytes"] = _dav("quota-used-bytes", str(used))
-    if available is not None:
-        values["{DAV:}quota-available-bytes"] = _dav("quota-available-bytes", str(available))
-    values["{DAV:}getlastmodified"] = _dav("getlastmodified", util.get_rfc1123_time(info.mtime))
-    values["{DAV:}displayname"] = _dav("displayname", escape(resource.get_display_name()))
+    return info
+
+
+# The members of a folder often share their times to the second: format each once.
+@functools.lru_cache(maxsize=4096)
+def _rfc1123_seconds(seconds: int) -> str:
+    return str(util.get_rfc1123_time(seconds))
+
+
+@functools.lru_cache(maxsize=4096)
+def _rfc3339_seconds(seconds: int) -> str:
+    return str(util.get_rfc3339_time(seconds))
+
+
+def _rfc1123(seconds: float) -> str:
+    return _rfc1123_seconds(math.floor(seconds))
+
+
+def _rfc3339(seconds: float) -> str:
+    return _rfc3339_seconds(math.floor(seconds))
+
+
+def _resourcetype(resource: Member) -> str | None:
+    return _COLLECTION if _info(resource).is_folder else "<D:resourcetype/>"
+
+
+def _creationdate(resource: Member) -> str | None:
+    return _dav("creationdate", _rfc3339(_info(resource).created_at))
+
+
+def _getcontentlength(resource: Member) -> str | None:
+    info = _info(resource)
+    return None if info.is_folder else _dav("getcontentlength", str(info.size))
+
+
+def _getcontenttype(resource: Member) -> str | None:
+    if _info(resource).is_folder:
+        return None
+    return _dav("getcontenttype", escape(resource.get_content_type()))
+
+
+def _quota_used(resource: Member) -> str | None:
+    return _dav("quota-used-bytes", str(resource.provider.usage(resource.environ)[0]))
+
+
+def _quota_available(resource: Member) -> str | None:
+    available = resource.provider.usage(resource.environ)[1]
+    return None if available is None else _dav("quota-available-bytes", str(available))
+
+
+def _getlastmodified(resource: Member) -> str | None:
+    return _dav("getlastmodified", _rfc1123(_info(resource).mtime))
+
+
+def _displayname(resource: Member) -> str | None:
+    return _dav("displayname", escape(resource.get_display_name()))
+
+
+def _getetag(resource: Member) -> str | None:
     etag = resource.get_etag()
-    if etag is not None:
-        values["{DAV:}getetag"] = _dav("getetag", escape(etag))
-    values[LOCKDISCOVERY] = _lock_discovery(resource)
-    values[SUPPORTEDLOCK] = _supported_lock()
-    for name, stored in resource.dead_properties().items():
-        values[name] = stored.decode("utf-8")
-    return values
+    return None if etag is None else _dav("getetag", escape(etag))
 
 
-def _lock_discovery(resource: FileResource | FolderResource) -> str:
+def _lock_discovery(resource: Member) -> str | None:
     manager = resource.provider.lock_manager
     if manager is None or not manager.get_url_lock_list(resource.get_ref_url()):
         return "<D:lockdiscovery/>"
@@ -99,23 +143,74 @@ def _lock_discovery(resource: FileResource | FolderResource) -> str:
     return str(etree.tostring(element, encoding="unicode"))
 
 
+def _supportedlock(resource: Member) -> str | None:
+    return _supported_lock()
+
+
+LIVE: dict[str, Callable[[Member], str | None]] = {
+    "{DAV:}resourcetype": _resourcetype,
+    "{DAV:}creationdate": _creationdate,
+    "{DAV:}getcontentlength": _getcontentlength,
+    "{DAV:}getcontenttype": _getcontenttype,
+    "{DAV:}quota-used-bytes": _quota_used,
+    "{DAV:}quota-available-bytes": _quota_available,
+    "{DAV:}getlastmodified": _getlastmodified,
+    "{DAV:}displayname": _displayname,
+    "{DAV:}getetag": _getetag,
+    LOCKDISCOVERY: _lock_discovery,
+    SUPPORTEDLOCK: _supportedlock,
+}
+"""Every live property a drive file or folder shows, in ``allprop`` order, each with
+its renderer (None: the resource has no such property)."""
+
+
+def property_values(resource: Member) -> dict[str, str]:
+    """Every property of the resource (what ``allprop`` shows), as rendered elements."""
+    values = {}
+    for name, render in LIVE.items():
+        value = render(resource)
+        if value is not None:
+            values[name] = value
+    for name, stored in resource.dead_properties().items():
+        values[name] = stored.decode("utf-8")
+    return values
+
+
+def named_values(resource: Member, names: list[str]) -> tuple[list[str], list[str]]:
+    """(found, missing) elements for the ``names`` asked for, rendering only those."""
+    found: list[str] = []
+    missing: list[str] = []
+    dead: dict[str, bytes] | None = None
+    for name in names:
+        render = LIVE.get(name)
+        if render is not None:
+            value = render(resource)
+        else:
+            if dead is None:
+                dead = resource.dead_properties()
+            stored = dead.get(name)
+            value = stored.decode("utf-8") if stored is not None else None
+        if value is None:
+            missing.append(empty_element(name))
+        else:
+            found.append(value)
+    return found, missing
+
+
 def _propstat(elements: Iterable[str], status: str) -> str:
     props = "".join(elements)
     return f"<D:propstat><D:prop>{props}</D:prop><D:status>{status}</D:status></D:propstat>"
 
 
-def response(resource: FileResource | FolderResource, mode: str, names: list[str] | None) -> bytes:
+def response(resource: Member, mode: str, names: list[str] | None) -> bytes:
     """The ``<D:response>`` for ``allprop``, ``name`` or ``named`` (with ``names``)."""
-    values = property_values(resource)
     parts = ['<D:response xmlns:D="DAV:"><D:href>', escape(resource.get_href()), "</D:href>"]
     if mode == "allprop":
-        parts.append(_propstat(values.values(), OK))
+        parts.append(_propstat(property_values(resource).values(), OK))
     elif mode == "name":
-        parts.append(_propstat(map(empty_element, values), OK))
+        parts.append(_propstat(map(empty_element, property_values(resource)), OK))
     else:
-        wanted = names or []
-        found = [values[name] for name in wanted if name in values]
-        missing = [empty_element(name) for name in wanted if name not in values]
+        found, missing = named_values(resource, names or [])
         if found:
             parts.append(_propstat(found, OK))
         if missing:

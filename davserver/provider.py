@@ -51,9 +51,27 @@ class DriveProvider(DAVProvider):
         request, so answers are kept in the request until something changes."""
         known: dict[str, Any] = environ.setdefault(RESOURCES, {})
         if path not in known:
-            known[path] = self._resource(path, environ)
+            if environ.get("REQUEST_METHOD") == "PUT" and path == environ.get("PATH_INFO"):
+                self._prefetch_with_parent(path, environ, known)
+            if path not in known:
+                known[path] = self._resource(path, environ)
         resource: FileResource | FolderResource | ReadOnlyResource | None = known[path]
         return resource
+
+    def _prefetch_with_parent(
+        self, path: str, environ: dict[str, Any], known: dict[str, Any]
+    ) -> None:
+        """A PUT looks up its URL and then its parent folder: both in one transaction."""
+        parent = util.get_uri_parent(path)
+        if not parent or parent in known or is_virtual(path) or is_virtual(parent):
+            return
+        user: UserInfo = environ["drivegate.user"]
+        try:
+            infos = self.drive.find_many(user.id, [path, parent])
+        except DriveError:
+            return  # each is looked up on its own, with its own error
+        for where, info in zip((path, parent), infos, strict=True):
+            known[where] = self.resource_for(where, info, environ) if info is not None else None
 
     def _resource(
         self, path: str, environ: dict[str, Any]

@@ -31,6 +31,24 @@ def test_empty_input_has_no_chunks() -> None:
     assert list(cut_stream(io.BytesIO(b""))) == []
 
 
+class _Trickle:
+    """A stream that hands out at most 1000 bytes per call, with ``read`` only."""
+
+    def __init__(self, data: bytes) -> None:
+        self.source = io.BytesIO(data)
+
+    def read(self, size: int) -> bytes:
+        return self.source.read(min(size, 1000))
+
+
+def test_streams_around_the_minimum_chunk_size_cut_as_buffers_do() -> None:
+    data = random.Random(9).randbytes(3 * MAX_CHUNK)
+    for size in (1, MIN_CHUNK - 1, MIN_CHUNK, MIN_CHUNK + 1, 2 * MIN_CHUNK + 5, len(data)):
+        expected = list(cut_bytes(data[:size]))
+        assert list(cut_stream(io.BytesIO(data[:size]))) == expected
+        assert list(cut_stream(_Trickle(data[:size]))) == expected  # type: ignore[arg-type]
+
+
 def test_the_mounts_chunker_cuts_exactly_as_the_server_does() -> None:
     assert (chunker.MIN_CHUNK, chunker.AVG_CHUNK, chunker.MAX_CHUNK) == (
         MIN_CHUNK, AVG_CHUNK, MAX_CHUNK,

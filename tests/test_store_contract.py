@@ -56,6 +56,14 @@ def test_has_many_and_delete_many(store: ChunkStore) -> None:
     assert sorted(k for k, _ in store.list_all()) == sorted(keys[2:])
 
 
+def test_prefetch_is_a_hint_that_never_raises(store: ChunkStore) -> None:
+    key, blob = _blob(os.urandom(5000))
+    store.put(key, blob)
+    store.prefetch([key, ChunkHash("ef" * 32)])  # an absent key is no error
+    store.prefetch([])
+    assert store.get(key) == blob
+
+
 def test_list_all_reports_write_times(store: ChunkStore) -> None:
     key, blob = _blob(b"timed")
     store.put(key, blob)

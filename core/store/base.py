@@ -23,6 +23,9 @@ class ChunkStore(Protocol):
     - ``delete_many`` MUST ignore absent keys.
     - ``list_all`` yields every key with its last-write time (seconds since
       the epoch); gc uses it to find blobs no metadata row knows.
+    - ``prefetch`` is a hint that these blobs will be read soon: it MAY start
+      reading them in the background, MUST return at once and MUST NOT raise
+      (a sequential reader calls it for the chunks after its read-ahead).
     """
 
     url: str
@@ -36,5 +39,7 @@ class ChunkStore(Protocol):
     def delete_many(self, keys: Iterable[ChunkHash]) -> None: ...
 
     def list_all(self) -> Iterator[tuple[ChunkHash, float]]: ...
+
+    def prefetch(self, keys: Iterable[ChunkHash]) -> None: ...
 
     def close(self) -> None: ...

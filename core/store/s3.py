@@ -121,5 +121,8 @@ class S3ChunkStore:
         except (S3Error, *_NETWORK_ERRORS) as exc:
             raise StorageUnavailable(f"cannot list {self.url}: {exc}") from None
 
+    def prefetch(self, keys: Iterable[ChunkHash]) -> None:
+        """Nothing to do: readers fetch ahead on their own threads."""
+
     def close(self) -> None:
         self._pool.shutdown(wait=False)
