@@ -81,19 +81,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import benchkit
-from benchkit import ROOT, MiB, generate_random, stop
+from benchkit import MiB, generate_random, stop
 from humanfriendly import format_size, parse_size
 from mountkit import (
     CLIENTS,
     Metric,
     Mounted,
     Place,
+    check_clients,
     clean_leftovers,
     cpu_seconds,
     disk_usage,
     drivegate_server,
     drop_caches,
-    missing_tools,
     raise_on_signals,
     report,
     session,
@@ -303,18 +303,7 @@ def bench_client(run: Run, client: str) -> dict[str, float]:
 
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
     """Refuse what cannot work before anything is mounted; the clients to run."""
-    chosen = [s.strip() for s in args.only.split(",") if s.strip()]
-    if unknown := set(chosen) - set(CLIENTS):
-        parser.error(f"unknown clients {sorted(unknown)}; choose from {', '.join(CLIENTS)}")
-    if args.size < 2 * MiB or args.files < 1:
-        parser.error("--size must be at least 2MiB and --files at least 1")
-    args.workdir = args.workdir.resolve()
-    if args.workdir.is_relative_to(ROOT):
-        parser.error("--workdir must be outside the repository")
-    if os.geteuid() != 0:
-        parser.error("run as root (FUSE mounts, davfs2, drop_caches)")
-    for problem in missing_tools(chosen):
-        parser.error(problem)
+    chosen = check_clients(parser, args)
     if args.py_spy is not None:
         if not (Path(sys.executable).parent / "py-spy").exists():
             parser.error("--py-spy needs py-spy in the venv's bin (pip install py-spy)")

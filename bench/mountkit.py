@@ -11,6 +11,7 @@ a run killed hard left behind.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchkit import MiB, drivegate_env, stop
+from benchkit import ROOT, MiB, drivegate_env, stop
 
 CLIENTS = ("drivegate", "rclone", "davfs2")
 ANCHORS = ("rclone", "davfs2")
@@ -210,6 +211,24 @@ def clean_leftovers(work: Path) -> None:
         print(f"WARNING: a mount below {work} remains: not deleting it", file=sys.stderr)
         return
     shutil.rmtree(work, ignore_errors=True)
+
+
+def check_clients(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """What every mount benchmark refuses before anything is mounted (``--only``,
+    ``--size``, ``--files``, ``--workdir``, root, the tools); the clients to run."""
+    chosen = [s.strip() for s in args.only.split(",") if s.strip()]
+    if unknown := set(chosen) - set(CLIENTS):
+        parser.error(f"unknown clients {sorted(unknown)}; choose from {', '.join(CLIENTS)}")
+    if args.size < 2 * MiB or args.files < 1:
+        parser.error("--size must be at least 2MiB and --files at least 1")
+    args.workdir = args.workdir.resolve()
+    if args.workdir.is_relative_to(ROOT):
+        parser.error("--workdir must be outside the repository")
+    if os.geteuid() != 0:
+        parser.error("run as root (FUSE mounts, davfs2, drop_caches)")
+    for problem in missing_tools(chosen):
+        parser.error(problem)
+    return chosen
 
 
 def missing_tools(clients: Sequence[str]) -> list[str]:

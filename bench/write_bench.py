@@ -79,7 +79,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchkit import ROOT, MiB, generate_random
+from benchkit import MiB, generate_random
 from humanfriendly import format_size, parse_size
 from mountkit import (
     CLIENTS,
@@ -88,9 +88,9 @@ from mountkit import (
     Metric,
     Mounted,
     Place,
+    check_clients,
     clean_leftovers,
     drivegate_server,
-    missing_tools,
     raise_on_signals,
     report,
     run_quiet,
@@ -437,22 +437,10 @@ def metrics(args: argparse.Namespace, files: int) -> list[Metric]:
 
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
     """Refuse what cannot work before anything is mounted; the clients to run."""
-    chosen = [s.strip() for s in args.only.split(",") if s.strip()]
-    if unknown := set(chosen) - set(CLIENTS):
-        parser.error(f"unknown clients {sorted(unknown)}; choose from {', '.join(CLIENTS)}")
     args.phases = [s.strip() for s in args.phases.split(",") if s.strip()]
     if unknown := set(args.phases) - set(PHASES):
         parser.error(f"unknown phases {sorted(unknown)}; choose from {', '.join(PHASES)}")
-    if args.size < 2 * MiB or args.files < 1:
-        parser.error("--size must be at least 2MiB and --files at least 1")
-    args.workdir = args.workdir.resolve()
-    if args.workdir.is_relative_to(ROOT):
-        parser.error("--workdir must be outside the repository")
-    if os.geteuid() != 0:
-        parser.error("run as root (FUSE mounts, davfs2, drop_caches)")
-    for problem in missing_tools(chosen):
-        parser.error(problem)
-    return chosen
+    return check_clients(parser, args)
 
 
 def make_parser() -> argparse.ArgumentParser:
