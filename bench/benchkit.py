@@ -1,5 +1,6 @@
 """What the benchmark scripts share: inputs, the server's environment, stopping
-processes, and reading py-spy's folded stacks."""
+processes, reading py-spy's folded stacks, and the report (one table per metric,
+with drivegate's ratios to the anchors)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import re
 import signal
 import subprocess
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,3 +102,59 @@ def summarize_profile(
     mine = [(f, c) for f, c in anywhere.most_common() if any(o in f for o in ours)]
     for function, count in mine[:top]:
         print(f"    {100 * count / total:5.1f}%  {function}")
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    title: str
+    unit: str
+    higher_is_better: bool
+    target: float | None = None  # drivegate / ``anchor`` must reach this ratio
+    limit: float | None = None  # drivegate's own figure must stay below this
+    digits: int = 0
+    ratios: bool = True
+    anchor: str = "rclone"  # whom ``target`` is measured against
+
+
+def report(
+    metrics: list[Metric],
+    results: dict[str, dict[str, float]],
+    names: Sequence[str],
+    anchors: Collection[str],
+    issue_figures: dict[tuple[str, str], str] | None = None,
+) -> None:
+    """One table per metric: each of ``names``' figures and drivegate's ratio to each of
+    ``anchors``, with the target when there is one. ``MB`` figures are stored in bytes."""
+    for metric in metrics:
+        if not any(metric.key in figures for figures in results.values()):
+            continue
+        better = "higher" if metric.higher_is_better else "lower"
+        print(f"\n{metric.title} ({metric.unit}, {better} is better)")
+        mine = results.get("drivegate", {}).get(metric.key)
+        for name in names:
+            value = results.get(name, {}).get(metric.key)
+            if value is None:
+                continue
+            shown = value / 1e6 if metric.unit == "MB" else value
+            line = f"  {name:<10} {shown:>10.{metric.digits}f}"
+            issue = (issue_figures or {}).get((metric.key, name))
+            line += f"   (issue: {issue})" if issue else ""
+            if name == "drivegate" and metric.limit is not None:
+                ok = value < metric.limit
+                line = f"{line:<50} target < {metric.limit} {metric.unit}: "
+                line += "met" if ok else "MISSED"
+            if metric.ratios and name in anchors and mine is not None and value > 0:
+                ratio = mine / value
+                line = f"{line:<50} drivegate/{name} = {format_ratio(ratio)}x"
+                if metric.target is not None and name == metric.anchor:
+                    goal = metric.target
+                    ok = ratio >= goal if metric.higher_is_better else ratio <= goal
+                    sign = ">=" if metric.higher_is_better else "<="
+                    line += f"  target {sign} {goal:g}x: {'met' if ok else 'MISSED'}"
+            print(line)
+
+
+def format_ratio(ratio: float) -> str:
+    """Two decimals, or three significant digits for the small ratios of a 1/100 target."""
+    return f"{ratio:6.2f}" if ratio >= 0.1 else f"{ratio:6.3g}"

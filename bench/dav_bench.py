@@ -79,7 +79,7 @@ from types import FrameType
 
 import benchkit
 import httpx
-from benchkit import ROOT, MiB, drivegate_env, generate_random, stop
+from benchkit import ROOT, Metric, MiB, drivegate_env, generate_random, report, stop
 from humanfriendly import format_size, parse_size
 from lxml import etree
 
@@ -130,17 +130,6 @@ ISSUE_FIGURES = {
     ("propfind_allprop", "rclone"): "~0.2",
     ("propfind_allprop", "wsgidav"): "~1.5",
 }
-
-
-@dataclass(frozen=True)
-class Metric:
-    key: str
-    title: str
-    unit: str
-    higher_is_better: bool
-    target: tuple[str, float] | None  # (anchor, ratio drivegate/anchor must reach)
-    digits: int = 0
-    ratios: bool = True
 
 
 @dataclass
@@ -513,33 +502,6 @@ def bench_server(
     return results
 
 
-# the report ----------------------------------------------------------------
-
-
-def report(metrics: list[Metric], results: dict[str, dict[str, float]]) -> None:
-    for metric in metrics:
-        print(f"\n{metric.title} ({metric.unit}, {'higher' if metric.higher_is_better else 'lower'}"
-              " is better)")  # fmt: skip
-        mine = results.get("drivegate", {}).get(metric.key)
-        for name in SERVERS:
-            value = results.get(name, {}).get(metric.key)
-            if value is None:
-                continue
-            shown = value / 1e6 if metric.unit == "MB" else value
-            line = f"  {name:<10} {shown:>10.{metric.digits}f}"
-            issue = ISSUE_FIGURES.get((metric.key, name))
-            line += f"   (issue: {issue})" if issue else ""
-            if metric.ratios and name in ANCHORS and mine is not None and value > 0:
-                ratio = mine / value
-                line = f"{line:<44} drivegate/{name} = {ratio:5.2f}x"
-                if metric.target is not None and metric.target[0] == name:
-                    goal = metric.target[1]
-                    ok = ratio >= goal if metric.higher_is_better else ratio <= goal
-                    sign = ">=" if metric.higher_is_better else "<="
-                    line += f"  target {sign} {goal:.1f}x: {'met' if ok else 'MISSED'}"
-            print(line)
-
-
 def main() -> None:  # noqa: PLR0915 (one linear script)
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("/var/tmp/dg-bench"))
@@ -607,23 +569,21 @@ def main() -> None:  # noqa: PLR0915 (one linear script)
     small_text = format_size(small_size, binary=True)
     listing = f"PROPFIND Depth:1, {args.files} files, best of {args.rounds}"
     metrics = [
-        Metric("get", f"GET {size}, stored data in the page cache", "MB/s", True, ("rclone", 1.0)),
-        Metric("get_after_put", f"GET {size} right after its PUT", "MB/s", True, ("rclone", 1.0)),
-        Metric("put", f"PUT {size}", "MB/s", True, ("wsgidav", 1.0)),
-        Metric("propfind_allprop", f"{listing}, allprop", "s", False, ("rclone", 1.0), 3),
-        Metric("propfind_named", f"{listing}, rclone's props", "s", False, ("rclone", 1.0), 3),
-        Metric("small_puts", f"{args.puts} PUTs of {args.put_size} B", "files/s", True, None),
-        Metric("rss_idle", "server RSS after start", "MB", False, None),
-        Metric("rss_small", f"server peak RSS, PUT + GET of {small_text}", "MB", False, None),
-        Metric("rss_big", f"server peak RSS, PUT + GET of {size}", "MB", False, None),
-        Metric(
-            "rss_growth", f"peak RSS growth, {small_text} to {size}", "MB", False, None, 0, False
-        ),
-        Metric("rss_propfind", f"server peak RSS, PROPFIND of {args.files}", "MB", False, None),
-        Metric("rss_hwm", "server VmHWM at the end (lifetime peak)", "MB", False, None),
+        Metric("get", f"GET {size}, stored data in the page cache", "MB/s", True, 1.0),
+        Metric("get_after_put", f"GET {size} right after its PUT", "MB/s", True, 1.0),
+        Metric("put", f"PUT {size}", "MB/s", True, 1.0, anchor="wsgidav"),
+        Metric("propfind_allprop", f"{listing}, allprop", "s", False, 1.0, digits=3),
+        Metric("propfind_named", f"{listing}, rclone's props", "s", False, 1.0, digits=3),
+        Metric("small_puts", f"{args.puts} PUTs of {args.put_size} B", "files/s", True),
+        Metric("rss_idle", "server RSS after start", "MB", False),
+        Metric("rss_small", f"server peak RSS, PUT + GET of {small_text}", "MB", False),
+        Metric("rss_big", f"server peak RSS, PUT + GET of {size}", "MB", False),
+        Metric("rss_growth", f"peak RSS growth, {small_text} to {size}", "MB", False, ratios=False),
+        Metric("rss_propfind", f"server peak RSS, PROPFIND of {args.files}", "MB", False),
+        Metric("rss_hwm", "server VmHWM at the end (lifetime peak)", "MB", False),
     ]
     print(f"\nresults (MB = 10^6 bytes; machine load average now: {os.getloadavg()[0]:.2f})")
-    report(metrics, results)
+    report(metrics, results, SERVERS, ANCHORS, ISSUE_FIGURES)
     growth = results.get("drivegate", {}).get("rss_growth")
     if growth is not None:
         verdict = "met" if growth <= RSS_FLAT_SLACK else "MISSED"

@@ -81,11 +81,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import benchkit
-from benchkit import MiB, generate_random, stop
+from benchkit import Metric, MiB, generate_random, report, stop
 from humanfriendly import format_size, parse_size
 from mountkit import (
+    ANCHORS,
     CLIENTS,
-    Metric,
     Mounted,
     Place,
     check_clients,
@@ -95,7 +95,6 @@ from mountkit import (
     drivegate_server,
     drop_caches,
     raise_on_signals,
-    report,
     session,
     signals_blocked,
     watchdog,
@@ -420,7 +419,7 @@ def main() -> None:
     print(f"\nresults (MB = 10^6 bytes; load average now: {load}; {os.cpu_count()} cores)")
     print("page cache dropped (sync; echo 3 > /proc/sys/vm/drop_caches) and the server's data "
           "read back into it before every fresh mount")  # fmt: skip
-    report(metrics, results, ISSUE_FIGURES)
+    report(metrics, results, CLIENTS, ANCHORS, ISSUE_FIGURES)
     if args.py_spy is not None and "drivegate" in results:
         print("\npy-spy profiles of drivegate (mount process and server):")
         for folded in sorted(args.py_spy.glob("*.txt")):

@@ -1,7 +1,7 @@
 """What the mount benchmarks share: one ``drivegate serve`` on a fresh data dir,
 mounting it with drivegate, ``rclone mount`` or davfs2 (each on a fresh cache
-dir), unmounting cleanly, watchdogs, dropping the page cache, and the report
-table with ratios against the anchors.
+dir), unmounting cleanly, watchdogs and dropping the page cache (the report
+table is ``benchkit.report``).
 
 Used by ``mount_bench.py`` (reads) and ``write_bench.py`` (writes). Every
 mount is unmounted and every process stopped on the way out: the context
@@ -456,59 +456,3 @@ def watchdog(mounted: Mounted, seconds: float, what: str) -> Iterator[None]:
         timer.cancel()
     if fired.is_set():
         raise RuntimeError(f"{mounted.client}: {what} timed out after {seconds:.0f} s")
-
-
-# the report ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Metric:
-    key: str
-    title: str
-    unit: str
-    higher_is_better: bool
-    target: float | None = None  # drivegate / rclone must reach this ratio
-    limit: float | None = None  # drivegate's own figure must stay below this
-    digits: int = 0
-    ratios: bool = True
-
-
-def report(
-    metrics: list[Metric],
-    results: dict[str, dict[str, float]],
-    issue_figures: dict[tuple[str, str], str] | None = None,
-) -> None:
-    """One table per metric: each client's figure and drivegate's ratio to each anchor,
-    with the target when there is one. ``MB`` figures are stored in bytes."""
-    for metric in metrics:
-        if not any(metric.key in figures for figures in results.values()):
-            continue
-        better = "higher" if metric.higher_is_better else "lower"
-        print(f"\n{metric.title} ({metric.unit}, {better} is better)")
-        mine = results.get("drivegate", {}).get(metric.key)
-        for name in CLIENTS:
-            value = results.get(name, {}).get(metric.key)
-            if value is None:
-                continue
-            shown = value / 1e6 if metric.unit == "MB" else value
-            line = f"  {name:<10} {shown:>10.{metric.digits}f}"
-            issue = (issue_figures or {}).get((metric.key, name))
-            line += f"   (issue: {issue})" if issue else ""
-            if name == "drivegate" and metric.limit is not None:
-                ok = value < metric.limit
-                line = f"{line:<50} target < {metric.limit} {metric.unit}: "
-                line += "met" if ok else "MISSED"
-            if metric.ratios and name in ANCHORS and mine is not None and value > 0:
-                ratio = mine / value
-                line = f"{line:<50} drivegate/{name} = {format_ratio(ratio)}x"
-                if metric.target is not None and name == "rclone":
-                    goal = metric.target
-                    ok = ratio >= goal if metric.higher_is_better else ratio <= goal
-                    sign = ">=" if metric.higher_is_better else "<="
-                    line += f"  target {sign} {goal:g}x: {'met' if ok else 'MISSED'}"
-            print(line)
-
-
-def format_ratio(ratio: float) -> str:
-    """Two decimals, or three significant digits for the small ratios of a 1/100 target."""
-    return f"{ratio:6.2f}" if ratio >= 0.1 else f"{ratio:6.3g}"

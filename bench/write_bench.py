@@ -79,20 +79,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchkit import MiB, generate_random
+from benchkit import Metric, MiB, generate_random, report
 from humanfriendly import format_size, parse_size
 from mountkit import (
+    ANCHORS,
     CLIENTS,
     PASSWORD,
     USER,
-    Metric,
     Mounted,
     Place,
     check_clients,
     clean_leftovers,
     drivegate_server,
     raise_on_signals,
-    report,
     run_quiet,
     session,
     signals_blocked,
@@ -507,7 +506,7 @@ def main() -> None:
     print(f"\nresults (MB = 10^6 bytes; load average now: {load}; {os.cpu_count()} cores)")
     print("'on the server' includes each client's wait after close: drivegate 2 s, rclone 5 s "
           "(--vfs-write-back), davfs2 10 s (delay_upload)")  # fmt: skip
-    report(metrics(args, len(inputs.sdist_index)), results)
+    report(metrics(args, len(inputs.sdist_index)), results, CLIENTS, ANCHORS)
     if notes:
         print("\nnotes:")
         for note in notes:
