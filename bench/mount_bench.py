@@ -90,6 +90,7 @@ from mountkit import (
     Place,
     check_clients,
     clean_leftovers,
+    cleaning_up,
     cpu_seconds,
     disk_usage,
     drivegate_server,
@@ -341,7 +342,7 @@ def main() -> None:
     generate_tree(tree, args.files)
 
     results: dict[str, dict[str, float]] = {}
-    try:
+    with cleaning_up(work):
         clean_leftovers(work)
         work.mkdir(parents=True)
         shutil.rmtree(logs, ignore_errors=True)
@@ -355,12 +356,6 @@ def main() -> None:
             for name in chosen:
                 print(f"\n{name}:", flush=True)
                 results[name] = bench_client(run, name)
-    except KeyboardInterrupt:
-        print("\ninterrupted: everything unmounted and stopped", file=sys.stderr)
-        raise SystemExit(130) from None
-    finally:
-        with signals_blocked():
-            clean_leftovers(work)
 
     size = format_size(args.size, binary=True)
     metrics = [

@@ -201,6 +201,20 @@ def unmount(path: Path, first: list[str], timeout: float = 120) -> None:
         print(f"  WARNING: {path} is still mounted", file=sys.stderr)
 
 
+@contextlib.contextmanager
+def cleaning_up(work: Path) -> Iterator[None]:
+    """Around a benchmark's run: Ctrl-C exits 130, and what the run left in ``work``
+    (mounts, processes, scratch) goes whatever happened."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        print("\ninterrupted: everything unmounted and stopped", file=sys.stderr)
+        raise SystemExit(130) from None
+    finally:
+        with signals_blocked():
+            clean_leftovers(work)
+
+
 def clean_leftovers(work: Path) -> None:
     """Mounts left below our scratch dir by an earlier run that was killed hard."""
     for mountpoint in sorted(mounted_paths()):

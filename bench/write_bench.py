@@ -90,11 +90,11 @@ from mountkit import (
     Place,
     check_clients,
     clean_leftovers,
+    cleaning_up,
     drivegate_server,
     raise_on_signals,
     run_quiet,
     session,
-    signals_blocked,
     watchdog,
 )
 from serverview import FileIndex, ServerView, Tally, Traffic, index_files, sha256_of
@@ -473,7 +473,7 @@ def main() -> None:
           f"logs in {logs}", flush=True)  # fmt: skip
     results: dict[str, dict[str, float]] = {}
     notes: list[str] = []
-    try:
+    with cleaning_up(work):
         clean_leftovers(work)
         inputs = prepare_inputs(args, chosen)
         work.mkdir(parents=True, exist_ok=True)
@@ -495,12 +495,6 @@ def main() -> None:
                 view.stop()
                 if view.problem:
                     notes.append(f"watcher: {view.problem}")
-    except KeyboardInterrupt:
-        print("\ninterrupted: everything unmounted and stopped", file=sys.stderr)
-        raise SystemExit(130) from None
-    finally:
-        with signals_blocked():
-            clean_leftovers(work)
 
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"\nresults (MB = 10^6 bytes; load average now: {load}; {os.cpu_count()} cores)")
