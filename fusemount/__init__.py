@@ -14,7 +14,10 @@ Modules, one job each:
 - ``sync``      the change feed: first load, long-poll, reconnect and catch-up
 - ``control``   the ``user.drivegate.*`` xattrs: states, pins, mount status
 - ``namespace`` tree changes made through the mount (mkdir, create, delete,
-                rename, mtime): done on the server at once, applied to the replica
+                rename, mtime): applied to the replica, logged for the server
+- ``treelog``   the durable log of tree changes waiting for the server, and
+                the pool of node ids the server reserved for new nodes
+- ``treesync``  replays the tree log in order; settles what the server refuses
 - ``chunker``   FastCDC with the server's parameters, for uploads
 - ``workcopy``  working copies of files being written (CACHE_DIR/work)
 - ``uploads``   the durable upload queue (SQLite): what to upload, from which base
@@ -24,8 +27,8 @@ Modules, one job each:
 - ``cli``       ``drivegate mount|umount|pin|unpin|status``
 
 Layering inside the package is one way: records/errors ← client ← replica,
-cache, uploads ← reader ← pins ← control, sync, namespace, chunker, workcopy
-← uploader ← fs ← mount ← cli. docs/mount.md explains the behaviour (cache,
+cache, uploads, treelog ← reader ← pins ← control, sync, chunker, workcopy
+← uploader ← treesync ← namespace ← fs ← mount ← cli. docs/mount.md explains the behaviour (cache,
 pins, write-back, errnos, the xattr control interface).
 """
 

@@ -306,6 +306,8 @@ def status(paths: tuple[Path, ...]) -> None:
         click.echo(f"upload stopped: {problem['path']}: {problem['error']}")
     for conflict in uploads.get("conflicts", []):
         click.echo(f"conflict: {conflict['copy']} holds your edit of {conflict['original']}")
+    for refused in uploads.get("refused_changes", []):
+        click.echo(f"change refused by the server: {refused}")
 
 
 @click.command("umount")

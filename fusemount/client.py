@@ -79,6 +79,7 @@ _CODES: dict[str, type[ApiError]] = {
     "not_a_folder": Conflict,
     "not_a_file": Conflict,
     "version_conflict": Conflict,
+    "id_used": Conflict,
     "missing_chunks": Conflict,
     "locked": Locked,
     "quota_exceeded": QuotaExceeded,
@@ -133,8 +134,15 @@ class SyncApi(Protocol):
         """A chunk's plaintext, verified against its name."""
         ...
 
-    async def mkdir(self, parent_id: NodeId, name: str, mtime_ns: int | None = None) -> Node:
-        """Make a folder; Conflict (name_taken) if the name is in use."""
+    async def mkdir(self, parent_id: NodeId, name: str, mtime_ns: int | None = None,
+                    node_id: NodeId | None = None) -> Node:  # fmt: skip
+        """Make a folder (with ``node_id``: one ``reserve_ids`` gave us; the node if it
+        exists already); Conflict (name_taken) if the name is in use, Conflict
+        (id_used) if that node is in the trash."""
+        ...
+
+    async def reserve_ids(self, count: int) -> list[NodeId]:
+        """Node ids for nodes this client will make (``mkdir``, ``commit``)."""
         ...
 
     async def move(self, node_id: NodeId, parent_id: NodeId, name: str, overwrite: bool) -> Node:
@@ -253,11 +261,23 @@ class HttpApi:
             raise ChunkCorrupt(f"chunk {digest} from the server does not match its hash")
         return data
 
-    async def mkdir(self, parent_id: NodeId, name: str, mtime_ns: int | None = None) -> Node:
+    async def mkdir(self, parent_id: NodeId, name: str, mtime_ns: int | None = None,
+                    node_id: NodeId | None = None) -> Node:  # fmt: skip
         body: dict[str, Any] = {"parent_id": parent_id, "name": name}
         if mtime_ns is not None:
             body["mtime_ns"] = mtime_ns
+        if node_id is not None:
+            body["id"] = node_id
         return Node.from_json(await self._json("POST", "mkdir", json=body))
+
+    async def reserve_ids(self, count: int) -> list[NodeId]:
+        answer = await self._json("POST", "ids", json={"count": count})
+        ids = answer.get("ids") if isinstance(answer, dict) else None
+        if not isinstance(ids, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in ids
+        ):
+            raise NotADriveServer("malformed answer: ids without a list of node ids")
+        return [NodeId(i) for i in ids]
 
     async def move(self, node_id: NodeId, parent_id: NodeId, name: str, overwrite: bool) -> Node:
         body = {"node_id": node_id, "parent_id": parent_id, "name": name, "overwrite": overwrite}

@@ -19,6 +19,7 @@ from fusemount.pins import Pins
 from fusemount.reader import Connectivity, FileReader
 from fusemount.records import Node
 from fusemount.replica import Replica
+from fusemount.treelog import TreeLog
 from fusemount.uploads import UploadQueue
 
 PREFIX = b"user.drivegate."
@@ -43,6 +44,8 @@ class Control:
         self.replica = replica
         self.queue = queue
         self.upload_now: Callable[[], None] = lambda: None  # set by the composition root
+        self.tree: TreeLog | None = None  # tree changes waiting for the server (ditto)
+        self.tree_problems: Callable[[], list[str]] = list
         self.reader = reader
         self.pins = pins
         self.cache = cache
@@ -61,6 +64,8 @@ class Control:
             if row is not None:
                 # Local content the server does not have yet, or refused (and why).
                 return (row.error or "uploading").encode()
+            if self.tree is not None and self.tree.has_pending(node.id):
+                return b"uploading"  # a tree change the server has not heard of yet
             return self.pins.state(node).encode()
         if key == b"pinned":
             return b"1" if self.pins.is_pinned(node) else b"0"
@@ -145,16 +150,21 @@ class Control:
 
     def _uploads(self) -> dict[str, Any]:
         rows = self.queue.all() if self.queue is not None else []
+        changes = self.tree.ops(limit=50) if self.tree is not None else []
+        changed = list(dict.fromkeys(op.node_id for op in changes))
         return {
-            "pending": len(rows),
+            "pending": len(rows) + (len(self.tree) if self.tree is not None else 0),
+            "tree_changes": len(self.tree) if self.tree is not None else 0,
             "pending_paths": [
-                self.replica.path_of(row.node_id) for row in rows[:50] if row.error is None
-            ],
+                self.replica.path_of(node_id)
+                for node_id in [*changed, *(row.node_id for row in rows[:50] if row.error is None)]
+            ][:50],
             "problems": [
                 {"path": self.replica.path_of(row.node_id), "error": row.error}
                 for row in rows
                 if row.error is not None
             ],
+            "refused_changes": self.tree_problems(),
             "conflicts": [
                 {"copy": self.replica.path_of(copy), "original": self.replica.path_of(original)}
                 for copy, original in (self.queue.conflicts() if self.queue is not None else [])

@@ -11,10 +11,12 @@ server while the kernel still knows it stays answerable as a "ghost" until
 forgotten. When the change feed changes the replica, ``changed`` tells the
 kernel which entries, attributes and page caches to drop.
 
-Tree changes (mkdir, rmdir, unlink, rename, mtime) are made on the server at
-once through ``namespace`` and applied to the replica from its answer; the
-kernel is told what changed from a thread (``later``), as it holds locks the
-invalidation needs until the request is answered. Content writes go to the
+Tree changes (mkdir, create, rmdir, unlink, rename, mtime) are made locally
+first through ``namespace`` (the replica at once, the server from the tree
+log in the background); the kernel is told what changed from a thread
+(``later``), as it holds locks the invalidation needs until the request is
+answered. A file renamed over another takes the target's place and inode
+(the target's history grows by one version). Content writes go to the
 file's working copy (``workcopy``); ``flush``/``fsync`` make it durable and
 queue its upload (``uploads``) before they return, and ``uploader`` sends it
 once no handle writes the file. While a working copy exists, reads, size and
@@ -59,8 +61,8 @@ from fusemount.errors import (
 )
 from fusemount.namespace import Namespace
 from fusemount.reader import Connectivity, FileReader, ReadAhead
-from fusemount.records import Node, NodeId
-from fusemount.replica import Effect, Replica
+from fusemount.records import RESERVED_AT_ROOT, Node, NodeId, VersionId
+from fusemount.replica import Effect, Replica, normalize
 from fusemount.uploader import Uploader
 from fusemount.uploads import UploadQueue
 from fusemount.workcopy import WorkCopies, disk_errors
@@ -412,6 +414,8 @@ class DriveFs(pyfuse3.Operations):
             place = None if node is None else (node.parent_id, node.name)
             ready_at = time.time() + self.upload_delay
             self.queue.mark(node_id, base, mtime_ns, ready_at, place=place, durable=durable)
+            if durable:
+                self.namespace.log.sync()  # the file and its folders made here, if waiting
         except sqlite3.OperationalError as exc:  # "database or disk is full"
             raise CacheFull(f"cannot queue the upload: {exc}") from None
         self.uploader.kick()
@@ -473,14 +477,21 @@ class DriveFs(pyfuse3.Operations):
         except UnicodeDecodeError:
             raise pyfuse3.FUSEError(errno.ENOENT) from None
 
-    def _new_name(self, name: bytes) -> str:
-        """A name for something new: the server keeps names as text (UTF-8)."""
+    def _new_name(self, name: bytes, parent: Node | None = None) -> str:
+        """A name for something new in ``parent``, as the server will keep it (UTF-8
+        text in NFC; not a name the server keeps for itself at the root): checked
+        here, since the server hears of it only later."""
         if len(name) > NAME_MAX:
             raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
         try:
-            return name.decode("utf-8")
+            text = normalize(name.decode("utf-8"))
         except UnicodeDecodeError:
             raise pyfuse3.FUSEError(errno.EINVAL) from None
+        if len(text.encode("utf-8")) > NAME_MAX:
+            raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
+        if parent is not None and parent.parent_id is None and text in RESERVED_AT_ROOT:
+            raise pyfuse3.FUSEError(errno.EINVAL)
+        return text
 
     def _folder(self, inode: int) -> Node:
         folder = self._node(inode)
@@ -505,13 +516,21 @@ class DriveFs(pyfuse3.Operations):
     async def mkdir(self, parent_inode: int, name: bytes, mode: int,
                     ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:  # fmt: skip
         parent = self._folder(parent_inode)
-        child = self._new_name(name)
+        child = self._new_name(name, parent)
         self._writable(parent)
         if self.replica.child(parent.id, child) is not None:
             raise pyfuse3.FUSEError(errno.EEXIST)
         made, effects = await self.namespace.mkdir(parent, child)
         self.later([e for e in effects if e.old is not None])  # the kernel adds the entry itself
         return self._entry(made)
+
+    def _check_not_into_itself(self, node: Node, parent: Node) -> None:
+        """A folder cannot move below itself (EINVAL, as on any disk)."""
+        ancestor: Node | None = parent
+        while node.is_folder and ancestor is not None:
+            if ancestor.id == node.id:
+                raise pyfuse3.FUSEError(errno.EINVAL)
+            ancestor = None if ancestor.parent_id is None else self.replica.get(ancestor.parent_id)
 
     async def _remove(self, parent_inode: int, name: bytes, *, folder: bool) -> None:
         parent = self._folder(parent_inode)
@@ -524,8 +543,7 @@ class DriveFs(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.ENOTEMPTY)
         self._writable(parent, node)
         # An open handle keeps reading: the kernel still knows the inode, so it stays a ghost.
-        with self._leaving(node):
-            self.later(await self.namespace.remove(node))
+        self.later(self.namespace.remove(node))
         if not folder:
             self._forget_local(node.id)
 
@@ -566,7 +584,7 @@ class DriveFs(pyfuse3.Operations):
         node = self.replica.child(old_parent.id, self._child_name(name_old))
         if node is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
-        new_name = self._new_name(name_new)
+        new_name = self._new_name(name_new, new_parent)
         there = self.replica.child(new_parent.id, new_name)
         if there is not None and there.id == node.id:
             if node.name == new_name:
@@ -583,30 +601,55 @@ class DriveFs(pyfuse3.Operations):
                 raise pyfuse3.FUSEError(errno.ENOTEMPTY)
             self._writable(there)
         self._writable(old_parent, new_parent, node)
-        if there is not None and not there.is_folder:
-            # The server moves its own copies: local content goes up first, the
-            # target's too, so its history holds every version it had.
-            await self._upload_now(node.id)
-            await self._upload_now(there.id)
-        replaced = there is not None and not there.is_folder  # then the source node goes too
-        with self._leaving(*((node, there) if replaced else ())):
-            effects = await self.namespace.rename(node, new_parent, new_name, there)
-        self._renamed(node, there, new_parent, name_new, effects)
+        self._check_not_into_itself(node, new_parent)
+        if there is None or there.is_folder:
+            self.later(self.namespace.move(node, new_parent, new_name, there))
+            if not node.is_folder:
+                self.queue.moved(node.id, new_parent.id, new_name)
+            return
+        # A file over a file: the name keeps the target's inode (new content, same
+        # history), while the kernel will have moved the source's inode there.
+        extra: Notice = ("entry", self.inode_of(new_parent.id), name_new)
+        if self._replaceable_here(node, there):
+            self.later(self._replace_locally(node, there), extra,
+                       ("inode", self.inode_of(there.id), False))  # fmt: skip
+            return
+        # The server moves its own copies: local content goes up first, the
+        # target's too, so its history holds every version it had.
+        await self.namespace.sync.flush()
+        await self._upload_now(node.id)
+        await self._upload_now(there.id)
+        with self._leaving(node, there):
+            effects = await self.namespace.move_over_on_server(node, new_parent, new_name, there)
+        self._forget_local(node.id)  # the source node is gone; its content is the target's
+        self._forget_local(there.id)
+        self.later(effects, extra)
 
-    def _renamed(
-        self, node: Node, there: Node | None, parent: Node, name: bytes, effects: list[Effect]
-    ) -> None:
-        """After a rename on the server to ``name`` (as the kernel gave it): the local side."""
-        extra: list[Notice] = []
-        if there is not None and not there.is_folder:
-            self._forget_local(node.id)  # the source node is gone; its content is the target's
-            self._forget_local(there.id)
-            # The name keeps the target's inode (new content, same history), while the
-            # kernel will have moved the source's inode there.
-            extra.append(("entry", self.inode_of(parent.id), name))
-        elif not node.is_folder:
-            self.queue.moved(node.id, parent.id, self._new_name(name))
-        self.later(effects, *extra)
+    def _replaceable_here(self, node: Node, target: Node) -> bool:
+        """A file renamed over a file can be done locally when the source's content is
+        here (an editor's save: written to a temporary file, renamed over the original)
+        and no handle has either open for writing."""
+        return (
+            self.work.has(node.id)
+            and not self.work.in_use(node.id)
+            and not self.work.in_use(target.id)
+            and node.id not in self._unlinked
+        )
+
+    def _replace_locally(self, node: Node, target: Node) -> list[Effect]:
+        """The target takes the source's working copy as its new content (uploaded as
+        its next version, from the version it is at), and the source goes."""
+        row = self.queue.get(target.id)
+        if row is not None:
+            base = row.base_version_id
+        else:
+            base = target.version.id if target.version is not None else VersionId(0)
+        self.queue.drop(node.id)
+        self.work.drop(target.id)
+        self.work.adopt(node.id, target.id, base)
+        effects = self.namespace.remove(node)
+        self._save(target.id)
+        return effects
 
     async def _upload_now(self, node_id: NodeId) -> None:
         """Upload the file's queued content now; fail if it does not go (offline:
@@ -658,7 +701,7 @@ class DriveFs(pyfuse3.Operations):
                     os.utime(self.work.path(node.id), ns=(attr.st_mtime_ns, attr.st_mtime_ns))
                 self._save(node.id)
             elif attr.st_mtime_ns != node.mtime_ns:
-                node, effects = await self.namespace.set_mtime(node, attr.st_mtime_ns)
+                node, effects = self.namespace.set_mtime(node, attr.st_mtime_ns)
                 self.later(effects)
         return self._attrs(node)
 
@@ -671,12 +714,12 @@ class DriveFs(pyfuse3.Operations):
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: pyfuse3.RequestContext
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         parent = self._folder(parent_inode)
-        child = self._new_name(name)
+        child = self._new_name(name, parent)
         self._writable(parent)
         if self.replica.child(parent.id, child) is not None:
             raise pyfuse3.FUSEError(errno.EEXIST)
-        # The file exists on the server (empty) at once: it has its node id (the inode)
-        # and a name nobody else can take; its content follows with the upload.
+        # Made here with an id the server reserved for us (the inode); the server
+        # makes it (empty) from the tree log, and its content follows by upload.
         made, effects = await self.namespace.create(parent, child)
         self.later([e for e in effects if e.old is not None])
         handle = await self._open_for_writing(made, truncate=True)

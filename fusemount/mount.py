@@ -31,9 +31,11 @@ from fusemount.fs import DriveFs, WriteBack
 from fusemount.namespace import Namespace
 from fusemount.pins import Pins
 from fusemount.reader import ChunkSource, Connectivity, FileReader
-from fusemount.records import Me
+from fusemount.records import Me, NodeId, VersionId
 from fusemount.replica import Replica
 from fusemount.sync import ChangeFeed
+from fusemount.treelog import TreeLog
+from fusemount.treesync import TreeSync
 from fusemount.uploader import Uploader
 from fusemount.uploads import UploadQueue
 from fusemount.workcopy import WorkCopies
@@ -120,11 +122,13 @@ async def _run(options: MountOptions, ready: Callable[[], None]) -> None:
                 stack.callback(cache.close)
                 queue = UploadQueue(options.cache_dir / "uploads.sqlite")
                 stack.callback(queue.close)
+                tree_log = TreeLog(options.cache_dir / "uploads.sqlite")
+                stack.callback(tree_log.close)
             except OSError as exc:
                 raise SetupError(f"cache dir {options.cache_dir}: {exc.strerror or exc}") from None
             except sqlite3.Error as exc:
                 raise SetupError(f"cache dir {options.cache_dir}: {exc}") from None
-            await _serve(options, api, me, replica, cache, queue, ready)
+            await _serve(options, api, me, replica, cache, queue, tree_log, ready)
 
 
 async def _probe(api: HttpApi, options: MountOptions) -> Me | None:
@@ -147,6 +151,7 @@ class Parts:
     source: ChunkSource
     pins: Pins
     uploader: Uploader
+    tree: TreeSync
 
 
 def assemble(  # noqa: PLR0917 (the pieces the caller opened)
@@ -155,9 +160,11 @@ def assemble(  # noqa: PLR0917 (the pieces the caller opened)
     cache: ChunkCache,
     identity: Identity,
     queue: UploadQueue,
+    tree_log: TreeLog,
     upload_delay: float = DEFAULT_UPLOAD_DELAY,
 ) -> Parts:
-    """Wire the parts; ``queue`` lives in the cache dir, the working copies next to it."""
+    """Wire the parts; ``queue`` and ``tree_log`` live in the cache dir, the working
+    copies next to it."""
     connectivity = Connectivity()
     source = ChunkSource(api, cache, connectivity)
     reader = FileReader(api, replica, source)
@@ -168,18 +175,32 @@ def assemble(  # noqa: PLR0917 (the pieces the caller opened)
     work.keep_only({row.node_id: row.base_version_id for row in queue.all()})
     queue.resume(time.time() + upload_delay)
     uploader = Uploader(api, replica, work, queue, connectivity)
+    tree = TreeSync(api, replica, tree_log, queue, connectivity=connectivity, host=uploader.host)
     writeback = WriteBack(work, queue, uploader, upload_delay)
+    namespace = Namespace(api, replica, tree_log, tree)
     fs = DriveFs(replica, reader, control, connectivity,
-                 namespace=Namespace(api, replica), writeback=writeback)  # fmt: skip
+                 namespace=namespace, writeback=writeback)  # fmt: skip
     uploader.busy, uploader.changed, uploader.dropped = fs.busy, fs.later, fs.forget_pages
+    uploader.waiting = tree_log.unmade
+    tree.changed = fs.later
+
+    def made(node_id: NodeId, version: VersionId) -> None:
+        work.rebase(node_id, version, only_from=VersionId(0))
+        uploader.kick()
+
+    tree.made = made
+    control.tree, control.tree_problems = tree_log, lambda: tree.problems
 
     def upload_now() -> None:
         queue.resume(time.time())
         uploader.kick()
+        tree.kick()
 
     control.upload_now = upload_now
     feed = ChangeFeed(api, replica, connectivity, pins, fs.changed)
-    return Parts(fs, feed, source, pins, uploader)
+    feed.pending = tree_log.pending_nodes
+    connectivity.on_online(tree.kick)
+    return Parts(fs, feed, source, pins, uploader, tree)
 
 
 async def _serve(  # noqa: PLR0917 (the parts the composition root built)
@@ -189,10 +210,11 @@ async def _serve(  # noqa: PLR0917 (the parts the composition root built)
     replica: Replica,
     cache: ChunkCache,
     queue: UploadQueue,
+    tree_log: TreeLog,
     ready: Callable[[], None],
 ) -> None:
     identity = Identity(api.base_url, options.user, str(options.cache_dir))
-    parts = assemble(api, replica, cache, identity, queue, options.upload_delay)
+    parts = assemble(api, replica, cache, identity, queue, tree_log, options.upload_delay)
     fs, feed, source, pins = parts.fs, parts.feed, parts.source, parts.pins
     await feed.start(me)
     try:
@@ -207,6 +229,7 @@ async def _serve(  # noqa: PLR0917 (the parts the composition root built)
             await nursery.start(pins.run)
             await nursery.start(feed.run)
             await nursery.start(parts.uploader.run)
+            await nursery.start(parts.tree.run)
             nursery.start_soon(_in_thread, _raise_read_ahead, options.mountpoint)
             stop = await nursery.start(_watch_signals)
             ready()

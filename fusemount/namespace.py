@@ -1,58 +1,102 @@
-"""Changes to the tree made through the mount: mkdir, create (an empty
-file), rmdir/unlink, rename, mtime. Each is one sync-API request, done at
-once (it needs the server: offline it fails with ``ServerUnreachable``), and
-its answer is applied to the replica straight away, so the mount shows the
-change before the change feed repeats it (the feed's copy then changes
-nothing).
+"""Changes to the tree made through the mount: mkdir, create (an empty file),
+rmdir/unlink, rename, mtime.
+
+They are made locally first: the replica shows the change at once, and a
+row in the tree log (``treelog``) says what the server must be told;
+``treesync`` replays the rows in order, in the background, offline too
+(they wait). A new node takes an id the server reserved for this mount (the
+id is the inode number, so it cannot wait for the server).
+
+One change cannot be made locally: a file renamed over another whose content
+the mount does not hold (an online-only file): the server moves its own
+copy, so the waiting rows are replayed first and the move is made on the
+server at once (offline: ``ServerUnreachable``).
 
 POSIX rules the server does not know (rmdir only of an empty folder, what a
-rename may replace) are the file system's (``fs``); this module only talks to
-the server and keeps the replica in step.
+rename may replace) are the file system's (``fs``); so is the local half of
+a file renamed over a file whose content is here (``fs._replace_locally``).
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 from fusemount.client import SyncApi
-from fusemount.records import CommitTarget, Node
+from fusemount.records import Node
 from fusemount.replica import Effect, Replica
+from fusemount.treelog import TreeLog
+from fusemount.treesync import TreeSync
 
 
 class Namespace:
-    """The server-side half of the mount's tree operations."""
+    """The mount's tree operations (see the module docstring)."""
 
-    def __init__(self, api: SyncApi, replica: Replica) -> None:
+    def __init__(self, api: SyncApi, replica: Replica, log: TreeLog, sync: TreeSync) -> None:
         self.api = api
         self.replica = replica
+        self.log = log
+        self.sync = sync
 
     async def mkdir(self, parent: Node, name: str) -> tuple[Node, list[Effect]]:
-        made = await self.api.mkdir(parent.id, name)
-        return made, self.replica.upsert([made])
+        return await self._make(parent, name, "folder")
 
     async def create(self, parent: Node, name: str) -> tuple[Node, list[Effect]]:
-        """Make an empty file (only if the name is free): its content follows by upload."""
-        made = await self.api.commit(CommitTarget(parent_id=parent.id, name=name), 0, [])
-        return made, self.replica.upsert([made])
+        """Make an empty file: its content follows by upload, once the server has it."""
+        return await self._make(parent, name, "file")
 
-    async def remove(self, node: Node) -> list[Effect]:
-        """Move a file or folder to the server's trash."""
-        await self.api.delete(node.id)
-        return self.replica.remove(node.id)
+    async def _make(self, parent: Node, name: str, kind: str) -> tuple[Node, list[Effect]]:
+        node_id = await self.sync.take_id()
+        now = time.time_ns()
+        self.log.add("mkdir" if kind == "folder" else "create", node_id,
+                     parent_id=parent.id, name=name, mtime_ns=now)  # fmt: skip
+        made = Node(
+            node_id, parent.id, name, "folder" if kind == "folder" else "file", 0, now, None
+        )
+        effects = self.replica.upsert([made])
+        self.sync.kick()
+        return made, effects
 
-    async def rename(
-        self, node: Node, parent: Node, name: str, replace: Node | None
+    def remove(self, node: Node) -> list[Effect]:
+        """Move a file or folder to the server's trash (a node the server never saw
+        is just forgotten)."""
+        if not self.log.cancel(node.id):
+            self.log.add("delete", node.id)
+        effects = self.replica.remove(node.id)
+        self.sync.kick()
+        return effects
+
+    def move(
+        self, node: Node, parent: Node, name: str, replace_folder: Node | None
     ) -> list[Effect]:
-        """Move ``node`` to ``parent``/``name``; ``replace`` is what is there now (if
-        anything), which gives way. A file over a file becomes a new version of the
-        target, which keeps its id and history (an editor's save by rename); the
-        source node is gone then."""
-        landed = await self.api.move(node.id, parent.id, name, overwrite=replace is not None)
+        """Move ``node`` to ``parent``/``name``; ``replace_folder``: an empty folder there,
+        which gives way."""
+        self.log.add("move", node.id, parent_id=parent.id, name=name,
+                     overwrite=replace_folder is not None)  # fmt: skip
+        effects: list[Effect] = []
+        if replace_folder is not None:
+            effects += self.replica.remove(replace_folder.id)
+        effects += self.replica.upsert([replace(node, parent_id=parent.id, name=name)])
+        self.sync.kick()
+        return effects
+
+    async def move_over_on_server(
+        self, node: Node, parent: Node, name: str, target: Node
+    ) -> list[Effect]:
+        """Move ``node`` over the file ``target`` on the server now (after every waiting
+        row): it becomes the target's new version, which keeps its id and history."""
+        await self.sync.flush()
+        landed = await self.api.move(node.id, parent.id, name, overwrite=True)
         effects: list[Effect] = []
         if landed.id != node.id:
             effects += self.replica.remove(node.id)
-        elif replace is not None:
-            effects += self.replica.remove(replace.id)
+        else:
+            effects += self.replica.remove(target.id)
         return effects + self.replica.upsert([landed])
 
-    async def set_mtime(self, node: Node, mtime_ns: int) -> tuple[Node, list[Effect]]:
-        changed = await self.api.set_mtime(node.id, mtime_ns)
-        return changed, self.replica.upsert([changed])
+    def set_mtime(self, node: Node, mtime_ns: int) -> tuple[Node, list[Effect]]:
+        self.log.add("mtime", node.id, mtime_ns=mtime_ns)
+        changed = replace(node, mtime_ns=mtime_ns)
+        effects = self.replica.upsert([changed])
+        self.sync.kick()
+        return changed, effects

@@ -47,6 +47,11 @@ class Connectivity:
     def __init__(self) -> None:
         self.online = False
         self.kick = trio.Event()
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_online(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (it must not block) whenever the server is back."""
+        self._listeners.append(listener)
 
     def went_offline(self, reason: str) -> None:
         if self.online:
@@ -56,6 +61,8 @@ class Connectivity:
     def came_online(self) -> None:
         if not self.online:
             log.info("server reachable")
+            for listener in self._listeners:
+                listener()
         self.online = True
         self.kick.set()
 

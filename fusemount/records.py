@@ -22,6 +22,9 @@ ChunkHash = NewType("ChunkHash", str)
 Kind = Literal["file", "folder"]
 
 Json = dict[str, Any]
+RESERVED_AT_ROOT = frozenset({".versions", ".trash", "api"})
+"""Names the server keeps for itself at a drive's root (its virtual folders and the
+sync API's URL); it refuses to give them to a node there."""
 _HEX64 = re.compile("[0-9a-f]{64}")
 
 
@@ -46,11 +49,15 @@ class CommitTarget:
     base_version_id: VersionId | None = None
     parent_id: NodeId | None = None
     name: str | None = None
+    new_id: NodeId | None = None  # for a new file: an id the server reserved for us
 
     def json(self) -> Json:
         if self.node_id is not None:
             return {"node_id": self.node_id, "base_version_id": self.base_version_id}
-        return {"parent_id": self.parent_id, "name": self.name, "create_only": True}
+        made: Json = {"parent_id": self.parent_id, "name": self.name, "create_only": True}
+        if self.new_id is not None:
+            made["id"] = self.new_id
+        return made
 
 
 def _int(obj: Json, key: str) -> int:

@@ -289,6 +289,11 @@ class Replica:
             self._prune_manifests(db)
         return effects
 
+    def touch(self, node_ids: Iterable[NodeId]) -> None:
+        """The server changed these nodes at our request (their state here is already
+        the new one): a page of changes fetched before must not undo that."""
+        self._touch(node_ids)
+
     def _touch(self, node_ids: Iterable[NodeId]) -> None:
         self.local_generation += 1
         self._touched.update((node_id, self.local_generation) for node_id in node_ids)

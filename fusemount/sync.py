@@ -63,6 +63,9 @@ class ChangeFeed:
         self.on_effects = on_effects
         self.problem: str | None = None
         self._account_at = 0.0
+        # Nodes with tree changes made here and not yet on the server (see treesync):
+        # the replica shows them newer than the feed does, until they are sent.
+        self.pending: Callable[[], set[NodeId]] = set
 
     async def start(self, me: Me | None) -> None:
         """Before mounting: load the tree or catch up (``me`` None: the server is unreachable,
@@ -129,7 +132,7 @@ class ChangeFeed:
             listed = await self._list_new_folders(page)
             if self.replica.local_generation == seen:
                 break
-        skip = self.replica.touched_since(seen)
+        skip = self.replica.touched_since(seen) | self.pending()
         await self._apply(page, [node for node in listed if node.id not in skip], skip)
         return page
 

@@ -67,6 +67,8 @@ class Uploader:
         self.connectivity = connectivity
         # Set by the composition root: open for writing? tell the kernel (never blocks).
         self.busy: Callable[[NodeId], bool] = lambda _node_id: False
+        # Made here, not yet on the server (see treesync): its content waits.
+        self.waiting: Callable[[NodeId], bool] = lambda _node_id: False
         self.changed: Callable[[list[Effect]], None] = lambda _effects: None
         self.dropped: Callable[[NodeId], None] = lambda _node_id: None  # drop its pages
         self.host = socket.gethostname().split(".")[0] or "localhost"
@@ -92,7 +94,10 @@ class Uploader:
 
     async def drain(self) -> None:
         """Upload every row that is due and not open for writing (a few files at a time)."""
-        rows = [row for row in self.queue.due() if not self.busy(row.node_id)]
+        rows = [
+            row for row in self.queue.due()
+            if not self.busy(row.node_id) and not self.waiting(row.node_id)
+        ]  # fmt: skip
         limiter = trio.CapacityLimiter(PARALLEL_FILES)
 
         async def upload(row: Pending) -> None:

@@ -105,6 +105,14 @@ class UploadQueue:
             (parent_id, name, node_id),
         )
 
+    def made(self, node_id: NodeId, version: VersionId) -> None:
+        """A file made here reached the server (empty, as ``version``): its queued
+        content goes on from that version (rows start from version 0, "none yet")."""
+        self._db.execute(
+            "UPDATE uploads SET base_version_id = ? WHERE node_id = ? AND base_version_id = 0",
+            (version, node_id),
+        )
+
     def resume(self, ready_at: float) -> None:
         """At start: what an earlier mount queued is due by ``ready_at`` at the latest
         (that mount's delay may have been longer)."""

@@ -88,11 +88,25 @@ class WorkCopies:
     def base(self, node_id: NodeId) -> VersionId:
         return self.copies[node_id].base
 
-    def rebase(self, node_id: NodeId, version: VersionId) -> None:
-        """An upload committed ``version`` while the file stays open: edits go on from it."""
+    def rebase(self, node_id: NodeId, version: VersionId, *, only_from: VersionId | None = None
+               ) -> None:  # fmt: skip
+        """An upload committed ``version`` while the file stays open: edits go on from it
+        (``only_from``: only if the copy's base is that one)."""
         copy = self.copies.get(node_id)
-        if copy is not None:
+        if copy is not None and (only_from is None or copy.base == only_from):
             copy.base = version
+
+    def adopt(self, source: NodeId, target: NodeId, base: VersionId) -> None:
+        """``target`` takes ``source``'s working copy as its content, edited from
+        ``base`` (a file renamed over another; neither open). ``save`` follows."""
+        copy = self.copies.pop(source)
+        with disk_errors():
+            os.replace(self.path(source), self.path(target))
+            self._state_path(target).unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(self._state_path(source), self._state_path(target))
+        copy.node_id, copy.base = target, base
+        self.copies[target] = copy
 
     def keep_only(self, queued: dict[NodeId, VersionId]) -> None:
         """At start: keep the working copies with a queued upload, drop the rest."""
@@ -145,14 +159,14 @@ class WorkCopies:
         start from nothing, else from the server's content, fetched only as read).
         Pair with ``release``."""
         if node.id not in self.copies:
-            if node.version is None:
-                raise CacheFull(f"node {node.id} has no version to write on")  # not a file
+            # A file made here and not on the server yet has no version: base 0.
+            base = node.version.id if node.version is not None else VersionId(0)
             origin = None
             if not empty and node.size:
                 origin = await self.reader.manifest(node)
             self._make(node.id, 0 if origin is None else node.size)
             size = 0 if origin is None else node.size
-            self.copies[node.id] = WorkCopy(node.id, node.version.id, size, Extents(), origin)
+            self.copies[node.id] = WorkCopy(node.id, base, size, Extents(), origin)
         fd = self._fds.get(node.id)
         if fd is None:
             with disk_errors():

@@ -144,7 +144,7 @@ def unmount(mountpoint: Path) -> None:
             subprocess.run(["fusermount3", "-uz", str(mountpoint)], capture_output=True,
                            check=False)  # fmt: skip
     if pid is not None:
-        wait_for(lambda: not _alive(pid), timeout=30, what=f"mount process {pid} to exit")
+        wait_for(lambda: not alive(pid), timeout=30, what=f"mount process {pid} to exit")
 
 
 def is_dead_mount(path: Path) -> bool:
@@ -155,7 +155,8 @@ def is_dead_mount(path: Path) -> bool:
     return False
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """The process runs (a zombie does not)."""
     try:
         with open(f"/proc/{pid}/stat") as proc:
             return proc.read().rpartition(")")[2].split()[0] != "Z"

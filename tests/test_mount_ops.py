@@ -25,6 +25,7 @@ from fusemount.control import Identity
 from fusemount.fs import DriveFs, Notice
 from fusemount.mount import Parts, assemble
 from fusemount.replica import Effect, Replica
+from fusemount.treelog import TreeLog
 from fusemount.uploads import UploadQueue
 from tests.conftest import ALICE, BackendSetup
 from tests.mounts import LoggedServer, logged_server
@@ -53,12 +54,14 @@ def run(server: LoggedServer, tmp_path: Path, scenario: Scenario) -> None:
                 replica.bind(api.base_url, "alice")
                 cache = ChunkCache(tmp_path / "cache", 64 * MIB)
                 queue = UploadQueue(tmp_path / "uploads.sqlite")
+                tree_log = TreeLog(tmp_path / "uploads.sqlite")
                 identity = Identity(api.base_url, "alice", "-")
-                parts = assemble(api, replica, cache, identity, queue)
+                parts = assemble(api, replica, cache, identity, queue, tree_log)
                 await parts.feed.start(await api.me())
                 async with trio.open_nursery() as nursery:
                     await nursery.start(parts.source.run)
                     await nursery.start(parts.pins.run)
+                    await nursery.start(parts.tree.run)
                     await scenario(parts, dav)
                     nursery.cancel_scope.cancel()
                 cache.close()
