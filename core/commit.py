@@ -26,7 +26,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.orm import Session
 
-from core import journal, lockcheck, quota, tree
+from core import journal, lockcheck, nodeids, quota, tree
 from core.backend import Backend
 from core.db.models import Manifest, ManifestChunk, Node, UploadSession, Version
 from core.errors import (
@@ -53,6 +53,9 @@ class WriteTarget:
     ``check_locks``: refuse (Locked) when a WebDAV lock other than
     ``lock_token`` covers the file, or the folder of a new one (the WebDAV
     face checks its locks itself, from the request's If header).
+    ``new_id`` (with ``parent_id`` and ``name`` only): create the file with this
+    reserved id (``core.nodeids``); implies ``create_only``, and a replay (the
+    id names the user's live node already) raises ``nodeids.AlreadyCreated``.
     """
 
     user_id: UserId
@@ -66,6 +69,7 @@ class WriteTarget:
     origin: str = "api"
     check_locks: bool = False
     lock_token: str | None = None
+    new_id: NodeId | None = None
 
     @property
     def label(self) -> str:
@@ -89,6 +93,8 @@ class UploadedContent:
 
 def locate(session: Session, target: WriteTarget) -> tuple[Node, str, Node | None]:
     """The folder the target is in, its (normalised) name and the live node there now."""
+    if target.new_id is not None and (target.path is not None or target.node_id is not None):
+        raise InvalidRequest("a new id goes with a folder id and a name only")
     if target.path is not None:
         return tree.resolve_parent_and_child(session, target.user_id, target.path)
     if target.node_id is not None:
@@ -111,7 +117,7 @@ def check_target(
     if existing is not None and existing.is_folder:
         raise NotAFile(f"a folder exists at {label}")
     current = existing.current_version_id if existing is not None else None
-    if target.create_only and existing is not None:
+    if (target.create_only or target.new_id is not None) and existing is not None:
         raise FileExists(f"{label} already exists", current, existing.id)
     if target.base_version_id is not None and current != target.base_version_id:
         raise VersionConflict(
@@ -139,6 +145,8 @@ class PendingWrite:
     def open(self, session: Session, now: float, size: int | None = None) -> None:
         """Check the target (fail before storing anything) and start the session;
         with ``size``, reserve the quota for that many bytes in the same step."""
+        if self.target.new_id is not None:
+            nodeids.check(session, self.target.user_id, self.target.new_id)
         parent, _, existing = locate(session, self.target)
         check_target(session, self.target, parent, existing)
         self.old_size = existing.size if existing is not None else 0
@@ -175,12 +183,19 @@ class PendingWrite:
         """
         target = self.target
         journal.lock_user(session, target.user_id)
+        if target.new_id is not None:
+            nodeids.check(session, target.user_id, target.new_id)
         parent, name, node = locate(session, target)
         check_target(session, target, parent, node)
         old_size = node.size if node is not None else 0
         created = node is None
         if node is None:
-            node = new_node(session, parent, name, is_folder=False, mtime_ns=target.mtime_ns)
+            if target.new_id is not None:
+                nodeids.consume(session, target.new_id)
+            node = new_node(
+                session, parent, name, is_folder=False, mtime_ns=target.mtime_ns,
+                node_id=target.new_id,
+            )  # fmt: skip
         else:
             _drop_lone_empty_version(session, node)
         manifest_id = write_manifest(session, content)
@@ -293,9 +308,18 @@ def add_version(
 
 
 def new_node(
-    session: Session, parent: Node, name: str, *, is_folder: bool, mtime_ns: int | None
+    session: Session,
+    parent: Node,
+    name: str,
+    *,
+    is_folder: bool,
+    mtime_ns: int | None,
+    node_id: int | None = None,
 ) -> Node:
+    """Insert a node (NameTaken if the name is live there). ``node_id``: an id the
+    caller checked and consumed (``core.nodeids``); otherwise a fresh one (see ``core.nodeids``)."""
     node = Node(
+        id=node_id if node_id is not None else nodeids.fresh_id(session),
         owner_id=parent.owner_id,
         parent_id=parent.id,
         name=name,

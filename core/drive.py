@@ -19,6 +19,7 @@ from core import (
     chunkaccess,
     journal,
     manifestwrite,
+    nodeids,
     nodeops,
     nodes,
     properties,
@@ -384,12 +385,31 @@ class Drive:
         with self.db.read() as session:
             return nodes.manifest(session, user, node_id, version)
 
-    def mkdir_in(
-        self, user: UserId, parent_id: int, name: str, *, mtime_ns: int | None = None
-    ) -> NodeState:
+    def reserve_ids(self, user: UserId, count: int) -> list[NodeId]:
+        """``count`` fresh node ids (ascending) that only this user's creates may use."""
         with self.db.write() as session:
-            node = nodeops.mkdir(session, user, parent_id, name, mtime_ns=mtime_ns)
-            return nodes.state(session, user, node.id)
+            return nodeids.reserve(session, user, count)
+
+    def mkdir_in(
+        self,
+        user: UserId,
+        parent_id: int,
+        name: str,
+        *,
+        mtime_ns: int | None = None,
+        new_id: NodeId | None = None,
+    ) -> tuple[NodeState, bool]:
+        """A new folder (with ``new_id``: that reserved id); return it and whether it
+        is new: with a ``new_id`` the user's live node has already, nothing changes
+        and that node comes back (a replay)."""
+        with self.db.write() as session:
+            try:
+                node = nodeops.mkdir(
+                    session, user, parent_id, name, mtime_ns=mtime_ns, new_id=new_id
+                )
+            except nodeids.AlreadyCreated as replay:
+                return nodes.state(session, user, replay.node_id), False
+            return nodes.state(session, user, node.id), True
 
     def move_node(
         self, user: UserId, node_id: int, parent_id: int, name: str, *, overwrite: bool = False
@@ -423,7 +443,8 @@ class Drive:
         sha256: str | None = None,
     ) -> tuple[NodeState, bool]:
         """Commit a manifest of chunks already on the server (``chunks``: hash, length)
-        as the target's new content; return the file and whether it is new."""
+        as the target's new content; return the file and whether it is new (a
+        replay of a create with ``target.new_id`` commits nothing: see nodeids)."""
         return manifestwrite.commit_manifest(self.backend, target, chunks, size, sha256)
 
     def read_chunk(self, user: UserId, key: str, *, verify: bool = True) -> bytes:

@@ -20,6 +20,7 @@ tree inside the core.
     │   ├── InvalidMove
     │   │   └── MoveIntoItself
     │   ├── MissingChunks
+    │   ├── IdUsed
     │   └── VersionConflict
     │       └── FileExists
     ├── QuotaExceeded
@@ -89,6 +90,11 @@ class MissingChunks(Conflict):
     def __init__(self, message: str, missing: list[str]) -> None:
         super().__init__(message)
         self.missing = missing
+
+
+class IdUsed(Conflict):
+    """A create named a reserved id that an earlier create used for a node now in
+    the trash: the id can never be used again."""
 
 
 class VersionConflict(Conflict):

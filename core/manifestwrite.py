@@ -19,7 +19,9 @@ holding the whole file has it for free), else NULL; ``drivegate fsck
 each chunk is verified against its name whenever it is read, and ETags are
 formed from the version and manifest ids.
 
-Any failure releases the reservation and changes nothing.
+Any failure releases the reservation and changes nothing. A commit that names
+a reserved id (``WriteTarget.new_id``) the user's live node has already is a
+replay: it changes nothing and answers that node (``core.nodeids``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from core.chunkrows import touch
 from core.commit import PendingWrite, UploadedContent, WriteTarget
 from core.errors import InvalidRequest, MissingChunks
 from core.ids import ChunkHash
-from core.nodes import with_locks
+from core.nodeids import AlreadyCreated
+from core.nodes import state, with_locks
 from core.records import ChunkRef, NodeState
 
 _SHA256 = re.compile("[0-9a-f]{64}")
@@ -79,6 +82,10 @@ def commit_manifest(
             with backend.db.write() as session:
                 info, created = pending.commit(session, UploadedContent(refs, size, sha256))
                 return with_locks(session, target.user_id, [info])[0], created
+    except AlreadyCreated as replay:
+        pending.abort()
+        with backend.db.read() as session:
+            return state(session, target.user_id, replay.node_id), False
     except BaseException:
         pending.abort()
         raise

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from core import journal, tree, treeops, versions
+from core import journal, nodeids, tree, treeops, versions
 from core.db.models import Node
 from core.errors import InvalidMove, NotAFile, VersionConflict
 from core.ids import VersionId
@@ -19,13 +19,25 @@ from core.lockcheck import LockGuard
 
 
 def mkdir(
-    session: Session, user_id: int, parent_id: int, name: str, *, mtime_ns: int | None
+    session: Session,
+    user_id: int,
+    parent_id: int,
+    name: str,
+    *,
+    mtime_ns: int | None,
+    new_id: int | None = None,
 ) -> Node:
+    """A new folder; ``new_id``: with that reserved id (``nodeids.AlreadyCreated``
+    when the user's live node has it already: a replay, nothing changed)."""
     journal.lock_user(session, user_id)
+    if new_id is not None:
+        nodeids.check(session, user_id, new_id)
     parent = tree.owned_live(session, user_id, parent_id)
     name = tree.child_name(parent, name)
     LockGuard(session, user_id).require_unlocked(parent.id)
-    return treeops.make_folder(session, parent, name, mtime_ns=mtime_ns)
+    if new_id is not None:
+        nodeids.consume(session, new_id)  # rolled back with the rest if the name is taken
+    return treeops.make_folder(session, parent, name, mtime_ns=mtime_ns, node_id=new_id)
 
 
 def move(

@@ -24,11 +24,14 @@ def mkdir(session: Session, user_id: int, path: str, *, mtime_ns: int | None = N
     return make_folder(session, parent, name, mtime_ns=mtime_ns)
 
 
-def make_folder(session: Session, parent: Node, name: str, *, mtime_ns: int | None) -> Node:
-    """A new folder ``name`` (already checked) in ``parent``; NameTaken if in use."""
+def make_folder(
+    session: Session, parent: Node, name: str, *, mtime_ns: int | None, node_id: int | None = None
+) -> Node:
+    """A new folder ``name`` (already checked) in ``parent``; NameTaken if in use;
+    ``node_id``: an id the caller checked and consumed (``core.nodeids``)."""
     if tree.live_child(session, parent.id, name) is not None:
         raise NameTaken(f"{name!r} already exists in that folder")
-    node = new_node(session, parent, name, is_folder=True, mtime_ns=mtime_ns)
+    node = new_node(session, parent, name, is_folder=True, mtime_ns=mtime_ns, node_id=node_id)
     journal.append(session, node, journal.CREATE)
     return node
 

@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.orm import Session
 
+from core import nodeids
 from core.db.models import AppToken, Node, User
 from core.errors import AuthError, Conflict, InvalidName, InvalidRequest, UserNotFound
 from core.ids import NodeId, UserId
@@ -75,6 +76,7 @@ def add_user(
     except SQLIntegrityError:
         raise Conflict(f"user {name!r} already exists") from None
     root = Node(
+        id=nodeids.fresh_id(session),
         owner_id=user.id,
         parent_id=None,
         name="",

@@ -443,7 +443,7 @@ def test_a_webdav_lock_refuses_writes_unless_the_commit_names_it(
 PATHS = {
     "/me", "/tree", "/changes", "/nodes/{node_id}", "/nodes/{node_id}/children",
     "/nodes/{node_id}/manifest", "/nodes/{node_id}/versions",
-    "/nodes/{node_id}/versions/{number}/restore", "/mkdir", "/move", "/chunks/missing",
+    "/nodes/{node_id}/versions/{number}/restore", "/ids", "/mkdir", "/move", "/chunks/missing",
     "/chunks/{hash}", "/commit", "/openapi.json",
 }  # fmt: skip
 
@@ -472,3 +472,4 @@ def test_the_openapi_document_validates_and_describes_the_answers(
     fits(api.get(f"/nodes/{node['id']}/versions"), "VersionsOut")
     fits(api.get(f"/nodes/{me(api)['root_id']}/children"), "NodesOut")
     fits(api.get("/nodes/999999"), "ErrorOut")
+    fits(api.post("/ids", json={"count": 2}), "IdsOut")

@@ -88,6 +88,32 @@ def test_malformed_and_ill_typed_bodies_are_bad_requests(api: httpx.Client) -> N
         assert error_code(api.post("/chunks/missing", json=too_many)) == "bad_request"
 
 
+def test_bad_id_reservations_and_ids_are_bad_requests(api: httpx.Client) -> None:
+    root = api.get("/me").json()["root_id"]
+    (reserved,) = api.post("/ids", json={"count": 1}).json()["ids"]
+    node = _file(api, "f.txt")
+    with unchanged(api):
+        for body in ({"count": 0}, {"count": 10_001}, {"count": -1}, {}, {"count": "5"},
+                     {"count": 2.5}, {"count": None}, {"count": 1, "colour": "red"}):  # fmt: skip
+            answer = api.post("/ids", json=body)
+            assert (answer.status_code, error_code(answer)) == (400, "bad_request"), body
+            assert answer.json()["error"]["message"], body
+        assert error_code(api.post("/ids", content=b"")) == "bad_request"
+        never = reserved + 10**9
+        for answer in (
+            api.post("/mkdir", json={"parent_id": root, "name": "x", "id": never}),
+            commit(api, b"x", parent_id=root, name="x.txt", id=never),
+        ):
+            assert (answer.status_code, error_code(answer)) == (400, "bad_request")
+            assert answer.json()["error"]["message"] == f"id {never} is not reserved for you"
+        for bad in (0, -1, "7", 2**64):
+            answer = api.post("/mkdir", json={"parent_id": root, "name": "x", "id": bad})
+            assert error_code(answer) == "bad_request", bad
+        with_node = commit(api, b"y", node_id=node["id"], id=reserved,
+                           base_version_id=node["version"]["id"])  # fmt: skip
+        assert error_code(with_node) == "bad_request"
+
+
 def test_bad_query_parameters_are_bad_requests(api: httpx.Client) -> None:
     cursor = api.get("/me").json()["cursor"]
     with unchanged(api):

@@ -124,6 +124,22 @@ class Node(Base):
     trashed_path: Mapped[str | None] = mapped_column(Text)
 
 
+class ReservedNodeId(Base):
+    """A node id handed to a sync client before its node exists (``core.nodeids``).
+
+    Invariants: no node has a reserved id, and no id is reserved twice; a row
+    lives until the user creates a node with that id (deleted in the create's
+    transaction). PostgreSQL draws these ids from the sequence of ``nodes.id``;
+    on SQLite every node insert picks its id above every reserved one.
+    """
+
+    __tablename__ = "reserved_node_ids"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    reserved_at: Mapped[float] = mapped_column(Double)
+
+
 class Manifest(Base):
     """The content of a file: an ordered list of chunks. Immutable once
     committed and shared by every version (and copy) with that content."""

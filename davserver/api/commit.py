@@ -19,7 +19,8 @@ class Commit:
     def __init__(self, drive: Drive) -> None:
         self.drive = drive
 
-    @operation(summary="Commit a manifest: 201 a new file, 200 a new version of a file.",
+    @operation(summary="Commit a manifest: 201 a new file, 200 a new version of a file "
+               "(or a replay of a create with an id: nothing committed).",
                status=201, also=(200,), answer=NodeOut, body=CommitIn,
                errors=(404, 409, 413, 423, 507))  # fmt: skip
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -32,8 +33,10 @@ class Commit:
 
 def commit_target(user: UserId, body: CommitIn) -> WriteTarget:
     """Where the commit goes: an existing file by id (with its base version), or a
-    name in a folder (new, or any file there unless ``create_only``)."""
+    name in a folder (new, or any file there unless ``create_only`` or ``id``)."""
     if body.node_id is not None:
+        if body.id is not None:
+            raise bad_request("id names a new file: give it with parent_id and name, not node_id")
         if body.parent_id is not None or body.name is not None:
             raise bad_request("give node_id, or parent_id and name, not both")
         if body.base_version_id is None:
@@ -53,4 +56,5 @@ def commit_target(user: UserId, body: CommitIn) -> WriteTarget:
         origin="api",
         check_locks=True,
         lock_token=body.lock_token,
+        new_id=NodeId(body.id) if body.id is not None else None,
     )

@@ -17,6 +17,7 @@ from core import NodeChange, NodeState, VersionInfo, VersionManifest
 MAX_INT = 2**63 - 1
 MAX_PAGE = 10_000
 MAX_HASHES = 10_000
+MAX_IDS = 10_000
 MAX_WAIT = 60
 
 Id = Annotated[int, Field(ge=1, le=MAX_INT)]
@@ -138,6 +139,13 @@ class MissingOut(BaseModel):
     missing: list[str]
 
 
+class IdsOut(BaseModel):
+    ids: list[int] = Field(
+        description="Fresh node ids, ascending, reserved for the caller until a mkdir or "
+        "commit uses them as its `id`."
+    )
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
@@ -181,10 +189,20 @@ class PatchIn(Body):
     mtime_ns: Nanoseconds
 
 
+class IdsIn(Body):
+    count: int = Field(ge=1, le=MAX_IDS, description="How many ids to reserve.")
+
+
 class MkdirIn(Body):
     parent_id: Id
     name: str
     mtime_ns: Nanoseconds | None = None
+    id: Id | None = Field(
+        default=None,
+        description="Create the node with this id, reserved beforehand (POST /ids). If the "
+        "caller's live node has it already, the request is a replay: 200 with that node, "
+        "nothing changes; 409 id_used if that node is in the trash.",
+    )
 
 
 class MoveIn(Body):
@@ -204,6 +222,13 @@ class ChunkIn(Body):
 
 
 class CommitIn(Body):
+    id: Id | None = Field(
+        default=None,
+        description="With parent_id and name: create the file with this id, reserved "
+        "beforehand (POST /ids); implies create_only. If the caller's live node has it "
+        "already, the request is a replay: 200 with that node, nothing is committed; "
+        "409 id_used if that node is in the trash.",
+    )
     node_id: Id | None = None
     parent_id: Id | None = None
     name: str | None = None

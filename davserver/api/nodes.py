@@ -1,13 +1,16 @@
 """Resources addressed by node id: a node, its children, its content's manifest,
-its versions, and the tree operations (mkdir, move, delete to the trash)."""
+its versions, the tree operations (mkdir, move, delete to the trash), and node
+ids reserved for creates a client makes offline first."""
 
 from __future__ import annotations
 
 import falcon
 
-from core import Drive, VersionId
+from core import Drive, NodeId, VersionId
 from davserver.api.models import (
     DeleteQuery,
+    IdsIn,
+    IdsOut,
     ManifestOut,
     ManifestQuery,
     MkdirIn,
@@ -100,13 +103,27 @@ class Mkdir:
     def __init__(self, drive: Drive) -> None:
         self.drive = drive
 
-    @operation(summary="Create a folder.", status=201, answer=NodeOut, body=MkdirIn,
+    @operation(summary="Create a folder: 201; 200 a replay of a create with an id.",
+               status=201, also=(200,), answer=NodeOut, body=MkdirIn,
                errors=WRITE_ERRORS)  # fmt: skip
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_json(req, MkdirIn)
-        made = self.drive.mkdir_in(user_of(req).id, body.parent_id, body.name,
-                                   mtime_ns=body.mtime_ns)  # fmt: skip
-        send(resp, node_out(made), 201)
+        new_id = NodeId(body.id) if body.id is not None else None
+        made, created = self.drive.mkdir_in(user_of(req).id, body.parent_id, body.name,
+                                            mtime_ns=body.mtime_ns, new_id=new_id)  # fmt: skip
+        send(resp, node_out(made), 201 if created else 200)
+
+
+class Ids:
+    def __init__(self, drive: Drive) -> None:
+        self.drive = drive
+
+    @operation(summary="Reserve fresh node ids for creates that name them (mkdir, commit).",
+               answer=IdsOut, body=IdsIn)  # fmt: skip
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = read_json(req, IdsIn)
+        ids = self.drive.reserve_ids(user_of(req).id, body.count)
+        send(resp, IdsOut(ids=list(ids)))
 
 
 class Move:

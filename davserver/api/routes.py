@@ -18,6 +18,7 @@ def routes(drive: Drive, long_polls: int) -> list[tuple[str, object]]:
         ("/nodes/{node_id:int}/manifest", nodes.Manifest(drive)),
         ("/nodes/{node_id:int}/versions", nodes.Versions(drive)),
         ("/nodes/{node_id:int}/versions/{number:int}/restore", nodes.Restore(drive)),
+        ("/ids", nodes.Ids(drive)),
         ("/mkdir", nodes.Mkdir(drive)),
         ("/move", nodes.Move(drive)),
         ("/chunks/missing", chunks.Missing(drive)),
