@@ -186,6 +186,9 @@ class DriveFs(pyfuse3.Operations):
         self.uid, self.gid = os.getuid(), os.getgid()
         self.lookups: Counter[int] = Counter()
         self._ghosts: dict[int, Node] = {}
+        # A file renamed over another: the kernel moved the source's inode to the name
+        # until it takes our invalidation; meanwhile that inode stands for the target.
+        self._stand_ins: dict[int, NodeId] = {}
         self._files: dict[int, OpenFile] = {}
         self._fhs = itertools.count(1)
 
@@ -206,7 +209,10 @@ class DriveFs(pyfuse3.Operations):
         return NodeId(self.inode_of(inode))  # the mapping is its own inverse
 
     def _node(self, inode: int) -> Node:
-        node = self.replica.get(self.node_id_of(inode)) or self._ghosts.get(inode)
+        node = self.replica.get(self.node_id_of(inode))
+        if node is None and inode in self._stand_ins:
+            node = self.replica.get(self._stand_ins[inode])
+        node = node or self._ghosts.get(inode)
         if node is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
         return node
@@ -277,6 +283,7 @@ class DriveFs(pyfuse3.Operations):
             else:
                 del self.lookups[inode]
                 self._ghosts.pop(inode, None)
+                self._stand_ins.pop(inode, None)
 
     @_answer
     async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
@@ -610,6 +617,7 @@ class DriveFs(pyfuse3.Operations):
         # A file over a file: the name keeps the target's inode (new content, same
         # history), while the kernel will have moved the source's inode there.
         extra: Notice = ("entry", self.inode_of(new_parent.id), name_new)
+        self._stand_ins[self.inode_of(node.id)] = there.id
         if self._replaceable_here(node, there):
             self.later(self._replace_locally(node, there), extra,
                        ("inode", self.inode_of(there.id), False))  # fmt: skip

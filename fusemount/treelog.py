@@ -87,6 +87,7 @@ class TreeLog:
         self._db.executescript(_SCHEMA)
         self._nodes: dict[NodeId, int] = {}
         self._unmade: set[NodeId] = set()
+        self.sending: NodeId | None = None  # the node whose row is on its way (treesync)
         for op in self.ops():
             self._count(op, +1)
 
@@ -157,8 +158,8 @@ class TreeLog:
         """The node was made here and is deleted again before the server heard of it:
         drop all its rows, if nothing else waiting refers to it (a child made in a
         folder that was then emptied). True if dropped; else a delete must follow."""
-        if node_id not in self._unmade:
-            return False
+        if node_id not in self._unmade or node_id == self.sending:
+            return False  # the server may be making it right now
         uses = self._db.execute(
             "SELECT 1 FROM tree_ops WHERE parent_id = ? AND node_id != ? LIMIT 1",
             (node_id, node_id),

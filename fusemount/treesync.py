@@ -123,6 +123,7 @@ class TreeSync:
                 await self._replay(op)
 
     async def _replay(self, op: TreeOp) -> None:
+        self.log.sending = op.node_id
         try:
             node = await self._send(op)
         except NotFound:
@@ -142,6 +143,8 @@ class TreeSync:
         except ApiError as exc:
             await self._refused(op, exc)
             return
+        finally:
+            self.log.sending = None
         self._settle(op, node)
 
     async def _send(self, op: TreeOp) -> Node | None:

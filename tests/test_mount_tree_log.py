@@ -80,6 +80,7 @@ def test_tree_changes_made_offline_reach_the_server_in_order_when_it_is_back(
     report_id = node_at(api, "report.txt")["id"]
     with relay_mount(server, tmp_path) as (link, mnt):
         wait_for((mnt / "old.txt").exists, what="old.txt")
+        assert (mnt / "old.txt").read_bytes() == b"moved while offline"  # cached: read offline
         link.go_offline()
         (mnt / "new").mkdir()
         (mnt / "new" / "a.txt").write_bytes(b"made offline")
@@ -149,6 +150,7 @@ def test_a_name_taken_on_the_server_meanwhile_gives_ours_a_conflicted_name(
 def test_a_new_file_in_a_folder_deleted_on_the_server_meanwhile_lands_in_the_root(
     server: LoggedServer, dav: httpx.Client, tmp_path: Path
 ) -> None:
+    assert dav.request("MKCOL", "/box").status_code == 201
     put(dav, "/box/old.txt", b"old")
     with relay_mount(server, tmp_path) as (link, mnt):
         wait_for((mnt / "box" / "old.txt").exists, what="box/old.txt")
