@@ -358,8 +358,11 @@ def test_names_the_server_cannot_keep_are_refused_and_nothing_is_made(
     fails(errno.EINVAL, os.mkdir, bad)
     fails(errno.EINVAL, open, bad, "wb")
     fails(errno.ENAMETOOLONG, open, mnt / ("n" * 256), "wb")
+    fails(errno.EINVAL, os.mkdir, mnt / "api")  # names the server keeps at the root
+    fails(errno.EINVAL, open, mnt / ".trash", "wb")
     (mnt / "ok.txt").write_bytes(b"ok")
     fails(errno.EINVAL, os.rename, mnt / "ok.txt", bad)
+    fails(errno.EINVAL, os.rename, mnt / "ok.txt", mnt / ".versions")
     assert os.listdir(mnt) == ["ok.txt"]
     listing = dav.request("PROPFIND", "/", headers={"Depth": "1"}).text
     assert "bad" not in listing and "nnnn" not in listing
