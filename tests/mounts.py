@@ -317,3 +317,18 @@ def write_noise(path: Path, size: int, seed: int) -> str:
             file.write(block)
             left -= len(block)
     return hasher.hexdigest()
+
+
+def put(dav: httpx.Client, path: str, data: bytes) -> None:
+    """PUT over WebDAV (new or replaced)."""
+    assert dav.put(path, content=data).status_code in (201, 204)
+
+
+def on_server(dav: httpx.Client, path: str, data: bytes) -> bool:
+    """The server has ``data`` at ``path`` (read over WebDAV)."""
+    answer = dav.get(path)
+    return answer.status_code == 200 and answer.content == data
+
+
+def exists_on_server(dav: httpx.Client, path: str) -> bool:
+    return dav.request("PROPFIND", path, headers={"Depth": "0"}).status_code == 207

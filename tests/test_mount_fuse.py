@@ -29,6 +29,7 @@ from tests.mounts import (
     mount_args,
     mount_info,
     mounted,
+    put,
     relay,
     unmount,
     wait_for,
@@ -50,10 +51,6 @@ def noise(size: int, seed: int = 0) -> bytes:
 def mnt(server: LoggedServer, tmp_path: Path) -> Iterator[Path]:
     with mounted(server.url, tmp_path / "mnt", tmp_path / "cache", "--cache-size", "64M") as path:
         yield path
-
-
-def put(dav: httpx.Client, path: str, data: bytes) -> None:
-    assert dav.put(path, content=data).status_code in (201, 204)
 
 
 class GetCounter:

@@ -22,7 +22,19 @@ import pytest
 
 from core import Drive
 from tests.conftest import ALICE
-from tests.mounts import LoggedServer, Relay, alive, drivegate, mount_info, mounted, relay, wait_for
+from tests.mounts import (
+    LoggedServer,
+    Relay,
+    alive,
+    drivegate,
+    exists_on_server,
+    mount_info,
+    mounted,
+    on_server,
+    put,
+    relay,
+    wait_for,
+)
 
 SQLITE = pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)
 pytestmark = SQLITE
@@ -32,19 +44,6 @@ pytestmark = SQLITE
 def api(server: LoggedServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url + "api/v1", auth=ALICE, timeout=60) as client:
         yield client
-
-
-def put(dav: httpx.Client, path: str, data: bytes) -> None:
-    assert dav.put(path, content=data).status_code in (201, 204)
-
-
-def on_server(dav: httpx.Client, path: str, data: bytes) -> bool:
-    answer = dav.get(path)
-    return answer.status_code == 200 and answer.content == data
-
-
-def exists_on_server(dav: httpx.Client, path: str) -> bool:
-    return dav.request("PROPFIND", path, headers={"Depth": "0"}).status_code == 207
 
 
 def node_at(api: httpx.Client, path: str) -> dict[str, Any]:

@@ -32,8 +32,11 @@ from tests.mounts import (
     LoggedServer,
     alive,
     drivegate,
+    exists_on_server,
     mount_info,
     mounted,
+    on_server,
+    put,
     relay,
     wait_for,
 )
@@ -55,22 +58,9 @@ def mnt(server: LoggedServer, tmp_path: Path) -> Iterator[Path]:
         yield path
 
 
-def on_server(dav: httpx.Client, path: str, data: bytes) -> bool:
-    answer = dav.get(path)
-    return answer.status_code == 200 and answer.content == data
-
-
 def version_numbers(api: httpx.Client, name: str) -> list[int]:
     node = node_at(api, name)
     return [v["number"] for v in api.get(f"/nodes/{node['id']}/versions").json()["versions"]]
-
-
-def put(dav: httpx.Client, path: str, data: bytes) -> None:
-    assert dav.put(path, content=data).status_code in (201, 204)
-
-
-def exists_on_server(dav: httpx.Client, path: str) -> bool:
-    return dav.request("PROPFIND", path, headers={"Depth": "0"}).status_code == 207
 
 
 def node_at(api: httpx.Client, name: str) -> dict[str, Any]:
