@@ -166,7 +166,8 @@ class TreeLog:
         )
         if uses.fetchone() is not None:
             return False
-        for op in [op for op in self.ops() if op.node_id == node_id]:
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM tree_ops WHERE node_id = ?", (node_id,))
+        for op in [_op(row) for row in rows.fetchall()]:
             self.done(op)
         return True
 
