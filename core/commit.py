@@ -1,17 +1,20 @@
 """The one commit step every content write ends with, and the checks it shares.
 
-A write, streamed (``core.writer``) or a manifest of chunks uploaded
-beforehand (``core.manifestwrite``), is a :class:`PendingWrite`:
+Every write ends in :func:`apply_write`, in the caller's transaction: row-lock
+the user, find the target, compare-and-set against the base version, refuse
+it under a WebDAV lock it does not name (when asked to), create the node if
+new, insert the manifest and the version, charge the quota and append to the
+change journal. A manifest of chunks uploaded beforehand
+(``core.manifestwrite``) needs nothing else: it commits in one transaction.
+A streamed write (``core.writer``) spans many transactions, so it is a
+:class:`PendingWrite`:
 
 - ``open`` checks the target early (so a doomed upload fails before its
   bytes are stored) and opens the upload session that holds the quota
   reservation and protects the write's chunks from gc;
 - ``reserve`` grows the reservation as bytes arrive;
-- ``commit`` makes the write visible in the caller's transaction: row-lock
-  the user, find the target again, compare-and-set against the base version,
-  refuse it under a WebDAV lock it does not name (when asked to), create the
-  node if new, insert the manifest and the version, end the upload session,
-  settle the quota and append to the change journal;
+- ``commit`` ends the upload session and makes the write visible
+  (``apply_write``, the reservation counted);
 - ``abort`` releases the reservation when anything fails before the commit.
 """
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete, func, insert, select, update
@@ -181,37 +185,10 @@ class PendingWrite:
 
         The chunks' rows must exist (the manifest's foreign keys refuse others).
         """
-        target = self.target
-        journal.lock_user(session, target.user_id)
-        if target.new_id is not None:
-            nodeids.check(session, target.user_id, target.new_id)
-        parent, name, node = locate(session, target)
-        check_target(session, target, parent, node)
-        old_size = node.size if node is not None else 0
-        created = node is None
-        if node is None:
-            if target.new_id is not None:
-                nodeids.consume(session, target.new_id)
-            node = new_node(
-                session, parent, name, is_folder=False, mtime_ns=target.mtime_ns,
-                node_id=target.new_id,
-            )  # fmt: skip
-        else:
-            _drop_lone_empty_version(session, node)
-        manifest_id = write_manifest(session, content)
-        number = 1 if created else next_number(session, node.id)
-        add_version(
-            session, node, manifest_id, content.size,
-            author_id=target.user_id, origin=target.origin, mtime_ns=target.mtime_ns,
-            number=number,
-        )  # fmt: skip
         ended = session.execute(delete(UploadSession).where(UploadSession.id == self.id))
         if ended.rowcount != 1:  # type: ignore[attr-defined]
             raise IncompleteUpload("the upload was idle too long and expired; send it again")
-        quota.charge(session, target.user_id, content.size - old_size, released=self.reserved)
-        journal.append(session, node, journal.CREATE if created else journal.UPDATE)
-        info = tree.info(session, node.id)
-        return info, created
+        return apply_write(session, self.target, content, reserved=self.reserved)
 
     def abort(self) -> None:
         """Release the reservation and end the session (best effort: gc cleans up otherwise)."""
@@ -223,6 +200,48 @@ class PendingWrite:
                 session.execute(delete(UploadSession).where(UploadSession.id == self.id))
         except DriveError:
             pass
+
+
+def apply_write(
+    session: Session,
+    target: WriteTarget,
+    content: UploadedContent,
+    *,
+    reserved: int,
+    check_content: Callable[[], None] | None = None,
+) -> tuple[NodeInfo, bool]:
+    """Check the target and make ``content`` its new version in this transaction;
+    return the file and whether it is new. The quota is charged for the change in
+    size, ``reserved`` bytes of it held already; ``check_content`` runs once the
+    target passed its checks, before anything is written."""
+    journal.lock_user(session, target.user_id)
+    if target.new_id is not None:
+        nodeids.check(session, target.user_id, target.new_id)
+    parent, name, node = locate(session, target)
+    check_target(session, target, parent, node)
+    if check_content is not None:
+        check_content()
+    old_size = node.size if node is not None else 0
+    created = node is None
+    if node is None:
+        if target.new_id is not None:
+            nodeids.consume(session, target.new_id)
+        node = new_node(
+            session, parent, name, is_folder=False, mtime_ns=target.mtime_ns,
+            node_id=target.new_id,
+        )  # fmt: skip
+    else:
+        _drop_lone_empty_version(session, node)
+    manifest_id = write_manifest(session, content)
+    number = 1 if created else next_number(session, node.id)
+    add_version(
+        session, node, manifest_id, content.size,
+        author_id=target.user_id, origin=target.origin, mtime_ns=target.mtime_ns,
+        number=number,
+    )  # fmt: skip
+    quota.charge(session, target.user_id, content.size - old_size, released=reserved)
+    journal.append(session, node, journal.CREATE if created else journal.UPDATE)
+    return tree.info(session, node.id), created
 
 
 def _drop_lone_empty_version(session: Session, node: Node) -> None:

@@ -2,14 +2,12 @@
 (the sync API's commit): only the chunks the server lacked ever travel, and
 the server reads none of the file back.
 
-The steps, all under the shared collector lock (gc cannot delete a chunk
-between the check and the commit):
-
-1. one transaction: check the target (kind, compare-and-set, WebDAV locks),
-   open the upload session, reserve the quota the new size needs, touch the
-   named chunks (which also says which exist and how long they are);
-2. refuse missing chunks (``MissingChunks``) and lengths that do not match;
-3. the commit step shared with streamed writes (``PendingWrite.commit``).
+One transaction, under the shared collector lock (gc cannot delete a chunk
+between the check and the commit): touch the named chunks (which also says
+which exist and how long they are), check the target (kind, compare-and-set,
+WebDAV locks), refuse missing chunks (``MissingChunks``) and lengths that do
+not match, then the commit step shared with streamed writes
+(``core.commit.apply_write``), which charges the quota for the new size.
 
 The whole-file SHA-256 is *known when cheap*: computing it here would mean
 reading every chunk back, so a 1-byte edit of a 1 GiB file would cost 1 GiB
@@ -19,7 +17,7 @@ holding the whole file has it for free), else NULL; ``drivegate fsck
 each chunk is verified against its name whenever it is read, and ETags are
 formed from the version and manifest ids.
 
-Any failure releases the reservation and changes nothing. A commit that names
+Any failure changes nothing. A commit that names
 a reserved id (``WriteTarget.new_id``) the user's live node has already is a
 replay: it changes nothing and answers that node (``core.nodeids``).
 """
@@ -34,7 +32,7 @@ from core.backend import Backend
 from core.chunkaccess import checked_hash
 from core.chunking import MAX_CHUNK
 from core.chunkrows import touch
-from core.commit import PendingWrite, UploadedContent, WriteTarget
+from core.commit import UploadedContent, WriteTarget, apply_write
 from core.errors import InvalidRequest, MissingChunks
 from core.ids import ChunkHash
 from core.nodeids import AlreadyCreated
@@ -71,24 +69,18 @@ def commit_manifest(
     if sha256 is not None and not _SHA256.fullmatch(sha256):
         raise InvalidRequest("sha256 is 64 lower-case hex digits")
     refs = manifest_refs(chunks, size)
-    pending = PendingWrite(backend, target)
+    content = UploadedContent(refs, size, sha256)
     try:
-        with backend.lock.shared():
-            now = time.time()
-            with backend.db.write() as session:
-                pending.open(session, now, size=size)
-                known = touch(session, [ref.hash for ref in refs], now)
-            _check_chunks(refs, known)
-            with backend.db.write() as session:
-                info, created = pending.commit(session, UploadedContent(refs, size, sha256))
-                return with_locks(session, target.user_id, [info])[0], created
+        with backend.lock.shared(), backend.db.write() as session:
+            known = touch(session, [ref.hash for ref in refs], time.time())
+            info, created = apply_write(
+                session, target, content, reserved=0,
+                check_content=lambda: _check_chunks(refs, known),
+            )  # fmt: skip
+            return with_locks(session, target.user_id, [info])[0], created
     except AlreadyCreated as replay:
-        pending.abort()
         with backend.db.read() as session:
             return state(session, target.user_id, replay.node_id), False
-    except BaseException:
-        pending.abort()
-        raise
 
 
 def _check_chunks(refs: list[ChunkRef], known: dict[ChunkHash, int]) -> None:

@@ -9,7 +9,8 @@ commit, so a small file costs two transactions. Memory is bounded by
 ``IN_FLIGHT + 2`` batches (chunks ≤ 4 MiB) whatever the file size.
 
 The upload session, the quota reservation and the commit step itself are
-``core.commit.PendingWrite``, shared with the sync API's manifest commit.
+``core.commit.PendingWrite`` (whose commit step the sync API's manifest
+commit shares).
 Nothing is visible until the commit; a failure anywhere before it leaves
 the previous version intact, releases the quota reservation and leaves only
 unreferenced chunks, which gc collects after the grace period.

@@ -26,6 +26,7 @@ import select
 import ssl
 import threading
 import urllib.request
+from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -96,6 +97,15 @@ _STATUSES: dict[int, type[ApiError]] = {
 }  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class BatchAnswer:
+    """What ``POST /batch`` did: the answers of the operations done, in order, and why
+    the next one was refused (None: all were done)."""
+
+    done: list[Node | None]
+    refused: ApiError | None
+
+
 class SyncApi(Protocol):
     """What the mount needs from a drivegate server (docs/sync-api.md).
 
@@ -134,13 +144,6 @@ class SyncApi(Protocol):
         """A chunk's plaintext, verified against its name."""
         ...
 
-    async def mkdir(self, parent_id: NodeId, name: str, mtime_ns: int | None = None,
-                    node_id: NodeId | None = None) -> Node:  # fmt: skip
-        """Make a folder (with ``node_id``: one ``reserve_ids`` gave us; the node if it
-        exists already); Conflict (name_taken) if the name is in use, Conflict
-        (id_used) if that node is in the trash."""
-        ...
-
     async def reserve_ids(self, count: int) -> list[NodeId]:
         """Node ids for nodes this client will make (``mkdir``, ``commit``)."""
         ...
@@ -150,12 +153,9 @@ class SyncApi(Protocol):
         version of the target (answered: the target), anything else there is trashed."""
         ...
 
-    async def delete(self, node_id: NodeId) -> None:
-        """Move the node and its subtree to the trash."""
-        ...
-
-    async def set_mtime(self, node_id: NodeId, mtime_ns: int) -> Node:
-        """Set the modification time (no new version)."""
+    async def batch(self, ops: list[dict[str, Any]]) -> BatchAnswer:
+        """Do tree operations (``POST /batch``: mkdir, commit, move, delete, patch, as
+        JSON) in order until one is refused: what was done, and why the next was not."""
         ...
 
     async def missing(self, hashes: list[ChunkHash]) -> set[ChunkHash]:
@@ -261,15 +261,6 @@ class HttpApi:
             raise ChunkCorrupt(f"chunk {digest} from the server does not match its hash")
         return data
 
-    async def mkdir(self, parent_id: NodeId, name: str, mtime_ns: int | None = None,
-                    node_id: NodeId | None = None) -> Node:  # fmt: skip
-        body: dict[str, Any] = {"parent_id": parent_id, "name": name}
-        if mtime_ns is not None:
-            body["mtime_ns"] = mtime_ns
-        if node_id is not None:
-            body["id"] = node_id
-        return Node.from_json(await self._json("POST", "mkdir", json=body))
-
     async def reserve_ids(self, count: int) -> list[NodeId]:
         answer = await self._json("POST", "ids", json={"count": count})
         ids = answer.get("ids") if isinstance(answer, dict) else None
@@ -283,12 +274,22 @@ class HttpApi:
         body = {"node_id": node_id, "parent_id": parent_id, "name": name, "overwrite": overwrite}
         return Node.from_json(await self._json("POST", "move", json=body))
 
-    async def delete(self, node_id: NodeId) -> None:
-        await self._request("DELETE", f"nodes/{node_id}")
-
-    async def set_mtime(self, node_id: NodeId, mtime_ns: int) -> Node:
-        answer = await self._json("PATCH", f"nodes/{node_id}", json={"mtime_ns": mtime_ns})
-        return Node.from_json(answer)
+    async def batch(self, ops: list[dict[str, Any]]) -> BatchAnswer:
+        answer = await self._json("POST", "batch", json={"ops": ops})
+        try:
+            done = [None if r["node"] is None else Node.from_json(r["node"])
+                    for r in answer["results"]]  # fmt: skip
+            error = answer.get("error")
+            refused = (
+                None
+                if error is None
+                else _error(int(error["status"]), str(error["code"]), str(error["message"]))
+            )
+        except (KeyError, TypeError, ValueError):
+            raise NotADriveServer("malformed answer: batch without results") from None
+        if len(done) > len(ops) or (refused is None and len(done) < len(ops)):
+            raise NotADriveServer("malformed answer: batch results do not match the operations")
+        return BatchAnswer(done, refused)
 
     async def missing(self, hashes: list[ChunkHash]) -> set[ChunkHash]:
         absent: set[ChunkHash] = set()
@@ -470,6 +471,10 @@ def _raise_for(response: httpx.Response, base_url: str) -> MountError:
         return NotADriveServer(
             f"{base_url} is not a drivegate server (HTTP {status} on {response.url.path})"
         )
+    return _error(status, code, message)
+
+
+def _error(status: int, code: str, message: str) -> ApiError:
     cls = _CODES.get(code) or _STATUSES.get(status, ServerError)
     if cls is Unauthorized:
         message = "wrong user name, password or token"

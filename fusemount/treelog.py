@@ -87,7 +87,8 @@ class TreeLog:
         self._db.executescript(_SCHEMA)
         self._nodes: dict[NodeId, int] = {}
         self._unmade: set[NodeId] = set()
-        self.sending: NodeId | None = None  # the node whose row is on its way (treesync)
+        self.sending: set[NodeId] = set()  # nodes whose rows are on their way (treesync)
+        self._cancelled: set[NodeId] = set()
         for op in self.ops():
             self._count(op, +1)
 
@@ -157,9 +158,13 @@ class TreeLog:
     def cancel(self, node_id: NodeId) -> bool:
         """The node was made here and is deleted again before the server heard of it:
         drop all its rows, if nothing else waiting refers to it (a child made in a
-        folder that was then emptied). True if dropped; else a delete must follow."""
-        if node_id not in self._unmade or node_id == self.sending:
-            return False  # the server may be making it right now
+        folder that was then emptied). True if dropped; else a delete must follow.
+
+        If its rows are on their way to the server right now, the server may make
+        the node after all: ``take_cancelled`` tells treesync, which then sends a
+        delete unless the answer shows the node was not made."""
+        if node_id not in self._unmade:
+            return False
         uses = self._db.execute(
             "SELECT 1 FROM tree_ops WHERE parent_id = ? AND node_id != ? LIMIT 1",
             (node_id, node_id),
@@ -169,7 +174,14 @@ class TreeLog:
         rows = self._db.execute(f"SELECT {_COLUMNS} FROM tree_ops WHERE node_id = ?", (node_id,))
         for op in [_op(row) for row in rows.fetchall()]:
             self.done(op)
+        if node_id in self.sending:
+            self._cancelled.add(node_id)
         return True
+
+    def take_cancelled(self) -> set[NodeId]:
+        """Nodes cancelled while their rows were being sent (see ``cancel``)."""
+        cancelled, self._cancelled = self._cancelled, set()
+        return cancelled
 
     def pending_nodes(self) -> set[NodeId]:
         """Nodes with changes waiting: the change feed leaves them alone till then."""

@@ -26,21 +26,21 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import trio
 
-from fusemount.client import SyncApi
+from fusemount.client import BatchAnswer, SyncApi
 from fusemount.errors import (
     ApiError,
     Conflict,
-    MountError,
     NotFound,
     ServerError,
     ServerUnreachable,
     Throttled,
 )
 from fusemount.reader import Connectivity
-from fusemount.records import CommitTarget, Node, NodeId, VersionId
+from fusemount.records import Node, NodeId, VersionId
 from fusemount.replica import Effect, Replica
 from fusemount.treelog import TreeLog, TreeOp
 from fusemount.uploader import conflict_name
@@ -48,6 +48,7 @@ from fusemount.uploads import UploadQueue
 
 log = logging.getLogger(__name__)
 
+BATCH = 500  # rows sent in one request
 ID_BATCH = 2000  # ids asked for at a time
 ID_LOW = 500  # top the pool up below this many
 BACKOFF = (0.25, 0.5, 1.0, 2.0, 5.0)
@@ -119,53 +120,43 @@ class TreeSync:
     async def flush(self) -> None:
         """Replay every waiting row now (ServerUnreachable if the server is away)."""
         async with self._lock:
-            while (op := self.log.head()) is not None:
-                await self._replay(op)
+            while ops := self.log.ops(limit=BATCH):
+                await self._replay(ops)
 
-    async def _replay(self, op: TreeOp) -> None:
-        self.log.sending = op.node_id
+    async def _replay(self, ops: list[TreeOp]) -> None:
+        """Send rows in one batch; settle those done, handle the refusal of the next."""
+        self.log.sending = {op.node_id for op in ops}
+        answer: BatchAnswer | None = None
         try:
-            node = await self._send(op)
-        except NotFound:
-            await self._not_found(op)
-            return
-        except Conflict as exc:
-            if exc.code == "name_taken" and op.name is not None:
-                await self._rename(op)
-                return
-            if exc.code == "id_used":  # made, then deleted (by us or someone) before we heard
-                self._settle(op, None)
-                return
-            await self._refused(op, exc)
-            return
-        except (ServerUnreachable, ServerError, Throttled):
-            raise
-        except ApiError as exc:
-            await self._refused(op, exc)
-            return
+            answer = await self.api.batch([_wire(op) for op in ops])
         finally:
-            self.log.sending = None
-        self._settle(op, node)
+            self.log.sending = set()
+            self._delete_cancelled(ops, answer)
+        for op, node in zip(ops, answer.done, strict=False):
+            self._settle(op, node)
+        if answer.refused is not None:
+            await self._refusal(ops[len(answer.done)], answer.refused)
 
-    async def _send(self, op: TreeOp) -> Node | None:
-        match op.kind:
-            case "mkdir":
-                assert op.parent_id is not None and op.name is not None
-                return await self.api.mkdir(op.parent_id, op.name, op.mtime_ns, node_id=op.node_id)
-            case "create":
-                assert op.parent_id is not None and op.name is not None
-                target = CommitTarget(parent_id=op.parent_id, name=op.name, new_id=op.node_id)
-                return await self.api.commit(target, 0, [], mtime_ns=op.mtime_ns)
-            case "move":
-                assert op.parent_id is not None and op.name is not None
-                return await self.api.move(op.node_id, op.parent_id, op.name, op.overwrite)
-            case "delete":
-                await self.api.delete(op.node_id)
-                return None
-            case "mtime":
-                assert op.mtime_ns is not None
-                return await self.api.set_mtime(op.node_id, op.mtime_ns)
-        raise AssertionError(op.kind)
+    def _delete_cancelled(self, ops: list[TreeOp], answer: BatchAnswer | None) -> None:
+        """Nodes deleted here while their create was on its way: the server may have
+        made them, so they are deleted there too, unless the answer says it did not."""
+        for node_id in self.log.take_cancelled():
+            done = ops if answer is None else ops[: len(answer.done)]
+            if any(op.node_id == node_id and op.kind in ("mkdir", "create") for op in done):
+                self.log.add("delete", node_id)
+
+    async def _refusal(self, op: TreeOp, exc: ApiError) -> None:
+        match exc:
+            case ServerError() | Throttled():
+                raise exc  # passing: the row waits
+            case NotFound():
+                await self._not_found(op)
+            case Conflict(code="name_taken") if op.name is not None:
+                await self._rename(op)
+            case Conflict(code="id_used"):  # made, then deleted (by us or someone) first
+                self._settle(op, None)
+            case _:
+                await self._refused(op, exc)
 
     def _settle(self, op: TreeOp, node: Node | None) -> None:
         """The server did ``op`` (answering ``node``): drop the row and, unless later
@@ -233,7 +224,7 @@ class TreeSync:
             return
         self._settle(op, None)  # deleted or time set on a node the server no longer has
 
-    async def _refused(self, op: TreeOp, exc: MountError) -> None:
+    async def _refused(self, op: TreeOp, exc: ApiError) -> None:
         """A row the server will not do: drop it, show the node as the server has it."""
         self.log.done(op)
         self.replica.touch([op.node_id])
@@ -248,3 +239,22 @@ class TreeSync:
             self.changed(self.replica.remove(op.node_id))
             return
         self.changed(self.replica.upsert([node]))
+
+
+def _wire(op: TreeOp) -> dict[str, Any]:
+    """The row as an operation of ``POST /batch``."""
+    match op.kind:
+        case "mkdir":
+            return {"op": "mkdir", "id": op.node_id, "parent_id": op.parent_id,
+                    "name": op.name, "mtime_ns": op.mtime_ns}  # fmt: skip
+        case "create":  # an empty file; its content follows as its first version
+            return {"op": "commit", "id": op.node_id, "parent_id": op.parent_id,
+                    "name": op.name, "mtime_ns": op.mtime_ns, "size": 0, "chunks": []}  # fmt: skip
+        case "move":
+            return {"op": "move", "node_id": op.node_id, "parent_id": op.parent_id,
+                    "name": op.name, "overwrite": op.overwrite}  # fmt: skip
+        case "delete":
+            return {"op": "delete", "node_id": op.node_id}
+        case "mtime":
+            return {"op": "patch", "node_id": op.node_id, "mtime_ns": op.mtime_ns}
+    raise AssertionError(op.kind)

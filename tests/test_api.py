@@ -444,7 +444,7 @@ PATHS = {
     "/me", "/tree", "/changes", "/nodes/{node_id}", "/nodes/{node_id}/children",
     "/nodes/{node_id}/manifest", "/nodes/{node_id}/versions",
     "/nodes/{node_id}/versions/{number}/restore", "/ids", "/mkdir", "/move", "/chunks/missing",
-    "/chunks/{hash}", "/commit", "/openapi.json",
+    "/chunks/{hash}", "/commit", "/batch", "/openapi.json",
 }  # fmt: skip
 
 

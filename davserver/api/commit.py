@@ -24,11 +24,14 @@ class Commit:
                status=201, also=(200,), answer=NodeOut, body=CommitIn,
                errors=(404, 409, 413, 423, 507))  # fmt: skip
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = read_json(req, CommitIn, MAX_COMMIT_JSON)
-        target = commit_target(user_of(req).id, body)
-        chunks = [(chunk.hash, chunk.length) for chunk in body.chunks]
-        state, created = self.drive.commit(target, chunks, body.size, body.sha256)
-        send(resp, node_out(state), 201 if created else 200)
+        send(resp, *commit(self.drive, user_of(req).id, read_json(req, CommitIn, MAX_COMMIT_JSON)))
+
+
+def commit(drive: Drive, user: UserId, body: CommitIn) -> tuple[NodeOut, int]:
+    """The file, and 201 (a new file) or 200 (a new version, or a replay of a create)."""
+    chunks = [(chunk.hash, chunk.length) for chunk in body.chunks]
+    state, created = drive.commit(commit_target(user, body), chunks, body.size, body.sha256)
+    return node_out(state), 201 if created else 200
 
 
 def commit_target(user: UserId, body: CommitIn) -> WriteTarget:

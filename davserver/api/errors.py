@@ -31,6 +31,7 @@ from core import (
     NotFound,
     QuotaExceeded,
     StorageUnavailable,
+    UserId,
     VersionConflict,
 )
 from davserver.api.models import ErrorDetail, ErrorOut, node_out
@@ -105,7 +106,7 @@ def too_large(message: str) -> ApiError:
 def serialize(req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError) -> None:
     """Every error body: ``{"error": {"code", "message", …}}`` as JSON."""
     if isinstance(error, ApiError):
-        detail = ErrorDetail(code=error.code_name, message=error.message, **error.extra)
+        detail = error_detail(error)
     else:
         status = int(str(error.status).split(" ", 1)[0])
         code = _STATUS_CODES.get(status, f"http_{status}")
@@ -118,30 +119,40 @@ def drive_error_handler(drive: Drive) -> Callable[..., None]:
     """The Falcon error handler for ``DriveError``: re-raise as the matching ApiError."""
 
     def handle(req: falcon.Request, resp: falcon.Response, error: DriveError, params: Any) -> None:
-        status, code = next(
-            ((status, code) for kind, status, code in _CODES if isinstance(error, kind)),
-            (500, "internal"),
-        )
-        extra: dict[str, Any] = {}
-        headers: dict[str, str] | None = None
-        if isinstance(error, MissingChunks):
-            extra["missing"] = error.missing
-        if isinstance(error, VersionConflict) and not isinstance(error, FileExists):
-            extra["current"] = _current(drive, req, error.node_id)
-        if status == 503:
-            headers = {"Retry-After": str(RETRY_SECONDS)}
-        if status >= 500:
+        api_error = as_api_error(drive, req.context.user.id, error)
+        if api_error.status_code >= 500:
             log.error("%s %s: %s", req.method, req.path, error)
-        raise ApiError(status, code, str(error), headers=headers, **extra) from error
+        raise api_error from error
 
     return handle
 
 
-def _current(drive: Drive, req: falcon.Request, node_id: int | None) -> Any:
+def as_api_error(drive: Drive, user_id: UserId, error: DriveError) -> ApiError:
+    """The ApiError a DriveError leaves as (the status and code of the table above)."""
+    status, code = next(
+        ((status, code) for kind, status, code in _CODES if isinstance(error, kind)),
+        (500, "internal"),
+    )
+    extra: dict[str, Any] = {}
+    headers: dict[str, str] | None = None
+    if isinstance(error, MissingChunks):
+        extra["missing"] = error.missing
+    if isinstance(error, VersionConflict) and not isinstance(error, FileExists):
+        extra["current"] = _current(drive, user_id, error.node_id)
+    if status == 503:
+        headers = {"Retry-After": str(RETRY_SECONDS)}
+    return ApiError(status, code, str(error), headers=headers, **extra)
+
+
+def error_detail(error: ApiError) -> ErrorDetail:
+    return ErrorDetail(code=error.code_name, message=error.message, **error.extra)
+
+
+def _current(drive: Drive, user_id: UserId, node_id: int | None) -> Any:
     """The node a version conflict is about, as it is now (None if it is gone)."""
     if node_id is None:
         return None
     try:
-        return node_out(drive.node(req.context.user.id, node_id))
+        return node_out(drive.node(user_id, node_id))
     except DriveError:
         return None

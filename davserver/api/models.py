@@ -19,6 +19,7 @@ MAX_PAGE = 10_000
 MAX_HASHES = 10_000
 MAX_IDS = 10_000
 MAX_WAIT = 60
+MAX_BATCH = 1000
 
 Id = Annotated[int, Field(ge=1, le=MAX_INT)]
 Count = Annotated[int, Field(ge=0, le=MAX_INT)]
@@ -243,6 +244,57 @@ class CommitIn(Body):
         pattern="^[0-9a-f]{64}$",
         description="The whole content's SHA-256 if the client knows it: stored as the "
         "version's sum, not checked (the server reads nothing back); null: unknown.",
+    )
+
+
+class MkdirOp(MkdirIn):
+    op: Literal["mkdir"]
+
+
+class CommitOp(CommitIn):
+    op: Literal["commit"]
+
+
+class MoveOp(MoveIn):
+    op: Literal["move"]
+
+
+class DeleteOp(DeleteQuery, Body):
+    op: Literal["delete"]
+    node_id: Id
+
+
+class PatchOp(PatchIn):
+    op: Literal["patch"]
+    node_id: Id
+
+
+BatchOp = Annotated[MkdirOp | CommitOp | MoveOp | DeleteOp | PatchOp, Field(discriminator="op")]
+
+
+class BatchIn(Body):
+    ops: list[BatchOp] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description="Done in order, each as its own request would be, until one is refused.",
+    )
+
+
+class BatchResult(BaseModel):
+    status: int = Field(description="What the operation's own request would answer.")
+    node: NodeOut | None = Field(description="Its node; null for a delete.")
+
+
+class BatchError(ErrorDetail):
+    status: int = Field(description="The status the operation's own request would answer.")
+
+
+class BatchOut(BaseModel):
+    results: list[BatchResult] = Field(description="One per operation done, in order.")
+    error: BatchError | None = Field(
+        default=None,
+        description="Why the operation after the last result was refused; the ones after "
+        "it were not tried. Null: all were done.",
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import falcon
 
-from core import Drive, NodeId, VersionId
+from core import Drive, NodeId, UserId, VersionId
 from davserver.api.models import (
     DeleteQuery,
     IdsIn,
@@ -43,14 +43,12 @@ class Node:
                errors=WRITE_ERRORS)  # fmt: skip
     def on_patch(self, req: falcon.Request, resp: falcon.Response, node_id: int) -> None:
         body = read_json(req, PatchIn)
-        send(resp, node_out(self.drive.set_node_mtime(user_of(req).id, node_id, body.mtime_ns)))
+        send(resp, set_mtime(self.drive, user_of(req).id, node_id, body))
 
     @operation(summary="Move the node (and its subtree) to the trash.", status=204,
                query=DeleteQuery, errors=(404, 409, 423))  # fmt: skip
     def on_delete(self, req: falcon.Request, resp: falcon.Response, node_id: int) -> None:
-        query = read_query(req, DeleteQuery)
-        base = VersionId(query.base_version_id) if query.base_version_id is not None else None
-        self.drive.trash_node(user_of(req).id, node_id, base_version_id=base)
+        delete(self.drive, user_of(req).id, node_id, read_query(req, DeleteQuery))
         resp.status = 204
 
 
@@ -107,11 +105,7 @@ class Mkdir:
                status=201, also=(200,), answer=NodeOut, body=MkdirIn,
                errors=WRITE_ERRORS)  # fmt: skip
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = read_json(req, MkdirIn)
-        new_id = NodeId(body.id) if body.id is not None else None
-        made, created = self.drive.mkdir_in(user_of(req).id, body.parent_id, body.name,
-                                            mtime_ns=body.mtime_ns, new_id=new_id)  # fmt: skip
-        send(resp, node_out(made), 201 if created else 200)
+        send(resp, *mkdir(self.drive, user_of(req).id, read_json(req, MkdirIn)))
 
 
 class Ids:
@@ -134,7 +128,29 @@ class Move:
                "its new version.", answer=NodeOut, body=MoveIn,
                errors=(*WRITE_ERRORS, 507))  # fmt: skip
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = read_json(req, MoveIn)
-        moved = self.drive.move_node(user_of(req).id, body.node_id, body.parent_id, body.name,
-                                     overwrite=body.overwrite)  # fmt: skip
-        send(resp, node_out(moved))
+        send(resp, move(self.drive, user_of(req).id, read_json(req, MoveIn)))
+
+
+# The tree operations themselves, shared with the batch resource.
+
+
+def mkdir(drive: Drive, user: UserId, body: MkdirIn) -> tuple[NodeOut, int]:
+    """The folder, and 201 (made) or 200 (a replay of a create with an id)."""
+    new_id = NodeId(body.id) if body.id is not None else None
+    made, created = drive.mkdir_in(user, body.parent_id, body.name, mtime_ns=body.mtime_ns,
+                                   new_id=new_id)  # fmt: skip
+    return node_out(made), 201 if created else 200
+
+
+def move(drive: Drive, user: UserId, body: MoveIn) -> NodeOut:
+    return node_out(drive.move_node(user, body.node_id, body.parent_id, body.name,
+                                    overwrite=body.overwrite))  # fmt: skip
+
+
+def delete(drive: Drive, user: UserId, node_id: int, query: DeleteQuery) -> None:
+    base = VersionId(query.base_version_id) if query.base_version_id is not None else None
+    drive.trash_node(user, node_id, base_version_id=base)
+
+
+def set_mtime(drive: Drive, user: UserId, node_id: int, body: PatchIn) -> NodeOut:
+    return node_out(drive.set_node_mtime(user, node_id, body.mtime_ns))

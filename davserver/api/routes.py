@@ -5,7 +5,7 @@ from this one list."""
 from __future__ import annotations
 
 from core import Drive
-from davserver.api import chunks, commit, nodes, sync
+from davserver.api import batch, chunks, commit, nodes, sync
 
 
 def routes(drive: Drive, long_polls: int) -> list[tuple[str, object]]:
@@ -24,4 +24,5 @@ def routes(drive: Drive, long_polls: int) -> list[tuple[str, object]]:
         ("/chunks/missing", chunks.Missing(drive)),
         ("/chunks/{hash}", chunks.Chunk(drive)),
         ("/commit", commit.Commit(drive)),
+        ("/batch", batch.Batch(drive)),
     ]
