@@ -1,5 +1,7 @@
 """Sending the tree changes made through the mount to the server: the rows of
-``treelog`` are replayed in order, one request each, and each answer goes
+``treelog`` are replayed in order, up to ``BATCH`` in one ``POST /batch``
+(the server stops at the first it refuses: the rows before it are settled,
+the refusal is handled, the rest go in the next batch), and each answer goes
 into the replica (only once no later row waits for the same node: until
 then the replica shows the mount's newer state). The pool of reserved node
 ids is topped up here too, ahead of need.
