@@ -51,6 +51,7 @@ class Place:
     logs: Path
     server: Server
     cache_size: int  # bytes
+    write_back: float | None = None  # seconds from close to upload; None: each client's default
 
 
 @dataclass
@@ -317,6 +318,8 @@ def mount_drivegate(place: Place, path: Path, cache: Path, label: str) -> Iterat
     cmd = [*drivegate_cli(), "mount", place.server.url, str(path), "--user", USER,
            "--password-stdin", "--cache-dir", str(cache),
            "--cache-size", str(place.cache_size)]  # fmt: skip
+    if place.write_back is not None:
+        cmd += ["--upload-delay", str(place.write_back)]
     pid = None
     try:
         start = time.perf_counter()
@@ -347,6 +350,8 @@ def mount_rclone(place: Place, path: Path, cache: Path, label: str) -> Iterator[
     }
     cmd = ["rclone", "mount", "dg:", str(path), "--vfs-cache-mode", "full",
            "--cache-dir", str(cache)]  # fmt: skip
+    if place.write_back is not None:
+        cmd += ["--vfs-write-back", f"{place.write_back}s"]
     log = place.logs / f"rclone-{label}.log"
     with open(log, "wb") as out:
         start = time.perf_counter()
@@ -388,6 +393,7 @@ def mount_davfs2(place: Place, path: Path, cache: Path, label: str) -> Iterator[
         f"cache_dir {cache}\n"
         f"cache_size {place.cache_size // MiB}\n"
         "buf_size 1024\n"  # KiB; the default 16 makes every readdir fail (EINVAL) here
+        + ("" if place.write_back is None else f"delay_upload {round(place.write_back)}\n")
     )
     conf.chmod(0o600)
     cmd = ["mount", "-t", "davfs", "-o", f"username={USER},conf={conf}", place.server.url,

@@ -6,8 +6,9 @@ log, which says how many body bytes each request sent and read) is mounted
 in turn by each client, exactly as ``mount_bench.py`` mounts them (see
 ``mountkit.py``: drivegate with its defaults, upload 2 s after close;
 ``rclone mount --vfs-cache-mode full``, write-back 5 s after close; davfs2,
-upload ``delay_upload`` 10 s after close), each time on a fresh mount with
-an empty cache dir after ``drop_caches``.
+upload ``delay_upload`` 10 s after close; ``--write-back SECONDS`` sets
+that delay for all three), each time on a fresh mount with an empty cache
+dir after ``drop_caches``.
 
 For each client, three sessions:
 
@@ -456,6 +457,8 @@ def make_parser() -> argparse.ArgumentParser:
         help="comma-separated clients, in this order (default: all)")  # fmt: skip
     add("--phases", default=",".join(PHASES),
         help="comma-separated phases: unpack, edit, seq (default: all)")  # fmt: skip
+    add("--write-back", type=float, default=None, metavar="SECONDS",
+        help="every client uploads this long after close (default: each one's own)")  # fmt: skip
     add("--timeout", type=float, default=600,
         help="seconds per operation (and for its upload) before giving up")  # fmt: skip
     return parser
@@ -486,7 +489,8 @@ def main() -> None:
             view = ServerView(server.url, (USER, PASSWORD))
             view.start()
             try:
-                place = Place(work, logs, server, cache_size=2 * args.size + 256 * MiB)
+                place = Place(work, logs, server, cache_size=2 * args.size + 256 * MiB,
+                              write_back=args.write_back)  # fmt: skip
                 run = Run(args, place, inputs, view, Traffic(server.log), notes)
                 for name in chosen:
                     print(f"\n{name}:", flush=True)
@@ -498,8 +502,12 @@ def main() -> None:
 
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"\nresults (MB = 10^6 bytes; load average now: {load}; {os.cpu_count()} cores)")
-    print("'on the server' includes each client's wait after close: drivegate 2 s, rclone 5 s "
-          "(--vfs-write-back), davfs2 10 s (delay_upload)")  # fmt: skip
+    if args.write_back is None:
+        print("'on the server' includes each client's wait after close: drivegate 2 s, "
+              "rclone 5 s (--vfs-write-back), davfs2 10 s (delay_upload)")  # fmt: skip
+    else:
+        print(f"every client was told to upload {args.write_back:g} s after close "
+              "(--upload-delay, --vfs-write-back, delay_upload)")  # fmt: skip
     report(metrics(args, len(inputs.sdist_index)), results, CLIENTS, ANCHORS)
     if notes:
         print("\nnotes:")
