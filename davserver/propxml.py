@@ -8,6 +8,9 @@ serialised XML, so the response is formatted directly here (~10x faster).
 The output has the shape WsgiDAV's ``util.add_property_response`` gives
 (one ``propstat`` per status); anything unusual (a locked member's
 ``lockdiscovery``) is still built by WsgiDAV and serialised in place.
+``allprop``, the most common body of all (an empty one), goes through a
+single template per member, with what every member of a listing shares
+rendered once (``Shared``).
 """
 
 from __future__ import annotations
