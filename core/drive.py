@@ -158,6 +158,21 @@ class Drive:
         with self.db.read() as session:
             return tree.list_children(session, tree.resolve(session, user, path))
 
+    def listdir_with_properties(
+        self, user: UserId, path: str
+    ) -> tuple[list[NodeInfo], dict[NodeId, dict[str, bytes]]]:
+        """The folder's children and the dead properties of the folder and of each
+        child (every one of them a key), in one read transaction and a fixed number
+        of queries whatever the folder's size."""
+        with self.db.read() as session:
+            folder = tree.resolve(session, user, path)
+            children = tree.list_children(session, folder)
+            found = properties.of_folder(session, user, folder.id)
+        props: dict[NodeId, dict[str, bytes]] = {child.id: {} for child in children}
+        props[NodeId(folder.id)] = {}
+        props.update((NodeId(node_id), values) for node_id, values in found.items())
+        return children, props
+
     def mkdir(self, user: UserId, path: str, *, mtime_ns: int | None = None) -> NodeInfo:
         with self.db.write() as session:
             node = treeops.mkdir(session, user, path, mtime_ns=mtime_ns)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import delete, insert, literal, select
+from sqlalchemy import delete, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
 from core.db.models import DeadProperty, Node
@@ -33,6 +33,20 @@ def get_many(
         )
         for node_id, name, value in rows:
             found[node_id][name] = value
+    return found
+
+
+def of_folder(session: Session, owner_id: int, folder_id: int) -> dict[int, dict[str, bytes]]:
+    """The dead properties of the owner's folder and of its children, in one query
+    whatever their number (nodes without any are left out)."""
+    rows = session.connection().execute(
+        select(DeadProperty.node_id, DeadProperty.name, DeadProperty.value)
+        .join(Node, Node.id == DeadProperty.node_id)
+        .where(or_(Node.parent_id == folder_id, Node.id == folder_id), Node.owner_id == owner_id)
+    )
+    found: dict[int, dict[str, bytes]] = {}
+    for node_id, name, value in rows:
+        found.setdefault(node_id, {})[name] = value
     return found
 
 

@@ -311,9 +311,11 @@ def list_children(session: Session, folder: Node) -> list[NodeInfo]:
     """The live children of a folder, by name, in one query."""
     if not folder.is_folder:
         raise NotAFolder(f"not a folder: {folder.name}")
-    rows = session.execute(
+    # On the connection, not the session: the ORM's row loading would take twice
+    # as long as the query for a large folder, for plain column rows.
+    rows = session.connection().execute(
         info_query()
         .where(Node.parent_id == folder.id, Node.trashed_at.is_(None))
         .order_by(Node.name)
-    ).all()
+    )
     return [to_info(row) for row in rows]

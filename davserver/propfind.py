@@ -21,6 +21,7 @@ from wsgidav import util
 from wsgidav.dav_error import HTTP_BAD_REQUEST, DAVError
 
 from davserver import propxml
+from davserver.locks import owner_and_path
 from davserver.resources import FileResource, FolderResource
 
 if TYPE_CHECKING:
@@ -86,6 +87,16 @@ def streamed_propfind(
     return _multistatus(members, mode, names, provider.lock_snapshot(environ))
 
 
+def _lock_roots(resource: FileResource | FolderResource) -> list[str]:
+    """The drive paths of the locks at or below ``resource`` (from the snapshot)."""
+    manager = resource.provider.lock_manager
+    if manager is None:
+        return []
+    locks = manager.get_url_lock_list(resource.get_ref_url(), recursive=True)
+    located = (owner_and_path(lock["root"]) for lock in locks)
+    return [where[1] for where in located if where is not None]
+
+
 def _multistatus(
     members: list[Any], mode: str, names: list[str] | None, locks: AbstractContextManager[None]
 ) -> Iterator[bytes]:
@@ -93,8 +104,14 @@ def _multistatus(
     pending = [HEAD]
     size = len(HEAD)
     with locks:
+        common = None
+        first = members[0]
+        if mode == "allprop" and isinstance(first, (FileResource, FolderResource)):
+            common = propxml.shared(first, _lock_roots(first))
         for member in members:
-            if isinstance(member, (FileResource, FolderResource)):
+            if common is not None and isinstance(member, (FileResource, FolderResource)):
+                block = propxml.allprop(member, common).encode("utf-8")
+            elif isinstance(member, (FileResource, FolderResource)):
                 block = propxml.response(member, mode, names)
             else:
                 holder = etree.Element("{DAV:}multistatus", nsmap={"D": "DAV:"})

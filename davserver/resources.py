@@ -271,26 +271,34 @@ class _Resource:
         return self.provider.usage(self.environ)[1]
 
 
+def _init(resource: _Resource, provider: DriveProvider, path: str, environ: dict[str, Any],
+          info: NodeInfo | None, *, is_collection: bool) -> None:  # fmt: skip
+    """What ``_DAVResource.__init__`` sets, without its per-call asserts and URI
+    parsing: a listing builds one resource per member."""
+    resource.provider = provider
+    resource.path = path
+    resource.is_collection = is_collection  # type: ignore[attr-defined]
+    resource.environ = environ
+    resource.name = info.name if info is not None and info.name else util.get_uri_name(path)  # type: ignore[attr-defined]
+    resource.info = info
+
+
 class FolderResource(_Resource, DAVCollection):
     """A folder of the user's drive."""
 
     def __init__(self, provider: DriveProvider, path: str, environ: dict[str, Any],
                  info: NodeInfo) -> None:  # fmt: skip
-        DAVCollection.__init__(self, path, environ)
-        self.provider = provider
-        self.info = info
+        _init(self, provider, path, environ, info, is_collection=True)
 
     def get_member_list(self) -> list[FileResource | FolderResource]:
         drive = self.provider.drive
         user = _user(self.environ).id
         with changing(self.environ):
-            children = drive.listdir(user, self.path)
-            ids = [c.id for c in children] + ([self.info.id] if self.info else [])
-            self.environ.setdefault("drivegate.props", {}).update(drive.properties(user, ids))
-        return [
-            self.provider.resource_for(util.join_uri(self.path, c.name), c, self.environ)
-            for c in children
-        ]  # fmt: skip
+            children, props = drive.listdir_with_properties(user, self.path)
+            self.environ.setdefault("drivegate.props", {}).update(props)
+        base = self.path.rstrip("/") + "/"
+        resource_for = self.provider.resource_for
+        return [resource_for(base + c.name, c, self.environ) for c in children]
 
     def get_member_names(self) -> list[str]:
         with dav_errors():
@@ -327,9 +335,7 @@ class FileResource(_Resource, Readable, DAVNonCollection):
 
     def __init__(self, provider: DriveProvider, path: str, environ: dict[str, Any],
                  info: NodeInfo | None) -> None:  # fmt: skip
-        DAVNonCollection.__init__(self, path, environ)
-        self.provider = provider
-        self.info = info
+        _init(self, provider, path, environ, info, is_collection=False)
 
     def get_content_length(self) -> int:
         return self.info.size if self.info else 0

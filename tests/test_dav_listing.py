@@ -118,3 +118,31 @@ def test_propfind_variants_still_answer_correctly(http: httpx.Client) -> None:
     )
     assert bad.status_code == 400
     assert http.request("PROPFIND", "/missing", headers={"Depth": "1"}).status_code == 404
+
+
+def test_allprop_of_a_listing_matches_wsgidav_for_locked_and_propped_members(
+    http: httpx.Client,
+) -> None:
+    """The templated allprop answers what WsgiDAV's own PROPFIND (taken when a
+    conditional header is sent) answers, member by member."""
+    assert http.request("MKCOL", "/w").status_code == 201
+    assert http.request("MKCOL", "/w/sub").status_code == 201
+    for name in ("plain.txt", "a & b <c>.txt", "locked.txt"):
+        assert http.put(f"/w/{name}", content=b"hello").is_success
+    for name in ("locked.txt", "sub"):
+        assert http.request("PROPPATCH", f"/w/{name}", content=PROPPATCH).is_success
+    assert http.request("LOCK", "/w/locked.txt", content=exclusive_lock()).is_success
+    fast = http.request("PROPFIND", "/w/", headers={"Depth": "1"})
+    generic = http.request(
+        "PROPFIND",
+        "/w/",
+        headers={"Depth": "1", "If-Unmodified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"},
+    )
+    assert fast.status_code == generic.status_code == 207
+    listed = multistatus(fast.content)
+    assert listed == multistatus(generic.content)
+    assert len(listed) == 5
+    assert listed["/w/locked.txt"]["{urn:test}colour"] == "blue"
+    assert "opaquelocktoken:" in listed["/w/locked.txt"]["{DAV:}lockdiscovery"]
+    assert listed["/w/plain.txt"]["{DAV:}lockdiscovery"] == ""
+    assert listed["/w/sub/"]["{urn:test}colour"] == "blue"
