@@ -1,7 +1,8 @@
 """Writing a file: stream → FastCDC chunks → store → one commit transaction.
 
 The pipeline: the calling thread cuts chunks into batches of ``BATCH``
-(and feeds the whole-file SHA-256 to a thread of its own); two storer
+(and feeds the whole-file SHA-256 to a thread of its own; a one-chunk
+file skips it, its SHA-256 being the chunk's name); two storer
 threads take batches, hash their chunks on the worker pool, and under the
 shared collector lock touch the ones already known, store the others and
 register them. The last batch is registered in the same transaction as the
@@ -106,8 +107,12 @@ class Upload:
         size = self.cut_bytes + sum(map(len, current))
         if expected_size is not None and size != expected_size:
             raise IncompleteUpload(f"the upload ended after {size} of {expected_size} bytes")
-        self._hash_whole(current)
-        self.content.sha256 = self.whole.hexdigest()
+        if self.cut_bytes or len(current) > 1:
+            # A one-chunk file's SHA-256 is its chunk's name: _store sets it then.
+            self._hash_whole(current)
+            self.content.sha256 = self.whole.hexdigest()
+        elif not current:
+            self.content.sha256 = self.whole.hexdigest()
         _, result = self._store(current, self.cut_bytes, last=True)
         assert result is not None
         return result
@@ -170,6 +175,8 @@ class Upload:
             with backend.db.write() as session:
                 chunkrows.upsert(session, rows)
                 if last:
+                    if self.content.sha256 is None:  # the whole file is this one chunk
+                        self.content.sha256 = hashes[0]
                     self.content.refs.extend(refs)
                     self.content.size = end
                     return refs, self.pending.commit(session, self.content)[0]
