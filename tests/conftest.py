@@ -133,6 +133,13 @@ def api(dav_url: str) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
+def server_api(server: LoggedServer) -> Iterator[httpx.Client]:
+    """A sync API client logged in as alice on the mount tests' server."""
+    with httpx.Client(base_url=server.url + "api/v1", auth=ALICE, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture
 def server(
     backend: BackendSetup, alice: UserInfo, bob: UserInfo, tmp_path: Path
 ) -> Iterator[LoggedServer]:

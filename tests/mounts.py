@@ -332,3 +332,12 @@ def on_server(dav: httpx.Client, path: str, data: bytes) -> bool:
 
 def exists_on_server(dav: httpx.Client, path: str) -> bool:
     return dav.request("PROPFIND", path, headers={"Depth": "0"}).status_code == 207
+
+
+def node_at(api: httpx.Client, path: str) -> dict[str, Any]:
+    """The node at ``path`` (below the root) as the sync API describes it."""
+    node: dict[str, Any] = {"id": api.get("/me").json()["root_id"]}
+    for name in path.strip("/").split("/"):
+        children = api.get(f"/nodes/{node['id']}/children").json()["nodes"]
+        node = next(child for child in children if child["name"] == name)
+    return node

@@ -15,13 +15,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from core import Drive
-from tests.conftest import ALICE
 from tests.mounts import (
     LoggedServer,
     Relay,
@@ -30,6 +28,7 @@ from tests.mounts import (
     exists_on_server,
     mount_info,
     mounted,
+    node_at,
     on_server,
     put,
     relay,
@@ -38,20 +37,6 @@ from tests.mounts import (
 
 SQLITE = pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)
 pytestmark = SQLITE
-
-
-@pytest.fixture
-def api(server: LoggedServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url + "api/v1", auth=ALICE, timeout=60) as client:
-        yield client
-
-
-def node_at(api: httpx.Client, path: str) -> dict[str, Any]:
-    node: dict[str, Any] = {"id": api.get("/me").json()["root_id"]}
-    for name in path.strip("/").split("/"):
-        children = api.get(f"/nodes/{node['id']}/children").json()["nodes"]
-        node = next(child for child in children if child["name"] == name)
-    return node
 
 
 @contextmanager
@@ -72,11 +57,11 @@ def conflicted(dav: httpx.Client, folder: str, stem: str) -> str:
 
 
 def test_tree_changes_made_offline_reach_the_server_in_order_when_it_is_back(
-    server: LoggedServer, dav: httpx.Client, api: httpx.Client, drive: Drive, tmp_path: Path
+    server: LoggedServer, dav: httpx.Client, server_api: httpx.Client, drive: Drive, tmp_path: Path
 ) -> None:
     put(dav, "/report.txt", b"report, version one")
     put(dav, "/old.txt", b"moved while offline")
-    report_id = node_at(api, "report.txt")["id"]
+    report_id = node_at(server_api, "report.txt")["id"]
     with relay_mount(server, tmp_path) as (link, mnt):
         wait_for((mnt / "old.txt").exists, what="old.txt")
         assert (mnt / "old.txt").read_bytes() == b"moved while offline"  # cached: read offline
@@ -110,11 +95,11 @@ def test_tree_changes_made_offline_reach_the_server_in_order_when_it_is_back(
             wait_for(partial(on_server, dav, path, data), timeout=30, what=path)
         wait_for(lambda: mount_info(mnt)["uploads"]["pending"] == 0, what="nothing pending")
         assert not exists_on_server(dav, "/old.txt")
-        assert node_at(api, "new/a.txt")["id"] == inode  # made with the id it had here
-        assert node_at(api, "report.txt")["id"] == report_id
-        versions = api.get(f"/nodes/{report_id}/versions").json()["versions"]
+        assert node_at(server_api, "new/a.txt")["id"] == inode  # made with the id it had here
+        assert node_at(server_api, "report.txt")["id"] == report_id
+        versions = server_api.get(f"/nodes/{report_id}/versions").json()["versions"]
         assert [v["number"] for v in versions] == [1, 2]
-        assert node_at(api, "new/sub")["mtime_ns"] == 1_600_000_000_000_000_000
+        assert node_at(server_api, "new/sub")["mtime_ns"] == 1_600_000_000_000_000_000
         trashed = [entry.name for entry in drive.trash(drive.user("alice").id)]
         assert "scratch.tmp" not in trashed  # made and deleted here: the server never saw it
         assert ".report.txt.tmp" not in trashed

@@ -26,7 +26,6 @@ import httpx
 import pytest
 
 from core import Drive
-from tests.conftest import ALICE
 from tests.davbodies import exclusive_lock
 from tests.mounts import (
     LoggedServer,
@@ -35,6 +34,7 @@ from tests.mounts import (
     exists_on_server,
     mount_info,
     mounted,
+    node_at,
     on_server,
     put,
     relay,
@@ -47,12 +47,6 @@ pytestmark = SQLITE
 
 
 @pytest.fixture
-def api(server: LoggedServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url + "api/v1", auth=ALICE, timeout=60) as client:
-        yield client
-
-
-@pytest.fixture
 def mnt(server: LoggedServer, tmp_path: Path) -> Iterator[Path]:
     with mounted(server.url, tmp_path / "mnt", tmp_path / "cache", "--upload-delay", "0") as path:
         yield path
@@ -61,13 +55,6 @@ def mnt(server: LoggedServer, tmp_path: Path) -> Iterator[Path]:
 def version_numbers(api: httpx.Client, name: str) -> list[int]:
     node = node_at(api, name)
     return [v["number"] for v in api.get(f"/nodes/{node['id']}/versions").json()["versions"]]
-
-
-def node_at(api: httpx.Client, name: str) -> dict[str, Any]:
-    root = api.get("/me").json()["root_id"]
-    children = api.get(f"/nodes/{root}/children").json()["nodes"]
-    found: dict[str, Any] = next(node for node in children if node["name"] == name)
-    return found
 
 
 def fails(code: int, call: Any, *args: Any) -> None:
@@ -126,18 +113,18 @@ def test_posix_errors_change_nothing(dav: httpx.Client, mnt: Path) -> None:
 
 
 def test_a_file_renamed_over_a_file_becomes_its_new_version(
-    dav: httpx.Client, api: httpx.Client, mnt: Path
+    dav: httpx.Client, server_api: httpx.Client, mnt: Path
 ) -> None:
     put(dav, "/report.odt", b"version one")
     put(dav, "/report.odt", b"version two")
     put(dav, "/.~report.tmp", b"version three, saved by rename")
     wait_for((mnt / ".~report.tmp").exists, what="the temp file")
-    before = node_at(api, "report.odt")
+    before = node_at(server_api, "report.odt")
     assert (mnt / "report.odt").read_bytes() == b"version two"  # in the page cache now
     os.rename(mnt / ".~report.tmp", mnt / "report.odt")
-    after = node_at(api, "report.odt")
+    after = node_at(server_api, "report.odt")
     assert after["id"] == before["id"]
-    versions = api.get(f"/nodes/{after['id']}/versions").json()["versions"]
+    versions = server_api.get(f"/nodes/{after['id']}/versions").json()["versions"]
     assert [v["number"] for v in versions] == [1, 2, 3]
     assert dav.get("/report.odt").content == b"version three, saved by rename"
     assert not exists_on_server(dav, "/.~report.tmp")
@@ -177,7 +164,7 @@ def test_a_webdav_lock_makes_a_file_read_only_until_it_goes(dav: httpx.Client, m
 
 
 def test_a_new_file_is_uploaded_after_close_as_one_version(
-    dav: httpx.Client, api: httpx.Client, mnt: Path
+    dav: httpx.Client, server_api: httpx.Client, mnt: Path
 ) -> None:
     data = os.urandom(5 * 1024 * 1024 + 123)
     with open(mnt / "new.bin", "wb") as file:
@@ -186,14 +173,14 @@ def test_a_new_file_is_uploaded_after_close_as_one_version(
         assert (mnt / "new.bin").stat().st_size == len(data)  # the working copy's size
     assert (mnt / "new.bin").read_bytes() == data
     wait_for(lambda: on_server(dav, "/new.bin", data), what="the upload")
-    assert version_numbers(api, "new.bin") == [1]  # the empty create left no version behind
+    assert version_numbers(server_api, "new.bin") == [1]  # the empty create left no version behind
     assert (mnt / "new.bin").read_bytes() == data
     (mnt / "empty.txt").touch()
     wait_for(partial(on_server, dav, "/empty.txt", b""), what="the empty file")
 
 
 def test_edits_in_place_append_and_truncate_each_make_a_version(
-    dav: httpx.Client, api: httpx.Client, mnt: Path
+    dav: httpx.Client, server_api: httpx.Client, mnt: Path
 ) -> None:
     put(dav, "/doc.txt", b"0123456789" * 100)
     wait_for((mnt / "doc.txt").exists, what="doc.txt")
@@ -212,12 +199,14 @@ def test_edits_in_place_append_and_truncate_each_make_a_version(
     with open(mnt / "doc.txt", "wb") as file:  # O_TRUNC
         file.write(b"rewritten")
     wait_for(lambda: on_server(dav, "/doc.txt", b"rewritten"), what="the rewrite")
-    wait_for(lambda: version_numbers(api, "doc.txt") == [1, 2, 3, 4, 5], what="five versions")
+    wait_for(
+        lambda: version_numbers(server_api, "doc.txt") == [1, 2, 3, 4, 5], what="five versions"
+    )
     assert (mnt / "doc.txt").read_bytes() == b"rewritten"
 
 
 def test_a_one_byte_edit_of_a_large_online_only_file_moves_a_few_chunks_each_way(
-    server: LoggedServer, dav: httpx.Client, api: httpx.Client, mnt: Path
+    server: LoggedServer, dav: httpx.Client, server_api: httpx.Client, mnt: Path
 ) -> None:
     size, middle = 64 * MiB, 32 * MiB + 12345
     data = bytearray(random.Random(5).randbytes(size))
@@ -228,7 +217,7 @@ def test_a_one_byte_edit_of_a_large_online_only_file_moves_a_few_chunks_each_way
         file.seek(middle)
         file.write(b"!")
     data[middle] = ord("!")
-    wait_for(lambda: version_numbers(api, "big.bin") == [1, 2], what="the edit's upload")
+    wait_for(lambda: version_numbers(server_api, "big.bin") == [1, 2], what="the edit's upload")
     moved = [r for r in server.requests()[before:] if r.path.startswith("/api/v1/chunks")]
     down = sum(r.sent for r in moved if r.method == "GET")
     up = sum(r.received for r in moved if r.method == "PUT")
@@ -240,11 +229,11 @@ def test_a_one_byte_edit_of_a_large_online_only_file_moves_a_few_chunks_each_way
 
 
 def test_an_editors_save_by_temp_file_and_rename_keeps_one_node_and_its_history(
-    dav: httpx.Client, api: httpx.Client, mnt: Path
+    dav: httpx.Client, server_api: httpx.Client, mnt: Path
 ) -> None:
     put(dav, "/notes.md", b"# draft one\n")
     wait_for((mnt / "notes.md").exists, what="notes.md")
-    node_id = node_at(api, "notes.md")["id"]
+    node_id = node_at(server_api, "notes.md")["id"]
     for number, text in enumerate([b"# draft two\n", b"# draft three, longer\n"], start=2):
         temp = mnt / ".notes.md.swp"
         with open(temp, "wb") as file:
@@ -254,8 +243,8 @@ def test_an_editors_save_by_temp_file_and_rename_keeps_one_node_and_its_history(
         os.rename(temp, mnt / "notes.md")  # the original takes the temp file's content
         assert (mnt / "notes.md").stat().st_ino == node_id
         wait_for(partial(on_server, dav, "/notes.md", text), what="the saved version")
-        assert node_at(api, "notes.md")["id"] == node_id
-        assert version_numbers(api, "notes.md") == list(range(1, number + 1))
+        assert node_at(server_api, "notes.md")["id"] == node_id
+        assert version_numbers(server_api, "notes.md") == list(range(1, number + 1))
         assert (mnt / "notes.md").read_bytes() == text
     assert sorted(os.listdir(mnt)) == ["notes.md"]
 
@@ -288,7 +277,7 @@ def test_closed_files_survive_kill_9_and_upload_at_the_next_mount(
 
 
 def test_a_concurrent_edit_makes_a_conflicted_copy_and_keeps_both(
-    dav: httpx.Client, api: httpx.Client, mnt: Path
+    dav: httpx.Client, server_api: httpx.Client, mnt: Path
 ) -> None:
     put(dav, "/shared.txt", b"original")
     target = mnt / "shared.txt"
@@ -306,7 +295,7 @@ def test_a_concurrent_edit_makes_a_conflicted_copy_and_keeps_both(
     assert dav.get("/" + quote(copy.name)).content == b"MOUNTnal"
     assert dav.get("/shared.txt").content == b"changed over WebDAV meanwhile"
     assert target.read_bytes() == b"changed over WebDAV meanwhile"
-    assert version_numbers(api, "shared.txt") == [1, 2]
+    assert version_numbers(server_api, "shared.txt") == [1, 2]
     assert os.getxattr(copy, "user.drivegate.state") == b"conflict"
     assert os.getxattr(target, "user.drivegate.state") != b"conflict"
     status = drivegate("status", str(target))
