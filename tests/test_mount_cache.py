@@ -3,7 +3,6 @@ restarts without rescanning, damaged files, and a full disk."""
 
 from __future__ import annotations
 
-import errno
 import os
 import subprocess
 from collections.abc import Iterator
@@ -169,19 +168,7 @@ def test_full_disk_leaves_nothing_half_written(tiny_disk: Path) -> None:
     trio.run(main)
 
 
-@pytest.mark.parametrize("direct", [True, False])
-def test_odd_sizes_read_back_exactly_with_or_without_o_direct(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, direct: bool
-) -> None:
-    real_open = os.open
-
-    def refusing_open(path: str | Path, flags: int, mode: int = 0o777) -> int:
-        if flags & os.O_DIRECT:
-            raise OSError(errno.EINVAL, "O_DIRECT refused")
-        return real_open(path, flags, mode)
-
-    if not direct:
-        monkeypatch.setattr(os, "open", refusing_open)
+def test_odd_sizes_read_back_exactly(tmp_path: Path) -> None:
     chunks = [blob(seed, size) for seed, size in enumerate((1, 4095, 4096, 4097, 1_300_000))]
 
     async def main() -> None:

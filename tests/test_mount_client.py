@@ -1,8 +1,8 @@
-"""The mount's API client and reader against ``httpx.MockTransport`` (the
-server side is tested for real in test_mount_ops / test_mount_fuse): error
-mapping, chunk verification, reads that touch only the chunks they need,
-read-ahead, and an unreachable server failing fast; chunk GETs on their own
-connections (ChunkGetter) against a small stdlib HTTP server."""
+"""The mount's API client and reader over real loopback HTTP against small
+stdlib servers with canned answers (the real server side is tested in
+test_mount_ops / test_mount_fuse): error mapping, chunk verification, reads
+that touch only the chunks they need, read-ahead, and an unreachable server
+failing fast; chunk GETs on their own connections (ChunkGetter)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,9 @@ import random
 import socket
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import trio
 
@@ -49,26 +48,74 @@ class FakeDrive:
         self.node = Node(NodeId(5), NodeId(1), "f", "file", chunks * CHUNK, 1,
                          VersionRef(VersionId(9), 1, None))  # fmt: skip
 
-    def handler(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
+    def answer(self, path: str) -> Canned:
         if path.endswith("/manifest"):
             chunks = [{"offset": i * CHUNK, "length": CHUNK, "hash": h}
                       for i, h in enumerate(self.hashes)]  # fmt: skip
             version = {"id": 9, "number": 1, "size": len(self.blobs) * CHUNK, "sha256": "x"}
-            return httpx.Response(200, json={"node_id": 5, "version": version, "chunks": chunks})
+            body = {"node_id": 5, "version": version, "chunks": chunks}
+            return 200, json.dumps(body).encode(), "application/json"
         if "/chunks/" in path:
             digest = path.rsplit("/", 1)[1]
             self.gets[digest] += 1
-            body = self.blobs[self.hashes.index(ChunkHash(digest))]
-            return httpx.Response(200, content=b"!" + body[1:] if digest in self.corrupt else body)
-        return httpx.Response(404, json={"error": {"code": "not_found", "message": "no"}})
+            blob = self.blobs[self.hashes.index(ChunkHash(digest))]
+            return (
+                200,
+                b"!" + blob[1:] if digest in self.corrupt else blob,
+                "application/octet-stream",
+            )
+        return 404, error("not_found"), "application/json"
+
+
+Canned = tuple[int, bytes, str]  # status, body, content type
+
+
+class _CannedHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _CannedServer
+
+    def do_GET(self) -> None:
+        status, body, content_type = self.server.answer(self.path.split("?", 1)[0])
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _CannedServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, answer: Callable[[str], Canned]) -> None:
+        super().__init__(("127.0.0.1", 0), _CannedHandler)
+        self.answer = answer
+
+
+@contextlib.contextmanager
+def serving(answer: Callable[[str], Canned]) -> Iterator[str]:
+    """A loopback HTTP server answering every GET with ``answer(path)``; its URL."""
+    server = _CannedServer(answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def run_reader(tmp_path: Path, drive: FakeDrive, scenario: object) -> None:
+    with serving(drive.answer) as url:
+        _run_reader(tmp_path, url, drive, scenario)
+
+
+def _run_reader(tmp_path: Path, url: str, drive: FakeDrive, scenario: object) -> None:
     async def main() -> None:
-        api = HttpApi(
-            "http://drive.test", "alice", "pw", transport=httpx.MockTransport(drive.handler)
-        )
+        api = HttpApi(url, "alice", "pw")
         replica = Replica(tmp_path / "replica.sqlite")
         replica.load_tree(Node(NodeId(1), None, "", "folder", 0, 1, None), [drive.node], 1)
         cache = ChunkCache(tmp_path / "cache", 64 * 1024 * 1024)
@@ -141,13 +188,6 @@ def test_a_corrupt_chunk_is_refused_and_never_cached(tmp_path: Path) -> None:
     assert drive.gets[drive.hashes[1]] == 2
 
 
-def api_answering(status: int, body: bytes, content_type: str = "application/json") -> HttpApi:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(status, content=body, headers={"Content-Type": content_type})
-
-    return HttpApi("http://drive.test", "alice", "pw", transport=httpx.MockTransport(handler))
-
-
 def error(code: str) -> bytes:
     return json.dumps({"error": {"code": code, "message": code}}).encode()
 
@@ -165,12 +205,15 @@ def error(code: str) -> bytes:
     ],
 )
 def test_answers_map_to_one_error_tree(status: int, body: bytes, expected: type) -> None:
-    async def main() -> None:
-        async with api_answering(status, body) as api:
+    content_type = "application/json" if body.startswith(b"{") else "text/html"
+
+    async def main(url: str) -> None:
+        async with HttpApi(url, "alice", "pw") as api:
             with pytest.raises(expected):
                 await api.me()
 
-    trio.run(main)
+    with serving(lambda _path: (status, body, content_type)) as url:
+        trio.run(main, url)
 
 
 def test_an_unreachable_server_is_offline_not_an_error_page() -> None:
