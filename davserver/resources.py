@@ -347,8 +347,11 @@ class FileResource(_Resource, Readable, DAVNonCollection):
         return etag_of(self.info.version_id, self.info.manifest_id) if self.info else None
 
     def get_content(self) -> ContentReader:
+        # The version this resource was looked up at: its length and ETag are already
+        # in the headers, and a commit may have landed since.
+        number = self.info.version_number if self.info else None
         with dav_errors():
-            return self.provider.drive.open_read(_user(self.environ).id, self.path)
+            return self.provider.drive.open_read(_user(self.environ).id, self.path, number)
 
     def begin_write(self, *, content_type: str | None = None) -> _PutSink:
         return _PutSink(self)

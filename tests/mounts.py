@@ -44,16 +44,18 @@ def drivegate(*args: str, stdin: str | None = None, timeout: float = 60,
 
 
 REQUEST_LINE = re.compile(
-    r" (?P<method>[A-Z]+) (?P<path>\S+) \d{3} (?P<sent>\d+) \S+ \S+ sql=\d+ in=(?P<received>\d+)$"
+    r" (?P<method>[A-Z]+) (?P<path>\S+) (?P<status>\d{3}) (?P<sent>\d+) \S+ \S+"
+    r" sql=\d+ in=(?P<received>\d+)$"
 )
 
 
 @dataclass(frozen=True)
 class Request:
-    """One line of the server's request log: body bytes sent and received."""
+    """One line of the server's request log: status, body bytes sent and received."""
 
     method: str
     path: str
+    status: int
     sent: int
     received: int
 
@@ -84,8 +86,8 @@ class LoggedServer:
         for line in self.log.read_text().splitlines():
             match = REQUEST_LINE.search(line)
             if match is not None:
-                found.append(Request(match["method"], match["path"], int(match["sent"]),
-                                     int(match["received"])))  # fmt: skip
+                found.append(Request(match["method"], match["path"], int(match["status"]),
+                                     int(match["sent"]), int(match["received"])))  # fmt: skip
         return found
 
     def stop(self) -> None:
