@@ -4,7 +4,10 @@ the server reads none of the file back.
 
 One transaction, under the shared collector lock (gc cannot delete a chunk
 between the check and the commit): touch the named chunks (which also says
-which exist and how long they are), check the target (kind, compare-and-set,
+which exist and how long they are) except those the base version's manifest
+names already (a manifest protects its chunks from gc, and rewriting the
+``last_seen`` of every chunk of a 1 GiB file for a 1-byte edit dirtied
+hundreds of pages per commit), check the target (kind, compare-and-set,
 WebDAV locks), refuse missing chunks (``MissingChunks``) and lengths that do
 not match, then the commit step shared with streamed writes
 (``core.commit.apply_write``), which charges the quota for the new size.
@@ -28,11 +31,15 @@ import re
 import time
 from collections.abc import Sequence
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from core.backend import Backend
 from core.chunkaccess import checked_hash
 from core.chunking import MAX_CHUNK
 from core.chunkrows import touch
 from core.commit import UploadedContent, WriteTarget, apply_write
+from core.db.models import ManifestChunk, Version
 from core.errors import InvalidRequest, MissingChunks
 from core.ids import ChunkHash
 from core.nodeids import AlreadyCreated
@@ -72,7 +79,9 @@ def commit_manifest(
     content = UploadedContent(refs, size, sha256)
     try:
         with backend.lock.shared(), backend.db.write() as session:
-            known = touch(session, [ref.hash for ref in refs], time.time())
+            known = _named_by_base(session, target)
+            fresh = [ref.hash for ref in refs if ref.hash not in known]
+            known.update(touch(session, fresh, time.time()))
             info, created = apply_write(
                 session, target, content, reserved=0,
                 check_content=lambda: _check_chunks(refs, known),
@@ -81,6 +90,19 @@ def commit_manifest(
     except AlreadyCreated as replay:
         with backend.db.read() as session:
             return state(session, target.user_id, replay.node_id), False
+
+
+def _named_by_base(session: Session, target: WriteTarget) -> dict[ChunkHash, int]:
+    """The chunks (and lengths) the manifest of the commit's base version names,
+    if it has one; its compare-and-set check comes later, in ``apply_write``."""
+    if target.node_id is None or target.base_version_id is None:
+        return {}
+    rows = session.execute(
+        select(ManifestChunk.chunk_hash, ManifestChunk.length)
+        .join(Version, Version.manifest_id == ManifestChunk.manifest_id)
+        .where(Version.id == target.base_version_id, Version.node_id == target.node_id)
+    ).all()
+    return {ChunkHash(key): length for key, length in rows}
 
 
 def _check_chunks(refs: list[ChunkRef], known: dict[ChunkHash, int]) -> None:

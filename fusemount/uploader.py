@@ -237,11 +237,28 @@ class Uploader:
             with open(path, "rb") as file:
                 fd = file.fileno()
                 await self._send_missing(pieces, lambda p: trio.to_thread.run_sync(_read, fd, p))
-        else:  # only the chunks around the edits are read and cut (see delta)
-            pieces, whole = (await self.work.plan(row.node_id)).pieces, None
-            await self._send_missing(
-                pieces, lambda p: self.work.read(row.node_id, p.offset, p.length)
-            )
+            return await self._commit(row, target, pieces, whole)
+
+        # Only the chunks around the edits are read and cut (see delta), and only
+        # those are asked about: the origin's others are on the server, named by
+        # the version the edit started from.
+        planned = await self.work.plan(row.node_id)
+
+        def read(piece: Piece) -> Awaitable[bytes]:
+            return self.work.read(row.node_id, piece.offset, piece.length)
+
+        await self._send_missing(planned.fresh, read)
+        try:
+            return await self._commit(row, target, planned.pieces, None)
+        except Conflict as exc:  # that version is gone and gc took some of its chunks
+            if exc.code != "missing_chunks":
+                raise
+            await self._send_missing(planned.pieces, read)
+            return await self._commit(row, target, planned.pieces, None)
+
+    async def _commit(
+        self, row: Pending, target: CommitTarget | None, pieces: list[Piece], whole: str | None
+    ) -> Node:
         size = sum(piece.length for piece in pieces)
         if target is None:
             target = CommitTarget(node_id=row.node_id, base_version_id=row.base_version_id)

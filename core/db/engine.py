@@ -3,7 +3,9 @@
 SQLite runs in WAL mode with a busy timeout and foreign keys on. Its write
 transactions start with ``BEGIN IMMEDIATE`` so two writers queue on the
 busy timeout instead of failing when a read lock would need upgrading;
-read transactions stay deferred so readers never wait for writers.
+read transactions stay deferred so readers never wait for writers. Its WAL
+is checkpointed by a thread of its own, not inside commits
+(``core.db.checkpoint``).
 PostgreSQL uses psycopg 3 and READ COMMITTED, with row locks where order
 matters (see ``core.journal``).
 """
@@ -21,7 +23,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.db.checkpoint import Checkpointer
 from core.errors import InvalidRequest, StorageUnavailable
+
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+"""A SQLite WAL grown past this is cut back to it when it is next reset."""
 
 
 def normalize_db_url(url: str) -> str:
@@ -34,7 +40,7 @@ def normalize_db_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _setup_sqlite(engine: Engine) -> None:
+def _setup_sqlite(engine: Engine, checkpointer: Checkpointer | None) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
@@ -43,6 +49,9 @@ def _setup_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if checkpointer is not None:  # it checkpoints, not the committing request
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
+            cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -59,11 +68,13 @@ class Database:
         parsed = make_url(self.url)
         writer: Engine
         self.dialect = parsed.get_backend_name()
+        self.checkpointer: Checkpointer | None = None
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                self.checkpointer = Checkpointer(Path(parsed.database))
             self.engine = create_engine(self.url, connect_args={"timeout": 30})
-            _setup_sqlite(self.engine)
+            _setup_sqlite(self.engine, self.checkpointer)
             writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         else:
             self.engine = create_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True)
@@ -107,6 +118,8 @@ class Database:
                 yield session
                 for hook in self.before_commit:
                     hook(session)
+            if self.checkpointer is not None:
+                self.checkpointer.poke()
             for hook in self.after_commit:
                 hook(session)
 
@@ -116,6 +129,8 @@ class Database:
         return self._statements.value
 
     def dispose(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         self.engine.dispose()
 
 
