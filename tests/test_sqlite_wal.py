@@ -1,0 +1,46 @@
+"""SQLite's write-ahead log is checkpointed by the database's own thread, soon
+after commits, and never by the committing transaction."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from core.db import checkpoint
+from core.db.engine import Database
+
+
+def _rows_in_file_alone(db_file: Path, copy: Path) -> int:
+    """The rows of ``t`` that the database file holds without its WAL."""
+    shutil.copyfile(db_file, copy)
+    with sqlite3.connect(copy) as connection:
+        try:
+            return int(connection.execute("SELECT count(*) FROM t").fetchone()[0])
+        except sqlite3.OperationalError:  # the table itself is still only in the WAL
+            return 0
+
+
+def test_commits_reach_the_database_file_through_the_checkpoint_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(checkpoint, "DELAY", 3.0)  # time to look before it runs
+    db_file = tmp_path / "meta.db"
+    database = Database(f"sqlite:///{db_file}")
+    try:
+        # 2,000 pages: SQLite on its own would checkpoint inside this commit.
+        with database.write() as session:
+            session.execute(text("CREATE TABLE t (x BLOB)"))
+            session.execute(text("INSERT INTO t VALUES (:x)"), [{"x": b"x" * 4000}] * 2000)
+        assert db_file.with_name("meta.db-wal").stat().st_size > 2000 * 4096
+        assert _rows_in_file_alone(db_file, tmp_path / "now.db") == 0
+        deadline = time.monotonic() + checkpoint.DELAY + 10
+        while _rows_in_file_alone(db_file, tmp_path / "later.db") != 2000:
+            assert time.monotonic() < deadline, "the WAL was never checkpointed"
+            time.sleep(0.1)
+    finally:
+        database.dispose()
