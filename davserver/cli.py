@@ -25,6 +25,7 @@ from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from core import Drive, Settings
 from core.cli import DriveGroup, backend_options, open_drive
+from core.heap import settle_heap
 from davserver.app import build_app
 from davserver.locks import LockSweeper
 from davserver.sockets import BodyConnection
@@ -109,6 +110,7 @@ def serve(  # noqa: PLR0917 (click passes options as arguments)
         # SIGTERM (systemd, the tests) stops like Ctrl-C: finish requests, then exit.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         server.prepare()
+        settle_heap()
         sweeper = LockSweeper(drive.locks)
         sweeper.start()
         bound_host, bound_port = server.bind_addr[:2]

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import pyfuse3
 import trio
 
+from core.heap import settle_heap
 from fusemount.cache import ChunkCache
 from fusemount.client import HttpApi, SyncApi
 from fusemount.control import Control, Identity
@@ -232,6 +233,7 @@ async def _serve(  # noqa: PLR0917 (the parts the composition root built)
             await nursery.start(parts.tree.run)
             nursery.start_soon(_in_thread, _raise_read_ahead, options.mountpoint)
             stop = await nursery.start(_watch_signals)
+            settle_heap()
             ready()
             log.info("mounted %s at %s", api.base_url, options.mountpoint)
             await pyfuse3.main()
