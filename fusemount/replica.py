@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import unicodedata
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Collection, Container, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -209,15 +209,23 @@ class Replica:
 
     # -- loading and applying changes -----------------------------------------
 
-    def load_tree(self, root: Node, nodes: Iterable[Node], cursor: int) -> None:
-        """Replace the whole tree (first mount, or a cursor the server forgot)."""
+    def load_tree(
+        self, root: Node, nodes: Iterable[Node], cursor: int, keep: Collection[NodeId] = ()
+    ) -> None:
+        """Replace the whole tree (first mount, or a cursor the server forgot), except
+        the nodes in ``keep`` (changed here and not yet sent: they stay as they are)."""
+        kept = [node for node_id in keep if (node := self.get(node_id)) is not None]
         with self._transaction() as db:
             db.execute("DELETE FROM nodes")
             db.execute(f"INSERT INTO nodes ({_NODE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
                        _row(root))  # fmt: skip
             db.executemany(
                 f"INSERT OR REPLACE INTO nodes ({_NODE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (_row(node) for node in nodes),
+                (_row(node) for node in nodes if node.id not in keep),
+            )
+            db.executemany(
+                f"INSERT OR REPLACE INTO nodes ({_NODE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (_row(node) for node in kept),
             )
             db.execute("DELETE FROM pins WHERE node_id NOT IN (SELECT id FROM nodes)")
             self._prune_manifests(db)

@@ -102,7 +102,7 @@ class ChangeFeed:
             if page.next_after is None:
                 break
             after = page.next_after
-        self.replica.load_tree(root, nodes, cursor)
+        self.replica.load_tree(root, nodes, cursor, keep=self.pending())
         log.info("loaded the tree: %d nodes, cursor %d", len(nodes) + 1, cursor)
         await self.on_effects(None)
         await self.catch_up()

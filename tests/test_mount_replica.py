@@ -81,6 +81,25 @@ def test_trashing_a_folder_removes_its_subtree_and_pins(tmp_path: Path) -> None:
     assert not replica.has_pins()
 
 
+def test_a_reload_keeps_the_nodes_changed_here_and_not_yet_sent(tmp_path: Path) -> None:
+    replica = loaded(tmp_path)
+    made_here, renamed_here = file(14, 11, "new.txt"), file(12, 10, "renamed.txt")
+    replica.upsert([made_here, renamed_here])
+    replica.remove(NodeId(11))  # ... and deleted here, with what is left below it
+    root = Node(ROOT, None, "", "folder", 0, 1, None)
+    # The server still has the old names and the folder; b is gone there.
+    server = [folder(11, 10, "docs"), file(12, 11, "a.txt"), file(15, 10, "c")]
+    replica.load_tree(root, server, 9, keep={NodeId(11), NodeId(12), NodeId(14)})
+    assert replica.cursor == 9
+    assert replica.get(NodeId(12)) == renamed_here
+    assert replica.get(NodeId(11)) is None  # still deleted here
+    assert [n.name for n in replica.children(ROOT)] == ["renamed.txt", "c"]
+    # Without pending changes a reload shows the server's tree alone.
+    replica.load_tree(root, server, 10)
+    assert [n.name for n in replica.children(ROOT)] == ["docs", "c"]
+    assert replica.get(NodeId(14)) is None
+
+
 def test_pinned_folder_pins_files_that_arrive_later(tmp_path: Path) -> None:
     replica = loaded(tmp_path)
     replica.add_pin(NodeId(11))
