@@ -614,6 +614,16 @@ class DriveFs(pyfuse3.Operations):
             if not node.is_folder:
                 self.queue.moved(node.id, new_parent.id, new_name)
             return
+        await self._rename_over_file(node, there, new_parent, new_name, name_new)
+
+    async def _rename_over_file(
+        self, node: Node, there: Node, new_parent: Node, new_name: str, name_new: bytes
+    ) -> None:
+        if not self.work.has(node.id) and not self._either_in_use(node, there):
+            # An online-only source: its working copy is its manifest (no bytes
+            # fetched), so the replacement is made here too, offline as well.
+            await self.work.acquire(node, empty=False)
+            self.work.release(node.id)
         # A file over a file: the name keeps the target's inode (new content, same
         # history), while the kernel will have moved the source's inode there.
         extra: Notice = ("entry", self.inode_of(new_parent.id), name_new)
@@ -634,15 +644,13 @@ class DriveFs(pyfuse3.Operations):
         self.later(effects, extra)
 
     def _replaceable_here(self, node: Node, target: Node) -> bool:
-        """A file renamed over a file can be done locally when the source's content is
-        here (an editor's save: written to a temporary file, renamed over the original)
-        and no handle has either open for writing."""
-        return (
-            self.work.has(node.id)
-            and not self.work.in_use(node.id)
-            and not self.work.in_use(target.id)
-            and node.id not in self._unlinked
-        )
+        """A file renamed over a file can be done locally when the source has a working
+        copy (an editor's save: written to a temporary file, renamed over the original;
+        or an online-only file's manifest) and no handle has either open for writing."""
+        return self.work.has(node.id) and not self._either_in_use(node, target)
+
+    def _either_in_use(self, node: Node, target: Node) -> bool:
+        return self.work.in_use(node.id) or self.work.in_use(target.id) or node.id in self._unlinked
 
     def _replace_locally(self, node: Node, target: Node) -> list[Effect]:
         """The target takes the source's working copy as its new content (uploaded as

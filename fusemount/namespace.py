@@ -7,14 +7,14 @@ row in the tree log (``treelog``) says what the server must be told;
 (they wait). A new node takes an id the server reserved for this mount (the
 id is the inode number, so it cannot wait for the server).
 
-One change cannot be made locally: a file renamed over another whose content
-the mount does not hold (an online-only file): the server moves its own
-copy, so the waiting rows are replayed first and the move is made on the
-server at once (offline: ``ServerUnreachable``).
+A file renamed over another is made locally as well (``fs._replace_locally``:
+the target takes the source's working copy, which for an online-only source
+is its manifest alone). Only while either file is open for writing is it
+made on the server: the waiting rows are replayed first and the move is made
+there at once (offline: ``ServerUnreachable``).
 
 POSIX rules the server does not know (rmdir only of an empty folder, what a
-rename may replace) are the file system's (``fs``); so is the local half of
-a file renamed over a file whose content is here (``fs._replace_locally``).
+rename may replace) are the file system's (``fs``).
 """
 
 from __future__ import annotations

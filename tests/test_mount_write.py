@@ -112,6 +112,39 @@ def test_posix_errors_change_nothing(dav: httpx.Client, mnt: Path) -> None:
     assert not exists_on_server(dav, "/empty")
 
 
+def test_an_online_only_file_renamed_over_another_moves_no_bytes_and_works_offline(
+    server: LoggedServer, dav: httpx.Client, server_api: httpx.Client, tmp_path: Path
+) -> None:
+    first, second = random.Random(1).randbytes(3 * MiB), random.Random(2).randbytes(3 * MiB)
+    put(dav, "/first.bin", first)
+    put(dav, "/second.bin", second)
+    put(dav, "/target.bin", b"the target's first version")
+    with relay(server.url) as link:
+        mountpoint, cache = tmp_path / "mnt", tmp_path / "cache"
+        with mounted(link.url, mountpoint, cache, "--upload-delay", "0") as mnt:
+            wait_for((mnt / "second.bin").exists, what="the files")
+            before = len(server.requests())
+            os.rename(mnt / "first.bin", mnt / "target.bin")
+            assert (mnt / "target.bin").stat().st_size == len(first)
+            wait_for(lambda: version_numbers(server_api, "target.bin") == [1, 2], what="v2")
+            assert dav.get("/target.bin").content == first
+            wait_for(lambda: not exists_on_server(dav, "/first.bin"), what="the source to go")
+            moved = [r for r in server.requests()[before:] if "/chunks/" in r.path]
+            assert not [r for r in moved if r.method in ("GET", "PUT")], "content travelled"
+            # Offline, with the source's manifest known (its first byte was read).
+            with open(mnt / "second.bin", "rb") as second_file:
+                assert second_file.read(1) == second[:1]
+            link.go_offline()
+            os.rename(mnt / "second.bin", mnt / "target.bin")
+            assert sorted(os.listdir(mnt)) == ["target.bin"]
+            assert (mnt / "target.bin").stat().st_size == len(second)
+            assert dav.get("/target.bin").content == first
+            link.online = True
+            wait_for(lambda: version_numbers(server_api, "target.bin") == [1, 2, 3], what="v3")
+            assert dav.get("/target.bin").content == second
+            wait_for(lambda: not exists_on_server(dav, "/second.bin"), what="the source to go")
+
+
 def test_a_file_renamed_over_a_file_becomes_its_new_version(
     dav: httpx.Client, server_api: httpx.Client, mnt: Path
 ) -> None:
@@ -122,13 +155,12 @@ def test_a_file_renamed_over_a_file_becomes_its_new_version(
     before = node_at(server_api, "report.odt")
     assert (mnt / "report.odt").read_bytes() == b"version two"  # in the page cache now
     os.rename(mnt / ".~report.tmp", mnt / "report.odt")
+    assert sorted(os.listdir(mnt)) == ["report.odt"]
+    wait_for(lambda: version_numbers(server_api, "report.odt") == [1, 2, 3], what="version 3")
     after = node_at(server_api, "report.odt")
     assert after["id"] == before["id"]
-    versions = server_api.get(f"/nodes/{after['id']}/versions").json()["versions"]
-    assert [v["number"] for v in versions] == [1, 2, 3]
     assert dav.get("/report.odt").content == b"version three, saved by rename"
-    assert not exists_on_server(dav, "/.~report.tmp")
-    assert sorted(os.listdir(mnt)) == ["report.odt"]
+    wait_for(lambda: not exists_on_server(dav, "/.~report.tmp"), what="the temp file to go")
     assert (mnt / "report.odt").read_bytes() == b"version three, saved by rename"
     wait_for(lambda: (mnt / "report.odt").stat().st_ino == after["id"], what="the target's inode")
 
