@@ -190,6 +190,7 @@ def assemble(  # noqa: PLR0917 (the pieces the caller opened)
         uploader.kick()
 
     tree.made = made
+    tree.contents, tree.created_with = uploader.contents_for_creates, uploader.created_with
     control.tree, control.tree_problems = tree_log, lambda: tree.problems
 
     def upload_now() -> None:

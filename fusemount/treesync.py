@@ -1,7 +1,8 @@
 """Sending the tree changes made through the mount to the server: the rows of
 ``treelog`` are replayed in order, up to ``BATCH`` in one ``POST /batch``
 (the server stops at the first it refuses: the rows before it are settled,
-the refusal is handled, the rest go in the next batch), and each answer goes
+the refusal is handled, the rest go in the next batch; a new file's create
+carries its content when the uploader has it ready, see there), and each answer goes
 into the replica (only once no later row waits for the same node: until
 then the replica shows the mount's newer state). The pool of reserved node
 ids is topped up here too, ahead of need.
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -45,7 +46,7 @@ from fusemount.reader import Connectivity
 from fusemount.records import Node, NodeId, VersionId
 from fusemount.replica import Effect, Replica
 from fusemount.treelog import TreeLog, TreeOp
-from fusemount.uploader import conflict_name
+from fusemount.uploader import CreateContent, conflict_name
 from fusemount.uploads import UploadQueue
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,11 @@ class TreeSync:
         # a file made here is on the server as this (empty) version: its content can go.
         self.changed: Callable[[list[Effect]], None] = lambda _effects: None
         self.made: Callable[[NodeId, VersionId], None] = lambda _node_id, _version: None
+        # A new file's content that can go with its create, and what to do once it went
+        # (the uploader's, see there).
+        self.contents: Callable[[list[NodeId]], Awaitable[dict[NodeId, CreateContent]]] = _none
+        self.created_with: Callable[[CreateContent, Node], None] = lambda _content, _node: None
+        self._bare: set[NodeId] = set()  # creates refused with their content: go empty
         self.problems: list[str] = []
         self._wake = trio.Event()
         self._lock = trio.Lock()
@@ -127,17 +133,25 @@ class TreeSync:
 
     async def _replay(self, ops: list[TreeOp]) -> None:
         """Send rows in one batch; settle those done, handle the refusal of the next."""
-        self.log.sending = {op.node_id for op in ops}
+        creates = [op.node_id for op in ops if op.kind == "create" and op.node_id not in self._bare]
+        self.log.sending = {op.node_id for op in ops}  # from here a delete cancels in flight
         answer: BatchAnswer | None = None
         try:
-            answer = await self.api.batch([_wire(op) for op in ops])
+            contents = await self.contents(creates) if creates else {}
+            answer = await self.api.batch([_wire(op, contents.get(op.node_id)) for op in ops])
         finally:
             self.log.sending = set()
             self._delete_cancelled(ops, answer)
         for op, node in zip(ops, answer.done, strict=False):
-            self._settle(op, node)
+            self._settle(op, node, contents.get(op.node_id))
         if answer.refused is not None:
-            await self._refusal(ops[len(answer.done)], answer.refused)
+            op = ops[len(answer.done)]
+            if op.node_id in contents and not _sent_again(answer.refused):
+                # Refused with its content (the quota, say): the file is made empty,
+                # and its content goes as a version, stopped there for `status` if so.
+                self._bare.add(op.node_id)
+                return
+            await self._refusal(op, answer.refused)
 
     def _delete_cancelled(self, ops: list[TreeOp], answer: BatchAnswer | None) -> None:
         """Nodes deleted here while their create was on its way: the server may have
@@ -160,14 +174,18 @@ class TreeSync:
             case _:
                 await self._refused(op, exc)
 
-    def _settle(self, op: TreeOp, node: Node | None) -> None:
+    def _settle(self, op: TreeOp, node: Node | None, content: CreateContent | None = None) -> None:
         """The server did ``op`` (answering ``node``): drop the row and, unless later
         rows change the node again, show the server's state."""
         self.log.done(op)
         self.replica.touch([op.node_id])
+        self._bare.discard(op.node_id)
         if op.kind == "create" and node is not None and node.version is not None:
-            self.queue.made(op.node_id, node.version.id)
-            self.made(op.node_id, node.version.id)
+            if content is not None and node.size == content.fields()["size"]:
+                self.created_with(content, node)
+            else:  # made empty (or a replay found it made): its content follows
+                self.queue.made(op.node_id, node.version.id)
+                self.made(op.node_id, node.version.id)
         if self.log.has_pending(op.node_id):
             return
         if node is None:
@@ -243,15 +261,27 @@ class TreeSync:
         self.changed(self.replica.upsert([node]))
 
 
-def _wire(op: TreeOp) -> dict[str, Any]:
+async def _none(_node_ids: list[NodeId]) -> dict[NodeId, CreateContent]:
+    return {}
+
+
+def _sent_again(refusal: ApiError) -> bool:
+    """Whether ``_refusal`` sends the row again (so it may keep its content)."""
+    return isinstance(refusal, NotFound | ServerError | Throttled) or (
+        isinstance(refusal, Conflict) and refusal.code in ("name_taken", "id_used")
+    )
+
+
+def _wire(op: TreeOp, content: CreateContent | None = None) -> dict[str, Any]:
     """The row as an operation of ``POST /batch``."""
     match op.kind:
         case "mkdir":
             return {"op": "mkdir", "id": op.node_id, "parent_id": op.parent_id,
                     "name": op.name, "mtime_ns": op.mtime_ns}  # fmt: skip
-        case "create":  # an empty file; its content follows as its first version
+        case "create":  # with its content, or empty (the content follows as a version)
             return {"op": "commit", "id": op.node_id, "parent_id": op.parent_id,
-                    "name": op.name, "mtime_ns": op.mtime_ns, "size": 0, "chunks": []}  # fmt: skip
+                    "name": op.name, "mtime_ns": op.mtime_ns, "size": 0, "chunks": [],
+                    **(content.fields() if content is not None else {})}  # fmt: skip
         case "move":
             return {"op": "move", "node_id": op.node_id, "parent_id": op.parent_id,
                     "name": op.name, "overwrite": op.overwrite}  # fmt: skip

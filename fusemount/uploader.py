@@ -11,6 +11,12 @@ the server since the edit began) turns the local content into a conflicted
 copy next to the file. A refusal that retrying cannot cure (the quota, the
 file deleted on the server) stops the row with its reason, for ``status`` to
 show: the local content is kept.
+
+A new file's content can also go with its create (``contents_for_creates``,
+called by ``treesync`` for the creates of a batch): small, due and closed,
+it is cut and its missing chunks sent first (one ``missing`` for the whole
+batch), and the create commits it as version 1. An unpack then costs one
+commit per file on the server instead of an empty create and a version.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import trio
 
@@ -47,6 +55,25 @@ PARALLEL_FILES = 4  # files uploaded at once
 PARALLEL_PUTS = 4  # chunk PUTs of one file at once
 RETRY = 5.0  # seconds before an upload that failed for a passing reason is tried again
 IDLE = 30.0
+FOLD_LIMIT = 8 * 1024 * 1024  # a new file up to this size can go with its create
+
+
+@dataclass(frozen=True, slots=True)
+class CreateContent:
+    """A new file's content, its chunks on the server: the rest of its create."""
+
+    row: Pending
+    pieces: list[Piece]
+    sha256: str
+
+    def fields(self) -> dict[str, Any]:
+        """The commit fields that make the create commit this content."""
+        return {
+            "size": sum(piece.length for piece in self.pieces),
+            "chunks": [{"hash": piece.hash, "length": piece.length} for piece in self.pieces],
+            "sha256": self.sha256,
+            "mtime_ns": self.row.mtime_ns,
+        }
 
 
 class Uploader:
@@ -153,6 +180,54 @@ class Uploader:
             log.warning("upload of node %s stopped: %s", row.node_id, exc)
             return
         self._committed(row, node)
+
+    async def contents_for_creates(self, node_ids: list[NodeId]) -> dict[NodeId, CreateContent]:
+        """The content of those new files that can go with their create: queued, due,
+        closed, whole here and at most ``FOLD_LIMIT`` bytes. Their chunks the server
+        lacks are sent first. Offline: ServerUnreachable."""
+        now = time.time()
+        rows = [
+            row for node_id in node_ids
+            if (row := self.queue.get(node_id)) is not None and self._foldable(row, now)
+        ]  # fmt: skip
+        if not rows:
+            return {}
+        paths = {row.node_id: self.work.path(row.node_id) for row in rows}
+        try:
+            cut = await trio.to_thread.run_sync(lambda: {n: _cut(p) for n, p in paths.items()})
+        except OSError as exc:  # the upload of its own says which and why
+            log.info("new files go without their content: %s", exc)
+            return {}
+        contents = {row.node_id: CreateContent(row, *cut[row.node_id]) for row in rows}
+        wanted = {p.hash: (n, p) for n, c in contents.items() for p in c.pieces}
+        absent = await self.api.missing(list(wanted))
+
+        def job(node_id: NodeId, piece: Piece) -> Callable[[], Awaitable[None]]:
+            async def send() -> None:
+                data = await trio.to_thread.run_sync(_read_path, paths[node_id], piece)
+                await self.api.put_chunk(piece.hash, data)
+
+            return send
+
+        await gather([job(*wanted[h]) for h in absent if h in wanted], limit=PARALLEL_PUTS)
+        return contents
+
+    def _foldable(self, row: Pending, now: float) -> bool:
+        copy = self.work.copies.get(row.node_id)
+        return (
+            row.error is None
+            and row.base_version_id == 0
+            and row.ready_at <= now
+            and not self.busy(row.node_id)
+            and row.node_id not in self._running
+            and copy is not None
+            and copy.complete
+            and copy.size <= FOLD_LIMIT
+        )
+
+    def created_with(self, content: CreateContent, node: Node) -> None:
+        """The create carrying ``content`` made ``node`` (its first version)."""
+        self._committed(content.row, node)
 
     def _committed(self, row: Pending, node: Node) -> None:
         assert node.version is not None
@@ -303,6 +378,11 @@ def _cut(path: os.PathLike[str]) -> tuple[list[Piece], str]:
 
 def _read(fd: int, piece: Piece) -> bytes:
     return os.pread(fd, piece.length, piece.offset)
+
+
+def _read_path(path: os.PathLike[str], piece: Piece) -> bytes:
+    with open(path, "rb") as file:
+        return _read(file.fileno(), piece)
 
 
 def _reason(exc: MountError) -> str:

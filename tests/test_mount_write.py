@@ -409,6 +409,39 @@ def test_the_quota_answers_edquot_when_known_else_the_data_stays_local(
         assert raised.value.errno == errno.EDQUOT and written <= 1024 * 1024
 
 
+def test_new_files_made_offline_reach_the_server_with_their_content_in_one_commit(
+    drive: Drive, server: LoggedServer, dav: httpx.Client, server_api: httpx.Client,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    drive.set_quota("alice", 3 * MiB)
+    small = {f"f{i}.txt": f"file {i}\n".encode() * 1000 for i in range(20)}
+    big = random.Random(4).randbytes(2 * MiB)
+    with relay(server.url) as link:
+        mountpoint, cache = tmp_path / "mnt", tmp_path / "cache"
+        with mounted(link.url, mountpoint, cache, "--upload-delay", "0") as mnt:
+            link.go_offline()
+            (mnt / "d").mkdir()
+            for name, data in small.items():
+                (mnt / "d" / name).write_bytes(data)
+            (mnt / "big.bin").write_bytes(big)
+            put(dav, "/elsewhere.bin", big)  # meanwhile: big.bin no longer fits the quota
+            before = len(server.requests())
+            link.online = True
+            wait_for(lambda: all(exists_on_server(dav, f"/d/{n}") for n in small), what="files")
+            wait_for(lambda: exists_on_server(dav, "/big.bin"), what="big.bin, empty")
+            status = partial(drivegate, "status", str(mnt / "big.bin"))
+            wait_for(lambda: "quota exceeded" in status().stdout, what="the quota in status")
+            for name, data in small.items():
+                assert dav.get(f"/d/{name}").content == data
+                assert version_numbers(server_api, f"d/{name}") == [1]
+            assert dav.get("/big.bin").content == b""  # made empty: its content stays here
+            assert (mnt / "big.bin").read_bytes() == big
+            sent = server.requests()[before:]
+            commits = [r.status for r in sent if r.path == "/api/v1/commit"]
+            assert set(commits) == {507}, "a create went without its content"  # big.bin's
+            assert len([r for r in sent if r.path == "/api/v1/chunks/missing"]) <= 2
+
+
 def test_writes_while_the_server_is_away_upload_when_it_is_back(
     server: LoggedServer, dav: httpx.Client, tmp_path: Path
 ) -> None:
