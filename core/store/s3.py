@@ -96,6 +96,10 @@ class S3ChunkStore:
                 return False
             raise StorageUnavailable(f"cannot stat chunk {key}: {exc}") from None
 
+    def get_split(self, key: ChunkHash, head: int) -> tuple[bytes, bytes | memoryview]:
+        blob = self.get(key)
+        return blob[:head], memoryview(blob)[head:]
+
     def has_many(self, keys: Iterable[ChunkHash]) -> set[ChunkHash]:
         # S3 has no batch HEAD: ask in parallel, one round trip of latency in all.
         wanted = list(keys)
