@@ -45,18 +45,24 @@ _PROBE = 64 * 1024
 
 
 def encode_chunk(data: bytes, level: int = 1) -> bytes:
-    """The stored form of ``data``: compressed if that saves space, raw otherwise.
+    """The stored form of ``data``: compressed if that saves space, raw otherwise."""
+    header, payload = encode_parts(data, level)
+    return header + payload
+
+
+def encode_parts(data: bytes, level: int = 1) -> tuple[bytes, bytes]:
+    """``encode_chunk`` as header and payload; a raw payload is ``data`` itself, uncopied.
 
     A 64 KiB probe decides first, so incompressible data (media, archives,
     encrypted files) costs almost nothing to store.
     """
     compressor = _compressor(level)
     if len(data) > 4 * _PROBE and len(compressor.compress(data[:_PROBE])) > _PROBE * 0.97:
-        return _MAGIC + bytes([_RAW]) + data
+        return _MAGIC + bytes([_RAW]), data
     compressed = compressor.compress(data)
     if len(compressed) < len(data):
-        return _MAGIC + bytes([_ZSTD]) + compressed
-    return _MAGIC + bytes([_RAW]) + data
+        return _MAGIC + bytes([_ZSTD]), compressed
+    return _MAGIC + bytes([_RAW]), data
 
 
 def decode_chunk(stored: bytes, expected: ChunkHash, *, verify: bool = True) -> bytes:
