@@ -17,6 +17,8 @@ from core.errors import ChunkCorrupt
 from core.ids import ChunkHash
 
 _MAGIC = b"DG\x01"
+HEADER = 4
+"""Bytes of header before the payload."""
 _RAW = 0
 _ZSTD = 1
 _local = threading.local()
@@ -43,29 +45,42 @@ _PROBE = 64 * 1024
 
 
 def encode_chunk(data: bytes, level: int = 1) -> bytes:
-    """The stored form of ``data``: compressed if that saves space, raw otherwise.
+    """The stored form of ``data``: compressed if that saves space, raw otherwise."""
+    header, payload = encode_parts(data, level)
+    return header + payload
+
+
+def encode_parts(data: bytes, level: int = 1) -> tuple[bytes, bytes]:
+    """``encode_chunk`` as header and payload; a raw payload is ``data`` itself, uncopied.
 
     A 64 KiB probe decides first, so incompressible data (media, archives,
     encrypted files) costs almost nothing to store.
     """
     compressor = _compressor(level)
     if len(data) > 4 * _PROBE and len(compressor.compress(data[:_PROBE])) > _PROBE * 0.97:
-        return _MAGIC + bytes([_RAW]) + data
+        return _MAGIC + bytes([_RAW]), data
     compressed = compressor.compress(data)
     if len(compressed) < len(data):
-        return _MAGIC + bytes([_ZSTD]) + compressed
-    return _MAGIC + bytes([_RAW]) + data
+        return _MAGIC + bytes([_ZSTD]), compressed
+    return _MAGIC + bytes([_RAW]), data
 
 
 def decode_chunk(stored: bytes, expected: ChunkHash, *, verify: bool = True) -> bytes:
     """The plaintext of a stored chunk, verified against its name (unless ``verify``
     is False: only for a reader that verifies the bytes itself, see chunkaccess)."""
-    if len(stored) < 4 or stored[:3] != _MAGIC:
+    return decode_parts(stored[:HEADER], memoryview(stored)[HEADER:], expected, verify=verify)
+
+
+def decode_parts(
+    header: bytes, payload: bytes | memoryview, expected: ChunkHash, *, verify: bool = True
+) -> bytes:
+    """``decode_chunk`` of a stored chunk given as its header and its payload (see
+    ``ChunkStore.get_split``). A raw payload that is ``bytes`` is returned uncopied."""
+    if len(header) < HEADER or header[:3] != _MAGIC:
         raise ChunkCorrupt(f"chunk {expected} has no valid header")
-    codec = stored[3]
-    payload = memoryview(stored)[4:]
+    codec = header[3]
     if codec == _RAW:
-        data = bytes(payload)
+        data = payload if isinstance(payload, bytes) else bytes(payload)
     elif codec == _ZSTD:
         try:
             data = _decompressor().decompress(payload)

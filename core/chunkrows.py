@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.backend import Backend
-from core.chunkcodec import encode_chunk
+from core.chunkcodec import encode_parts
 from core.db.models import Chunk
 from core.ids import ChunkHash
 
@@ -45,9 +45,10 @@ def put_blobs(backend: Backend, chunks: dict[ChunkHash, bytes]) -> list[ChunkRow
 
     def put(item: tuple[ChunkHash, bytes]) -> ChunkRow:
         key, data = item
-        blob = encode_chunk(data, level)
-        backend.store.put(key, blob)
-        return {"hash": key, "length": len(data), "stored_length": len(blob), "last_seen": now}
+        header, payload = encode_parts(data, level)
+        backend.store.put_split(key, header, payload)  # a raw chunk is not copied to add the header
+        stored = len(header) + len(payload)
+        return {"hash": key, "length": len(data), "stored_length": stored, "last_seen": now}
 
     if len(chunks) == 1:  # not worth a trip through the pool
         return [put(next(iter(chunks.items())))]

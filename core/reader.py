@@ -18,7 +18,7 @@ import io
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future
 
-from core.chunkcodec import decode_chunk
+from core.chunkcodec import HEADER, decode_parts
 from core.errors import ChunkCorrupt, ChunkMissing
 from core.records import ChunkRef
 from core.store import ChunkStore
@@ -77,7 +77,7 @@ class ContentReader(io.RawIOBase):
     def _load(self, index: int) -> bytes:
         ref = self.refs[index]
         try:
-            data = decode_chunk(self.store.get(ref.hash), ref.hash)
+            data = decode_parts(*self.store.get_split(ref.hash, HEADER), ref.hash)
         except ChunkCorrupt as exc:
             raise ChunkCorrupt(
                 f"{self.label}: damaged data at offset {ref.offset}: {exc}"

@@ -6,8 +6,9 @@ file skips it, its SHA-256 being the chunk's name); two storer
 threads take batches, hash their chunks on the worker pool, and under the
 shared collector lock touch the ones already known, store the others and
 register them. The last batch is registered in the same transaction as the
-commit, so a small file costs two transactions. Memory is bounded by
-``IN_FLIGHT + 2`` batches (chunks ≤ 4 MiB) whatever the file size.
+commit, so a small file costs two transactions. Memory is bounded whatever
+the file size: at most ``IN_FLIGHT`` batches and ``IN_FLIGHT_BYTES`` are
+being stored, plus the two batches the calling thread holds.
 
 The upload session, the quota reservation and the commit step itself are
 ``core.commit.PendingWrite`` (whose commit step the sync API's manifest
@@ -37,6 +38,10 @@ from core.records import ByteSource, ChunkRef, NodeInfo
 
 BATCH = 4
 IN_FLIGHT = 3
+IN_FLIGHT_BYTES = 12 * 1024 * 1024
+"""Chunks average ~1.25 MiB, so three batches are ~15 MiB; a run of large chunks
+would put up to 48 MiB in flight, and the peaks grew the server's memory with
+file size (a larger file meets longer runs)."""
 
 
 class _GuardedStream:
@@ -128,7 +133,8 @@ class Upload:
         """
         with self.backend.db.write() as session:
             self.pending.open(session, time.time())
-        in_flight: deque[Future[tuple[list[ChunkRef], NodeInfo | None]]] = deque()
+        in_flight: deque[tuple[int, Future[tuple[list[ChunkRef], NodeInfo | None]]]] = deque()
+        in_flight_bytes = 0
         with (
             ThreadPoolExecutor(2, thread_name_prefix="storer") as storers,
             ThreadPoolExecutor(1, thread_name_prefix="sha") as hasher,
@@ -136,15 +142,20 @@ class Upload:
             try:
                 while following is not None:
                     hasher.submit(self._hash_whole, current)
-                    in_flight.append(storers.submit(self._store, current, self.cut_bytes, False))
-                    self.cut_bytes += sum(map(len, current))
-                    while len(in_flight) >= IN_FLIGHT:
-                        self.content.refs.extend(in_flight.popleft().result()[0])
+                    size = sum(map(len, current))
+                    future = storers.submit(self._store, current, self.cut_bytes, False)
+                    in_flight.append((size, future))
+                    self.cut_bytes += size
+                    in_flight_bytes += size
+                    while len(in_flight) >= IN_FLIGHT or in_flight_bytes >= IN_FLIGHT_BYTES:
+                        done, oldest = in_flight.popleft()
+                        self.content.refs.extend(oldest.result()[0])
+                        in_flight_bytes -= done
                     current, following = following, next(rest, None)
                 while in_flight:
-                    self.content.refs.extend(in_flight.popleft().result()[0])
+                    self.content.refs.extend(in_flight.popleft()[1].result()[0])
             finally:
-                for future in in_flight:
+                for _, future in in_flight:
                     future.cancel()
         self._last_batch = current
 

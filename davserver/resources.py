@@ -3,7 +3,7 @@
 A resource is built from a ``NodeInfo`` the provider already fetched, so a
 listing of N members costs one query, not N. Writes go through
 ``core.Drive``: PUT streams the request body straight into ``Drive.write``
-(WsgiDAV hands the body iterator to ``writelines``), COPY/MOVE/DELETE are
+(``writelines`` reads the body itself, in ``BODY_BLOCK`` pieces), COPY/MOVE/DELETE are
 native single transactions.
 """
 
@@ -101,13 +101,20 @@ def parse_mtime(value: str | None) -> int | None:
     return int(seconds * 1_000_000_000) if seconds >= 0 else None
 
 
-class _BodyStream(io.RawIOBase):
-    """The PUT body as a raw stream over WsgiDAV's block iterator: ``readinto``
-    copies each block once, straight into the chunker's buffer."""
+BODY_BLOCK = 256 * 1024
+"""PUT reads its body in blocks of this size. WsgiDAV would hand it blocks of GET's
+size (4 MiB, so that a GET sends whole chunks), and those, allocated and freed
+between the chunks an upload holds, fragmented the heap: the server's peak memory
+grew with file size."""
 
-    def __init__(self, blocks: Iterable[bytes]) -> None:
+
+class _BodyStream(io.RawIOBase):
+    """The PUT body (``wsgi.input``) as a raw stream: ``readinto`` copies each block
+    once, straight into the chunker's buffer."""
+
+    def __init__(self, body: Any) -> None:
         super().__init__()
-        self._blocks: Iterator[bytes] = iter(blocks)
+        self._body = body
         self._pending = memoryview(b"")
 
     def readable(self) -> bool:
@@ -117,8 +124,8 @@ class _BodyStream(io.RawIOBase):
         filled = 0
         while filled < len(buffer):
             if not self._pending:
-                block = next(self._blocks, None)
-                if block is None:
+                block = self._body.read(BODY_BLOCK)
+                if not block:
                     break
                 self._pending = memoryview(block)
             n = min(len(buffer) - filled, len(self._pending))
@@ -135,9 +142,12 @@ class _PutSink:
         self.resource = resource
 
     def writelines(self, blocks: Iterable[bytes]) -> None:
-        length = self.resource.environ.get("CONTENT_LENGTH")
+        environ = self.resource.environ
+        length = environ.get("CONTENT_LENGTH")
         expected = int(length) if length and length.isdigit() else None
-        self.resource.store(_BodyStream(blocks), expected_size=expected)
+        self.resource.store(_BodyStream(environ["wsgi.input"]), expected_size=expected)
+        for _ in blocks:  # the body is read: this lets WsgiDAV see so (and keep the connection)
+            pass
 
     def close(self) -> None:
         """The upload committed (or failed) inside ``writelines``."""

@@ -39,9 +39,21 @@ def test_put_get_round_trip_and_idempotent_put(store: ChunkStore) -> None:
     assert [k for k, _ in store.list_all()] == [key]
 
 
+def test_split_put_and_get_are_put_and_get_cut_in_two(store: ChunkStore) -> None:
+    data = os.urandom(300_000)
+    key = chunk_hash(data)
+    store.put_split(key, b"head", data)
+    assert store.get(key) == b"head" + data
+    head, rest = store.get_split(key, 4)
+    assert (head, bytes(rest)) == (b"head", data)
+    assert store.get_split(key, 10**6) == (b"head" + data, b"")
+
+
 def test_get_of_an_absent_key_raises_chunk_missing(store: ChunkStore) -> None:
     with pytest.raises(ChunkMissing):
         store.get(ChunkHash("ab" * 32))
+    with pytest.raises(ChunkMissing):
+        store.get_split(ChunkHash("ab" * 32), 4)
 
 
 def test_has_many_and_delete_many(store: ChunkStore) -> None:

@@ -19,6 +19,11 @@ class ChunkStore(Protocol):
       the blob is either absent or whole, never partial.
     - ``get`` MUST raise ``core.errors.ChunkMissing`` for an absent blob and
       ``core.errors.StorageUnavailable`` when the backend cannot be reached.
+    - ``put_split`` is ``put`` of ``head + rest``, without joining them where
+      the backend allows it (a writer that adds a header to a large payload).
+    - ``get_split`` is ``get`` cut after ``head`` bytes: the blob's first
+      ``head`` bytes, then the rest (a reader that strips a header gets the rest
+      without another copy where the backend allows it). Same errors as ``get``.
     - ``has_many`` SHOULD answer in one round trip where the backend allows.
     - ``delete_many`` MUST ignore absent keys.
     - ``list_all`` yields every key with its last-write time (seconds since
@@ -32,7 +37,11 @@ class ChunkStore(Protocol):
 
     def put(self, key: ChunkHash, blob: bytes) -> None: ...
 
+    def put_split(self, key: ChunkHash, head: bytes, rest: bytes) -> None: ...
+
     def get(self, key: ChunkHash) -> bytes: ...
+
+    def get_split(self, key: ChunkHash, head: int) -> tuple[bytes, bytes | memoryview]: ...
 
     def has_many(self, keys: Iterable[ChunkHash]) -> set[ChunkHash]: ...
 

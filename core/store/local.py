@@ -13,6 +13,7 @@ file systems) the store falls back to ordinary buffered writes.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import mmap
 import os
@@ -33,7 +34,7 @@ class LocalChunkStore:
         self.url = f"file://{root}"
         self._tmp = root / "tmp"
         self._direct = hasattr(os, "O_DIRECT")
-        self._buffers = threading.local()
+        self._buffers = _AlignedBuffers()
         try:
             self._tmp.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -43,14 +44,17 @@ class LocalChunkStore:
         return self.root / key[:2] / key
 
     def put(self, key: ChunkHash, blob: bytes) -> None:
+        self.put_split(key, blob, b"")
+
+    def put_split(self, key: ChunkHash, head: bytes, rest: bytes) -> None:
         final = self._path(key)
         if final.exists():
             os.utime(final)  # a re-put counts as fresh for gc's orphan sweep
             return
         tmp = self._tmp / f"{key}.{uuid.uuid4().hex}"
         try:
-            if not (self._direct and self._write_direct(tmp, blob)):
-                _write_buffered(tmp, blob)
+            if not (self._direct and self._write_direct(tmp, head, rest)):
+                _write_buffered(tmp, head, rest)
             if not final.parent.is_dir():
                 final.parent.mkdir(exist_ok=True)
                 _fsync_dir(self.root)
@@ -60,15 +64,10 @@ class LocalChunkStore:
             tmp.unlink(missing_ok=True)
             raise StorageUnavailable(f"cannot write chunk {key}: {exc}") from None
 
-    def _write_direct(self, path: Path, blob: bytes) -> bool:
-        """Write ``blob`` with O_DIRECT from a page-aligned buffer; False if refused."""
-        size = len(blob)
+    def _write_direct(self, path: Path, head: bytes, rest: bytes) -> bool:
+        """Write ``head + rest`` with O_DIRECT from a page-aligned buffer; False if refused."""
+        size = len(head) + len(rest)
         padded = (size + _ALIGN - 1) // _ALIGN * _ALIGN
-        buffer = getattr(self._buffers, "map", None)
-        if buffer is None or len(buffer) < padded:
-            buffer = self._buffers.map = mmap.mmap(-1, max(padded, _DIRECT_BUFFER))
-        buffer[:size] = blob
-        buffer[size:padded] = bytes(padded - size)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_DIRECT, 0o644)
         except OSError as exc:
@@ -77,10 +76,14 @@ class LocalChunkStore:
             self._direct = False
             return False
         try:
-            view = memoryview(buffer)[:padded]
-            written = 0
-            while written < padded:
-                written += os.write(fd, view[written:])
+            with self._buffers.take(padded) as buffer:
+                buffer[: len(head)] = head
+                buffer[len(head) : size] = rest
+                buffer[size:padded] = bytes(padded - size)
+                with memoryview(buffer)[:padded] as view:
+                    written = 0
+                    while written < padded:
+                        written += os.write(fd, view[written:])
             os.ftruncate(fd, size)
             os.fsync(fd)
         except OSError as exc:
@@ -101,6 +104,24 @@ class LocalChunkStore:
             raise ChunkMissing(f"chunk {key} is missing from {self.url}") from None
         except OSError as exc:
             raise StorageUnavailable(f"cannot read chunk {key}: {exc}") from None
+
+    def get_split(self, key: ChunkHash, head: int) -> tuple[bytes, bytes | memoryview]:
+        # Two reads, each into a bytes object of its own: the rest is never copied again.
+        try:
+            fd = os.open(self._path(key), os.O_RDONLY)
+        except FileNotFoundError:
+            raise ChunkMissing(f"chunk {key} is missing from {self.url}") from None
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot read chunk {key}: {exc}") from None
+        try:
+            size = os.fstat(fd).st_size
+            first = os.pread(fd, head, 0)
+            rest = _pread_all(fd, max(size - head, 0), head)
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot read chunk {key}: {exc}") from None
+        finally:
+            os.close(fd)
+        return first, rest
 
     def has_many(self, keys: Iterable[ChunkHash]) -> set[ChunkHash]:
         return {key for key in keys if self._path(key).exists()}
@@ -142,9 +163,53 @@ _ALIGN = 4096
 _DIRECT_BUFFER = 4 * 1024 * 1024 + 64 * 1024  # the largest stored chunk, rounded up
 
 
-def _write_buffered(path: Path, blob: bytes) -> None:
+class _AlignedBuffers:
+    """Page-aligned buffers for O_DIRECT writes, shared by the writing threads.
+
+    A buffer is faulted in whole when it is made: one touched only as far as
+    the largest chunk its thread had written so far made the server's memory
+    grow with file size (a big file meets more of the rare 4 MiB chunks), and
+    fresh memory is costly to fault in here, so it is kept for reuse.
+    """
+
+    KEEP = 8
+
+    def __init__(self) -> None:
+        self._free: list[mmap.mmap] = []
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def take(self, size: int) -> Iterator[mmap.mmap]:
+        with self._lock:
+            buffer = self._free.pop() if self._free else None
+        if buffer is None or len(buffer) < size:
+            buffer = mmap.mmap(-1, max(size, _DIRECT_BUFFER))
+            buffer.write(bytes(len(buffer)))
+        try:
+            yield buffer
+        finally:
+            with self._lock:
+                if len(self._free) < self.KEEP:
+                    self._free.append(buffer)
+
+
+def _pread_all(fd: int, size: int, offset: int) -> bytes:
+    """``size`` bytes at ``offset`` (fewer only at the end of the file)."""
+    data = os.pread(fd, size, offset)
+    if len(data) == size or not data:
+        return data
+    parts = [data]  # a short read: rare, so the join's copy does not matter
+    got = len(data)
+    while got < size and (more := os.pread(fd, size - got, offset + got)):
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+def _write_buffered(path: Path, head: bytes, rest: bytes) -> None:
     with open(path, "wb") as handle:
-        handle.write(blob)
+        handle.write(head)
+        handle.write(rest)
         handle.flush()
         os.fsync(handle.fileno())
 

@@ -71,6 +71,9 @@ class S3ChunkStore:
         except (S3Error, *_NETWORK_ERRORS) as exc:
             raise StorageUnavailable(f"cannot write chunk {key} to {self.url}: {exc}") from None
 
+    def put_split(self, key: ChunkHash, head: bytes, rest: bytes) -> None:
+        self.put(key, head + rest)
+
     def get(self, key: ChunkHash) -> bytes:
         response = None
         try:
@@ -95,6 +98,10 @@ class S3ChunkStore:
             if exc.code in ("NoSuchKey", "NoSuchObject", "ResourceNotFound"):
                 return False
             raise StorageUnavailable(f"cannot stat chunk {key}: {exc}") from None
+
+    def get_split(self, key: ChunkHash, head: int) -> tuple[bytes, bytes | memoryview]:
+        blob = self.get(key)
+        return blob[:head], memoryview(blob)[head:]
 
     def has_many(self, keys: Iterable[ChunkHash]) -> set[ChunkHash]:
         # S3 has no batch HEAD: ask in parallel, one round trip of latency in all.
