@@ -79,3 +79,17 @@ def test_curl_range_and_conditional_requests(dav_url: str, tmp_path: Path) -> No
     assert status == 412  # the old ETag no longer matches
     status, _, _ = curl(url, "-X", "DELETE", "-H", f"If-Match: {headers['etag']}")
     assert status == 204
+
+
+def test_a_chunked_put_without_content_length_stores_the_whole_body(
+    dav_url: str, tmp_path: Path
+) -> None:
+    """Finder and davfs2 send bodies with Transfer-Encoding: chunked."""
+    data = os.urandom(5 * 1024 * 1024 + 7)
+    source = tmp_path / "streamed.bin"
+    source.write_bytes(data)
+    url = dav_url + "streamed.bin"
+    status, _, _ = curl(url, "-T", str(source), "-H", "Transfer-Encoding: chunked")
+    assert status == 201
+    status, headers, body = curl(url)
+    assert status == 200 and body == data and headers["content-length"] == str(len(data))
