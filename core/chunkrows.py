@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.backend import Backend
-from core.chunkcodec import encode_chunk
+from core.chunkcodec import HEADER, encode_frame
 from core.db.models import Chunk
 from core.ids import ChunkHash
 
@@ -38,16 +38,18 @@ def touch(session: Session, hashes: Iterable[ChunkHash], now: float) -> dict[Chu
     return {ChunkHash(h): length for h, length in rows}
 
 
-def put_blobs(backend: Backend, chunks: dict[ChunkHash, bytes]) -> list[ChunkRow]:
-    """Encode and store ``chunks`` in parallel; return their rows, ready for ``upsert``."""
+def put_blobs(backend: Backend, chunks: dict[ChunkHash, memoryview]) -> list[ChunkRow]:
+    """Encode and store ``chunks`` (plaintext framed as ``chunkcodec.frame`` makes it)
+    in parallel; return their rows, ready for ``upsert``."""
     level = backend.settings.zstd_level
     now = time.time()
 
-    def put(item: tuple[ChunkHash, bytes]) -> ChunkRow:
-        key, data = item
-        blob = encode_chunk(data, level)
+    def put(item: tuple[ChunkHash, memoryview]) -> ChunkRow:
+        key, framed = item
+        blob = encode_frame(framed, level)
         backend.store.put(key, blob)
-        return {"hash": key, "length": len(data), "stored_length": len(blob), "last_seen": now}
+        length = len(framed) - HEADER
+        return {"hash": key, "length": length, "stored_length": len(blob), "last_seen": now}
 
     if len(chunks) == 1:  # not worth a trip through the pool
         return [put(next(iter(chunks.items())))]

@@ -42,7 +42,7 @@ class LocalChunkStore:
     def _path(self, key: ChunkHash) -> Path:
         return self.root / key[:2] / key
 
-    def put(self, key: ChunkHash, blob: bytes) -> None:
+    def put(self, key: ChunkHash, blob: bytes | memoryview) -> None:
         final = self._path(key)
         if final.exists():
             os.utime(final)  # a re-put counts as fresh for gc's orphan sweep
@@ -60,7 +60,7 @@ class LocalChunkStore:
             tmp.unlink(missing_ok=True)
             raise StorageUnavailable(f"cannot write chunk {key}: {exc}") from None
 
-    def _write_direct(self, path: Path, blob: bytes) -> bool:
+    def _write_direct(self, path: Path, blob: bytes | memoryview) -> bool:
         """Write ``blob`` with O_DIRECT from a page-aligned buffer; False if refused."""
         size = len(blob)
         padded = (size + _ALIGN - 1) // _ALIGN * _ALIGN
@@ -142,7 +142,7 @@ _ALIGN = 4096
 _DIRECT_BUFFER = 4 * 1024 * 1024 + 64 * 1024  # the largest stored chunk, rounded up
 
 
-def _write_buffered(path: Path, blob: bytes) -> None:
+def _write_buffered(path: Path, blob: bytes | memoryview) -> None:
     with open(path, "wb") as handle:
         handle.write(blob)
         handle.flush()

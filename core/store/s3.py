@@ -59,7 +59,7 @@ class S3ChunkStore:
     def _key(self, key: ChunkHash) -> str:
         return f"{self.prefix}{key[:2]}/{key}"
 
-    def put(self, key: ChunkHash, blob: bytes) -> None:
+    def put(self, key: ChunkHash, blob: bytes | memoryview) -> None:
         try:
             self.client.put_object(
                 self.bucket,
