@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from functools import cache
+from typing import cast
 
-from sqlalchemy import update
+from sqlalchemy import Insert, Table, bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -22,6 +24,15 @@ from core.ids import ChunkHash
 
 ChunkRow = dict[str, object]
 
+_CHUNKS = cast(Table, Chunk.__table__)  # Core statements: no ORM work per call
+
+_TOUCH = (
+    update(_CHUNKS)
+    .where(_CHUNKS.c.hash.in_(bindparam("hashes", expanding=True)))
+    .values(last_seen=bindparam("now"))
+    .returning(_CHUNKS.c.hash, _CHUNKS.c.length)
+)
+
 
 def touch(session: Session, hashes: Iterable[ChunkHash], now: float) -> dict[ChunkHash, int]:
     """Bump ``last_seen`` of the known chunks among ``hashes``; return those known,
@@ -29,12 +40,7 @@ def touch(session: Session, hashes: Iterable[ChunkHash], now: float) -> dict[Chu
     wanted = list(set(hashes))
     if not wanted:
         return {}
-    rows = session.execute(
-        update(Chunk)
-        .where(Chunk.hash.in_(wanted))
-        .values(last_seen=now)
-        .returning(Chunk.hash, Chunk.length)
-    ).all()
+    rows = session.execute(_TOUCH, {"hashes": wanted, "now": now}).all()
     return {ChunkHash(h): length for h, length in rows}
 
 
@@ -58,13 +64,17 @@ def put_blobs(backend: Backend, chunks: dict[ChunkHash, memoryview]) -> list[Chu
 
 def upsert(session: Session, rows: list[ChunkRow]) -> None:
     """Insert chunk rows (after their blobs are durable); existing ones just get touched."""
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
+    if rows:
+        session.execute(_upsert(session.get_bind().dialect.name), rows)
+
+
+@cache
+def _upsert(dialect: str) -> Insert:
+    # A Core statement built once, run with many parameter sets: the writer
+    # registers a batch of chunks per call, and building a multi-row VALUES
+    # statement each time cost more CPU than running it.
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(Chunk).values(rows)
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[Chunk.hash], set_={"last_seen": statement.excluded.last_seen}
-        )
+    statement = insert(_CHUNKS)
+    return statement.on_conflict_do_update(
+        index_elements=[_CHUNKS.c.hash], set_={"last_seen": statement.excluded.last_seen}
     )
