@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from core import chunkrows
 from core.backend import Backend
-from core.chunkcodec import decode_chunk
+from core.chunkcodec import decode_chunk, frame
 from core.chunking import MAX_CHUNK, chunk_hash
 from core.db.models import ManifestChunk, Node, Version
 from core.errors import ChunkMissing, HashMismatch, InvalidRequest, NotFound
@@ -93,7 +93,7 @@ def put(backend: Backend, key: str, data: bytes) -> bool:
         with backend.db.write() as session:
             if chunkrows.touch(session, [name], time.time()):
                 return False
-        rows = chunkrows.put_blobs(backend, {name: data})
+        rows = chunkrows.put_blobs(backend, {name: frame(data)})
         with backend.db.write() as session:
             chunkrows.upsert(session, rows)
     return True

@@ -17,8 +17,6 @@ from core.errors import ChunkCorrupt
 from core.ids import ChunkHash
 
 _MAGIC = b"DG\x01"
-HEADER = 4
-"""Bytes of header before the payload."""
 _RAW = 0
 _ZSTD = 1
 _local = threading.local()
@@ -42,27 +40,49 @@ def _decompressor() -> zstandard.ZstdDecompressor:
 
 
 _PROBE = 64 * 1024
+HEADER = 4
+"""Bytes of header before a stored chunk's payload."""
 
 
 def encode_chunk(data: bytes, level: int = 1) -> bytes:
     """The stored form of ``data``: compressed if that saves space, raw otherwise."""
-    header, payload = encode_parts(data, level)
-    return header + payload
+    compressed = _compressed(data, level)
+    if compressed is not None:
+        return _MAGIC + bytes([_ZSTD]) + compressed
+    return _MAGIC + bytes([_RAW]) + data
 
 
-def encode_parts(data: bytes, level: int = 1) -> tuple[bytes, bytes]:
-    """``encode_chunk`` as header and payload; a raw payload is ``data`` itself, uncopied.
+def frame(data: bytes | memoryview) -> memoryview:
+    """``data`` with ``HEADER`` spare bytes before it, ready for ``encode_frame``."""
+    framed = bytearray(HEADER + len(data))
+    framed[HEADER:] = data
+    return memoryview(framed)
+
+
+def encode_frame(framed: memoryview, level: int = 1) -> bytes | memoryview:
+    """The stored form of ``framed[HEADER:]``, whose first ``HEADER`` bytes are spare.
+
+    A chunk stored raw gets its header written into them and is returned as a
+    view of ``framed``: incompressible data is never copied on its way to the store.
+    """
+    compressed = _compressed(framed[HEADER:], level)
+    if compressed is not None:
+        return _MAGIC + bytes([_ZSTD]) + compressed
+    framed[:HEADER] = _MAGIC + bytes([_RAW])
+    return framed
+
+
+def _compressed(data: bytes | memoryview, level: int) -> bytes | None:
+    """``data`` compressed, or None when that does not make it smaller.
 
     A 64 KiB probe decides first, so incompressible data (media, archives,
     encrypted files) costs almost nothing to store.
     """
     compressor = _compressor(level)
     if len(data) > 4 * _PROBE and len(compressor.compress(data[:_PROBE])) > _PROBE * 0.97:
-        return _MAGIC + bytes([_RAW]), data
+        return None
     compressed = compressor.compress(data)
-    if len(compressed) < len(data):
-        return _MAGIC + bytes([_ZSTD]), compressed
-    return _MAGIC + bytes([_RAW]), data
+    return compressed if len(compressed) < len(data) else None
 
 
 def decode_chunk(stored: bytes, expected: ChunkHash, *, verify: bool = True) -> bytes:

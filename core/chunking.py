@@ -28,13 +28,20 @@ def chunk_hash(data: bytes | memoryview) -> ChunkHash:
 
 
 def cut_stream(stream: BinaryIO) -> Iterator[bytes]:
-    """Yield the chunks of ``stream`` in order, as independent ``bytes`` objects.
+    """Yield the chunks of ``stream`` in order, as independent ``bytes`` objects."""
+    for view in cut_views(stream):
+        yield bytes(view)
 
-    Memory stays bounded by pyfastcdc's read buffer plus the chunks the caller
-    keeps. A new cutter per stream keeps this safe to call from several threads.
-    A stream of at most ``MIN_CHUNK`` bytes is one chunk whatever its content, so
-    it is read whole here: setting up pyfastcdc's stream buffer costs ~1 ms, more
-    than the rest of a small file's trip.
+
+def cut_views(stream: BinaryIO) -> Iterator[memoryview]:
+    """Yield the chunks of ``stream`` in order, as views that stay valid only until
+    the next one is asked for (copy what you keep).
+
+    Memory stays bounded by pyfastcdc's read buffer. A new cutter per stream
+    keeps this safe to call from several threads. A stream of at most
+    ``MIN_CHUNK`` bytes is one chunk whatever its content, so it is read whole
+    here: setting up pyfastcdc's stream buffer costs ~1 ms, more than the rest
+    of a small file's trip.
     """
     readinto = _readinto_of(stream)
     head = memoryview(bytearray(MIN_CHUNK + 1))
@@ -46,11 +53,11 @@ def cut_stream(stream: BinaryIO) -> Iterator[bytes]:
         filled += n
     if filled <= MIN_CHUNK:
         if filled:
-            yield bytes(head[:filled])
+            yield head[:filled]
         return
     cutter = FastCDC(AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK)
     for chunk in cutter.cut_stream(_Prefixed(head, readinto)):
-        yield bytes(chunk.data)
+        yield chunk.data
 
 
 class _Prefixed:

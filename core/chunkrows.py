@@ -10,17 +10,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from functools import cache
+from typing import cast
 
-from sqlalchemy import update
+from sqlalchemy import Insert, Table, bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.backend import Backend
-from core.chunkcodec import encode_parts
+from core.chunkcodec import HEADER, encode_frame
 from core.db.models import Chunk
 from core.ids import ChunkHash
 
 ChunkRow = dict[str, object]
+
+_CHUNKS = cast(Table, Chunk.__table__)  # Core statements: no ORM work per call
+
+_TOUCH = (
+    update(_CHUNKS)
+    .where(_CHUNKS.c.hash.in_(bindparam("hashes", expanding=True)))
+    .values(last_seen=bindparam("now"))
+    .returning(_CHUNKS.c.hash, _CHUNKS.c.length)
+)
 
 
 def touch(session: Session, hashes: Iterable[ChunkHash], now: float) -> dict[ChunkHash, int]:
@@ -29,26 +40,22 @@ def touch(session: Session, hashes: Iterable[ChunkHash], now: float) -> dict[Chu
     wanted = list(set(hashes))
     if not wanted:
         return {}
-    rows = session.execute(
-        update(Chunk)
-        .where(Chunk.hash.in_(wanted))
-        .values(last_seen=now)
-        .returning(Chunk.hash, Chunk.length)
-    ).all()
+    rows = session.execute(_TOUCH, {"hashes": wanted, "now": now}).all()
     return {ChunkHash(h): length for h, length in rows}
 
 
-def put_blobs(backend: Backend, chunks: dict[ChunkHash, bytes]) -> list[ChunkRow]:
-    """Encode and store ``chunks`` in parallel; return their rows, ready for ``upsert``."""
+def put_blobs(backend: Backend, chunks: dict[ChunkHash, memoryview]) -> list[ChunkRow]:
+    """Encode and store ``chunks`` (plaintext framed as ``chunkcodec.frame`` makes it)
+    in parallel; return their rows, ready for ``upsert``."""
     level = backend.settings.zstd_level
     now = time.time()
 
-    def put(item: tuple[ChunkHash, bytes]) -> ChunkRow:
-        key, data = item
-        header, payload = encode_parts(data, level)
-        backend.store.put_split(key, header, payload)  # a raw chunk is not copied to add the header
-        stored = len(header) + len(payload)
-        return {"hash": key, "length": len(data), "stored_length": stored, "last_seen": now}
+    def put(item: tuple[ChunkHash, memoryview]) -> ChunkRow:
+        key, framed = item
+        blob = encode_frame(framed, level)
+        backend.store.put(key, blob)
+        length = len(framed) - HEADER
+        return {"hash": key, "length": length, "stored_length": len(blob), "last_seen": now}
 
     if len(chunks) == 1:  # not worth a trip through the pool
         return [put(next(iter(chunks.items())))]
@@ -57,13 +64,17 @@ def put_blobs(backend: Backend, chunks: dict[ChunkHash, bytes]) -> list[ChunkRow
 
 def upsert(session: Session, rows: list[ChunkRow]) -> None:
     """Insert chunk rows (after their blobs are durable); existing ones just get touched."""
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
+    if rows:
+        session.execute(_upsert(session.get_bind().dialect.name), rows)
+
+
+@cache
+def _upsert(dialect: str) -> Insert:
+    # A Core statement built once, run with many parameter sets: the writer
+    # registers a batch of chunks per call, and building a multi-row VALUES
+    # statement each time cost more CPU than running it.
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(Chunk).values(rows)
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[Chunk.hash], set_={"last_seen": statement.excluded.last_seen}
-        )
+    statement = insert(_CHUNKS)
+    return statement.on_conflict_do_update(
+        index_elements=[_CHUNKS.c.hash], set_={"last_seen": statement.excluded.last_seen}
     )

@@ -40,6 +40,7 @@ from core.errors import (
     InvalidRequest,
     NameTaken,
     NotAFile,
+    QuotaExceeded,
     VersionConflict,
 )
 from core.ids import NodeId, UserId, VersionId
@@ -134,6 +135,10 @@ def check_target(
         lockcheck.require_unlocked(session, target.user_id, written.id, token=target.lock_token)
 
 
+RESERVE_AHEAD = 64 * 1024 * 1024
+HEARTBEAT_SECONDS = 10.0
+
+
 class PendingWrite:
     """One write on its way in: its upload session, quota reservation and commit."""
 
@@ -144,6 +149,7 @@ class PendingWrite:
         self.opened = False
         self.old_size = 0
         self.reserved = 0
+        self._heartbeat = 0.0
         self._reserving = threading.Lock()
 
     def open(self, session: Session, now: float, size: int | None = None) -> None:
@@ -163,22 +169,35 @@ class PendingWrite:
                 started_at=now, heartbeat_at=now,
             )
         )  # fmt: skip
+        self._heartbeat = now
         self.opened = True
 
     def reserve(self, session: Session, size: int, now: float) -> None:
-        """Hold quota for the bytes through ``size`` beyond the old size (the streamed
-        writer reserves from two threads, so the bookkeeping is locked)."""
+        """Hold quota for the bytes through ``size`` beyond the old size and keep the
+        session alive (the streamed writer calls this for every batch, from two threads).
+
+        Quota is taken ``RESERVE_AHEAD`` bytes beyond the need when that fits (exactly
+        the need otherwise), and the heartbeat is written every ``HEARTBEAT_SECONDS``:
+        most batches cost no statement here. The commit settles the reservation.
+        The lock orders the session's updates as their values were computed.
+        """
         with self._reserving:
             need = size - self.old_size - self.reserved
+            if need <= 0 and now - self._heartbeat < HEARTBEAT_SECONDS:
+                return
             if need > 0:
-                quota.reserve(session, self.target.user_id, need)
+                try:
+                    quota.reserve(session, self.target.user_id, need + RESERVE_AHEAD)
+                    need += RESERVE_AHEAD
+                except QuotaExceeded:
+                    quota.reserve(session, self.target.user_id, need)
                 self.reserved += need
-            reserved = self.reserved
-        session.execute(
-            update(UploadSession)
-            .where(UploadSession.id == self.id)
-            .values(reserved_bytes=reserved, heartbeat_at=now)
-        )
+            self._heartbeat = now
+            session.execute(
+                update(UploadSession)
+                .where(UploadSession.id == self.id)
+                .values(reserved_bytes=self.reserved, heartbeat_at=now)
+            )
 
     def commit(self, session: Session, content: UploadedContent) -> tuple[NodeInfo, bool]:
         """Make the write visible; return the file and whether it is new.

@@ -1,14 +1,16 @@
 """Writing a file: stream → FastCDC chunks → store → one commit transaction.
 
-The pipeline: the calling thread cuts chunks into batches of ``BATCH``
-(and feeds the whole-file SHA-256 to a thread of its own; a one-chunk
-file skips it, its SHA-256 being the chunk's name); two storer
-threads take batches, hash their chunks on the worker pool, and under the
-shared collector lock touch the ones already known, store the others and
-register them. The last batch is registered in the same transaction as the
-commit, so a small file costs two transactions. Memory is bounded whatever
-the file size: at most ``IN_FLIGHT`` batches and ``IN_FLIGHT_BYTES`` are
-being stored, plus the two batches the calling thread holds.
+The pipeline: the calling thread cuts chunks and copies each into the
+current batch's arena (``core.chunkbatch``), where its SHA-256 starts on the
+worker pool at once; a batch is full when the next chunk does not fit. Full
+batches go to two storer threads, which under the shared collector lock touch
+the chunks already known, encode and store the others on the worker pool and
+register them; a thread of its own feeds each batch to the whole-file SHA-256
+(a one-chunk file skips it, its SHA-256 being the chunk's name). The last
+batch is registered in the same transaction as the commit, so a small file
+costs two transactions. Memory is bounded by ``ARENAS`` arenas of
+``chunkbatch.ARENA_BYTES`` whatever the file size: the calling thread waits
+for the oldest batch to be stored and hashed before it reuses its arena.
 
 The upload session, the quota reservation and the commit step itself are
 ``core.commit.PendingWrite`` (whose commit step the sync API's manifest
@@ -24,24 +26,23 @@ import hashlib
 import io
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from typing import NamedTuple
 
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from core import chunkrows
 from core.backend import Backend
-from core.chunking import chunk_hash, cut_stream
+from core.chunkbatch import ChunkBatch
+from core.chunkcodec import HEADER
+from core.chunking import cut_views
 from core.commit import PendingWrite, UploadedContent, WriteTarget
 from core.errors import DriveError, IncompleteUpload, StorageUnavailable
 from core.records import ByteSource, ChunkRef, NodeInfo
 
-BATCH = 4
-IN_FLIGHT = 3
-IN_FLIGHT_BYTES = 12 * 1024 * 1024
-"""Chunks average ~1.25 MiB, so three batches are ~15 MiB; a run of large chunks
-would put up to 48 MiB in flight, and the peaks grew the server's memory with
-file size (a larger file meets longer runs)."""
+STORERS = 2
+ARENAS = 4  # one being cut into, the others sent to the storers
 
 
 class _GuardedStream:
@@ -79,16 +80,12 @@ class _GuardedStream:
         return n
 
 
-def _batches(stream: _GuardedStream) -> Iterator[list[bytes]]:
-    """The stream's chunks in lists of BATCH."""
-    batch: list[bytes] = []
-    for data in cut_stream(stream):  # type: ignore[arg-type]
-        batch.append(data)
-        if len(batch) == BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+class _Sent(NamedTuple):
+    """A batch on its way to the store, and its turn at the whole-file hash."""
+
+    batch: ChunkBatch
+    stored: Future[tuple[list[ChunkRef], NodeInfo | None]]
+    hashed: Future[None]
 
 
 class Upload:
@@ -100,79 +97,84 @@ class Upload:
         self.content = UploadedContent()
         self.whole = hashlib.sha256()
         self.cut_bytes = 0  # bytes handed to storers so far
-        self._last_batch: list[bytes] = []
 
     def run(self, stream: ByteSource, expected_size: int | None) -> NodeInfo:
-        batches = _batches(_GuardedStream(stream, expected_size))
-        current = next(batches, [])
-        following = next(batches, None)
-        if following is not None:
-            self._store_middle(current, following, batches)
-            current = self._last_batch
-        size = self.cut_bytes + sum(map(len, current))
+        current = self._store_all_but_last(_GuardedStream(stream, expected_size))
+        size = self.cut_bytes + current.size
         if expected_size is not None and size != expected_size:
             raise IncompleteUpload(f"the upload ended after {size} of {expected_size} bytes")
-        if self.cut_bytes or len(current) > 1:
+        if self.cut_bytes or len(current.frames) > 1:
             # A one-chunk file's SHA-256 is its chunk's name: _store sets it then.
             self._hash_whole(current)
             self.content.sha256 = self.whole.hexdigest()
-        elif not current:
+        elif not current.frames:
             self.content.sha256 = self.whole.hexdigest()
         _, result = self._store(current, self.cut_bytes, last=True)
         assert result is not None
         return result
 
-    def _store_middle(
-        self, current: list[bytes], following: list[bytes] | None, rest: Iterator[list[bytes]]
-    ) -> None:
-        """Store every batch but the last; keep the last in ``_last_batch``.
+    def _store_all_but_last(self, stream: _GuardedStream) -> ChunkBatch:
+        """Cut ``stream`` into batches and store every one but the last, which is returned.
 
-        The calling thread cuts while up to ``IN_FLIGHT`` batches are stored by
-        two storer threads; the whole-file hash runs on a thread of its own.
-        Refs are appended in order as the oldest batch completes.
+        A batch is sent to the storers when the next chunk does not fit in it (so
+        it is not the last); the calling thread goes on cutting into another arena
+        and, with ``ARENAS`` in use, waits for the oldest batch to be stored and
+        hashed before reusing its arena. Refs are appended in order.
         """
-        with self.backend.db.write() as session:
-            self.pending.open(session, time.time())
-        in_flight: deque[tuple[int, Future[tuple[list[ChunkRef], NodeInfo | None]]]] = deque()
-        in_flight_bytes = 0
+        in_flight: deque[_Sent] = deque()
+        current = ChunkBatch()
         with (
-            ThreadPoolExecutor(2, thread_name_prefix="storer") as storers,
+            ThreadPoolExecutor(STORERS, thread_name_prefix="storer") as storers,
             ThreadPoolExecutor(1, thread_name_prefix="sha") as hasher,
         ):
             try:
-                while following is not None:
-                    hasher.submit(self._hash_whole, current)
-                    size = sum(map(len, current))
-                    future = storers.submit(self._store, current, self.cut_bytes, False)
-                    in_flight.append((size, future))
-                    self.cut_bytes += size
-                    in_flight_bytes += size
-                    while len(in_flight) >= IN_FLIGHT or in_flight_bytes >= IN_FLIGHT_BYTES:
-                        done, oldest = in_flight.popleft()
-                        self.content.refs.extend(oldest.result()[0])
-                        in_flight_bytes -= done
-                    current, following = following, next(rest, None)
+                for data in cut_views(stream):  # type: ignore[arg-type]
+                    if current.add(data, self.backend.workers):
+                        continue
+                    in_flight.append(self._send(current, storers, hasher))
+                    if len(in_flight) < ARENAS - 1:
+                        current = ChunkBatch()
+                    else:
+                        current = self._collect(in_flight.popleft())
+                        current.clear()
+                    current.add(data, self.backend.workers)  # an empty arena takes any chunk
                 while in_flight:
-                    self.content.refs.extend(in_flight.popleft()[1].result()[0])
+                    self._collect(in_flight.popleft())
             finally:
-                for _, future in in_flight:
-                    future.cancel()
-        self._last_batch = current
+                for sent in in_flight:
+                    sent.stored.cancel()
+        return current
+
+    def _send(self, batch: ChunkBatch, storers: Executor, hasher: Executor) -> _Sent:
+        if not self.pending.opened:
+            with self.backend.db.write() as session:
+                self.pending.open(session, time.time())
+        sent = _Sent(
+            batch,
+            storers.submit(self._store, batch, self.cut_bytes, False),
+            hasher.submit(self._hash_whole, batch),
+        )
+        self.cut_bytes += batch.size
+        return sent
+
+    def _collect(self, sent: _Sent) -> ChunkBatch:
+        """Wait for a sent batch; append its refs and return it (free to reuse)."""
+        self.content.refs.extend(sent.stored.result()[0])
+        sent.hashed.result()
+        return sent.batch
 
     def _store(
-        self, batch: list[bytes], start: int, last: bool
+        self, batch: ChunkBatch, start: int, last: bool
     ) -> tuple[list[ChunkRef], NodeInfo | None]:
         """Store one batch starting at offset ``start``; the last one also commits,
         in the transaction that registers its chunks."""
         backend = self.backend
-        hashes = list(
-            backend.workers.map(chunk_hash, batch) if len(batch) > 1 else map(chunk_hash, batch)
-        )
+        hashes = batch.hashes()
         refs = []
         end = start
-        for key, data in zip(hashes, batch, strict=True):
-            refs.append(ChunkRef(offset=end, length=len(data), hash=key))
-            end += len(data)
+        for key, framed in zip(hashes, batch.frames, strict=True):
+            refs.append(ChunkRef(offset=end, length=len(framed) - HEADER, hash=key))
+            end += len(framed) - HEADER
         with backend.lock.shared():
             now = time.time()
             with backend.db.write() as session:
@@ -181,7 +183,8 @@ class Upload:
                 else:
                     self.pending.reserve(session, end, now)
                 present = chunkrows.touch(session, hashes, now)
-            missing = {k: d for k, d in zip(hashes, batch, strict=True) if k not in present}
+            named = zip(hashes, batch.frames, strict=True)
+            missing = {key: chunk for key, chunk in named if key not in present}
             rows = chunkrows.put_blobs(backend, missing)
             with backend.db.write() as session:
                 chunkrows.upsert(session, rows)
@@ -193,8 +196,8 @@ class Upload:
                     return refs, self.pending.commit(session, self.content)[0]
         return refs, None
 
-    def _hash_whole(self, batch: list[bytes]) -> None:
-        for data in batch:
+    def _hash_whole(self, batch: ChunkBatch) -> None:
+        for data in batch.chunks():
             self.whole.update(data)
 
 

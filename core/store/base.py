@@ -16,7 +16,8 @@ class ChunkStore(Protocol):
     """A content-addressed blob store.
 
     - ``put`` MUST be idempotent and durable when it returns: after a crash
-      the blob is either absent or whole, never partial.
+      the blob is either absent or whole, never partial. It MUST NOT keep a
+      reference to ``blob`` (the writer reuses the memory behind a view).
     - ``get`` MUST raise ``core.errors.ChunkMissing`` for an absent blob and
       ``core.errors.StorageUnavailable`` when the backend cannot be reached.
     - ``put_split`` is ``put`` of ``head + rest``, without joining them where
@@ -35,9 +36,11 @@ class ChunkStore(Protocol):
 
     url: str
 
-    def put(self, key: ChunkHash, blob: bytes) -> None: ...
+    def put(self, key: ChunkHash, blob: bytes | memoryview) -> None: ...
 
-    def put_split(self, key: ChunkHash, head: bytes, rest: bytes) -> None: ...
+    def put_split(
+        self, key: ChunkHash, head: bytes | memoryview, rest: bytes | memoryview
+    ) -> None: ...
 
     def get(self, key: ChunkHash) -> bytes: ...
 

@@ -43,10 +43,10 @@ class LocalChunkStore:
     def _path(self, key: ChunkHash) -> Path:
         return self.root / key[:2] / key
 
-    def put(self, key: ChunkHash, blob: bytes) -> None:
+    def put(self, key: ChunkHash, blob: bytes | memoryview) -> None:
         self.put_split(key, blob, b"")
 
-    def put_split(self, key: ChunkHash, head: bytes, rest: bytes) -> None:
+    def put_split(self, key: ChunkHash, head: bytes | memoryview, rest: bytes | memoryview) -> None:
         final = self._path(key)
         if final.exists():
             os.utime(final)  # a re-put counts as fresh for gc's orphan sweep
@@ -64,7 +64,7 @@ class LocalChunkStore:
             tmp.unlink(missing_ok=True)
             raise StorageUnavailable(f"cannot write chunk {key}: {exc}") from None
 
-    def _write_direct(self, path: Path, head: bytes, rest: bytes) -> bool:
+    def _write_direct(self, path: Path, head: bytes | memoryview, rest: bytes | memoryview) -> bool:
         """Write ``head + rest`` with O_DIRECT from a page-aligned buffer; False if refused."""
         size = len(head) + len(rest)
         padded = (size + _ALIGN - 1) // _ALIGN * _ALIGN
@@ -206,7 +206,7 @@ def _pread_all(fd: int, size: int, offset: int) -> bytes:
     return b"".join(parts)
 
 
-def _write_buffered(path: Path, head: bytes, rest: bytes) -> None:
+def _write_buffered(path: Path, head: bytes | memoryview, rest: bytes | memoryview) -> None:
     with open(path, "wb") as handle:
         handle.write(head)
         handle.write(rest)

@@ -59,7 +59,7 @@ class S3ChunkStore:
     def _key(self, key: ChunkHash) -> str:
         return f"{self.prefix}{key[:2]}/{key}"
 
-    def put(self, key: ChunkHash, blob: bytes) -> None:
+    def put(self, key: ChunkHash, blob: bytes | memoryview) -> None:
         try:
             self.client.put_object(
                 self.bucket,
@@ -71,8 +71,8 @@ class S3ChunkStore:
         except (S3Error, *_NETWORK_ERRORS) as exc:
             raise StorageUnavailable(f"cannot write chunk {key} to {self.url}: {exc}") from None
 
-    def put_split(self, key: ChunkHash, head: bytes, rest: bytes) -> None:
-        self.put(key, head + rest)
+    def put_split(self, key: ChunkHash, head: bytes | memoryview, rest: bytes | memoryview) -> None:
+        self.put(key, b"".join((head, rest)))
 
     def get(self, key: ChunkHash) -> bytes:
         response = None
