@@ -129,7 +129,9 @@ _CRASHING_UPLOAD = textwrap.dedent("""
     class Endless:
         sent = 0
         def read(self, n):
-            if self.sent > 24 * 1024 * 1024:
+            # Past every arena of the upload: the writer has waited for the first
+            # batch to be stored and registered before reading this far.
+            if self.sent > 48 * 1024 * 1024:
                 print("stalled", flush=True)
                 time.sleep(3600)
             self.sent += n
