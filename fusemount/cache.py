@@ -30,17 +30,16 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-import mmap
 import os
 import sqlite3
-import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
 
+from core.alignedbuffers import AlignedBuffers
 from fusemount.errors import CacheFull
 from fusemount.records import ChunkHash, chunk_hash
 
@@ -100,7 +99,7 @@ class ChunkCache:
         self._last_flush = time.monotonic()
         self._writing: dict[ChunkHash, _Write] = {}
         self._direct = hasattr(os, "O_DIRECT")
-        self._buffers = _AlignedBuffers()
+        self._buffers = AlignedBuffers(DIRECT_BUFFER)
         self._full_logged = 0.0
         if self._used > limit:
             self._make_room(0)
@@ -348,31 +347,7 @@ class _Write:
     done: trio.Event = field(default_factory=trio.Event)
 
 
-class _AlignedBuffers:
-    """Page-aligned buffers for O_DIRECT writes, kept for reuse: fresh memory is
-    costly to fault in on these machines, and the worker threads vary."""
-
-    KEEP = 8
-
-    def __init__(self) -> None:
-        self._free: list[mmap.mmap] = []
-        self._lock = threading.Lock()
-
-    @contextlib.contextmanager
-    def take(self, size: int) -> Iterator[mmap.mmap]:
-        with self._lock:
-            buffer = self._free.pop() if self._free else None
-        if buffer is None or len(buffer) < size:
-            buffer = mmap.mmap(-1, max(size, DIRECT_BUFFER))
-        try:
-            yield buffer
-        finally:
-            with self._lock:
-                if len(self._free) < self.KEEP:
-                    self._free.append(buffer)
-
-
-def _write_direct(path: Path, data: bytes, buffers: _AlignedBuffers) -> bool:
+def _write_direct(path: Path, data: bytes, buffers: AlignedBuffers) -> bool:
     """Write ``data`` with O_DIRECT (padded to whole blocks, then truncated); False
     if the file system refuses O_DIRECT at open."""
     size = len(data)

@@ -13,15 +13,13 @@ file systems) the store falls back to ordinary buffered writes.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import mmap
 import os
-import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from core.alignedbuffers import AlignedBuffers
 from core.errors import ChunkMissing, StorageUnavailable
 from core.ids import ChunkHash
 
@@ -34,7 +32,7 @@ class LocalChunkStore:
         self.url = f"file://{root}"
         self._tmp = root / "tmp"
         self._direct = hasattr(os, "O_DIRECT")
-        self._buffers = _AlignedBuffers()
+        self._buffers = AlignedBuffers(_DIRECT_BUFFER, fault_in=True)
         try:
             self._tmp.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -161,36 +159,6 @@ class LocalChunkStore:
 
 _ALIGN = 4096
 _DIRECT_BUFFER = 4 * 1024 * 1024 + 64 * 1024  # the largest stored chunk, rounded up
-
-
-class _AlignedBuffers:
-    """Page-aligned buffers for O_DIRECT writes, shared by the writing threads.
-
-    A buffer is faulted in whole when it is made: one touched only as far as
-    the largest chunk its thread had written so far made the server's memory
-    grow with file size (a big file meets more of the rare 4 MiB chunks), and
-    fresh memory is costly to fault in here, so it is kept for reuse.
-    """
-
-    KEEP = 8
-
-    def __init__(self) -> None:
-        self._free: list[mmap.mmap] = []
-        self._lock = threading.Lock()
-
-    @contextlib.contextmanager
-    def take(self, size: int) -> Iterator[mmap.mmap]:
-        with self._lock:
-            buffer = self._free.pop() if self._free else None
-        if buffer is None or len(buffer) < size:
-            buffer = mmap.mmap(-1, max(size, _DIRECT_BUFFER))
-            buffer.write(bytes(len(buffer)))
-        try:
-            yield buffer
-        finally:
-            with self._lock:
-                if len(self._free) < self.KEEP:
-                    self._free.append(buffer)
 
 
 def _pread_all(fd: int, size: int, offset: int) -> bytes:
