@@ -30,8 +30,9 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from core.backend import Backend
@@ -98,11 +99,18 @@ def _named_by_base(session: Session, target: WriteTarget) -> dict[ChunkHash, int
     if target.node_id is None or target.base_version_id is None:
         return {}
     rows = session.execute(
-        select(ManifestChunk.chunk_hash, ManifestChunk.length)
-        .join(Version, Version.manifest_id == ManifestChunk.manifest_id)
-        .where(Version.id == target.base_version_id, Version.node_id == target.node_id)
+        _BASE_ENTRIES, {"version_id": target.base_version_id, "node_id": target.node_id}
     ).all()
     return {ChunkHash(key): length for key, length in rows}
+
+
+_ENTRIES = cast(Table, ManifestChunk.__table__)
+_VERSIONS = cast(Table, Version.__table__)
+_BASE_ENTRIES = (  # Core: no ORM row processing for ~850 rows
+    select(_ENTRIES.c.chunk_hash, _ENTRIES.c.length)
+    .join(_VERSIONS, _VERSIONS.c.manifest_id == _ENTRIES.c.manifest_id)
+    .where(_VERSIONS.c.id == bindparam("version_id"), _VERSIONS.c.node_id == bindparam("node_id"))
+)
 
 
 def _check_chunks(refs: list[ChunkRef], known: dict[ChunkHash, int]) -> None:

@@ -10,7 +10,8 @@ the file: it takes such chunks by name, and cuts afresh only from the last
 boundary before changed bytes until it is back on a boundary of the origin
 with unchanged bytes ahead. Only the bytes of the chunks it re-cuts are read
 (changed ones from the working copy, unchanged ones from the origin's chunks
-through the cache), so a 1-byte edit in a 1 GiB file reads a few MiB.
+through the cache), so a 1-byte edit in a 1 GiB file reads a few MiB, and
+usually just the one chunk it lands in (see ``_kept_end``).
 
 The result is exactly the cut of the whole new content (a test keeps it so),
 so the server, the mount and every later edit find the same chunks.
@@ -58,7 +59,8 @@ async def plan(
             pieces.append(Piece(span.offset, span.length, span.hash))
             position = span.end
             continue
-        piece = await _next_cut(position, size, ends, read)
+        kept_end = _kept_end(span, size, origin_size, changed)
+        piece = await _next_cut(position, size, ends, kept_end, read)
         pieces.append(piece)
         fresh.append(piece)
         position += piece.length
@@ -75,13 +77,39 @@ def _unchanged(span: ChunkSpan, size: int, origin_size: int, changed: Extents) -
     return span.end < origin_size or size == origin_size
 
 
-async def _next_cut(position: int, size: int, ends: list[int], read: Content) -> Piece:
+# FastCDC's gear hash is 64 bits wide and shifts one bit per byte: whether it
+# cuts at a position depends on that byte and the 63 before it, and on where
+# the chunk began (the mask changes at the average size).
+GEAR_WINDOW = 64
+
+
+def _kept_end(span: ChunkSpan | None, size: int, origin_size: int, changed: Extents) -> int | None:
+    """Where the origin's chunk at this position is sure to still have a cut, if it is:
+    the new chunk begins where it did and the bytes its cut depends on are unchanged,
+    so the cutter cuts there unless it now cuts earlier (in the changed bytes).
+    Knowing that, the byte after it, in the next chunk, need not be fetched."""
+    if span is None or span.end >= origin_size or span.end >= size:
+        return None
+    if changed.touches(span.end - GEAR_WINDOW + 1, span.end + 1):
+        return None
+    return span.end
+
+
+async def _next_cut(
+    position: int, size: int, ends: list[int], kept_end: int | None, read: Content
+) -> Piece:
     """The chunk that starts at ``position`` (a cut of the new file). The bytes read
     end on the origin's chunk boundaries where they can, so that a cut that did not
-    move costs the origin chunks up to it (and the byte after) and no more."""
+    move costs the origin chunks up to it (and the byte after) and no more; a cut
+    known to hold (``kept_end``) costs only the bytes before it."""
+    if kept_end is not None:
+        data = await read(position, kept_end - position)
+        length, digest = await trio.to_thread.run_sync(_first_chunk, data)
+        return Piece(position, length, digest)
     for end in _windows(position, size, ends):
-        # A cut depends on the bytes before it and the one at it: one byte more is read.
-        data = await read(position, min(end + 1, size) - position)
+        # A cut depends on the bytes before it and the one at it, and the cutter
+        # looks at positions in pairs: two bytes more are read, so that it sees `end`.
+        data = await read(position, min(end + 2, size) - position)
         length, digest = await trio.to_thread.run_sync(_first_chunk, data)
         if length <= end - position:
             return Piece(position, length, digest)

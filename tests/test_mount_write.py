@@ -244,6 +244,11 @@ def test_a_one_byte_edit_of_a_large_online_only_file_moves_a_few_chunks_each_way
     data = bytearray(random.Random(5).randbytes(size))
     put(dav, "/big.bin", bytes(data))
     wait_for((mnt / "big.bin").exists, what="big.bin in the mount")
+    chunks = server_api.get(f"/nodes/{node_at(server_api, 'big.bin')['id']}/manifest").json()
+    (landed_in,) = [
+        c for c in chunks["chunks"] if c["offset"] <= middle < c["offset"] + c["length"]
+    ]
+    assert landed_in["offset"] + landed_in["length"] - middle > 64  # its cut is not touched
     before = len(server.requests())
     with open(mnt / "big.bin", "r+b") as file:  # online-only: nothing of it is cached
         file.seek(middle)
@@ -251,10 +256,12 @@ def test_a_one_byte_edit_of_a_large_online_only_file_moves_a_few_chunks_each_way
     data[middle] = ord("!")
     wait_for(lambda: version_numbers(server_api, "big.bin") == [1, 2], what="the edit's upload")
     moved = [r for r in server.requests()[before:] if r.path.startswith("/api/v1/chunks")]
+    # Only the chunk the byte is in comes down: its cut holds, the next is not needed.
+    assert [r.path for r in moved if r.method == "GET"] == [f"/api/v1/chunks/{landed_in['hash']}"]
     down = sum(r.sent for r in moved if r.method == "GET")
     up = sum(r.received for r in moved if r.method == "PUT")
-    assert 0 < down <= 2 * 4 * MiB, f"{down} bytes downloaded for a 1-byte edit"
-    assert 0 < up <= 2 * 4 * MiB, f"{up} bytes uploaded for a 1-byte edit"
+    assert 0 < down <= 4 * MiB, f"{down} bytes downloaded for a 1-byte edit"
+    assert 0 < up <= 4 * MiB, f"{up} bytes uploaded for a 1-byte edit"
     assert hashlib.sha256(dav.get("/big.bin").content).digest() == hashlib.sha256(data).digest()
     with open(mnt / "big.bin", "rb") as file:  # the mount shows the new version too
         assert os.pread(file.fileno(), 3, middle - 1) == bytes(data[middle - 1 : middle + 2])
