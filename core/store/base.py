@@ -20,8 +20,6 @@ class ChunkStore(Protocol):
       reference to ``blob`` (the writer reuses the memory behind a view).
     - ``get`` MUST raise ``core.errors.ChunkMissing`` for an absent blob and
       ``core.errors.StorageUnavailable`` when the backend cannot be reached.
-    - ``put_split`` is ``put`` of ``head + rest``, without joining them where
-      the backend allows it (a writer that adds a header to a large payload).
     - ``get_split`` is ``get`` cut after ``head`` bytes: the blob's first
       ``head`` bytes, then the rest (a reader that strips a header gets the rest
       without another copy where the backend allows it). Same errors as ``get``.
@@ -37,10 +35,6 @@ class ChunkStore(Protocol):
     url: str
 
     def put(self, key: ChunkHash, blob: bytes | memoryview) -> None: ...
-
-    def put_split(
-        self, key: ChunkHash, head: bytes | memoryview, rest: bytes | memoryview
-    ) -> None: ...
 
     def get(self, key: ChunkHash) -> bytes: ...
 

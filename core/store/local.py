@@ -42,17 +42,14 @@ class LocalChunkStore:
         return self.root / key[:2] / key
 
     def put(self, key: ChunkHash, blob: bytes | memoryview) -> None:
-        self.put_split(key, blob, b"")
-
-    def put_split(self, key: ChunkHash, head: bytes | memoryview, rest: bytes | memoryview) -> None:
         final = self._path(key)
         if final.exists():
             os.utime(final)  # a re-put counts as fresh for gc's orphan sweep
             return
         tmp = self._tmp / f"{key}.{uuid.uuid4().hex}"
         try:
-            if not (self._direct and self._write_direct(tmp, head, rest)):
-                _write_buffered(tmp, head, rest)
+            if not (self._direct and self._write_direct(tmp, blob)):
+                _write_buffered(tmp, blob)
             if not final.parent.is_dir():
                 final.parent.mkdir(exist_ok=True)
                 _fsync_dir(self.root)
@@ -62,9 +59,9 @@ class LocalChunkStore:
             tmp.unlink(missing_ok=True)
             raise StorageUnavailable(f"cannot write chunk {key}: {exc}") from None
 
-    def _write_direct(self, path: Path, head: bytes | memoryview, rest: bytes | memoryview) -> bool:
-        """Write ``head + rest`` with O_DIRECT from a page-aligned buffer; False if refused."""
-        size = len(head) + len(rest)
+    def _write_direct(self, path: Path, blob: bytes | memoryview) -> bool:
+        """Write ``blob`` with O_DIRECT from a page-aligned buffer; False if refused."""
+        size = len(blob)
         padded = (size + _ALIGN - 1) // _ALIGN * _ALIGN
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_DIRECT, 0o644)
@@ -75,8 +72,7 @@ class LocalChunkStore:
             return False
         try:
             with self._buffers.take(padded) as buffer:
-                buffer[: len(head)] = head
-                buffer[len(head) : size] = rest
+                buffer[:size] = blob
                 buffer[size:padded] = bytes(padded - size)
                 with memoryview(buffer)[:padded] as view:
                     written = 0
@@ -174,10 +170,9 @@ def _pread_all(fd: int, size: int, offset: int) -> bytes:
     return b"".join(parts)
 
 
-def _write_buffered(path: Path, head: bytes | memoryview, rest: bytes | memoryview) -> None:
+def _write_buffered(path: Path, blob: bytes | memoryview) -> None:
     with open(path, "wb") as handle:
-        handle.write(head)
-        handle.write(rest)
+        handle.write(blob)
         handle.flush()
         os.fsync(handle.fileno())
 

@@ -71,9 +71,6 @@ class S3ChunkStore:
         except (S3Error, *_NETWORK_ERRORS) as exc:
             raise StorageUnavailable(f"cannot write chunk {key} to {self.url}: {exc}") from None
 
-    def put_split(self, key: ChunkHash, head: bytes | memoryview, rest: bytes | memoryview) -> None:
-        self.put(key, b"".join((head, rest)))
-
     def get(self, key: ChunkHash) -> bytes:
         response = None
         try:
