@@ -52,8 +52,10 @@ from fusemount.uploads import UploadQueue
 log = logging.getLogger(__name__)
 
 BATCH = 500  # rows sent in one request
-ID_BATCH = 2000  # ids asked for at a time
-ID_LOW = 500  # top the pool up below this many
+# Offline, the pool is all a mount can create with: at least ID_LOW new files
+# and folders (an unpacked source tree, say) before it needs the server again.
+ID_BATCH = 5000  # ids asked for at a time
+ID_LOW = 2500  # top the pool up below this many
 BACKOFF = (0.25, 0.5, 1.0, 2.0, 5.0)
 IDLE = 30.0
 NAME_ATTEMPTS = 100
