@@ -348,5 +348,10 @@ def manifest_out(manifest: VersionManifest) -> ManifestOut:
         version=ManifestVersion(
             id=version.id, number=version.number, size=version.size, sha256=version.sha256
         ),
-        chunks=[ChunkOut(offset=r.offset, length=r.length, hash=r.hash) for r in manifest.chunks],
+        # Not validated again: the core's records are well-formed, and validating a
+        # 1 GiB file's ~850 entries took a third of the request's time.
+        chunks=[
+            ChunkOut.model_construct(offset=r.offset, length=r.length, hash=r.hash)
+            for r in manifest.chunks
+        ],
     )
