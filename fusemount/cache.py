@@ -350,8 +350,6 @@ class _Write:
 def _write_direct(path: Path, data: bytes, buffers: AlignedBuffers) -> bool:
     """Write ``data`` with O_DIRECT (padded to whole blocks, then truncated); False
     if the file system refuses O_DIRECT at open."""
-    size = len(data)
-    padded = disk_size(size)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o644)
     except OSError as exc:
@@ -359,17 +357,7 @@ def _write_direct(path: Path, data: bytes, buffers: AlignedBuffers) -> bool:
             return False
         raise
     try:
-        with buffers.take(padded) as buffer:
-            buffer[:size] = data
-            buffer[size:padded] = bytes(padded - size)
-            view = memoryview(buffer)[:padded]
-            try:
-                written = 0
-                while written < padded:
-                    written += os.write(fd, view[written:])
-            finally:
-                view.release()
-        os.ftruncate(fd, size)
+        buffers.write(fd, data)
     finally:
         os.close(fd)
     return True

@@ -61,8 +61,6 @@ class LocalChunkStore:
 
     def _write_direct(self, path: Path, blob: bytes | memoryview) -> bool:
         """Write ``blob`` with O_DIRECT from a page-aligned buffer; False if refused."""
-        size = len(blob)
-        padded = (size + _ALIGN - 1) // _ALIGN * _ALIGN
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_DIRECT, 0o644)
         except OSError as exc:
@@ -71,14 +69,7 @@ class LocalChunkStore:
             self._direct = False
             return False
         try:
-            with self._buffers.take(padded) as buffer:
-                buffer[:size] = blob
-                buffer[size:padded] = bytes(padded - size)
-                with memoryview(buffer)[:padded] as view:
-                    written = 0
-                    while written < padded:
-                        written += os.write(fd, view[written:])
-            os.ftruncate(fd, size)
+            self._buffers.write(fd, blob)
             os.fsync(fd)
         except OSError as exc:
             os.close(fd)
@@ -153,7 +144,6 @@ class LocalChunkStore:
         """Nothing to release."""
 
 
-_ALIGN = 4096
 _DIRECT_BUFFER = 4 * 1024 * 1024 + 64 * 1024  # the largest stored chunk, rounded up
 
 
