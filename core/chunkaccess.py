@@ -22,7 +22,7 @@ from core import chunkrows
 from core.backend import Backend
 from core.chunkcodec import decode_chunk, frame
 from core.chunking import MAX_CHUNK, chunk_hash
-from core.db.models import ManifestChunk, Node, Version
+from core.db.models import ManifestSegment, Node, SegmentChunk, Version
 from core.errors import ChunkMissing, HashMismatch, InvalidRequest, NotFound
 from core.ids import ChunkHash
 
@@ -39,10 +39,11 @@ def checked_hash(value: str) -> ChunkHash:
 def may_read(session: Session, user_id: int, key: ChunkHash) -> bool:
     """Does a version of one of the user's nodes name this chunk? (one query)"""
     found = session.execute(
-        select(ManifestChunk.idx)
-        .join(Version, Version.manifest_id == ManifestChunk.manifest_id)
+        select(SegmentChunk.idx)
+        .join(ManifestSegment, ManifestSegment.segment_id == SegmentChunk.segment_id)
+        .join(Version, Version.manifest_id == ManifestSegment.manifest_id)
         .join(Node, Node.id == Version.node_id)
-        .where(ManifestChunk.chunk_hash == key, Node.owner_id == user_id)
+        .where(SegmentChunk.chunk_hash == key, Node.owner_id == user_id)
         .limit(1)
     ).first()
     return found is not None

@@ -25,15 +25,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.orm import Session
 
-from core import journal, lockcheck, nodeids, quota, tree
+from core import journal, lockcheck, nodeids, quota, segments, tree
 from core.backend import Backend
-from core.db.models import Manifest, ManifestChunk, Node, UploadSession, Version
+from core.db.models import Manifest, Node, UploadSession, Version
 from core.errors import (
     DriveError,
     FileExists,
@@ -90,11 +89,14 @@ class WriteTarget:
 @dataclass
 class UploadedContent:
     """What a write stored: the manifest's chunks, the size and the whole-file
-    SHA-256 (None when unknown: see ``core.manifestwrite``)."""
+    SHA-256 (None when unknown: see ``core.manifestwrite``). ``reusable``: the
+    stored segments the new manifest may share (None: those of the file's
+    current version, looked up at the commit)."""
 
     refs: list[ChunkRef] = field(default_factory=list)
     size: int = 0
     sha256: str | None = None
+    reusable: list[segments.StoredSegment] | None = None
 
 
 def locate(session: Session, target: WriteTarget) -> tuple[Node, str, Node | None]:
@@ -243,6 +245,8 @@ def apply_write(
         check_content()
     old_size = node.size if node is not None else 0
     created = node is None
+    if content.reusable is None:
+        content.reusable = _current_segments(session, node)
     if node is None:
         if target.new_id is not None:
             nodeids.consume(session, target.new_id)
@@ -262,6 +266,15 @@ def apply_write(
     quota.charge(session, target.user_id, content.size - old_size, released=reserved)
     journal.append(session, node, journal.CREATE if created else journal.UPDATE)
     return tree.info(session, node.id), created
+
+
+def _current_segments(session: Session, node: Node | None) -> list[segments.StoredSegment]:
+    if node is None or node.current_version_id is None:
+        return []
+    manifest_id = session.execute(
+        select(Version.manifest_id).where(Version.id == node.current_version_id)
+    ).scalar_one()
+    return segments.load(session, manifest_id)
 
 
 def _drop_lone_empty_version(session: Session, node: Node) -> None:
@@ -289,11 +302,6 @@ def _drop_lone_empty_version(session: Session, node: Node) -> None:
         )
 
 
-# A Core insert: the ORM's bulk insert spent more CPU collecting a 1 GiB file's
-# ~850 rows than SQLite spent storing them.
-_INSERT_ENTRIES = insert(cast(Table, ManifestChunk.__table__))
-
-
 def write_manifest(session: Session, content: UploadedContent) -> int:
     """Insert an immutable manifest for ``content``; the chunks' rows must exist (FK)."""
     manifest_id = session.execute(
@@ -302,15 +310,7 @@ def write_manifest(session: Session, content: UploadedContent) -> int:
                 created_at=time.time())
         .returning(Manifest.id)
     ).scalar_one()  # fmt: skip
-    if content.refs:
-        session.execute(
-            _INSERT_ENTRIES,
-            [
-                {"manifest_id": manifest_id, "idx": idx, "offset": ref.offset,
-                 "length": ref.length, "chunk_hash": ref.hash}
-                for idx, ref in enumerate(content.refs)
-            ],
-        )  # fmt: skip
+    segments.write(session, manifest_id, content.refs, content.reusable or [])
     return int(manifest_id)
 
 

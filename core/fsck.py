@@ -20,10 +20,18 @@ from dataclasses import dataclass, field
 from sqlalchemy import distinct, func, select, update
 from sqlalchemy.orm import Session
 
-from core import tree
+from core import segments, tree
 from core.backend import Backend
 from core.chunkcodec import decode_chunk
-from core.db.models import Chunk, Manifest, ManifestChunk, Node, User, Version
+from core.db.models import (
+    Chunk,
+    Manifest,
+    ManifestSegment,
+    Node,
+    SegmentChunk,
+    User,
+    Version,
+)
 from core.errors import ChunkCorrupt, ChunkMissing, StorageUnavailable
 from core.ids import ChunkHash
 
@@ -61,7 +69,7 @@ def run_fsck(
     with backend.db.read() as session:
         referenced = [
             ChunkHash(h)
-            for h in session.execute(select(distinct(ManifestChunk.chunk_hash))).scalars()
+            for h in session.execute(select(distinct(SegmentChunk.chunk_hash))).scalars()
         ]
         report.bad_manifests = _bad_manifests(session)
     for start in range(0, len(referenced), BATCH):
@@ -109,14 +117,7 @@ def _check_sums(backend: Backend, unreadable: set[ChunkHash]) -> tuple[list[int]
         for manifest_id, known in batch:
             last = manifest_id
             with backend.db.read() as session:
-                refs = [
-                    (ChunkHash(key), length)
-                    for key, length in session.execute(
-                        select(ManifestChunk.chunk_hash, ManifestChunk.length)
-                        .where(ManifestChunk.manifest_id == manifest_id)
-                        .order_by(ManifestChunk.idx)
-                    )
-                ]
+                refs = [(ref.hash, ref.length) for ref in segments.entries(session, manifest_id)]
             if any(key in unreadable for key, _ in refs):
                 continue
             try:
@@ -178,10 +179,11 @@ def _bad_manifests(session: Session) -> list[int]:
     """Manifests whose chunks do not add up to their size."""
     totals = (
         select(
-            ManifestChunk.manifest_id,
-            func.coalesce(func.sum(ManifestChunk.length), 0).label("total"),
+            ManifestSegment.manifest_id,
+            func.coalesce(func.sum(SegmentChunk.length), 0).label("total"),
         )
-        .group_by(ManifestChunk.manifest_id)
+        .join(SegmentChunk, SegmentChunk.segment_id == ManifestSegment.segment_id)
+        .group_by(ManifestSegment.manifest_id)
         .subquery()
     )
     rows = session.execute(
@@ -198,9 +200,9 @@ def _files_using(session: Session, chunks: set[ChunkHash], manifests: set[int]) 
         for start in range(0, len(hashes), BATCH):
             manifests.update(
                 session.execute(
-                    select(ManifestChunk.manifest_id).where(
-                        ManifestChunk.chunk_hash.in_(hashes[start : start + BATCH])
-                    )
+                    select(ManifestSegment.manifest_id)
+                    .join(SegmentChunk, SegmentChunk.segment_id == ManifestSegment.segment_id)
+                    .where(SegmentChunk.chunk_hash.in_(hashes[start : start + BATCH]))
                 ).scalars()
             )
     if not manifests:
@@ -235,5 +237,5 @@ def _quota_mismatches(session: Session) -> list[str]:
 
 
 def unreferenced_chunk_count(session: Session) -> int:
-    used = select(ManifestChunk.manifest_id).where(ManifestChunk.chunk_hash == Chunk.hash).exists()
+    used = select(SegmentChunk.segment_id).where(SegmentChunk.chunk_hash == Chunk.hash).exists()
     return session.execute(select(func.count()).select_from(Chunk).where(~used)).scalar_one()

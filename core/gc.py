@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from core import quota, trash, versions
+from core import quota, segments, trash, versions
 from core.backend import Backend
-from core.db.models import Chunk, Manifest, ManifestChunk, UploadSession, Version
+from core.db.models import Chunk, Manifest, SegmentChunk, UploadSession, Version
 from core.ids import ChunkHash
 from core.treeops import delete_unused_manifests
 
@@ -51,7 +51,7 @@ def _cutoff(session: Session, grace: float, upload_timeout: float, now: float) -
 
 
 def _unreferenced(cutoff: float) -> object:
-    used = select(ManifestChunk.manifest_id).where(ManifestChunk.chunk_hash == Chunk.hash).exists()
+    used = select(SegmentChunk.segment_id).where(SegmentChunk.chunk_hash == Chunk.hash).exists()
     return (~used) & (Chunk.last_seen < cutoff)
 
 
@@ -99,6 +99,7 @@ def run_gc(backend: Backend, *, dry_run: bool = False, now: float | None = None)
                 quota.release(session, upload.user_id, upload.reserved_bytes)
                 session.delete(upload)
             delete_unused_manifests(session, orphan_manifests)
+            segments.delete_unused(session)  # strays: none are expected
 
     with db.read() as session:
         cutoff = _cutoff(session, settings.gc_grace_seconds, settings.upload_timeout_seconds, now)

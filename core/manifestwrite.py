@@ -30,22 +30,23 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from typing import cast
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import segments
 from core.backend import Backend
 from core.chunkaccess import checked_hash
 from core.chunking import MAX_CHUNK
 from core.chunkrows import touch
 from core.commit import UploadedContent, WriteTarget, apply_write
-from core.db.models import ManifestChunk, Version
+from core.db.models import Version
 from core.errors import InvalidRequest, MissingChunks
 from core.ids import ChunkHash
 from core.nodeids import AlreadyCreated
 from core.nodes import state, with_locks
 from core.records import ChunkRef, NodeState
+from core.segments import StoredSegment
 
 _SHA256 = re.compile("[0-9a-f]{64}")
 
@@ -77,10 +78,11 @@ def commit_manifest(
     if sha256 is not None and not _SHA256.fullmatch(sha256):
         raise InvalidRequest("sha256 is 64 lower-case hex digits")
     refs = manifest_refs(chunks, size)
-    content = UploadedContent(refs, size, sha256)
     try:
         with backend.lock.shared(), backend.db.write() as session:
-            known = _named_by_base(session, target)
+            base = _base_segments(session, target)
+            content = UploadedContent(refs, size, sha256, reusable=base)
+            known = {key: length for segment in base or [] for key, length in segment.entries}
             fresh = [ref.hash for ref in refs if ref.hash not in known]
             known.update(touch(session, fresh, time.time()))
             info, created = apply_write(
@@ -93,24 +95,18 @@ def commit_manifest(
             return state(session, target.user_id, replay.node_id), False
 
 
-def _named_by_base(session: Session, target: WriteTarget) -> dict[ChunkHash, int]:
-    """The chunks (and lengths) the manifest of the commit's base version names,
-    if it has one; its compare-and-set check comes later, in ``apply_write``."""
+def _base_segments(session: Session, target: WriteTarget) -> list[StoredSegment] | None:
+    """The segments of the commit's base version, if it names one (None: the
+    commit step finds the current version's); its compare-and-set check comes
+    later, in ``apply_write``."""
     if target.node_id is None or target.base_version_id is None:
-        return {}
-    rows = session.execute(
-        _BASE_ENTRIES, {"version_id": target.base_version_id, "node_id": target.node_id}
-    ).all()
-    return {ChunkHash(key): length for key, length in rows}
-
-
-_ENTRIES = cast(Table, ManifestChunk.__table__)
-_VERSIONS = cast(Table, Version.__table__)
-_BASE_ENTRIES = (  # Core: no ORM row processing for ~850 rows
-    select(_ENTRIES.c.chunk_hash, _ENTRIES.c.length)
-    .join(_VERSIONS, _VERSIONS.c.manifest_id == _ENTRIES.c.manifest_id)
-    .where(_VERSIONS.c.id == bindparam("version_id"), _VERSIONS.c.node_id == bindparam("node_id"))
-)
+        return None
+    manifest_id = session.execute(
+        select(Version.manifest_id).where(
+            Version.id == target.base_version_id, Version.node_id == target.node_id
+        )
+    ).scalar_one_or_none()
+    return [] if manifest_id is None else segments.load(session, manifest_id)
 
 
 def _check_chunks(refs: list[ChunkRef], known: dict[ChunkHash, int]) -> None:

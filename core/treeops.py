@@ -12,7 +12,7 @@ import time
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from core import journal, properties, quota, tree
+from core import journal, properties, quota, segments, tree
 from core.commit import add_version, new_node
 from core.db.models import Manifest, Node, Version
 from core.errors import InvalidMove, MoveIntoItself, NameTaken, NotFound
@@ -243,11 +243,14 @@ def purge_nodes(session: Session, node: Node) -> int:
 
 
 def delete_unused_manifests(session: Session, manifest_ids: set[int]) -> None:
+    """Delete those of the manifests no version names, and the segments only they listed."""
     wanted = list(manifest_ids)
+    listed = segments.of_manifests(session, wanted)
     for start in range(0, len(wanted), 500):
         part = wanted[start : start + 500]
         used = select(Version.id).where(Version.manifest_id == Manifest.id).exists()
         session.execute(delete(Manifest).where(Manifest.id.in_(part), ~used))
+    segments.delete_unused(session, listed)
 
 
 def require_live(session: Session, node_id: int) -> Node:

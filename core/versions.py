@@ -7,16 +7,15 @@ no byte is copied and the history only grows.
 from __future__ import annotations
 
 import time
-from typing import cast
 
-from sqlalchemy import Table, bindparam, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from core import journal, quota, tree
+from core import journal, quota, segments, tree
 from core.commit import add_version, new_node
-from core.db.models import Manifest, ManifestChunk, Node, User, Version
+from core.db.models import Manifest, Node, User, Version
 from core.errors import NameTaken, NotAFile, NotFound
-from core.ids import ChunkHash, VersionId
+from core.ids import VersionId
 from core.records import ChunkRef, VersionInfo
 from core.retention import versions_to_drop
 from core.settings import RetentionPolicy
@@ -76,16 +75,7 @@ def version_by_number(session: Session, node: Node, number: int | None) -> Versi
 def manifest_refs(session: Session, manifest_id: int) -> tuple[list[ChunkRef], int]:
     """The chunk list and size of a manifest."""
     size = session.execute(select(Manifest.size).where(Manifest.id == manifest_id)).scalar_one()
-    rows = session.execute(_ENTRIES_IN_ORDER, {"manifest_id": manifest_id}).all()
-    return [ChunkRef(o, n, ChunkHash(h)) for o, n, h in rows], size
-
-
-_ENTRIES = cast(Table, ManifestChunk.__table__)
-_ENTRIES_IN_ORDER = (  # Core: no ORM row processing for a big file's ~850 rows
-    select(_ENTRIES.c.offset, _ENTRIES.c.length, _ENTRIES.c.chunk_hash)
-    .where(_ENTRIES.c.manifest_id == bindparam("manifest_id"))
-    .order_by(_ENTRIES.c.idx)
-)
+    return segments.entries(session, manifest_id), size
 
 
 def restore_version(session: Session, user_id: int, path: str, number: int) -> Node:

@@ -17,7 +17,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from core import Drive, QuotaExceeded, UserInfo, VersionConflict
-from core.db.models import Manifest, ManifestChunk, UploadSession
+from core.db.models import Segment, SegmentChunk, UploadSession
 from core.gc import run_gc
 from tests.conftest import BackendSetup, get, put
 
@@ -27,12 +27,12 @@ MiB = 1024 * 1024
 def test_database_refuses_a_manifest_naming_an_unknown_chunk(drive: Drive) -> None:
     """Invariant 1, enforced by the schema itself (foreign key on both dialects)."""
     with pytest.raises(SQLIntegrityError), drive.db.write() as session:
-        manifest = Manifest(size=1, sha256="0" * 64, chunk_count=1, created_at=time.time())
-        session.add(manifest)
+        segment = Segment(chunk_count=1, size=1)
+        session.add(segment)
         session.flush()
         session.execute(
-            insert(ManifestChunk).values(
-                manifest_id=manifest.id, idx=0, offset=0, length=1, chunk_hash="f" * 64
+            insert(SegmentChunk).values(
+                segment_id=segment.id, idx=0, offset=0, length=1, chunk_hash="f" * 64
             )
         )
 

@@ -141,8 +141,9 @@ class ReservedNodeId(Base):
 
 
 class Manifest(Base):
-    """The content of a file: an ordered list of chunks. Immutable once
-    committed and shared by every version (and copy) with that content."""
+    """The content of a file: an ordered list of chunks, held as a list of
+    segments (``ManifestSegment``). Immutable once committed and shared by
+    every version (and copy) with that content."""
 
     __tablename__ = "manifests"
 
@@ -155,15 +156,29 @@ class Manifest(Base):
     created_at: Mapped[float] = mapped_column(Double)
 
 
-class ManifestChunk(Base):
-    """One entry of a manifest. The foreign key to ``chunks`` makes the
-    database refuse a manifest that names an unknown chunk, and refuse to
-    delete a chunk row a manifest still names (invariant 1)."""
+class Segment(Base):
+    """A run of consecutive manifest entries, shared by every manifest that
+    holds that run at some place (``ManifestSegment``). An edit of a big file
+    writes only the segments around the change: the new manifest names the
+    others. Immutable once committed; deleted when no manifest names it."""
 
-    __tablename__ = "manifest_chunks"
+    __tablename__ = "segments"
 
-    manifest_id: Mapped[int] = mapped_column(
-        ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    chunk_count: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
+class SegmentChunk(Base):
+    """One entry of a segment; ``offset`` is from the segment's start. The
+    foreign key to ``chunks`` makes the database refuse a segment that names an
+    unknown chunk, and refuse to delete a chunk row a segment still names
+    (invariant 1)."""
+
+    __tablename__ = "segment_chunks"
+
+    segment_id: Mapped[int] = mapped_column(
+        ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True
     )
     idx: Mapped[int] = mapped_column(Integer, primary_key=True)
     offset: Mapped[int] = mapped_column(BigInteger)
@@ -171,6 +186,23 @@ class ManifestChunk(Base):
     chunk_hash: Mapped[str] = mapped_column(
         ForeignKey("chunks.hash", ondelete="RESTRICT"), index=True
     )
+
+
+class ManifestSegment(Base):
+    """The ``idx``-th segment of a manifest, starting at byte ``offset`` of the
+    file and at its ``first_chunk``-th entry."""
+
+    __tablename__ = "manifest_segments"
+
+    manifest_id: Mapped[int] = mapped_column(
+        ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True
+    )
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    segment_id: Mapped[int] = mapped_column(
+        ForeignKey("segments.id", ondelete="RESTRICT"), index=True
+    )
+    first_chunk: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[int] = mapped_column(BigInteger)
 
 
 class Version(Base):

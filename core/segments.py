@@ -1,0 +1,200 @@
+"""A manifest's entries, stored as shared segments.
+
+A manifest is a list of segments, each a run of up to ``SEGMENT_CHUNKS``
+consecutive entries (chunk hash, length). A new manifest reuses, by id, every
+segment of the file's previous manifest whose run it still holds, and writes
+new segments only for the entries between them (``layout``). So a 1-byte
+edit of a 1 GiB file (~850 chunks) writes one segment of ~32 entries and the
+~27 rows that list the manifest's segments, not ~850 entries with as many
+index updates: the commit's cost, and the WAL or PostgreSQL log it writes,
+follow the size of the change rather than the size of the file.
+
+Segments are immutable. One that no manifest names any more is deleted with
+the last manifest that named it (``delete_unused``), and gc sweeps any left
+over; only then can the chunks it named become garbage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+from sqlalchemy import Table, bindparam, delete, insert, select
+from sqlalchemy.orm import Session
+
+from core.db.models import ManifestSegment, Segment, SegmentChunk
+from core.ids import ChunkHash
+from core.records import ChunkRef
+
+SEGMENT_CHUNKS = 32
+"""Entries per segment at most. An edit rewrites one segment and lists all of
+them: ~32 + n/32 rows for an n-chunk file, least about here for 1 GiB files."""
+
+_SEGMENTS = cast(Table, Segment.__table__)
+_ENTRIES = cast(Table, SegmentChunk.__table__)
+_LISTING = cast(Table, ManifestSegment.__table__)
+
+Entry = tuple[ChunkHash, int]  # chunk hash, length
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSegment:
+    """A committed segment: its id and its entries, in order."""
+
+    id: int
+    entries: tuple[Entry, ...]
+
+
+Placed = int | list[ChunkRef]
+"""An item of a layout: a stored segment's id, or the entries of a new segment."""
+
+
+def layout(refs: Sequence[ChunkRef], reusable: Sequence[StoredSegment]) -> list[Placed]:
+    """How to store ``refs`` as segments: the stored segments of ``reusable`` whose
+    entries appear in ``refs`` where the walk reaches them, and new segments of
+    the entries between.
+
+    A run of new entries that a reusable segment would follow takes that
+    segment's entries in as well when both fit in one segment, so edits do not
+    leave ever smaller segments behind.
+    """
+    by_first: dict[Entry, list[StoredSegment]] = {}
+    for segment in reusable:
+        if segment.entries:
+            by_first.setdefault(segment.entries[0], []).append(segment)
+    placed: list[Placed] = []
+    run: list[ChunkRef] = []
+    position = 0
+    while position < len(refs):
+        found = _stored_at(refs, position, by_first)
+        if found is not None and run and len(run) + len(found.entries) <= SEGMENT_CHUNKS:
+            run.extend(refs[position : position + len(found.entries)])
+            position += len(found.entries)
+        elif found is not None:
+            if run:
+                placed.append(run)
+                run = []
+            placed.append(found.id)
+            position += len(found.entries)
+        else:
+            run.append(refs[position])
+            position += 1
+        if len(run) >= SEGMENT_CHUNKS:
+            placed.append(run[:SEGMENT_CHUNKS])
+            run = run[SEGMENT_CHUNKS:]
+    if run:
+        placed.append(run)
+    return placed
+
+
+def _stored_at(
+    refs: Sequence[ChunkRef], position: int, by_first: dict[Entry, list[StoredSegment]]
+) -> StoredSegment | None:
+    ref = refs[position]
+    for segment in by_first.get((ref.hash, ref.length), ()):
+        end = position + len(segment.entries)
+        if end <= len(refs) and all(
+            (refs[at].hash, refs[at].length) == entry
+            for at, entry in zip(range(position, end), segment.entries, strict=True)
+        ):
+            return segment
+    return None
+
+
+def write(
+    session: Session, manifest_id: int, refs: Sequence[ChunkRef], reusable: Sequence[StoredSegment]
+) -> None:
+    """Store the entries of a new manifest (``refs``, with their file offsets),
+    reusing the segments of ``reusable`` it holds."""
+    placed = layout(refs, reusable)
+    runs = [item for item in placed if isinstance(item, list)]
+    new_ids: list[int] = []
+    if runs:
+        new_ids = list(
+            session.execute(
+                insert(_SEGMENTS).returning(_SEGMENTS.c.id, sort_by_parameter_order=True),
+                [{"chunk_count": len(run), "size": sum(ref.length for ref in run)} for run in runs],
+            ).scalars()
+        )
+        session.execute(
+            _INSERT_ENTRIES,
+            [
+                {"segment_id": segment_id, "idx": idx, "offset": ref.offset - run[0].offset,
+                 "length": ref.length, "chunk_hash": ref.hash}
+                for segment_id, run in zip(new_ids, runs, strict=True)
+                for idx, ref in enumerate(run)
+            ],
+        )  # fmt: skip
+    fresh = iter(new_ids)
+    counts = {segment.id: len(segment.entries) for segment in reusable}
+    rows = []
+    first_chunk = 0
+    for idx, item in enumerate(placed):
+        count = len(item) if isinstance(item, list) else counts[item]
+        segment_id = next(fresh) if isinstance(item, list) else item
+        rows.append({"manifest_id": manifest_id, "idx": idx, "segment_id": segment_id,
+                     "first_chunk": first_chunk, "offset": refs[first_chunk].offset})  # fmt: skip
+        first_chunk += count
+    if rows:
+        session.execute(_INSERT_LISTING, rows)
+
+
+def load(session: Session, manifest_id: int) -> list[StoredSegment]:
+    """A manifest's segments with their entries, in order."""
+    runs: dict[int, tuple[int, list[Entry]]] = {}  # by place in the manifest
+    for place, segment_id, key, length in session.execute(_STORED, {"manifest_id": manifest_id}):
+        runs.setdefault(place, (segment_id, []))[1].append((ChunkHash(key), length))
+    return [StoredSegment(segment_id, tuple(run)) for segment_id, run in runs.values()]
+
+
+def entries(session: Session, manifest_id: int) -> list[ChunkRef]:
+    """A manifest's chunks in order, with their offsets in the file."""
+    rows = session.execute(_IN_ORDER, {"manifest_id": manifest_id})
+    return [ChunkRef(offset, length, ChunkHash(key)) for offset, length, key in rows]
+
+
+def of_manifests(session: Session, manifest_ids: Iterable[int]) -> set[int]:
+    """The segments the manifests list."""
+    wanted = list(manifest_ids)
+    found: set[int] = set()
+    for start in range(0, len(wanted), 500):
+        part = wanted[start : start + 500]
+        found.update(
+            session.execute(
+                select(_LISTING.c.segment_id).where(_LISTING.c.manifest_id.in_(part))
+            ).scalars()
+        )
+    return found
+
+
+def delete_unused(session: Session, segment_ids: Iterable[int] | None = None) -> int:
+    """Delete those of ``segment_ids`` (None: all segments) no manifest lists; how many."""
+    listed = select(_LISTING.c.segment_id).where(_LISTING.c.segment_id == _SEGMENTS.c.id).exists()
+    if segment_ids is None:
+        done = session.execute(delete(_SEGMENTS).where(~listed))
+        return int(done.rowcount)  # type: ignore[attr-defined]
+    wanted = list(segment_ids)
+    count = 0
+    for start in range(0, len(wanted), 500):
+        part = wanted[start : start + 500]
+        done = session.execute(delete(_SEGMENTS).where(_SEGMENTS.c.id.in_(part), ~listed))
+        count += int(done.rowcount)  # type: ignore[attr-defined]
+    return count
+
+
+# Core statements, built once: no ORM work for a big file's ~850 rows.
+_INSERT_ENTRIES = insert(_ENTRIES)
+_INSERT_LISTING = insert(_LISTING)
+_STORED = (
+    select(_LISTING.c.idx, _LISTING.c.segment_id, _ENTRIES.c.chunk_hash, _ENTRIES.c.length)
+    .join(_ENTRIES, _ENTRIES.c.segment_id == _LISTING.c.segment_id)
+    .where(_LISTING.c.manifest_id == bindparam("manifest_id"))
+    .order_by(_LISTING.c.idx, _ENTRIES.c.idx)
+)
+_IN_ORDER = (
+    select(_LISTING.c.offset + _ENTRIES.c.offset, _ENTRIES.c.length, _ENTRIES.c.chunk_hash)
+    .join(_ENTRIES, _ENTRIES.c.segment_id == _LISTING.c.segment_id)
+    .where(_LISTING.c.manifest_id == bindparam("manifest_id"))
+    .order_by(_LISTING.c.idx, _ENTRIES.c.idx)
+)
