@@ -15,6 +15,19 @@ from core.db import checkpoint
 from core.db.engine import Database
 
 
+def test_every_connection_fsyncs_its_commits(tmp_path: Path) -> None:
+    """synchronous=FULL (2): a committed version survives a power cut, not only
+    a crash of the process (NORMAL, 1, syncs only at checkpoints in WAL mode)."""
+    database = Database(f"sqlite:///{tmp_path}/d.db")
+    try:
+        for open_session in (database.read, database.write):
+            with open_session() as session:
+                assert session.execute(text("PRAGMA synchronous")).scalar_one() == 2
+                assert session.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
+    finally:
+        database.dispose()
+
+
 def _rows_in_file_alone(db_file: Path, copy: Path) -> int:
     """The rows of ``t`` that the database file holds without its WAL."""
     shutil.copyfile(db_file, copy)

@@ -10,9 +10,8 @@ those commits paid a checkpoint.
 Here connections run with ``wal_autocheckpoint=0`` and one thread checkpoints
 instead: shortly after a commit (``poke``), in PASSIVE mode (it never blocks
 readers or writers; what it cannot copy yet it copies next time). Durability
-is the same as before: in WAL mode with ``synchronous=NORMAL`` a commit is safe
-from a crash of the process at once, and the checkpoint is what reaches the
-disk. The WAL is reset once a checkpoint has copied all of it (the next
+does not depend on it: with ``synchronous=FULL`` every commit fsyncs the WAL
+before it returns. The WAL is reset once a checkpoint has copied all of it (the next
 writer starts it over) and cut back to ``journal_size_limit`` then. ``close``
 stops the thread; SQLite checkpoints when the last connection closes.
 """

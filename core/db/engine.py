@@ -1,6 +1,9 @@
 """Opening the metadata database: engine, per-dialect setup and transactions.
 
-SQLite runs in WAL mode with a busy timeout and foreign keys on. Its write
+SQLite runs in WAL mode with ``synchronous=FULL`` (a commit is on the disk
+when it returns: a client told "stored" keeps its file through a power cut
+too; NORMAL would only survive a crash of the process), a busy timeout and
+foreign keys on. Its write
 transactions start with ``BEGIN IMMEDIATE`` so two writers queue on the
 busy timeout instead of failing when a read lock would need upgrading;
 read transactions stay deferred so readers never wait for writers. Its WAL
@@ -46,7 +49,7 @@ def _setup_sqlite(engine: Engine, checkpointer: Checkpointer | None) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         if checkpointer is not None:  # it checkpoints, not the committing request
