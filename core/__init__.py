@@ -38,6 +38,7 @@ from core.errors import (
 from core.fsck import FsckReport
 from core.gc import GcReport
 from core.ids import ChunkHash, NodeId, UserId, VersionId
+from core.manifestwrite import Splice
 from core.reader import ContentReader
 from core.records import (
     ByteSource,
@@ -94,6 +95,7 @@ __all__ = [
     "QuotaExceeded",
     "RetentionPolicy",
     "Settings",
+    "Splice",
     "StorageUnavailable",
     "TrashEntry",
     "TreePage",

@@ -97,6 +97,9 @@ class UploadedContent:
     size: int = 0
     sha256: str | None = None
     reusable: list[segments.StoredSegment] | None = None
+    placed: list[segments.Placed] | None = None
+    """The manifest laid out already (a splice, see ``core.manifestwrite``): ``refs``
+    and ``reusable`` are not used."""
 
 
 def locate(session: Session, target: WriteTarget) -> tuple[Node, str, Node | None]:
@@ -245,7 +248,7 @@ def apply_write(
         check_content()
     old_size = node.size if node is not None else 0
     created = node is None
-    if content.reusable is None:
+    if content.placed is None and content.reusable is None:
         content.reusable = _current_segments(session, node)
     if node is None:
         if target.new_id is not None:
@@ -304,13 +307,18 @@ def _drop_lone_empty_version(session: Session, node: Node) -> None:
 
 def write_manifest(session: Session, content: UploadedContent) -> int:
     """Insert an immutable manifest for ``content``; the chunks' rows must exist (FK)."""
+    placed = content.placed
+    if placed is None:
+        placed = segments.layout(content.refs, content.reusable or [])
+    count, size = segments.totals(placed)
+    assert size == content.size, "the layout holds the content's bytes"
     manifest_id = session.execute(
         insert(Manifest)
-        .values(size=content.size, sha256=content.sha256, chunk_count=len(content.refs),
+        .values(size=content.size, sha256=content.sha256, chunk_count=count,
                 created_at=time.time())
         .returning(Manifest.id)
     ).scalar_one()  # fmt: skip
-    segments.write(session, manifest_id, content.refs, content.reusable or [])
+    segments.write(session, manifest_id, placed)
     return int(manifest_id)
 
 

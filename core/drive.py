@@ -42,6 +42,7 @@ from core.errors import NotAFile
 from core.fsck import FsckReport, run_fsck
 from core.gc import GcReport, run_gc
 from core.ids import ChunkHash, NodeId, UserId, VersionId
+from core.manifestwrite import Splice
 from core.reader import ContentReader
 from core.records import (
     ByteSource,
@@ -456,11 +457,15 @@ class Drive:
         chunks: list[tuple[str, int]],
         size: int,
         sha256: str | None = None,
+        splice: Splice | None = None,
     ) -> tuple[NodeState, bool]:
         """Commit a manifest of chunks already on the server (``chunks``: hash, length)
         as the target's new content; return the file and whether it is new (a
-        replay of a create with ``target.new_id`` commits nothing: see nodeids)."""
-        return manifestwrite.commit_manifest(self.backend, target, chunks, size, sha256)
+        replay of a create with ``target.new_id`` commits nothing: see nodeids).
+        ``splice``: the chunks replace that range of the base version's entries."""
+        return manifestwrite.commit_manifest(
+            self.backend, target, chunks, size, sha256=sha256, splice=splice
+        )
 
     def read_chunk(self, user: UserId, key: str, *, verify: bool = True) -> bytes:
         """A chunk's bytes, if a version of one of the user's nodes names it

@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -46,13 +47,23 @@ from core.ids import ChunkHash
 from core.nodeids import AlreadyCreated
 from core.nodes import state, with_locks
 from core.records import ChunkRef, NodeState
-from core.segments import StoredSegment
+from core.segments import Placed, StoredSegment
 
 _SHA256 = re.compile("[0-9a-f]{64}")
 
 
-def manifest_refs(chunks: Sequence[tuple[str, int]], size: int) -> list[ChunkRef]:
-    """The manifest's chunk list with offsets; InvalidRequest if it does not add up."""
+@dataclass(frozen=True)
+class Splice:
+    """A commit's chunks replace the base version's entries ``start`` to ``end``
+    (exclusive); the others stay as they are."""
+
+    start: int
+    end: int
+
+
+def manifest_refs(chunks: Sequence[tuple[str, int]], size: int | None) -> list[ChunkRef]:
+    """The chunk list with offsets (from 0); InvalidRequest if an entry is not one,
+    or if the lengths do not add up to ``size`` (None: not checked)."""
     refs: list[ChunkRef] = []
     offset = 0
     for key, length in chunks:
@@ -60,7 +71,7 @@ def manifest_refs(chunks: Sequence[tuple[str, int]], size: int) -> list[ChunkRef
             raise InvalidRequest(f"a chunk holds 1 to {MAX_CHUNK} bytes, not {length}")
         refs.append(ChunkRef(offset=offset, length=length, hash=checked_hash(key)))
         offset += length
-    if offset != size:
+    if size is not None and offset != size:
         raise InvalidRequest(f"the chunk lengths add up to {offset}, not to the size {size}")
     return refs
 
@@ -70,25 +81,36 @@ def commit_manifest(
     target: WriteTarget,
     chunks: Sequence[tuple[str, int]],
     size: int,
+    *,
     sha256: str | None = None,
+    splice: Splice | None = None,
 ) -> tuple[NodeState, bool]:
     """Commit ``chunks`` (hash, length) as the target's new content; return the
     file and whether it was created. ``sha256`` is the client's word for the
-    whole content's sum (stored as given; None: unknown)."""
+    whole content's sum (stored as given; None: unknown). With ``splice``, the
+    chunks replace that range of the base version's entries, and ``size`` is the
+    whole new size: a small edit of a big file sends and costs little."""
     if sha256 is not None and not _SHA256.fullmatch(sha256):
         raise InvalidRequest("sha256 is 64 lower-case hex digits")
-    refs = manifest_refs(chunks, size)
+    if splice is not None and (target.node_id is None or target.base_version_id is None):
+        raise InvalidRequest("a splice edits the base version: give node_id and base_version_id")
+    refs = manifest_refs(chunks, size if splice is None else None)
     try:
         with backend.lock.shared(), backend.db.write() as session:
-            base = _base_segments(session, target)
+            base = None if splice is not None else _base_segments(session, target)
             content = UploadedContent(refs, size, sha256, reusable=base)
             known = {key: length for segment in base or [] for key, length in segment.entries}
             fresh = [ref.hash for ref in refs if ref.hash not in known]
             known.update(touch(session, fresh, time.time()))
+
+            def check_content() -> None:
+                _check_chunks(refs, known)
+                if splice is not None:
+                    content.placed = _spliced(session, target, splice, refs, size)
+
             info, created = apply_write(
-                session, target, content, reserved=0,
-                check_content=lambda: _check_chunks(refs, known),
-            )  # fmt: skip
+                session, target, content, reserved=0, check_content=check_content
+            )
             return with_locks(session, target.user_id, [info])[0], created
     except AlreadyCreated as replay:
         with backend.db.read() as session:
@@ -107,6 +129,23 @@ def _base_segments(session: Session, target: WriteTarget) -> list[StoredSegment]
         )
     ).scalar_one_or_none()
     return [] if manifest_id is None else segments.load(session, manifest_id)
+
+
+def _spliced(
+    session: Session, target: WriteTarget, splice: Splice, refs: list[ChunkRef], size: int
+) -> list[Placed]:
+    """The layout of the base version (the current one: checked) with the splice done."""
+    manifest_id = session.execute(
+        select(Version.manifest_id).where(Version.id == target.base_version_id)
+    ).scalar_one()
+    new = [(ref.hash, ref.length) for ref in refs]
+    placed = segments.splice(
+        session, segments.listing(session, manifest_id), splice.start, splice.end, new
+    )
+    _, total = segments.totals(placed)
+    if total != size:
+        raise InvalidRequest(f"the spliced chunk lengths add up to {total}, not to the size {size}")
+    return placed
 
 
 def _check_chunks(refs: list[ChunkRef], known: dict[ChunkHash, int]) -> None:

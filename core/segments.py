@@ -16,6 +16,7 @@ over; only then can the chunks it named become garbage.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -24,6 +25,7 @@ from sqlalchemy import Table, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from core.db.models import ManifestSegment, Segment, SegmentChunk
+from core.errors import InvalidRequest
 from core.ids import ChunkHash
 from core.records import ChunkRef
 
@@ -46,8 +48,30 @@ class StoredSegment:
     entries: tuple[Entry, ...]
 
 
-Placed = int | list[ChunkRef]
-"""An item of a layout: a stored segment's id, or the entries of a new segment."""
+@dataclass(frozen=True, slots=True)
+class Reused:
+    """A stored segment in a new manifest, starting at byte ``offset`` of the file."""
+
+    segment_id: int
+    count: int
+    size: int
+    offset: int
+
+
+Placed = Reused | list[ChunkRef]
+"""An item of a layout: a stored segment, or the entries of a new segment (with
+their offsets in the file)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A segment as a stored manifest lists it."""
+
+    segment_id: int
+    first_chunk: int
+    offset: int
+    count: int
+    size: int
 
 
 def layout(refs: Sequence[ChunkRef], reusable: Sequence[StoredSegment]) -> list[Placed]:
@@ -75,7 +99,8 @@ def layout(refs: Sequence[ChunkRef], reusable: Sequence[StoredSegment]) -> list[
             if run:
                 placed.append(run)
                 run = []
-            placed.append(found.id)
+            size = sum(length for _, length in found.entries)
+            placed.append(Reused(found.id, len(found.entries), size, refs[position].offset))
             position += len(found.entries)
         else:
             run.append(refs[position])
@@ -86,6 +111,61 @@ def layout(refs: Sequence[ChunkRef], reusable: Sequence[StoredSegment]) -> list[
     if run:
         placed.append(run)
     return placed
+
+
+def splice(
+    session: Session, base: Sequence[Listed], start: int, end: int, new: Sequence[Entry]
+) -> list[Placed]:
+    """The layout of the manifest listed by ``base`` with its entries ``start`` to
+    ``end`` (exclusive) replaced by ``new``: the segments wholly before or after
+    that range are reused as they are (those after it moved by the change in
+    size), and only the ones it touches are read and written again.
+
+    InvalidRequest if the range is not within the manifest.
+    """
+    total = base[-1].first_chunk + base[-1].count if base else 0
+    if not 0 <= start <= end <= total:
+        raise InvalidRequest(f"entries {start} to {end} are not within the base's {total}")
+    lo = bisect.bisect_right([s.first_chunk + s.count for s in base], start)
+    # An insertion (start == end) inside a segment rewrites that segment too.
+    hi = bisect.bisect_left([s.first_chunk for s in base], end, lo)
+    kept_before = start - base[lo].first_chunk if lo < hi else 0
+    kept_after = base[hi - 1].first_chunk + base[hi - 1].count - end if lo < hi else 0
+    middle_count = kept_before + len(new) + kept_after
+    short_tail = middle_count % SEGMENT_CHUNKS
+    if hi < len(base) and short_tail and short_tail + base[hi].count <= SEGMENT_CHUNKS:
+        kept_after += base[hi].count  # take the next segment in: no ever-shorter ones
+        hi += 1
+    old = _entries_of(session, [s.segment_id for s in base[lo:hi]])
+    middle = old[:kept_before] + list(new) + old[len(old) - kept_after :]
+    end_of_file = base[-1].offset + base[-1].size if base else 0
+    offset = base[lo].offset if lo < len(base) else end_of_file
+    refs = []
+    for key, length in middle:
+        refs.append(ChunkRef(offset, length, key))
+        offset += length
+    shift = sum(length for _, length in middle) - sum(s.size for s in base[lo:hi])
+    placed: list[Placed] = [Reused(s.segment_id, s.count, s.size, s.offset) for s in base[:lo]]
+    placed += [refs[at : at + SEGMENT_CHUNKS] for at in range(0, len(refs), SEGMENT_CHUNKS)]
+    placed += [Reused(s.segment_id, s.count, s.size, s.offset + shift) for s in base[hi:]]
+    return placed
+
+
+def _entries_of(session: Session, segment_ids: list[int]) -> list[Entry]:
+    """The entries of the segments, one after the other."""
+    if not segment_ids:
+        return []
+    by_segment: dict[int, list[Entry]] = {}
+    for segment_id, key, length in session.execute(
+        _SEGMENT_ENTRIES, {"ids": list(set(segment_ids))}
+    ):
+        by_segment.setdefault(segment_id, []).append((ChunkHash(key), length))
+    return [entry for segment_id in segment_ids for entry in by_segment[segment_id]]
+
+
+def listing(session: Session, manifest_id: int) -> list[Listed]:
+    """The segments a stored manifest lists, in order."""
+    return [Listed(*row) for row in session.execute(_LISTED, {"manifest_id": manifest_id})]
 
 
 def _stored_at(
@@ -102,12 +182,8 @@ def _stored_at(
     return None
 
 
-def write(
-    session: Session, manifest_id: int, refs: Sequence[ChunkRef], reusable: Sequence[StoredSegment]
-) -> None:
-    """Store the entries of a new manifest (``refs``, with their file offsets),
-    reusing the segments of ``reusable`` it holds."""
-    placed = layout(refs, reusable)
+def write(session: Session, manifest_id: int, placed: Sequence[Placed]) -> None:
+    """Store a new manifest's layout (``layout`` or ``splice`` made it)."""
     runs = [item for item in placed if isinstance(item, list)]
     new_ids: list[int] = []
     if runs:
@@ -127,17 +203,31 @@ def write(
             ],
         )  # fmt: skip
     fresh = iter(new_ids)
-    counts = {segment.id: len(segment.entries) for segment in reusable}
     rows = []
     first_chunk = 0
     for idx, item in enumerate(placed):
-        count = len(item) if isinstance(item, list) else counts[item]
-        segment_id = next(fresh) if isinstance(item, list) else item
+        if isinstance(item, list):
+            segment_id, count, offset = next(fresh), len(item), item[0].offset
+        else:
+            segment_id, count, offset = item.segment_id, item.count, item.offset
         rows.append({"manifest_id": manifest_id, "idx": idx, "segment_id": segment_id,
-                     "first_chunk": first_chunk, "offset": refs[first_chunk].offset})  # fmt: skip
+                     "first_chunk": first_chunk, "offset": offset})  # fmt: skip
         first_chunk += count
     if rows:
         session.execute(_INSERT_LISTING, rows)
+
+
+def totals(placed: Sequence[Placed]) -> tuple[int, int]:
+    """The entries and bytes of a layout."""
+    count = size = 0
+    for item in placed:
+        if isinstance(item, list):
+            count += len(item)
+            size += sum(ref.length for ref in item)
+        else:
+            count += item.count
+            size += item.size
+    return count, size
 
 
 def load(session: Session, manifest_id: int) -> list[StoredSegment]:
@@ -191,6 +281,18 @@ _STORED = (
     .join(_ENTRIES, _ENTRIES.c.segment_id == _LISTING.c.segment_id)
     .where(_LISTING.c.manifest_id == bindparam("manifest_id"))
     .order_by(_LISTING.c.idx, _ENTRIES.c.idx)
+)
+_LISTED = (
+    select(_LISTING.c.segment_id, _LISTING.c.first_chunk, _LISTING.c.offset,
+           _SEGMENTS.c.chunk_count, _SEGMENTS.c.size)
+    .join(_SEGMENTS, _SEGMENTS.c.id == _LISTING.c.segment_id)
+    .where(_LISTING.c.manifest_id == bindparam("manifest_id"))
+    .order_by(_LISTING.c.idx)
+)  # fmt: skip
+_SEGMENT_ENTRIES = (
+    select(_ENTRIES.c.segment_id, _ENTRIES.c.chunk_hash, _ENTRIES.c.length)
+    .where(_ENTRIES.c.segment_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_ENTRIES.c.segment_id, _ENTRIES.c.idx)
 )
 _IN_ORDER = (
     select(_LISTING.c.offset + _ENTRIES.c.offset, _ENTRIES.c.length, _ENTRIES.c.chunk_hash)

@@ -166,10 +166,13 @@ class SyncApi(Protocol):
         """Upload one chunk (the server checks its name)."""
         ...
 
-    async def commit(self, target: CommitTarget, size: int, chunks: list[tuple[ChunkHash, int]],
-                     mtime_ns: int | None = None, sha256: str | None = None) -> Node:  # fmt: skip
+    async def commit(self, target: CommitTarget, size: int, chunks: list[tuple[ChunkHash, int]], *,
+                     mtime_ns: int | None = None, sha256: str | None = None,
+                     splice: tuple[int, int] | None = None) -> Node:  # fmt: skip
         """Make the chunks (all on the server) the file's new content; Conflict
-        (version_conflict, name_taken) when the target is not as expected."""
+        (version_conflict, name_taken) when the target is not as expected. With
+        ``splice`` (start, end), the chunks replace those entries of the base
+        version's manifest and ``size`` is still the whole new size."""
         ...
 
 
@@ -304,12 +307,15 @@ class HttpApi:
     async def put_chunk(self, digest: ChunkHash, data: bytes) -> None:
         await self._request("PUT", f"chunks/{digest}", content=data)
 
-    async def commit(self, target: CommitTarget, size: int, chunks: list[tuple[ChunkHash, int]],
-                     mtime_ns: int | None = None, sha256: str | None = None) -> Node:  # fmt: skip
+    async def commit(self, target: CommitTarget, size: int, chunks: list[tuple[ChunkHash, int]], *,
+                     mtime_ns: int | None = None, sha256: str | None = None,
+                     splice: tuple[int, int] | None = None) -> Node:  # fmt: skip
         body: dict[str, Any] = {
             **target.json(), "size": size, "mtime_ns": mtime_ns, "sha256": sha256,
             "chunks": [{"hash": digest, "length": length} for digest, length in chunks],
         }  # fmt: skip
+        if splice is not None:
+            body["splice"] = {"start": splice[0], "end": splice[1]}
         return Node.from_json(await self._json("POST", "commit", json=body))
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:

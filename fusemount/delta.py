@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -123,6 +123,24 @@ def _windows(position: int, size: int, ends: list[int]) -> list[int]:
     first = bisect.bisect_left(ends, position + MIN_CHUNK)
     stops = [end for end in ends[first : first + 8] if end < last]
     return [*stops, last]
+
+
+def splice(origin: Sequence[ChunkSpan], pieces: Sequence[Piece]) -> tuple[int, int, list[Piece]]:
+    """The new chunk list as an edit of the origin's: (start, end, replacement), the
+    origin's entries ``start`` to ``end`` (exclusive) replaced by ``replacement``
+    (what a splice commit sends instead of the whole list)."""
+
+    def same(span: ChunkSpan, piece: Piece) -> bool:
+        return span.hash == piece.hash and span.length == piece.length
+
+    limit = min(len(origin), len(pieces))
+    head = 0
+    while head < limit and same(origin[head], pieces[head]):
+        head += 1
+    tail = 0
+    while tail < limit - head and same(origin[-1 - tail], pieces[-1 - tail]):
+        tail += 1
+    return head, len(origin) - tail, list(pieces[head : len(pieces) - tail])
 
 
 def _first_chunk(data: bytes) -> tuple[int, ChunkHash]:

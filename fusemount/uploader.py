@@ -33,6 +33,7 @@ import trio
 
 from fusemount.chunker import Piece, cut_file
 from fusemount.client import SyncApi
+from fusemount.delta import splice
 from fusemount.errors import (
     Conflict,
     MountError,
@@ -44,7 +45,7 @@ from fusemount.errors import (
     UploadFailed,
 )
 from fusemount.reader import Connectivity, gather
-from fusemount.records import ChunkHash, CommitTarget, Node, NodeId
+from fusemount.records import ChunkHash, CommitTarget, Manifest, Node, NodeId
 from fusemount.replica import Effect, Replica
 from fusemount.uploads import Pending, UploadQueue
 from fusemount.workcopy import WorkCopies
@@ -323,22 +324,37 @@ class Uploader:
             return self.work.read(row.node_id, piece.offset, piece.length)
 
         await self._send_missing(planned.fresh, read)
+        origin = copy.origin
         try:
-            return await self._commit(row, target, planned.pieces, None)
+            return await self._commit(row, target, planned.pieces, None, origin)
         except Conflict as exc:  # that version is gone and gc took some of its chunks
             if exc.code != "missing_chunks":
                 raise
             await self._send_missing(planned.pieces, read)
-            return await self._commit(row, target, planned.pieces, None)
+            return await self._commit(row, target, planned.pieces, None, origin)
 
     async def _commit(
-        self, row: Pending, target: CommitTarget | None, pieces: list[Piece], whole: str | None
+        self,
+        row: Pending,
+        target: CommitTarget | None,
+        pieces: list[Piece],
+        whole: str | None,
+        origin: Manifest | None = None,
     ) -> Node:
+        """Commit ``pieces`` as the file's content; as a splice of the origin's
+        manifest when that is the version the commit is based on (only the
+        chunks around the edits go, and the server rewrites only their segment)."""
         size = sum(piece.length for piece in pieces)
+        spliced = None
         if target is None:
             target = CommitTarget(node_id=row.node_id, base_version_id=row.base_version_id)
+            if origin is not None and origin.version.id == row.base_version_id:
+                start, end, pieces = splice(origin.chunks, pieces)
+                spliced = (start, end)
         chunks = [(piece.hash, piece.length) for piece in pieces]
-        return await self.api.commit(target, size, chunks, mtime_ns=row.mtime_ns, sha256=whole)
+        return await self.api.commit(
+            target, size, chunks, mtime_ns=row.mtime_ns, sha256=whole, splice=spliced
+        )
 
     async def _send_missing(
         self, pieces: list[Piece], read: Callable[[Piece], Awaitable[bytes]]

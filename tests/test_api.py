@@ -17,7 +17,7 @@ from openapi_spec_validator import validate
 
 from core import Drive, LockRecord, UserInfo
 from core.chunking import cut_bytes
-from tests.apiclient import Json, commit, error_code, unchanged, whole_tree
+from tests.apiclient import Json, commit, error_code, put_chunks, unchanged, whole_tree
 from tests.conftest import ALICE, BackendSetup
 from tests.davbodies import exclusive_lock
 from tests.servers import drivegate_server
@@ -351,6 +351,31 @@ def test_chunks_put_then_committed_make_a_file_webdav_reads_byte_for_byte(
     assert me(api)["used"] == 1000
     empty = api.post("/commit", json={"parent_id": root, "name": "empty", "size": 0, "chunks": []})
     assert empty.status_code == 201 and http.get("/empty").content == b""
+
+
+def test_a_splice_commit_replaces_a_range_of_the_base_versions_chunks(
+    api: httpx.Client, http: httpx.Client
+) -> None:
+    parts = [os.urandom(300_000) for _ in range(4)]
+    root = me(api)["root_id"]
+    pieces = [put_chunks(api, part)[0] for part in parts]  # one chunk each (under the minimum)
+    made = api.post("/commit", json={"parent_id": root, "name": "s.bin", "chunks": pieces,
+                                     "size": sum(map(len, parts))})  # fmt: skip
+    assert made.status_code == 201, made.text
+    node = made.json()
+    new = os.urandom(5000)
+    (entry,) = put_chunks(api, new)
+    edited = api.post("/commit", json={
+        "node_id": node["id"], "base_version_id": node["version"]["id"],
+        "size": len(parts[0]) + len(new) + len(parts[3]), "chunks": [entry],
+        "splice": {"start": 1, "end": 3},
+    })  # fmt: skip
+    assert edited.status_code == 200, edited.text
+    assert http.get("/s.bin").content == parts[0] + new + parts[3]
+    manifest = api.get(f"/nodes/{node['id']}/manifest").json()
+    assert [c["hash"] for c in manifest["chunks"]] == [pieces[0]["hash"], entry["hash"],
+                                                      pieces[3]["hash"]]  # fmt: skip
+    assert [c["offset"] for c in manifest["chunks"]] == [0, 300_000, 305_000]
 
 
 def test_a_commit_without_a_sum_leaves_it_unknown_and_etags_do_not_need_it(

@@ -222,6 +222,27 @@ def test_commits_that_do_not_add_up_are_refused(api: httpx.Client) -> None:
         assert error_code(unknown_folder) == "not_found"
 
 
+def test_splices_that_do_not_fit_their_base_are_refused(api: httpx.Client) -> None:
+    root = api.get("/me").json()["root_id"]
+    data = b"spliced content"
+    entries = put_chunks(api, data)
+    node = api.post("/commit", json={"parent_id": root, "name": "s.txt", "size": len(data),
+                                     "chunks": entries}).json()  # fmt: skip
+    base = {"node_id": node["id"], "base_version_id": node["version"]["id"]}
+    with unchanged(api):
+        for splice, size, target in (
+            ({"start": 1, "end": 0}, len(data), base),  # backwards
+            ({"start": 0, "end": 2}, 0, base),  # past the base's one entry
+            ({"start": 0, "end": 1}, len(data) + 1, base),  # lengths do not add up
+            ({"start": -1, "end": 1}, len(data), base),
+            ({"start": 0, "end": 1}, len(data), {"parent_id": root, "name": "s.txt"}),
+        ):
+            answer = api.post("/commit", json={**target, "size": size, "chunks": entries,
+                                               "splice": splice})  # fmt: skip
+            assert error_code(answer) == "bad_request", (splice, size, target, answer.text)
+            assert answer.status_code == 400
+
+
 def test_chunk_uploads_are_verified_and_capped(api: httpx.Client) -> None:
     data = b"chunk bytes"
     name = hashlib.sha256(data).hexdigest()

@@ -11,10 +11,10 @@ import random
 import pytest
 import trio
 
-from fusemount.chunker import cut_file
-from fusemount.delta import plan
+from fusemount.chunker import Piece, cut_file
+from fusemount.delta import plan, splice
 from fusemount.extents import Extents
-from fusemount.records import ChunkSpan
+from fusemount.records import ChunkHash, ChunkSpan
 
 MiB = 1024 * 1024
 
@@ -114,3 +114,34 @@ def test_an_edit_at_or_next_to_a_chunk_boundary_moves_the_cut_as_a_whole_cut_wou
             new = origin[:at] + bytes([origin[at] ^ 0xFF]) + origin[at + 1 :]
             planned, _ = run_plan(origin, new, Extents([(at, at + 1)]))
             assert planned == list(spans_of(new)), at
+
+
+def _spans(keys: str, length: int = 10) -> list[ChunkSpan]:
+    return [ChunkSpan(i * length, length, ChunkHash(key * 64)) for i, key in enumerate(keys)]
+
+
+def _pieces(keys: str, length: int = 10) -> list[Piece]:
+    return [Piece(i * length, length, ChunkHash(key * 64)) for i, key in enumerate(keys)]
+
+
+@pytest.mark.parametrize(
+    ("origin", "new", "expected"),
+    [
+        ("abcdef", "abXdef", (2, 3, "X")),  # one chunk changed
+        ("abcdef", "abXYcdef", (2, 2, "XY")),  # an insertion
+        ("abcdef", "abef", (2, 4, "")),  # a removal
+        ("abcdef", "abcdefg", (6, 6, "g")),  # appended
+        ("abcdef", "abcdef", (6, 6, "")),  # nothing changed
+        ("abcdef", "XYZ", (0, 6, "XYZ")),  # everything changed
+        ("aaaa", "aaaaa", (4, 4, "a")),  # repeated content: prefix and suffix do not overlap
+        ("", "ab", (0, 0, "ab")),
+    ],
+)
+def test_a_new_chunk_list_is_the_origins_with_one_range_replaced(
+    origin: str, new: str, expected: tuple[int, int, str]
+) -> None:
+    start, end, replacement = splice(_spans(origin), _pieces(new))
+    assert (start, end, "".join(p.hash[0] for p in replacement)) == expected
+    rebuilt = [s.hash for s in _spans(origin)[:start]] + [p.hash for p in replacement]
+    rebuilt += [s.hash for s in _spans(origin)[end:]]
+    assert rebuilt == [p.hash for p in _pieces(new)]

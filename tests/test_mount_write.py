@@ -262,6 +262,9 @@ def test_a_one_byte_edit_of_a_large_online_only_file_moves_a_few_chunks_each_way
     up = sum(r.received for r in moved if r.method == "PUT")
     assert 0 < down <= 4 * MiB, f"{down} bytes downloaded for a 1-byte edit"
     assert 0 < up <= 4 * MiB, f"{up} bytes uploaded for a 1-byte edit"
+    # The commit is a splice of the base version: it names the new chunk, not all ~50.
+    (commit,) = [r for r in server.requests()[before:] if r.path == "/api/v1/commit"]
+    assert commit.received < 1000, f"a {commit.received}-byte commit for a 1-byte edit"
     assert hashlib.sha256(dav.get("/big.bin").content).digest() == hashlib.sha256(data).digest()
     with open(mnt / "big.bin", "rb") as file:  # the mount shows the new version too
         assert os.pread(file.fileno(), 3, middle - 1) == bytes(data[middle - 1 : middle + 2])

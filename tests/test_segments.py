@@ -5,7 +5,9 @@ segments, and the migration moves old manifests over unchanged."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
+import random
 import time
 from collections.abc import Iterator
 
@@ -13,14 +15,22 @@ import pytest
 from alembic import command
 from sqlalchemy import func, select, text
 
-from core import Drive, UserInfo
+from core import (
+    Drive,
+    InvalidRequest,
+    MissingChunks,
+    NodeState,
+    Splice,
+    UserInfo,
+    VersionConflict,
+)
 from core.commit import WriteTarget
 from core.db.engine import Database
 from core.db.migrate import _config
-from core.db.models import ManifestSegment, Segment, SegmentChunk
-from core.ids import ChunkHash
+from core.db.models import ManifestSegment, Segment, SegmentChunk, Version
+from core.ids import ChunkHash, VersionId
 from core.records import ChunkRef
-from core.segments import SEGMENT_CHUNKS, StoredSegment, entries, layout
+from core.segments import SEGMENT_CHUNKS, Placed, Reused, StoredSegment, entries, layout
 from tests.conftest import get, put
 from tests.servers import PostgresCluster
 
@@ -29,13 +39,17 @@ def _refs(keys: list[str], length: int = 10) -> list[ChunkRef]:
     return [ChunkRef(i * length, length, ChunkHash(key)) for i, key in enumerate(keys)]
 
 
-def _stored(placed: list[int | list[ChunkRef]], ids: Iterator[int]) -> list[StoredSegment]:
+def _stored(placed: list[Placed], ids: Iterator[int]) -> list[StoredSegment]:
     """The segments a layout would store, with made-up ids for the new ones."""
     return [
         StoredSegment(next(ids), tuple((ref.hash, ref.length) for ref in item))
         for item in placed
         if isinstance(item, list)
     ]
+
+
+def _ids(placed: list[Placed]) -> list[int | None]:
+    return [None if isinstance(item, list) else item.segment_id for item in placed]
 
 
 def test_layout_without_anything_to_reuse_cuts_runs_of_the_segment_size() -> None:
@@ -48,9 +62,8 @@ def test_one_changed_entry_rewrites_only_its_segment() -> None:
     base = _stored(layout(_refs(keys), []), iter(range(1, 100)))
     keys[40] = "f" * 64
     placed = layout(_refs(keys), base)
-    assert placed[0] == base[0].id
+    assert _ids(placed) == [base[0].id, None, base[2].id, base[3].id]
     assert isinstance(placed[1], list) and [r.hash for r in placed[1]] == keys[32:64]
-    assert placed[2:] == [base[2].id, base[3].id]
 
 
 def test_an_inserted_entry_is_absorbed_and_segments_do_not_shrink_over_many_edits() -> None:
@@ -65,7 +78,7 @@ def test_an_inserted_entry_is_absorbed_and_segments_do_not_shrink_over_many_edit
         new = iter(_stored(placed, ids))
         listed: list[StoredSegment] = []
         for item in placed:
-            listed.append(next(new) if isinstance(item, list) else by_id[item])
+            listed.append(next(new) if isinstance(item, list) else by_id[item.segment_id])
         by_id = {segment.id: segment for segment in listed}
         assert [key for segment in listed for key, _ in segment.entries] == keys
     sizes = [len(segment.entries) for segment in by_id.values()]
@@ -78,7 +91,8 @@ def test_repeated_content_reuses_the_one_segment_it_is_made_of() -> None:
     base = _stored(layout(_refs(keys), []), iter(range(1, 10)))
     assert len(base) == 3
     placed = layout(_refs(keys), base[:1])
-    assert placed == [base[0].id] * 3
+    assert _ids(placed) == [base[0].id] * 3
+    assert [item.offset for item in placed if isinstance(item, Reused)] == [0, 320, 640]
 
 
 def _counts(drive: Drive) -> tuple[int, int, int]:
@@ -213,3 +227,93 @@ def test_the_migration_cuts_old_manifests_into_segments_in_order(old_database: D
         assert entries(session, 2) == _refs(keys[:1])
         assert entries(session, 3) == []
         assert session.execute(select(func.count()).select_from(Segment)).scalar_one() == 4
+
+
+def _spliced(
+    drive: Drive, state: NodeState, splice: Splice, new: list[tuple[str, bytes]], size: int
+) -> NodeState:
+    alice = drive.user("alice")
+    target = WriteTarget(alice.id, node_id=state.info.id, base_version_id=state.info.version_id)
+    listing = [(key, len(data)) for key, data in new]
+    done, _ = drive.commit(target, listing, size, splice=splice)
+    return done
+
+
+def test_random_splices_give_the_entries_a_list_splice_gives_and_segments_stay_full(
+    drive: Drive, alice: UserInfo
+) -> None:
+    pool = _chunks(drive, 60, 5)
+    rng = random.Random(7)
+    model = [rng.choice(pool) for _ in range(150)]
+    state, _ = drive.commit(
+        WriteTarget(alice.id, path="/s"), [(k, len(d)) for k, d in model],
+        sum(len(d) for _, d in model),
+    )  # fmt: skip
+    for _ in range(30):
+        start = rng.randrange(len(model) + 1)
+        end = min(len(model), start + rng.choice([0, 1, 1, 2, 5, 40]))
+        new = [rng.choice(pool) for _ in range(rng.choice([0, 1, 1, 3, 35]))]
+        model[start:end] = new
+        size = sum(len(d) for _, d in model)
+        state = _spliced(drive, state, Splice(start, end), new, size)
+        manifest, _ = drive.manifest(alice.id, "/s")
+        assert [ref.hash for ref in manifest] == [key for key, _ in model]
+        assert (
+            [ref.offset for ref in manifest]
+            == list(itertools.accumulate((len(d) for _, d in model[:-1]), initial=0))
+            if model
+            else manifest == []
+        )
+    assert get(drive, alice, "/s") == b"".join(d for _, d in model)
+    with drive.db.read() as session:
+        listed = session.execute(
+            select(func.count()).select_from(ManifestSegment)
+            .where(ManifestSegment.manifest_id == Version.manifest_id,
+                   Version.id == state.info.version_id)
+        ).scalar_one()  # fmt: skip
+    assert listed <= len(model) // SEGMENT_CHUNKS + 8  # a few short segments, not dozens
+    assert not drive.fsck().damaged
+
+
+def test_a_one_entry_splice_of_a_big_manifest_writes_one_segment(
+    drive: Drive, alice: UserInfo
+) -> None:
+    chunks = _chunks(drive, 100, 6)
+    size = sum(len(d) for _, d in chunks)
+    state, _ = drive.commit(
+        WriteTarget(alice.id, path="/b"), [(k, len(d)) for k, d in chunks], size
+    )
+    before = _counts(drive)
+    (new,) = _chunks(drive, 1, 7)
+    size += len(new[1]) - len(chunks[70][1])
+    state = _spliced(drive, state, Splice(70, 71), [new], size)
+    assert _counts(drive) == (before[0] + 1, before[1] + 32, before[2] + 4)
+    chunks[70] = new
+    assert get(drive, alice, "/b") == b"".join(d for _, d in chunks)
+
+
+def test_a_bad_splice_is_refused_and_changes_nothing(drive: Drive, alice: UserInfo) -> None:
+    chunks = _chunks(drive, 10, 8)
+    size = sum(len(d) for _, d in chunks)
+    listing = [(k, len(d)) for k, d in chunks]
+    state, _ = drive.commit(WriteTarget(alice.id, path="/c"), listing, size)
+    (new,) = _chunks(drive, 1, 9)
+    unknown = ("e" * 64, 10)
+    target = WriteTarget(alice.id, node_id=state.info.id, base_version_id=state.info.version_id)
+    cases: list[tuple[WriteTarget, Splice, list[tuple[str, int]], int, type[Exception]]] = [
+        (target, Splice(5, 4), [], size, InvalidRequest),
+        (target, Splice(0, 11), [], size, InvalidRequest),
+        (target, Splice(0, 1), [(new[0], len(new[1]))], size + 1, InvalidRequest),
+        (target, Splice(0, 1), [unknown], size - len(chunks[0][1]) + 10, MissingChunks),
+        (WriteTarget(alice.id, path="/c"), Splice(0, 1), [], size, InvalidRequest),
+        (WriteTarget(alice.id, node_id=state.info.id,
+                     base_version_id=VersionId((state.info.version_id or 0) + 99)),
+         Splice(0, 0), [], size, VersionConflict),
+    ]  # fmt: skip
+    counts = _counts(drive)
+    for case_target, splice, case_chunks, case_size, error in cases:
+        with pytest.raises(error):
+            drive.commit(case_target, case_chunks, case_size, splice=splice)
+    assert _counts(drive) == counts
+    assert [v.number for v in drive.versions(alice.id, "/c")] == [1]
+    assert get(drive, alice, "/c") == b"".join(d for _, d in chunks)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import falcon
 
-from core import Drive, NodeId, UserId, VersionId, WriteTarget
+from core import Drive, NodeId, Splice, UserId, VersionId, WriteTarget
 from davserver.api.errors import bad_request
 from davserver.api.models import CommitIn, NodeOut, node_out
 from davserver.api.spec import operation
@@ -30,7 +30,8 @@ class Commit:
 def commit(drive: Drive, user: UserId, body: CommitIn) -> tuple[NodeOut, int]:
     """The file, and 201 (a new file) or 200 (a new version, or a replay of a create)."""
     chunks = [(chunk.hash, chunk.length) for chunk in body.chunks]
-    state, created = drive.commit(commit_target(user, body), chunks, body.size, body.sha256)
+    splice = None if body.splice is None else Splice(body.splice.start, body.splice.end)
+    state, created = drive.commit(commit_target(user, body), chunks, body.size, body.sha256, splice)
     return node_out(state), 201 if created else 200
 
 
@@ -48,6 +49,8 @@ def commit_target(user: UserId, body: CommitIn) -> WriteTarget:
             raise bad_request("create_only needs parent_id and name, not node_id")
     elif body.parent_id is None or body.name is None:
         raise bad_request("give node_id, or parent_id and name")
+    elif body.splice is not None:
+        raise bad_request("a splice edits a version: give node_id and base_version_id")
     return WriteTarget(
         user_id=user,
         node_id=NodeId(body.node_id) if body.node_id is not None else None,

@@ -222,6 +222,11 @@ class ChunkIn(Body):
     length: int = Field(ge=1, le=MAX_INT)
 
 
+class SpliceIn(Body):
+    start: Count
+    end: Count
+
+
 class CommitIn(Body):
     id: Id | None = Field(
         default=None,
@@ -238,6 +243,12 @@ class CommitIn(Body):
     mtime_ns: Nanoseconds | None = None
     size: Count
     chunks: list[ChunkIn]
+    splice: SpliceIn | None = Field(
+        default=None,
+        description="With node_id and base_version_id: chunks replace the base version's "
+        "entries start to end (exclusive) and the others stay; size is the whole new size. "
+        "A small edit of a big file then sends, and costs the server, what changed.",
+    )
     lock_token: str | None = None
     sha256: str | None = Field(
         default=None,
