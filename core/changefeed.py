@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "drivegate_journal"
 POLL_SECONDS = 0.1
+WAKE_DELAY = 0.005
+"""Seconds between a commit and waking this process's long-polls: the request that
+committed answers first (woken together, they took the GIL from it, and a commit
+answered in 9 ms took 20 with two long-polls waiting)."""
 RECONNECT_SECONDS = 5.0
 
 
@@ -56,6 +60,7 @@ class ChangeFeed:
         self._waiting: Counter[int] = Counter()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._to_wake: set[int] = set()  # users whose waiters a scheduled wake-up wakes
         if db.dialect == "postgresql":
             db.before_commit.append(_notify_other_processes)
         db.after_commit.append(self._committed)
@@ -110,8 +115,21 @@ class ChangeFeed:
 
     def _committed(self, session: Session) -> None:
         appended = journal.appended(session)
-        if appended:
-            self.wake(appended)
+        with self._cond:
+            waited = [user_id for user_id in appended if user_id in self._waiting]
+            if not waited:
+                return
+            scheduled = bool(self._to_wake)
+            self._to_wake.update(waited)
+        if not scheduled:
+            timer = threading.Timer(WAKE_DELAY, self._wake_scheduled)
+            timer.daemon = True
+            timer.start()
+
+    def _wake_scheduled(self) -> None:
+        with self._cond:
+            users, self._to_wake = self._to_wake, set()
+        self.wake(users)
 
     def _start(self) -> None:
         with self._cond:
