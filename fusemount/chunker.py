@@ -8,6 +8,7 @@ server's core, hence this twin.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -29,16 +30,25 @@ class Piece:
     hash: ChunkHash
 
 
-def cut_file(stream: BinaryIO) -> tuple[list[Piece], str]:
+def cut_file(
+    stream: BinaryIO, on_batch: Callable[[list[Piece]], None] | None = None, batch: int = 32
+) -> tuple[list[Piece], str]:
     """The chunks of ``stream`` from its start, and the whole content's SHA-256
-    (one pass; only one chunk is in memory at a time)."""
+    (one pass; only one chunk is in memory at a time). ``on_batch`` is given the
+    pieces ``batch`` at a time as the cut goes on (the last batch may be shorter),
+    so that they can be sent while the rest is cut."""
     cutter = FastCDC(AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK)
     whole = hashlib.sha256()
     pieces: list[Piece] = []
-    offset = 0
+    offset = sent = 0
     for chunk in cutter.cut_stream(stream):
         data = chunk.data
         whole.update(data)
         pieces.append(Piece(offset, len(data), ChunkHash(hashlib.sha256(data).hexdigest())))
         offset += len(data)
+        if on_batch is not None and len(pieces) - sent >= batch:
+            on_batch(pieces[sent:])
+            sent = len(pieces)
+    if on_batch is not None and len(pieces) > sent:
+        on_batch(pieces[sent:])
     return pieces, whole.hexdigest()

@@ -18,7 +18,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import trio
 from cachetools import LRUCache
@@ -345,13 +345,20 @@ async def gather(jobs: list[Callable[[], Awaitable[T]]], limit: int | None = Non
             for index in range(len(jobs)):
                 nursery.start_soon(run, index)
     except BaseExceptionGroup as group:
-        mount_errors = group.subgroup(MountError)
-        if mount_errors is None:
+        first = leading(group, MountError)
+        if first is None:
             raise
-        raise _first(mount_errors) from None
+        raise first from None
     return cast("list[T]", results)
 
 
-def _first(group: BaseExceptionGroup[MountError]) -> MountError:
-    first = group.exceptions[0]
-    return _first(first) if isinstance(first, BaseExceptionGroup) else first
+def leading(group: BaseExceptionGroup[Any], *kinds: type[BaseException]) -> BaseException | None:
+    """The first exception of one of ``kinds`` in a nursery's group (depth first), if any:
+    what the callers of concurrent work catch, as if the work had run alone."""
+    matched = group.subgroup(kinds)
+    if matched is None:
+        return None
+    first: BaseException = matched
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first

@@ -44,7 +44,7 @@ from fusemount.errors import (
     Throttled,
     UploadFailed,
 )
-from fusemount.reader import Connectivity, gather
+from fusemount.reader import Connectivity, gather, leading
 from fusemount.records import ChunkHash, CommitTarget, Manifest, Node, NodeId
 from fusemount.replica import Effect, Replica
 from fusemount.uploads import Pending, UploadQueue
@@ -308,11 +308,7 @@ class Uploader:
         if copy is None:
             raise UploadFailed(f"the working copy of node {row.node_id} is gone")
         if copy.complete:
-            path = self.work.path(row.node_id)
-            pieces, whole = await trio.to_thread.run_sync(_cut, path)
-            with open(path, "rb") as file:
-                fd = file.fileno()
-                await self._send_missing(pieces, lambda p: trio.to_thread.run_sync(_read, fd, p))
+            pieces, whole = await self._cut_and_send(self.work.path(row.node_id))
             return await self._commit(row, target, pieces, whole)
 
         # Only the chunks around the edits are read and cut (see delta), and only
@@ -355,6 +351,52 @@ class Uploader:
         return await self.api.commit(
             target, size, chunks, mtime_ns=row.mtime_ns, sha256=whole, splice=spliced
         )
+
+    async def _cut_and_send(self, path: os.PathLike[str]) -> tuple[list[Piece], str]:
+        """Cut a whole local file and send the chunks the server lacks as the cut goes
+        on: each batch of pieces is asked about (one ``missing``) and its absent chunks
+        sent while the next batch is cut. Return the pieces and the file's SHA-256."""
+        batches, arrived = trio.open_memory_channel[list[Piece]](1)
+        sending: set[ChunkHash] = set()
+        limiter = trio.CapacityLimiter(PARALLEL_PUTS)
+
+        def cut() -> tuple[list[Piece], str]:
+            with open(path, "rb") as file:
+                return cut_file(file, lambda batch: trio.from_thread.run(batches.send, batch))
+
+        with open(path, "rb") as file:
+            fd = file.fileno()
+
+            async def send(piece: Piece) -> None:
+                async with limiter:
+                    data = await trio.to_thread.run_sync(_read, fd, piece)
+                    await self.api.put_chunk(piece.hash, data)
+
+            outcome: list[tuple[list[Piece], str]] = []
+
+            async def run_cut() -> None:
+                async with batches:  # closed when the cut ends: the loop below ends too
+                    outcome.append(await trio.to_thread.run_sync(cut))
+
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(run_cut)
+                    # Closed on the way out: a cut still running then stops at its next batch.
+                    async with arrived:
+                        async for batch in arrived:
+                            fresh = [p for p in batch if p.hash not in sending]
+                            unique = list(dict.fromkeys(p.hash for p in fresh))
+                            absent = await self.api.missing(unique)
+                            for piece in fresh:
+                                if piece.hash in absent and piece.hash not in sending:
+                                    sending.add(piece.hash)
+                                    nursery.start_soon(send, piece)
+            except BaseExceptionGroup as group:  # as if the work had run alone
+                first = leading(group, MountError, OSError)
+                if first is None:
+                    raise
+                raise first from None
+        return outcome[0]
 
     async def _send_missing(
         self, pieces: list[Piece], read: Callable[[Piece], Awaitable[bytes]]

@@ -270,6 +270,22 @@ def test_a_one_byte_edit_of_a_large_online_only_file_moves_a_few_chunks_each_way
         assert os.pread(file.fileno(), 3, middle - 1) == bytes(data[middle - 1 : middle + 2])
 
 
+def test_a_big_new_file_is_sent_batch_by_batch_as_it_is_cut_and_each_chunk_once(
+    server: LoggedServer, dav: httpx.Client, mnt: Path
+) -> None:
+    block = random.Random(9).randbytes(48 * MiB)  # ~38 chunks: past the first batch of 32
+    data = block + block  # the second half repeats the first half's chunks
+    before = len(server.requests())
+    (mnt / "twice.bin").write_bytes(data)
+    wait_for(partial(on_server, dav, "/twice.bin", data), what="twice.bin uploaded")
+    sent = server.requests()[before:]
+    puts = [r.path for r in sent if r.method == "PUT" and r.path.startswith("/api/v1/chunks/")]
+    asked = [r for r in sent if r.path == "/api/v1/chunks/missing"]
+    assert len(puts) == len(set(puts)), "a chunk was sent twice"
+    assert len(puts) < 45  # the repeated half costs nothing: ~38 distinct chunks
+    assert len(asked) >= 2  # one `missing` per batch of 32 pieces, asked as the cut went on
+
+
 def test_an_editors_save_by_temp_file_and_rename_keeps_one_node_and_its_history(
     dav: httpx.Client, server_api: httpx.Client, mnt: Path
 ) -> None:
