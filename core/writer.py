@@ -177,7 +177,7 @@ class Upload:
             end += len(framed) - HEADER
         with backend.lock.shared():
             now = time.time()
-            with backend.db.write() as session:
+            with backend.db.write(durable=False) as session:  # see Database.write
                 if not self.pending.opened:  # a single batch: the whole file is in hand
                     self.pending.open(session, now, size=end)
                 else:
@@ -186,7 +186,7 @@ class Upload:
             named = zip(hashes, batch.frames, strict=True)
             missing = {key: chunk for key, chunk in named if key not in present}
             rows = chunkrows.put_blobs(backend, missing)
-            with backend.db.write() as session:
+            with backend.db.write(durable=last) as session:
                 chunkrows.upsert(session, rows)
                 if last:
                     if self.content.sha256 is None:  # the whole file is this one chunk

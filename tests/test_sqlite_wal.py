@@ -15,14 +15,16 @@ from core.db import checkpoint
 from core.db.engine import Database
 
 
-def test_every_connection_fsyncs_its_commits(tmp_path: Path) -> None:
+def test_writes_fsync_their_commits_unless_told_they_need_not(tmp_path: Path) -> None:
     """synchronous=FULL (2): a committed version survives a power cut, not only
-    a crash of the process (NORMAL, 1, syncs only at checkpoints in WAL mode)."""
+    a crash of the process (NORMAL, 1, syncs only at checkpoints in WAL mode).
+    Bookkeeping (``durable=False``) commits with NORMAL, on the same pooled
+    connection, and the next write is FULL again."""
     database = Database(f"sqlite:///{tmp_path}/d.db")
     try:
-        for open_session in (database.read, database.write):
-            with open_session() as session:
-                assert session.execute(text("PRAGMA synchronous")).scalar_one() == 2
+        for durable, expected in ((True, 2), (False, 1), (True, 2), (False, 1), (True, 2)):
+            with database.write(durable=durable) as session:
+                assert session.execute(text("PRAGMA synchronous")).scalar_one() == expected
                 assert session.execute(text("PRAGMA journal_mode")).scalar_one() == "wal"
     finally:
         database.dispose()

@@ -3,7 +3,8 @@
 SQLite runs in WAL mode with ``synchronous=FULL`` (a commit is on the disk
 when it returns: a client told "stored" keeps its file through a power cut
 too; NORMAL would only survive a crash of the process), a busy timeout and
-foreign keys on. Its write
+foreign keys on. Bookkeeping that a later commit makes durable anyway goes
+through ``write(durable=False)`` (see there). Its write
 transactions start with ``BEGIN IMMEDIATE`` so two writers queue on the
 busy timeout instead of failing when a read lock would need upgrading;
 read transactions stay deferred so readers never wait for writers. Its WAL
@@ -21,7 +22,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -59,8 +60,11 @@ def _setup_sqlite(engine: Engine, checkpointer: Checkpointer | None) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
-        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
+        options = connection.get_execution_options()
+        if "sqlite_begin" in options:  # a write: how it commits
+            synchronous = "FULL" if options.get("durable", True) else "NORMAL"
+            connection.exec_driver_sql(f"PRAGMA synchronous={synchronous}")
+        connection.exec_driver_sql(f"BEGIN {options.get('sqlite_begin', 'DEFERRED')}")
 
 
 class Database:
@@ -70,6 +74,7 @@ class Database:
         self.url = normalize_db_url(url)
         parsed = make_url(self.url)
         writer: Engine
+        relaxed: Engine
         self.dialect = parsed.get_backend_name()
         self.checkpointer: Checkpointer | None = None
         if self.dialect == "sqlite":
@@ -79,9 +84,10 @@ class Database:
             self.engine = create_engine(self.url, connect_args={"timeout": 30})
             _setup_sqlite(self.engine, self.checkpointer)
             writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+            relaxed = writer.execution_options(durable=False)
         else:
             self.engine = create_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True)
-            writer = self.engine
+            writer = relaxed = self.engine
         self._writer_lock: AbstractContextManager[object] = (
             threading.Lock() if self.dialect == "sqlite" else nullcontext()
         )
@@ -89,6 +95,7 @@ class Database:
         event.listen(self.engine, "before_cursor_execute", self._statements.count)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._write = sessionmaker(writer, expire_on_commit=False)
+        self._write_relaxed = sessionmaker(relaxed, expire_on_commit=False)
         self.before_commit: list[Callable[[Session], None]] = []
         """Called in every write transaction just before it commits (inside it)."""
         self.after_commit: list[Callable[[Session], None]] = []
@@ -109,15 +116,26 @@ class Database:
             yield session
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
+    def write(self, *, durable: bool = True) -> Iterator[Session]:
         """A write transaction, committed when the block ends without an exception.
+
+        ``durable=False``: the commit does not wait for the disk (SQLite:
+        ``synchronous=NORMAL``; PostgreSQL: ``synchronous_commit=off``), for
+        bookkeeping whose loss in a power cut harms nothing: both logs are written
+        in order, so the next durable commit makes it durable too, and what a
+        power cut takes before that can be done again (a chunk row lost with the
+        commit that would have named it: the client sends the chunk again, and
+        gc sweeps the orphan blob). It saves an fsync per chunk upload.
 
         On SQLite, writers of this process queue on a lock first: SQLite lets
         one writer in at a time anyway, and its busy handler would otherwise
         sleep in steps of milliseconds between retries.
         """
-        with self._writer_lock, _translated(), self._write() as session:
+        sessions = self._write if durable else self._write_relaxed
+        with self._writer_lock, _translated(), sessions() as session:
             with session.begin():
+                if not durable and self.dialect == "postgresql":
+                    session.execute(text("SET LOCAL synchronous_commit TO OFF"))
                 yield session
                 for hook in self.before_commit:
                     hook(session)
