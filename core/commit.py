@@ -220,7 +220,7 @@ class PendingWrite:
         if not self.opened:
             return
         try:
-            with self.backend.db.write() as session:
+            with self.backend.db.write(durable=False) as session:
                 quota.release(session, self.target.user_id, self.reserved)
                 session.execute(delete(UploadSession).where(UploadSession.id == self.id))
         except DriveError:

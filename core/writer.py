@@ -147,7 +147,7 @@ class Upload:
 
     def _send(self, batch: ChunkBatch, storers: Executor, hasher: Executor) -> _Sent:
         if not self.pending.opened:
-            with self.backend.db.write() as session:
+            with self.backend.db.write(durable=False) as session:  # see Database.write
                 self.pending.open(session, time.time())
         sent = _Sent(
             batch,

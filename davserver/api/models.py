@@ -8,6 +8,7 @@ the document and the wire format cannot drift apart.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -352,17 +353,23 @@ def version_out(info: VersionInfo) -> VersionOut:
     )
 
 
-def manifest_out(manifest: VersionManifest) -> ManifestOut:
+def manifest_json(manifest: VersionManifest) -> bytes:
+    """The ``ManifestOut`` body of a manifest, written without building a model per
+    entry: for a 1 GiB file's ~850 entries that took most of the request's time
+    (the core's records are well-formed; a test checks the body against the model)."""
     version = manifest.version
-    return ManifestOut(
-        node_id=manifest.node_id,
-        version=ManifestVersion(
-            id=version.id, number=version.number, size=version.size, sha256=version.sha256
-        ),
-        # Not validated again: the core's records are well-formed, and validating a
-        # 1 GiB file's ~850 entries took a third of the request's time.
-        chunks=[
-            ChunkOut.model_construct(offset=r.offset, length=r.length, hash=r.hash)
-            for r in manifest.chunks
-        ],
-    )
+    return json.dumps(
+        {
+            "node_id": manifest.node_id,
+            "version": {
+                "id": version.id,
+                "number": version.number,
+                "size": version.size,
+                "sha256": version.sha256,
+            },
+            "chunks": [
+                {"offset": r.offset, "length": r.length, "hash": r.hash} for r in manifest.chunks
+            ],
+        },
+        separators=(",", ":"),
+    ).encode()

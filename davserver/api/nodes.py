@@ -19,13 +19,13 @@ from davserver.api.models import (
     NodesOut,
     PatchIn,
     VersionsOut,
-    manifest_out,
+    manifest_json,
     node_out,
     version_out,
 )
 from davserver.api.spec import operation
 from davserver.api.sync import user_of
-from davserver.api.wire import read_json, read_query, send
+from davserver.api.wire import read_json, read_query, send, send_body
 
 NOT_FOUND = (404,)
 WRITE_ERRORS = (404, 409, 413, 423)
@@ -71,7 +71,8 @@ class Manifest:
                answer=ManifestOut, query=ManifestQuery, errors=(404, 409))  # fmt: skip
     def on_get(self, req: falcon.Request, resp: falcon.Response, node_id: int) -> None:
         query = read_query(req, ManifestQuery)
-        send(resp, manifest_out(self.drive.node_manifest(user_of(req).id, node_id, query.version)))
+        manifest = self.drive.node_manifest(user_of(req).id, node_id, query.version)
+        send_body(resp, manifest_json(manifest))
 
 
 class Versions:

@@ -60,9 +60,14 @@ def read_query(req: falcon.Request, model: type[M]) -> M:
 
 
 def send(resp: falcon.Response, model: BaseModel, status: int = 200) -> None:
+    send_body(resp, model.model_dump_json().encode(), status)
+
+
+def send_body(resp: falcon.Response, body: bytes, status: int = 200) -> None:
+    """A JSON body already written (see ``models.manifest_json``)."""
     resp.status = status
     resp.content_type = falcon.MEDIA_JSON
-    resp.data = model.model_dump_json().encode()
+    resp.data = body
 
 
 def _reasons(error: ValidationError) -> str:
