@@ -12,8 +12,9 @@ commits.
 from __future__ import annotations
 
 import time
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from core.db.models import Change, Node, User
@@ -40,14 +41,18 @@ def lock_user(session: Session, user_id: int) -> None:
     session.execute(select(User.id).where(User.id == user_id).with_for_update()).scalar_one()
 
 
+_USERS = cast(Table, User.__table__)
+_NEXT_SEQ = (  # Core, built once (an ORM update built per call cost ~1 ms)
+    update(_USERS)
+    .where(_USERS.c.id == bindparam("user_id"))
+    .values(journal_seq=_USERS.c.journal_seq + 1)
+    .returning(_USERS.c.journal_seq)
+)
+
+
 def append(session: Session, node: Node, kind: str) -> int:
     """Record ``kind`` for ``node`` and return the new sequence number."""
-    seq = session.execute(
-        update(User)
-        .where(User.id == node.owner_id)
-        .values(journal_seq=User.journal_seq + 1)
-        .returning(User.journal_seq)
-    ).scalar_one()
+    seq = session.execute(_NEXT_SEQ, {"user_id": node.owner_id}).scalar_one()
     session.add(
         Change(
             owner_id=node.owner_id,
