@@ -296,8 +296,13 @@ def to_info(row: Row[Any]) -> NodeInfo:
 
 
 def info(session: Session, node_id: int) -> NodeInfo:
-    row = session.execute(info_query().where(Node.id == node_id)).one()
+    row = session.execute(_INFO_BY_ID, {"node_id": node_id}).one()
     return to_info(row)
+
+
+# Built once: every write ends with this query, and building it (and its cache
+# key) each time cost more than running it.
+_INFO_BY_ID = info_query().where(Node.id == bindparam("node_id"))
 
 
 def infos(session: Session, ids: Select[Any] | Collection[int]) -> list[NodeInfo]:
