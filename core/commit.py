@@ -249,7 +249,9 @@ def apply_write(
     old_size = node.size if node is not None else 0
     created = node is None
     if content.placed is None and content.reusable is None:
-        content.reusable = _current_segments(session, node)
+        content.reusable = []  # what the file's current version holds, if it has one
+        if node is not None and node.current_version_id is not None:
+            content.reusable = segments.of_version(session, node.current_version_id, node.id)
     if node is None:
         if target.new_id is not None:
             nodeids.consume(session, target.new_id)
@@ -269,15 +271,6 @@ def apply_write(
     quota.charge(session, target.user_id, content.size - old_size, released=reserved)
     journal.append(session, node, journal.CREATE if created else journal.UPDATE)
     return tree.info(session, node.id), created
-
-
-def _current_segments(session: Session, node: Node | None) -> list[segments.StoredSegment]:
-    if node is None or node.current_version_id is None:
-        return []
-    manifest_id = session.execute(
-        select(Version.manifest_id).where(Version.id == node.current_version_id)
-    ).scalar_one()
-    return segments.load(session, manifest_id)
 
 
 def _drop_lone_empty_version(session: Session, node: Node) -> None:

@@ -32,7 +32,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import segments
@@ -41,7 +40,6 @@ from core.chunkaccess import checked_hash
 from core.chunking import MAX_CHUNK
 from core.chunkrows import touch
 from core.commit import UploadedContent, WriteTarget, apply_write
-from core.db.models import Version
 from core.errors import InvalidRequest, MissingChunks
 from core.ids import ChunkHash
 from core.nodeids import AlreadyCreated
@@ -123,21 +121,16 @@ def _base_segments(session: Session, target: WriteTarget) -> list[StoredSegment]
     later, in ``apply_write``."""
     if target.node_id is None or target.base_version_id is None:
         return None
-    manifest_id = session.execute(
-        select(Version.manifest_id).where(
-            Version.id == target.base_version_id, Version.node_id == target.node_id
-        )
-    ).scalar_one_or_none()
-    return [] if manifest_id is None else segments.load(session, manifest_id)
+    return segments.of_version(session, target.base_version_id, target.node_id)
 
 
 def _spliced(
     session: Session, target: WriteTarget, splice: Splice, refs: list[ChunkRef], size: int
 ) -> list[Placed]:
     """The layout of the base version (the current one: checked) with the splice done."""
-    manifest_id = session.execute(
-        select(Version.manifest_id).where(Version.id == target.base_version_id)
-    ).scalar_one()
+    assert target.base_version_id is not None and target.node_id is not None  # checked
+    manifest_id = segments.version_manifest(session, target.base_version_id, target.node_id)
+    assert manifest_id is not None, "the base is the current version: checked"
     new = [(ref.hash, ref.length) for ref in refs]
     placed = segments.splice(
         session, segments.listing(session, manifest_id), splice.start, splice.end, new

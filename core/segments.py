@@ -24,7 +24,7 @@ from typing import cast
 from sqlalchemy import Table, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
-from core.db.models import ManifestSegment, Segment, SegmentChunk
+from core.db.models import ManifestSegment, Segment, SegmentChunk, Version
 from core.errors import InvalidRequest
 from core.ids import ChunkHash
 from core.records import ChunkRef
@@ -238,6 +238,18 @@ def load(session: Session, manifest_id: int) -> list[StoredSegment]:
     return [StoredSegment(segment_id, tuple(run)) for segment_id, run in runs.values()]
 
 
+def version_manifest(session: Session, version_id: int, node_id: int) -> int | None:
+    """The manifest of the node's version ``version_id`` (None: no such version)."""
+    found = session.execute(_VERSION_MANIFEST, {"version_id": version_id, "node_id": node_id})
+    return found.scalar_one_or_none()
+
+
+def of_version(session: Session, version_id: int, node_id: int) -> list[StoredSegment]:
+    """The segments of the node's version ``version_id`` ([] when there is none)."""
+    manifest_id = version_manifest(session, version_id, node_id)
+    return [] if manifest_id is None else load(session, manifest_id)
+
+
 def entries(session: Session, manifest_id: int) -> list[ChunkRef]:
     """A manifest's chunks in order, with their offsets in the file."""
     rows = session.execute(_IN_ORDER, {"manifest_id": manifest_id})
@@ -281,6 +293,10 @@ _STORED = (
     .join(_ENTRIES, _ENTRIES.c.segment_id == _LISTING.c.segment_id)
     .where(_LISTING.c.manifest_id == bindparam("manifest_id"))
     .order_by(_LISTING.c.idx, _ENTRIES.c.idx)
+)
+_VERSIONS = cast(Table, Version.__table__)
+_VERSION_MANIFEST = select(_VERSIONS.c.manifest_id).where(
+    _VERSIONS.c.id == bindparam("version_id"), _VERSIONS.c.node_id == bindparam("node_id")
 )
 _LISTED = (
     select(_LISTING.c.segment_id, _LISTING.c.first_chunk, _LISTING.c.offset,
