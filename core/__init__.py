@@ -39,6 +39,7 @@ from core.fsck import FsckReport
 from core.gc import GcReport
 from core.ids import ChunkHash, NodeId, UserId, VersionId
 from core.manifestwrite import Splice
+from core.patch import Patch
 from core.reader import ContentReader
 from core.records import (
     ByteSource,
@@ -92,6 +93,7 @@ __all__ = [
     "NotAFile",
     "NotAFolder",
     "NotFound",
+    "Patch",
     "QuotaExceeded",
     "RetentionPolicy",
     "Settings",

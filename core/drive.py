@@ -43,6 +43,7 @@ from core.fsck import FsckReport, run_fsck
 from core.gc import GcReport, run_gc
 from core.ids import ChunkHash, NodeId, UserId, VersionId
 from core.manifestwrite import Splice
+from core.patch import Patch, commit_patch
 from core.reader import ContentReader
 from core.records import (
     ByteSource,
@@ -466,6 +467,12 @@ class Drive:
         return manifestwrite.commit_manifest(
             self.backend, target, chunks, size, sha256=sha256, splice=splice
         )
+
+    def patch(self, target: WriteTarget, patch: Patch) -> NodeState:
+        """Commit the base version (``target.base_version_id``, the current one) with
+        ``patch``'s bytes written over it and its size, as the file's new version:
+        the server re-cuts the chunks around the edits itself (see core.patch)."""
+        return commit_patch(self.backend, target, patch)[0]
 
     def read_chunk(self, user: UserId, key: str, *, verify: bool = True) -> bytes:
         """A chunk's bytes, if a version of one of the user's nodes names it

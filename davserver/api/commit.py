@@ -1,18 +1,20 @@
-"""The commit resource: a manifest of chunks already on the server becomes a
-file's new version (compare-and-set on the base version, lock-aware)."""
+"""The commit resources: a manifest of chunks already on the server becomes a
+file's new version (compare-and-set on the base version, lock-aware); or a
+patch, a few changed bytes of a file the server re-cuts itself (core.patch)."""
 
 from __future__ import annotations
 
 import falcon
 
-from core import Drive, NodeId, Splice, UserId, VersionId, WriteTarget
+from core import Drive, NodeId, Patch, Splice, UserId, VersionId, WriteTarget
 from davserver.api.errors import bad_request
-from davserver.api.models import CommitIn, NodeOut, node_out
+from davserver.api.models import CommitIn, NodeOut, PatchQuery, node_out
 from davserver.api.spec import operation
 from davserver.api.sync import user_of
-from davserver.api.wire import read_json, send
+from davserver.api.wire import read_body, read_json, read_query, send
 
 MAX_COMMIT_JSON = 16 * 1024 * 1024  # ~180,000 chunks: files up to ~200 GiB
+MAX_PATCH_BODY = 16 * 1024 * 1024  # core.patch.MAX_PATCH_BYTES
 
 
 class Commit:
@@ -64,3 +66,41 @@ def commit_target(user: UserId, body: CommitIn) -> WriteTarget:
         lock_token=body.lock_token,
         new_id=NodeId(body.id) if body.id is not None else None,
     )
+
+
+class PatchFile:
+    def __init__(self, drive: Drive) -> None:
+        self.drive = drive
+
+    @operation(summary="Write a few bytes over the current version (the body: the bytes of "
+               "the ranges, back to back) and set the size; the server re-cuts the chunks "
+               "around them. 200 with the file's new version.",
+               answer=NodeOut, query=PatchQuery, upload=True,
+               errors=(404, 409, 413, 423, 507))  # fmt: skip
+    def on_post(self, req: falcon.Request, resp: falcon.Response, node_id: int) -> None:
+        query = read_query(req, PatchQuery)
+        body = read_body(req, MAX_PATCH_BODY)
+        target = WriteTarget(
+            user_id=user_of(req).id,
+            node_id=NodeId(node_id),
+            base_version_id=VersionId(query.base_version_id),
+            mtime_ns=query.mtime_ns,
+            origin="api",
+            check_locks=True,
+            lock_token=query.lock_token,
+        )
+        send(resp, node_out(self.drive.patch(target, Patch(query.size, ranges(query, body)))))
+
+
+def ranges(query: PatchQuery, body: bytes) -> list[tuple[int, bytes]]:
+    """The patch's ranges with their bytes, cut from the body (400 unless the lengths
+    add up to the body's)."""
+    cut: list[tuple[int, bytes]] = []
+    position = 0
+    for pair in filter(None, query.ranges.split(",")):
+        offset, length = (int(part) for part in pair.split(":"))
+        cut.append((offset, body[position : position + length]))
+        position += length
+    if position != len(body):
+        raise bad_request(f"the ranges hold {position} bytes; the body has {len(body)}")
+    return cut

@@ -181,6 +181,20 @@ class ManifestQuery(Query):
     version: Id | None = Field(default=None, description="A version number; default: current.")
 
 
+class PatchQuery(Query):
+    base_version_id: Id = Field(description="The version the patch edits: the current one.")
+    size: Count = Field(description="The new size of the file.")
+    ranges: str = Field(
+        default="",
+        max_length=32 * 1024,
+        pattern=r"^(\d{1,19}:\d{1,19}(,\d{1,19}:\d{1,19})*)?$",
+        description="Where the body's bytes go: offset:length pairs, comma-separated, "
+        "in order and not overlapping; the body is their bytes back to back.",
+    )
+    mtime_ns: Nanoseconds | None = None
+    lock_token: str | None = None
+
+
 class DeleteQuery(Query):
     base_version_id: Id | None = Field(
         default=None, description="Delete only if this is still the current version."

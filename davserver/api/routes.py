@@ -16,6 +16,7 @@ def routes(drive: Drive, long_polls: int) -> list[tuple[str, object]]:
         ("/nodes/{node_id:int}", nodes.Node(drive)),
         ("/nodes/{node_id:int}/children", nodes.Children(drive)),
         ("/nodes/{node_id:int}/manifest", nodes.Manifest(drive)),
+        ("/nodes/{node_id:int}/patch", commit.PatchFile(drive)),
         ("/nodes/{node_id:int}/versions", nodes.Versions(drive)),
         ("/nodes/{node_id:int}/versions/{number:int}/restore", nodes.Restore(drive)),
         ("/ids", nodes.Ids(drive)),

@@ -1,0 +1,184 @@
+"""The chunks of an edited file, re-cut only around its edits: the delta plan.
+
+An edit of a file leaves most of its bytes as they were in the version it
+started from (the *origin*). Chunk boundaries are content-defined (FastCDC:
+where a chunk ends depends only on the bytes since it began), so a chunk of
+the origin that lies wholly in unchanged bytes, and starts where the new
+file has a chunk boundary too, is a chunk of the new file as well, by name.
+``plan`` walks the file: it takes such chunks by name, and cuts afresh only
+from the last boundary before changed bytes until it is back on a boundary
+of the origin with unchanged bytes ahead. Only the bytes of the chunks it
+re-cuts are read, so a 1-byte edit in a 1 GiB file reads a few MiB, and
+usually just the one chunk it lands in (see ``_kept_end``).
+
+The result is exactly the cut of the whole new content (tests keep it so), so
+the server, the mount and every later edit find the same chunks. Two callers:
+the mount's delta upload, whose reads fetch origin chunks from the server,
+and the server's patch commit (``core.patch``), whose reads come from its
+own store. This module needs nothing but the cutter, so the mount can use it
+without the server's database and store code.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from pyfastcdc import FastCDC
+
+from core.chunking import AVG_CHUNK, MAX_CHUNK, MIN_CHUNK
+from core.ids import ChunkHash
+from core.records import ChunkRef
+
+Read = Callable[[int, int], bytes]
+"""``read(offset, length)``: the new file's bytes (length may run past its end)."""
+
+
+class Span(Protocol):
+    """One chunk of the origin: where it sits and its name."""
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def length(self) -> int: ...
+
+    @property
+    def hash(self) -> str: ...
+
+
+class Changed(Protocol):
+    """The offsets whose bytes are not the origin's (written, or past its end)."""
+
+    def touches(self, start: int, end: int) -> bool:
+        """Whether any offset of ``[start, end)`` is changed."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """The new file's chunks, and which of them the origin did not have."""
+
+    chunks: list[ChunkRef]
+    fresh: list[ChunkRef]
+
+
+def plan(
+    size: int, origin: Sequence[Span], origin_size: int, changed: Changed, read: Read
+) -> Planned:
+    """The chunks of a file of ``size`` bytes whose bytes in ``changed`` are new and
+    whose others are the origin's (a version of ``origin_size`` bytes cut into
+    ``origin``); ``read(offset, length)`` gives the new file's bytes."""
+    starts = {span.offset: span for span in origin}
+    ends = [span.offset + span.length for span in origin]
+    chunks: list[ChunkRef] = []
+    fresh: list[ChunkRef] = []
+    position = 0
+    while position < size:
+        span = starts.get(position)
+        if span is not None and _unchanged(span, size, origin_size, changed):
+            chunks.append(ChunkRef(span.offset, span.length, ChunkHash(span.hash)))
+            position += span.length
+            continue
+        kept_end = _kept_end(span, size, origin_size, changed)
+        piece = _next_cut(position, size, ends, kept_end, read)
+        chunks.append(piece)
+        fresh.append(piece)
+        position += piece.length
+    return Planned(chunks, fresh)
+
+
+def _unchanged(span: Span, size: int, origin_size: int, changed: Changed) -> bool:
+    """Whether the origin's chunk is one of the new file's too (it starts on a cut)."""
+    end = span.offset + span.length
+    # A cut depends on the bytes before it and the one at it.
+    if end > size or changed.touches(span.offset, end + 1):
+        return False
+    # The origin's last chunk ended because its file did: with more bytes after it
+    # now, the cutter may not end it there.
+    return end < origin_size or size == origin_size
+
+
+# FastCDC's gear hash is 64 bits wide and shifts one bit per byte: whether it
+# cuts at a position depends on that byte and the 63 before it, and on where
+# the chunk began (the mask changes at the average size).
+GEAR_WINDOW = 64
+
+
+def _kept_end(span: Span | None, size: int, origin_size: int, changed: Changed) -> int | None:
+    """Where the origin's chunk at this position is sure to still have a cut, if it is:
+    the new chunk begins where it did and the bytes its cut depends on are unchanged,
+    so the cutter cuts there unless it now cuts earlier (in the changed bytes).
+    Knowing that, the byte after it, in the next chunk, need not be read."""
+    if span is None:
+        return None
+    end = span.offset + span.length
+    if end >= origin_size or end >= size or changed.touches(end - GEAR_WINDOW + 1, end + 1):
+        return None
+    return end
+
+
+def _next_cut(
+    position: int, size: int, ends: list[int], kept_end: int | None, read: Read
+) -> ChunkRef:
+    """The chunk that starts at ``position`` (a cut of the new file). The bytes read
+    end on the origin's chunk boundaries where they can, so that a cut that did not
+    move costs the origin chunks up to it (and the byte after) and no more; a cut
+    known to hold (``kept_end``) costs only the bytes before it."""
+    if kept_end is not None:
+        return _first_chunk(position, read(position, kept_end - position))
+    for end in _windows(position, size, ends):
+        # A cut depends on the bytes before it and the one at it, and the cutter
+        # looks at positions in pairs: two bytes more are read, so that it sees `end`.
+        piece = _first_chunk(position, read(position, min(end + 2, size) - position))
+        if piece.length <= end - position:
+            return piece
+    raise AssertionError("the cutter cuts within its largest chunk size")
+
+
+def _windows(position: int, size: int, ends: list[int]) -> list[int]:
+    """Where to stop reading for the next cut: the origin's boundaries past the smallest
+    chunk size, then the largest chunk size (a cut is always found by then)."""
+    last = min(size, position + MAX_CHUNK)
+    first = bisect.bisect_left(ends, position + MIN_CHUNK)
+    stops = [end for end in ends[first : first + 8] if end < last]
+    return [*stops, last]
+
+
+def _first_chunk(position: int, data: bytes) -> ChunkRef:
+    cutter = FastCDC(AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK)
+    length = next(iter(cutter.cut_buf(data))).length
+    digest = hashlib.sha256(memoryview(data)[:length]).hexdigest()
+    return ChunkRef(position, length, ChunkHash(digest))
+
+
+class Chunk(Protocol):
+    @property
+    def length(self) -> int: ...
+
+    @property
+    def hash(self) -> str: ...
+
+
+C = TypeVar("C", bound=Chunk)
+
+
+def splice(origin: Sequence[Chunk], chunks: Sequence[C]) -> tuple[int, int, list[C]]:
+    """The new chunk list as an edit of the origin's: (start, end, replacement), the
+    origin's entries ``start`` to ``end`` (exclusive) replaced by ``replacement``
+    (what a splice commit names instead of the whole list)."""
+
+    def same(old: Chunk, new: Chunk) -> bool:
+        return old.hash == new.hash and old.length == new.length
+
+    limit = min(len(origin), len(chunks))
+    head = 0
+    while head < limit and same(origin[head], chunks[head]):
+        head += 1
+    tail = 0
+    while tail < limit - head and same(origin[-1 - tail], chunks[-1 - tail]):
+        tail += 1
+    return head, len(origin) - tail, list(chunks[head : len(chunks) - tail])
