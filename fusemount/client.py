@@ -58,6 +58,7 @@ from fusemount.records import (
     Node,
     NodeId,
     TreePage,
+    VersionId,
     chunk_hash,
     chunk_hash_of,
 )
@@ -173,6 +174,15 @@ class SyncApi(Protocol):
         (version_conflict, name_taken) when the target is not as expected. With
         ``splice`` (start, end), the chunks replace those entries of the base
         version's manifest and ``size`` is still the whole new size."""
+        ...
+
+    async def patch(self, node_id: NodeId, base_version_id: VersionId, size: int,
+                    ranges: list[tuple[int, bytes]], *, mtime_ns: int | None = None
+                    ) -> Node:  # fmt: skip
+        """Write ``ranges`` (offset, bytes; in order, disjoint) over the base version
+        (the current one) and set the size, as the file's new version: the server
+        re-cuts the chunks around them itself. Conflict (version_conflict) when the
+        base is no longer current."""
         ...
 
 
@@ -317,6 +327,19 @@ class HttpApi:
         if splice is not None:
             body["splice"] = {"start": splice[0], "end": splice[1]}
         return Node.from_json(await self._json("POST", "commit", json=body))
+
+    async def patch(self, node_id: NodeId, base_version_id: VersionId, size: int,
+                    ranges: list[tuple[int, bytes]], *, mtime_ns: int | None = None
+                    ) -> Node:  # fmt: skip
+        params: dict[str, Any] = {
+            "base_version_id": base_version_id, "size": size,
+            "ranges": ",".join(f"{offset}:{len(data)}" for offset, data in ranges),
+        }  # fmt: skip
+        if mtime_ns is not None:
+            params["mtime_ns"] = mtime_ns
+        body = b"".join(data for _, data in ranges)
+        answer = await self._json("POST", f"nodes/{node_id}/patch", params=params, content=body)
+        return Node.from_json(answer)
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self._request(method, path, **kwargs)

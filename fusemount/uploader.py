@@ -4,8 +4,10 @@ A file is uploaded once its delay after the last close has passed and no
 handle has it open for writing: cut into chunks as the server cuts them
 (``chunker``), ask the server which chunks it lacks (``POST
 /chunks/missing``), send only those, then commit the manifest naming the
-version the edit started from (compare-and-set). The answer goes into the
-replica at once. Offline, the row waits and is retried (every few seconds,
+version the edit started from (compare-and-set). A small edit of a file held
+only in part goes as a patch instead: just the bytes written, which the
+server re-cuts into chunks itself (see docs/mount.md, "Delta edits"). The
+answer goes into the replica at once. Offline, the row waits and is retried (every few seconds,
 or at once when the server is back). A version conflict (the file changed on
 the server since the edit began) turns the local content into a conflicted
 copy next to the file. A refusal that retrying cannot cure (the quota, the
@@ -57,6 +59,11 @@ PARALLEL_PUTS = 4  # chunk PUTs of one file at once
 RETRY = 5.0  # seconds before an upload that failed for a passing reason is tried again
 IDLE = 30.0
 FOLD_LIMIT = 8 * 1024 * 1024  # a new file up to this size can go with its create
+# An edit of a file held in part whose written bytes are at most this many goes as
+# a patch: the bytes, not the chunks around them (which would come down, be re-cut
+# here and go up again). Beyond it, a chunk upload costs the server less.
+PATCH_BYTES = 4 * 1024 * 1024
+PATCH_RANGES = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +318,14 @@ class Uploader:
             pieces, whole = await self._cut_and_send(self.work.path(row.node_id))
             return await self._commit(row, target, pieces, whole)
 
+        origin = copy.origin
+        if target is None and origin is not None and origin.version.id == row.base_version_id:
+            ranges = list(copy.local)
+            if sum(end - start for start, end in ranges) <= PATCH_BYTES and len(ranges) <= (
+                PATCH_RANGES
+            ):
+                return await self._patch(row, copy.size, ranges)
+
         # Only the chunks around the edits are read and cut (see delta), and only
         # those are asked about: the origin's others are on the server, named by
         # the version the edit started from.
@@ -320,7 +335,6 @@ class Uploader:
             return self.work.read(row.node_id, piece.offset, piece.length)
 
         await self._send_missing(planned.fresh, read)
-        origin = copy.origin
         try:
             return await self._commit(row, target, planned.pieces, None, origin)
         except Conflict as exc:  # that version is gone and gc took some of its chunks
@@ -328,6 +342,16 @@ class Uploader:
                 raise
             await self._send_missing(planned.pieces, read)
             return await self._commit(row, target, planned.pieces, None, origin)
+
+    async def _patch(self, row: Pending, size: int, ranges: list[tuple[int, int]]) -> Node:
+        """Send the bytes written (and the new size) as a patch of the base version,
+        which is the origin: the server re-cuts the chunks around them itself."""
+        data = [
+            (start, await self.work.read(row.node_id, start, end - start)) for start, end in ranges
+        ]
+        return await self.api.patch(
+            row.node_id, row.base_version_id, size, data, mtime_ns=row.mtime_ns
+        )
 
     async def _commit(
         self,
