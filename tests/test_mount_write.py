@@ -237,49 +237,52 @@ def test_edits_in_place_append_and_truncate_each_make_a_version(
     assert (mnt / "doc.txt").read_bytes() == b"rewritten"
 
 
+BIG, MIDDLE = 64 * MiB, 32 * MiB + 12345
+
+
+def edit_online_only(
+    dav: httpx.Client, server_api: httpx.Client, mnt: Path, seed: int, edit: bytes
+) -> tuple[bytes, dict[str, Any]]:
+    """Make /big.bin on the server (online-only in the mount), write ``edit`` at its
+    middle through the mount and wait for the new version; return the new content
+    and version 1's manifest."""
+    data = bytearray(random.Random(seed).randbytes(BIG))
+    put(dav, "/big.bin", bytes(data))
+    wait_for((mnt / "big.bin").exists, what="big.bin in the mount")
+    manifest = server_api.get(f"/nodes/{node_at(server_api, 'big.bin')['id']}/manifest").json()
+    with open(mnt / "big.bin", "r+b") as file:  # online-only: nothing of it is cached
+        file.seek(MIDDLE)
+        file.write(edit)
+    data[MIDDLE : MIDDLE + len(edit)] = edit
+    wait_for(lambda: version_numbers(server_api, "big.bin") == [1, 2], what="the edit's upload")
+    assert hashlib.sha256(dav.get("/big.bin").content).digest() == hashlib.sha256(data).digest()
+    return bytes(data), manifest
+
+
 def test_a_one_byte_edit_of_a_large_online_only_file_moves_a_few_bytes_each_way(
     server: LoggedServer, dav: httpx.Client, server_api: httpx.Client, mnt: Path
 ) -> None:
-    size, middle = 64 * MiB, 32 * MiB + 12345
-    data = bytearray(random.Random(5).randbytes(size))
-    put(dav, "/big.bin", bytes(data))
-    wait_for((mnt / "big.bin").exists, what="big.bin in the mount")
-    node_id = node_at(server_api, "big.bin")["id"]
     before = len(server.requests())
-    with open(mnt / "big.bin", "r+b") as file:  # online-only: nothing of it is cached
-        file.seek(middle)
-        file.write(b"!")
-    data[middle] = ord("!")
-    wait_for(lambda: version_numbers(server_api, "big.bin") == [1, 2], what="the edit's upload")
+    data, manifest = edit_online_only(dav, server_api, mnt, 5, b"!")
     sent = server.requests()[before:]
     # The byte goes as a patch, and the server re-cuts the chunk it lands in: no chunk
     # travels either way.
     assert [r for r in sent if r.path.startswith("/api/v1/chunks")] == []
-    (patch,) = [r for r in sent if r.path == f"/api/v1/nodes/{node_id}/patch"]
+    (patch,) = [r for r in sent if r.path == f"/api/v1/nodes/{manifest['node_id']}/patch"]
     assert (patch.status, patch.received) == (200, 1)
-    assert hashlib.sha256(dav.get("/big.bin").content).digest() == hashlib.sha256(data).digest()
     with open(mnt / "big.bin", "rb") as file:  # the mount shows the new version too
-        assert os.pread(file.fileno(), 3, middle - 1) == bytes(data[middle - 1 : middle + 2])
+        assert os.pread(file.fileno(), 3, MIDDLE - 1) == data[MIDDLE - 1 : MIDDLE + 2]
 
 
 def test_a_larger_edit_of_an_online_only_file_moves_only_the_chunks_around_it(
     server: LoggedServer, dav: httpx.Client, server_api: httpx.Client, mnt: Path
 ) -> None:
-    size, middle = 64 * MiB, 32 * MiB + 12345
-    data = bytearray(random.Random(6).randbytes(size))
-    put(dav, "/big.bin", bytes(data))
-    wait_for((mnt / "big.bin").exists, what="big.bin in the mount")
-    manifest = server_api.get(f"/nodes/{node_at(server_api, 'big.bin')['id']}/manifest").json()
     edit = random.Random(7).randbytes(5 * MiB)  # more than a patch carries: chunks go
-    end = middle + len(edit)
-    (first,) = [c for c in manifest["chunks"] if c["offset"] <= middle < c["offset"] + c["length"]]
-    (last,) = [c for c in manifest["chunks"] if c["offset"] <= end < c["offset"] + c["length"]]
     before = len(server.requests())
-    with open(mnt / "big.bin", "r+b") as file:
-        file.seek(middle)
-        file.write(edit)
-    data[middle:end] = edit
-    wait_for(lambda: version_numbers(server_api, "big.bin") == [1, 2], what="the edit's upload")
+    _, manifest = edit_online_only(dav, server_api, mnt, 6, edit)
+    start, end = MIDDLE, MIDDLE + len(edit)
+    (first,) = [c for c in manifest["chunks"] if c["offset"] <= start < c["offset"] + c["length"]]
+    (last,) = [c for c in manifest["chunks"] if c["offset"] <= end < c["offset"] + c["length"]]
     moved = [r for r in server.requests()[before:] if r.path.startswith("/api/v1/chunks")]
     # Only chunks around the edit come down: the one it begins in (its bytes before
     # the edit), and from the one it ends in, as many as the cut takes to meet the
@@ -293,7 +296,6 @@ def test_a_larger_edit_of_an_online_only_file_moves_only_the_chunks_around_it(
     # The commit is a splice of the base version: it names the new chunks, not all ~50.
     (commit,) = [r for r in server.requests()[before:] if r.path == "/api/v1/commit"]
     assert commit.received < 2000, f"a {commit.received}-byte commit for a 5 MiB edit"
-    assert hashlib.sha256(dav.get("/big.bin").content).digest() == hashlib.sha256(data).digest()
 
 
 def test_a_big_new_file_is_sent_batch_by_batch_as_it_is_cut_and_each_chunk_once(
