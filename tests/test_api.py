@@ -472,7 +472,7 @@ def test_a_webdav_lock_refuses_writes_unless_the_commit_names_it(
 
 PATHS = {
     "/me", "/tree", "/changes", "/nodes/{node_id}", "/nodes/{node_id}/children",
-    "/nodes/{node_id}/manifest", "/nodes/{node_id}/versions",
+    "/nodes/{node_id}/manifest", "/nodes/{node_id}/patch", "/nodes/{node_id}/versions",
     "/nodes/{node_id}/versions/{number}/restore", "/ids", "/mkdir", "/move", "/chunks/missing",
     "/chunks/{hash}", "/commit", "/batch", "/openapi.json",
 }  # fmt: skip
