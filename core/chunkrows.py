@@ -47,19 +47,22 @@ def touch(session: Session, hashes: Iterable[ChunkHash], now: float) -> dict[Chu
 def put_blobs(backend: Backend, chunks: dict[ChunkHash, memoryview]) -> list[ChunkRow]:
     """Encode and store ``chunks`` (plaintext framed as ``chunkcodec.frame`` makes it)
     in parallel; return their rows, ready for ``upsert``."""
-    level = backend.settings.zstd_level
     now = time.time()
 
     def put(item: tuple[ChunkHash, memoryview]) -> ChunkRow:
-        key, framed = item
-        blob = encode_frame(framed, level)
-        backend.store.put(key, blob)
-        length = len(framed) - HEADER
-        return {"hash": key, "length": length, "stored_length": len(blob), "last_seen": now}
+        return put_blob(backend, *item, now)
 
     if len(chunks) == 1:  # not worth a trip through the pool
         return [put(next(iter(chunks.items())))]
     return list(backend.workers.map(put, chunks.items()))
+
+
+def put_blob(backend: Backend, key: ChunkHash, framed: memoryview, now: float) -> ChunkRow:
+    """Encode and store one chunk (framed as ``chunkcodec.frame`` makes it); its row."""
+    blob = encode_frame(framed, backend.settings.zstd_level)
+    backend.store.put(key, blob)
+    length = len(framed) - HEADER
+    return {"hash": key, "length": length, "stored_length": len(blob), "last_seen": now}
 
 
 def upsert(session: Session, rows: list[ChunkRow]) -> None:

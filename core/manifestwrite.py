@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -37,8 +38,9 @@ from sqlalchemy.orm import Session
 from core import segments
 from core.backend import Backend
 from core.chunkaccess import checked_hash
+from core.chunkcodec import frame
 from core.chunking import MAX_CHUNK
-from core.chunkrows import touch
+from core.chunkrows import ChunkRow, put_blob, touch, upsert
 from core.commit import UploadedContent, WriteTarget, apply_write
 from core.errors import InvalidRequest, MissingChunks
 from core.ids import ChunkHash
@@ -82,12 +84,16 @@ def commit_manifest(
     *,
     sha256: str | None = None,
     splice: Splice | None = None,
+    new_chunks: dict[ChunkHash, bytes] | None = None,
 ) -> tuple[NodeState, bool]:
     """Commit ``chunks`` (hash, length) as the target's new content; return the
     file and whether it was created. ``sha256`` is the client's word for the
     whole content's sum (stored as given; None: unknown). With ``splice``, the
     chunks replace that range of the base version's entries, and ``size`` is the
-    whole new size: a small edit of a big file sends and costs little."""
+    whole new size: a small edit of a big file sends and costs little.
+    ``new_chunks`` (plaintext by name, names already checked) are stored in the
+    same hold of the collector lock, those the server lacks written while the
+    transaction checks the target, and registered in it (a patch's chunks)."""
     if sha256 is not None and not _SHA256.fullmatch(sha256):
         raise InvalidRequest("sha256 is 64 lower-case hex digits")
     if splice is not None and (target.node_id is None or target.base_version_id is None):
@@ -99,20 +105,38 @@ def commit_manifest(
             content = UploadedContent(refs, size, sha256, reusable=base)
             known = {key: length for segment in base or [] for key, length in segment.entries}
             fresh = [ref.hash for ref in refs if ref.hash not in known]
-            known.update(touch(session, fresh, time.time()))
+            known.update(touch(session, [*fresh, *(new_chunks or {})], time.time()))
+            storing = _store_absent(backend, new_chunks or {}, known)
 
             def check_content() -> None:
+                upsert(session, [future.result() for future in storing])
+                known.update({key: len(data) for key, data in (new_chunks or {}).items()})
                 _check_chunks(refs, known)
                 if splice is not None:
                     content.placed = _spliced(session, target, splice, refs, size)
 
-            info, created = apply_write(
-                session, target, content, reserved=0, check_content=check_content
-            )
+            try:
+                info, created = apply_write(
+                    session, target, content, reserved=0, check_content=check_content
+                )
+            finally:
+                wait(storing)  # refused before its rows went in: gc sweeps the blobs
             return with_locks(session, target.user_id, [info])[0], created
     except AlreadyCreated as replay:
         with backend.db.read() as session:
             return state(session, target.user_id, replay.node_id), False
+
+
+def _store_absent(
+    backend: Backend, chunks: dict[ChunkHash, bytes], known: dict[ChunkHash, int]
+) -> list[Future[ChunkRow]]:
+    """Start storing the chunks with no row (blob first, row later: ``chunkrows``)."""
+    now = time.time()
+    return [
+        backend.workers.submit(put_blob, backend, key, frame(data), now)
+        for key, data in chunks.items()
+        if key not in known
+    ]
 
 
 def _base_segments(session: Session, target: WriteTarget) -> list[StoredSegment] | None:

@@ -4,8 +4,9 @@ A client that holds only part of a file (the mount's online-only files) and
 changed a few bytes of it sends just those bytes, where they go and the new
 size. The server re-cuts the chunks around them from the base version's
 chunks, which it has (``core.deltaplan``: usually the one chunk the edit
-lands in), stores the new chunks and commits the version as a splice of the
-base's manifest (``core.manifestwrite``). A 1-byte edit of a 1 GiB file then
+lands in) and commits the version as a splice of the base's manifest
+(``core.manifestwrite``), which stores the new chunks in the same hold of
+the collector lock, writing them while its transaction checks the target. A 1-byte edit of a 1 GiB file then
 costs one request carrying a few hundred bytes, and no chunk travels either
 way; a client holding the whole file, or one with large changes, uploads
 chunks instead.
@@ -25,7 +26,7 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from core import chunkaccess, deltaplan, manifestwrite
+from core import deltaplan, manifestwrite
 from core.backend import Backend
 from core.commit import WriteTarget
 from core.errors import InvalidRequest, VersionConflict
@@ -102,7 +103,6 @@ def commit_patch(backend: Backend, target: WriteTarget, patch: Patch) -> tuple[N
     planned = deltaplan.plan(
         patch.size, base.chunks, base.version.size, content.changed, content.read
     )
-    chunkaccess.store(backend, {c.hash: content.read(c.offset, c.length) for c in planned.fresh})
     start, end, replacement = deltaplan.splice(base.chunks, planned.chunks)
     return manifestwrite.commit_manifest(
         backend,
@@ -110,6 +110,7 @@ def commit_patch(backend: Backend, target: WriteTarget, patch: Patch) -> tuple[N
         [(chunk.hash, chunk.length) for chunk in replacement],
         patch.size,
         splice=Splice(start, end),
+        new_chunks={c.hash: content.read(c.offset, c.length) for c in planned.fresh},
     )
 
 

@@ -94,6 +94,16 @@ def test_a_one_byte_patch_of_a_big_file_stores_one_chunk_and_one_segment(
     assert _count(drive, Segment) - segments == 1
     assert get(drive, alice, "/big.bin") == bytes(content)
     assert get(drive, alice, "/big.bin", version=1) != bytes(content)
+    # Patched back: the chunk it makes is version 1's, which the server has already.
+    content[middle] ^= 0xFF
+    stored = _count(drive, Chunk)
+    drive.patch(
+        _target(drive, alice, "/big.bin"),
+        Patch(len(content), [(middle, bytes(content[middle : middle + 1]))]),
+    )
+    assert _count(drive, Chunk) == stored
+    assert get(drive, alice, "/big.bin") == get(drive, alice, "/big.bin", version=1)
+    assert not drive.fsck(verify=True).damaged
 
 
 def test_bad_patches_are_refused_before_anything_is_stored(drive: Drive, alice: UserInfo) -> None:
