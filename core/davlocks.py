@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import ColumnElement, delete, or_, select, update
+from sqlalchemy import BindParameter, ColumnElement, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from core import journal, tree
@@ -49,9 +49,10 @@ def _record(row: DavLock) -> LockRecord:
     )  # fmt: skip
 
 
-def unexpired() -> ColumnElement[bool]:
-    """The SQL condition of a lock that has not expired (``expire`` < 0: never)."""
-    return or_(DavLock.expire < 0, DavLock.expire >= time.time())
+def unexpired(now: float | BindParameter[float] | None = None) -> ColumnElement[bool]:
+    """The SQL condition of a lock that has not expired (``expire`` < 0: never) at
+    ``now`` (default: the current time)."""
+    return or_(DavLock.expire < 0, DavLock.expire >= (time.time() if now is None else now))
 
 
 def _journal(session: Session, node_ids: Iterable[int | None]) -> None:

@@ -6,10 +6,10 @@ size. The server re-cuts the chunks around them from the base version's
 chunks, which it has (``core.deltaplan``: usually the one chunk the edit
 lands in) and commits the version as a splice of the base's manifest
 (``core.manifestwrite``), which stores the new chunks in the same hold of
-the collector lock, writing them while its transaction checks the target. A 1-byte edit of a 1 GiB file then
-costs one request carrying a few hundred bytes, and no chunk travels either
-way; a client holding the whole file, or one with large changes, uploads
-chunks instead.
+the collector lock, writing them while its transaction checks the target.
+A 1-byte edit of a 1 GiB file then costs one request carrying one byte, and
+no chunk travels either way; a client holding the whole file, or one with
+large changes, uploads chunks instead.
 
 The new content is the base version's, cut or extended to ``size``, with
 each range's bytes written over it; bytes past the base's end that no range

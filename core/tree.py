@@ -189,9 +189,13 @@ def owned_live(session: Session, user_id: int, node_id: int) -> Node:
 
 def ancestry(session: Session, node_id: int) -> Sequence[Row[tuple[int, str, float | None]]]:
     """(id, name, trashed_at) from the root down to ``node_id`` (one recursive query)."""
+    return session.execute(_ANCESTRY, {"node_id": node_id}).all()
+
+
+def _ancestry_query() -> Select[tuple[int, str, float | None]]:
     up = (
         select(Node.id, Node.parent_id, Node.name, Node.trashed_at, literal(0).label("depth"))
-        .where(Node.id == node_id)
+        .where(Node.id == bindparam("node_id"))
         .cte("up", recursive=True)
     )
     up = up.union_all(
@@ -199,9 +203,11 @@ def ancestry(session: Session, node_id: int) -> Sequence[Row[tuple[int, str, flo
             Node.id == up.c.parent_id
         )
     )
-    return session.execute(
-        select(up.c.id, up.c.name, up.c.trashed_at).order_by(up.c.depth.desc())
-    ).all()
+    return select(up.c.id, up.c.name, up.c.trashed_at).order_by(up.c.depth.desc())
+
+
+# Built once, as _INFO_BY_ID below: most writes and lookups by id walk up once.
+_ANCESTRY = _ancestry_query()
 
 
 def path_of(session: Session, node_id: int) -> str:
