@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import trio
 
-from core import deltaplan
-from core.records import ChunkRef
+from core.deltaplan import plan as plan_cuts
+from core.deltaplan import splice as splice_chunks
 from fusemount.chunker import Piece
 from fusemount.extents import Extents
 from fusemount.records import ChunkHash, ChunkSpan
@@ -46,16 +46,14 @@ async def plan(
         return trio.from_thread.run(read, offset, length)
 
     planned = await trio.to_thread.run_sync(
-        deltaplan.plan, size, origin, origin_size, changed, read_here
+        plan_cuts, size, origin, origin_size, changed, read_here
     )
-
-    def pieces(chunks: list[ChunkRef]) -> list[Piece]:
-        return [Piece(c.offset, c.length, ChunkHash(c.hash)) for c in chunks]
-
-    return Planned(pieces(planned.chunks), pieces(planned.fresh))
+    pieces = [Piece(c.offset, c.length, ChunkHash(c.hash)) for c in planned.chunks]
+    fresh = [Piece(c.offset, c.length, ChunkHash(c.hash)) for c in planned.fresh]
+    return Planned(pieces, fresh)
 
 
 def splice(origin: Sequence[ChunkSpan], pieces: Sequence[Piece]) -> tuple[int, int, list[Piece]]:
     """The new chunk list as an edit of the origin's: (start, end, replacement), the
     origin's entries ``start`` to ``end`` (exclusive) replaced by ``replacement``."""
-    return deltaplan.splice(origin, pieces)
+    return splice_chunks(origin, pieces)
