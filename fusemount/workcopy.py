@@ -270,6 +270,14 @@ class WorkCopies:
                 parts.append(await self.reader.read_version(origin, start, stop - start, ahead))
         return b"".join(parts)
 
+    async def resolve_origin(self, node_id: NodeId) -> None:
+        """Fetch the origin's manifest now if the copy still has only its ref: before
+        the copy changes hands (a rename over another file), whose source node, and
+        with it the ref's way to its manifest, then goes away."""
+        copy = self._copy(node_id)
+        if isinstance(copy.origin, OriginRef):
+            await self.origin(node_id)
+
     async def origin(self, node_id: NodeId) -> Manifest:
         """The manifest of the version the copy's bytes not written come from (fetched
         the first time it is needed)."""

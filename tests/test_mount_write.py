@@ -314,6 +314,28 @@ def test_a_big_new_file_is_sent_batch_by_batch_as_it_is_cut_and_each_chunk_once(
     assert len(asked) >= 2  # one `missing` per batch of 32 pieces, asked as the cut went on
 
 
+def test_an_online_only_file_renamed_over_another_keeps_its_content(
+    dav: httpx.Client, server_api: httpx.Client, mnt: Path
+) -> None:
+    content = random.Random(12).randbytes(6 * MiB)
+    put(dav, "/old.txt", b"the file that is replaced")
+    put(dav, "/new.bin", content)
+    wait_for(lambda: (mnt / "new.bin").exists() and (mnt / "old.txt").exists(), what="both")
+    with open(mnt / "new.bin", "r+b") as file:  # an edit: the copy holds one byte itself
+        file.seek(MiB)
+        file.write(b"#")
+    edited = content[:MiB] + b"#" + content[MiB + 1 :]
+    os.rename(mnt / "new.bin", mnt / "old.txt")  # the source node goes away
+    assert hashlib.sha256((mnt / "old.txt").read_bytes()).digest() == sha256(edited)
+    wait_for(partial(on_server, dav, "/old.txt", edited), what="the replacement uploaded")
+    assert version_numbers(server_api, "old.txt")[-1] >= 2
+    assert hashlib.sha256((mnt / "old.txt").read_bytes()).digest() == sha256(edited)
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
 def test_an_editors_save_by_temp_file_and_rename_keeps_one_node_and_its_history(
     dav: httpx.Client, server_api: httpx.Client, mnt: Path
 ) -> None:
