@@ -90,19 +90,11 @@ def put(backend: Backend, key: str, data: bytes) -> bool:
         raise InvalidRequest(f"a chunk holds 1 to {MAX_CHUNK} bytes, not {len(data)}")
     if chunk_hash(data) != name:
         raise HashMismatch(f"the bytes sent do not hash to {name}")
-    return bool(store(backend, {name: data}))
-
-
-def store(backend: Backend, chunks: dict[ChunkHash, bytes]) -> list[ChunkHash]:
-    """Store chunks whose names are known to be their hashes, unless already there;
-    return the ones that were new. Each is registered as an upload's chunks are,
-    so gc keeps it for the grace period while the commit that names it comes."""
-    with backend.lock.shared():  # bookkeeping only: the commit naming them is durable
+    with backend.lock.shared():  # bookkeeping only: the commit naming it is durable
         with backend.db.write(durable=False) as session:
-            present = chunkrows.touch(session, chunks, time.time())
-        new = {key: frame(data) for key, data in chunks.items() if key not in present}
-        if new:
-            rows = chunkrows.put_blobs(backend, new)
-            with backend.db.write(durable=False) as session:
-                chunkrows.upsert(session, rows)
-    return list(new)
+            if chunkrows.touch(session, [name], time.time()):
+                return False
+        rows = chunkrows.put_blobs(backend, {name: frame(data)})
+        with backend.db.write(durable=False) as session:
+            chunkrows.upsert(session, rows)
+    return True

@@ -99,18 +99,19 @@ def commit_manifest(
     if splice is not None and (target.node_id is None or target.base_version_id is None):
         raise InvalidRequest("a splice edits the base version: give node_id and base_version_id")
     refs = manifest_refs(chunks, size if splice is None else None)
+    new_chunks = new_chunks or {}
     try:
         with backend.lock.shared(), backend.db.write() as session:
             base = None if splice is not None else _base_segments(session, target)
             content = UploadedContent(refs, size, sha256, reusable=base)
             known = {key: length for segment in base or [] for key, length in segment.entries}
             fresh = [ref.hash for ref in refs if ref.hash not in known]
-            known.update(touch(session, [*fresh, *(new_chunks or {})], time.time()))
-            storing = _store_absent(backend, new_chunks or {}, known)
+            known.update(touch(session, [*fresh, *new_chunks], time.time()))
+            storing = _store_absent(backend, new_chunks, known)
 
             def check_content() -> None:
                 upsert(session, [future.result() for future in storing])
-                known.update({key: len(data) for key, data in (new_chunks or {}).items()})
+                known.update({key: len(data) for key, data in new_chunks.items()})
                 _check_chunks(refs, known)
                 if splice is not None:
                     content.placed = _spliced(session, target, splice, refs, size)

@@ -55,14 +55,19 @@ class _Changed:
         spans = [(offset, offset + len(data)) for offset, data in patch.ranges]
         if patch.size > base_size:
             spans.append((base_size, patch.size))
-        spans.sort()
-        self.starts = [start for start, _ in spans]
-        self.ends = [end for _, end in spans]
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        for start, end in sorted(spans):  # merged: the extension may overlap ranges
+            if self.ends and start <= self.ends[-1]:
+                self.ends[-1] = max(self.ends[-1], end)
+            else:
+                self.starts.append(start)
+                self.ends.append(end)
 
     def touches(self, start: int, end: int) -> bool:
-        # Some span starting before ``end`` ends after ``start`` (spans may overlap here).
+        # Spans are disjoint and sorted: only the last one starting before ``end`` can reach.
         before = bisect.bisect_left(self.starts, end)
-        return any(self.ends[i] > start for i in range(before))
+        return before > 0 and self.ends[before - 1] > start
 
 
 def check(patch: Patch) -> None:
