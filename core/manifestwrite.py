@@ -84,7 +84,7 @@ def commit_manifest(
     *,
     sha256: str | None = None,
     splice: Splice | None = None,
-    new_chunks: dict[ChunkHash, bytes] | None = None,
+    new_chunks: dict[ChunkHash, bytes | memoryview] | None = None,
 ) -> tuple[NodeState, bool]:
     """Commit ``chunks`` (hash, length) as the target's new content; return the
     file and whether it was created. ``sha256`` is the client's word for the
@@ -129,7 +129,7 @@ def commit_manifest(
 
 
 def _store_absent(
-    backend: Backend, chunks: dict[ChunkHash, bytes], known: dict[ChunkHash, int]
+    backend: Backend, chunks: dict[ChunkHash, bytes | memoryview], known: dict[ChunkHash, int]
 ) -> list[Future[ChunkRow]]:
     """Start storing the chunks with no row (blob first, row later: ``chunkrows``)."""
     now = time.time()

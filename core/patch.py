@@ -135,11 +135,15 @@ class _PatchedContent:
         self.patch = patch
         self.changed = _Changed(patch, base_size)
         self._offsets = [offset for offset, _ in patch.ranges]
+        self._last: tuple[int, memoryview] = (-1, memoryview(b""))
 
-    def read(self, offset: int, length: int) -> bytes:
+    def read(self, offset: int, length: int) -> memoryview:
         end = min(offset + length, self.patch.size)
         if end <= offset:
-            return b""
+            return memoryview(b"")
+        last_offset, last = self._last
+        if offset == last_offset and end - offset <= len(last):
+            return last[: end - offset]  # a fresh chunk, stored after the plan cut it
         out = bytearray(end - offset)  # zeros past the base's end
         view = memoryview(out)
         position = offset
@@ -154,4 +158,5 @@ class _PatchedContent:
             lo, hi = max(at, offset), min(at + len(data), end)
             if lo < hi:
                 out[lo - offset : hi - offset] = data[lo - at : hi - at]
-        return bytes(out)
+        self._last = (offset, view)
+        return view
