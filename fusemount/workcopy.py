@@ -286,7 +286,9 @@ class WorkCopies:
             else:
                 partial = state.with_suffix(".part")
                 with open(partial, "w") as out:
-                    json.dump(copy.state(), out)
+                    # dumps, not dump: only the one-shot encoder is the C one (~10x faster
+                    # for an origin manifest of 850 chunks, written at every close)
+                    out.write(json.dumps(copy.state()))
                     out.flush()
                     if durable:
                         os.fsync(out.fileno())
