@@ -13,6 +13,11 @@ Three ways a waiter learns that a commit appended journal rows:
   PostgreSQL listener is reconnecting: the same thread polls the positions
   of the users someone waits for every ``POLL_SECONDS``.
 
+A request that commits can hold its wake-ups until it has answered
+(``deferred_wakes``: the server's request log does, for every request), so
+that the long-polls it wakes do not take the GIL from its answer; commits
+outside such a hold wake the waiters ``WAKE_DELAY`` after they commit.
+
 A wake-up only says "look again": the waiter re-reads the user's position
 from the database, so a spurious or lost-and-repeated wake-up is harmless.
 The thread starts with the first wait and stops with ``close``, which also
@@ -21,11 +26,12 @@ releases every held wait (a server that stops answers its long-polls).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import psycopg
@@ -44,9 +50,10 @@ log = logging.getLogger(__name__)
 CHANNEL = "drivegate_journal"
 POLL_SECONDS = 0.1
 WAKE_DELAY = 0.002
-"""Seconds between a commit and waking this process's long-polls, so that the request
-that committed (~1 ms of work left) answers first: woken at once, they took the GIL
-from it (a commit answered in 9 ms took 20 with two long-polls waiting)."""
+"""Seconds between a commit and waking this process's long-polls, outside a
+``deferred_wakes`` hold, so that the request that committed (~1 ms of work left)
+answers first: woken at once, they took the GIL from it (a commit answered in
+9 ms took 20 with two long-polls waiting)."""
 RECONNECT_SECONDS = 5.0
 
 
@@ -61,6 +68,7 @@ class ChangeFeed:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._to_wake: set[int] = set()  # users whose waiters a scheduled wake-up wakes
+        self._held = threading.local()  # .users: wake-ups a deferred_wakes hold keeps
         if db.dialect == "postgresql":
             db.before_commit.append(_notify_other_processes)
         db.after_commit.append(self._committed)
@@ -98,6 +106,11 @@ class ChangeFeed:
                 session.execute(select(User.journal_seq).where(User.id == user_id)).scalar_one()
             )
 
+    def waiting_users(self) -> set[int]:
+        """The users someone waits for now."""
+        with self._cond:
+            return set(self._waiting)
+
     def wake(self, user_ids: Iterable[int]) -> None:
         """Make the waiters of these users look again."""
         with self._cond:
@@ -113,11 +126,30 @@ class ChangeFeed:
         if self._thread is not None:
             self._thread.join()
 
+    @contextlib.contextmanager
+    def deferred_wakes(self) -> Iterator[None]:
+        """Hold the wake-ups of the commits this thread makes inside, and wake those
+        waiters at once when it leaves (after a request has sent its answer)."""
+        outer = getattr(self._held, "users", None)
+        self._held.users = held = set() if outer is None else outer
+        try:
+            yield
+        finally:
+            if outer is None:
+                if getattr(self._held, "users", None) is held:
+                    del self._held.users
+                if held:
+                    self.wake(held)
+
     def _committed(self, session: Session) -> None:
         appended = journal.appended(session)
         with self._cond:
             waited = [user_id for user_id in appended if user_id in self._waiting]
             if not waited:
+                return
+            held: set[int] | None = getattr(self._held, "users", None)
+            if held is not None:
+                held.update(waited)
                 return
             scheduled = bool(self._to_wake)
             self._to_wake.update(waited)
@@ -173,15 +205,13 @@ class ChangeFeed:
         except psycopg.Error as exc:
             log.warning("change feed: cannot LISTEN on PostgreSQL (%s); polling", exc)
             return None
-        with self._cond:
-            waiting = list(self._waiting)
+        waiting = self.waiting_users()
         self.wake(waiting)  # anything committed before LISTEN took effect
         return connection
 
     def _poll(self, polled: dict[int, int]) -> None:
         """Wake the waiters whose user's position changed since the last poll."""
-        with self._cond:
-            waiting = list(self._waiting)
+        waiting = self.waiting_users()
         for user_id in list(polled):
             if user_id not in waiting:
                 del polled[user_id]

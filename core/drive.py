@@ -10,6 +10,7 @@ never reach another's nodes, whatever path or id they send.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from types import TracebackType
 
@@ -386,6 +387,11 @@ class Drive:
         """Changes after ``cursor``, each with its node's current state."""
         with self.db.read() as session:
             return nodes.change_page(session, user, cursor, limit)
+
+    def deferred_wakes(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the long-poll wake-ups of this thread's commits until the block ends
+        (a server wraps each request in it, so that its answer goes out first)."""
+        return self.feed.deferred_wakes()
 
     def wait_for_changes(self, user: UserId, cursor: int, timeout: float) -> int:
         """Block until the user's journal passes ``cursor`` or ``timeout`` runs out;

@@ -5,6 +5,7 @@ locks, properties) over ``DriveProvider``. Both faces share one
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -64,6 +65,7 @@ def build_app(drive: Drive, *, long_polls: int = 8) -> WsgiApp:
     return RequestLog(
         HealthCheck(PathDispatch(PREFIX, api, OcMtimeAnswer(dav)), drive),
         drive.db.statements_in_thread,
+        drive.deferred_wakes,
     )
 
 
@@ -146,11 +148,19 @@ class CountingInput:
 
 class RequestLog:
     """One log line per request: method, path, status, bytes sent, duration, user, the
-    number of SQL statements it cost (``sql=N``) and the body bytes read (``in=N``)."""
+    number of SQL statements it cost (``sql=N``) and the body bytes read (``in=N``).
+    The long-polls a request's commits wake are woken once it has sent its answer
+    (``hold_wakes``, see ``core.changefeed``)."""
 
-    def __init__(self, app: WsgiApp, statements: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        app: WsgiApp,
+        statements: Callable[[], int],
+        hold_wakes: Callable[[], contextlib.AbstractContextManager[None]],
+    ) -> None:
         self.app = app
         self.statements = statements
+        self.hold_wakes = hold_wakes
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
         started = time.monotonic()
@@ -163,15 +173,20 @@ class RequestLog:
 
         sent = 0
         received = environ["wsgi.input"] = CountingInput(environ["wsgi.input"])
-        body = self.app(environ, remember)
         try:
-            for block in body:
-                sent += len(block)
-                yield block
+            # The generator runs on the request's worker thread from start to end, so
+            # the hold spans the whole request, its answer included.
+            with self.hold_wakes():
+                body = self.app(environ, remember)
+                try:
+                    for block in body:
+                        sent += len(block)
+                        yield block
+                finally:
+                    close = getattr(body, "close", None)
+                    if close is not None:
+                        close()
         finally:
-            close = getattr(body, "close", None)
-            if close is not None:
-                close()
             user = environ.get("drivegate.user")
             log.info(
                 "%s %s %s %d %.3fs %s sql=%d in=%d",

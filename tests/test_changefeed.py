@@ -4,6 +4,9 @@ PostgreSQL every journal commit notifies listeners."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
@@ -13,6 +16,7 @@ from sqlalchemy.engine import make_url
 from core import Drive, UserInfo
 from core.changefeed import CHANNEL
 from tests.conftest import BackendSetup
+from tests.mounts import wait_for
 
 
 def test_a_wait_ends_when_another_instance_commits(
@@ -53,3 +57,43 @@ def test_journal_commits_notify_postgres_listeners(
         seen = [note.payload for note in listener.notifies(timeout=30, stop_after=2)]
     cursor = drive.cursor(alice.id)
     assert seen == [f"{alice.id}:{cursor - 1}", f"{alice.id}:{cursor}"]
+
+
+def test_a_request_holds_the_wake_ups_of_its_commits_until_it_ends(
+    drive: Drive, alice: UserInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inside ``deferred_wakes`` (a server request), a commit wakes the long-polls
+    when the hold ends, from the committing thread; outside, a timer wakes them."""
+    calls: list[tuple[str, set[int]]] = []
+    wake = drive.feed.wake
+
+    def recording(user_ids: Iterable[int]) -> None:
+        users = set(user_ids)
+        calls.append((threading.current_thread().name, users))
+        wake(users)
+
+    monkeypatch.setattr(drive.feed, "wake", recording)
+
+    def woken_by(thread: str | None) -> list[set[int]]:
+        # The feed's own polling thread may wake waiters too: it is not the subject.
+        return [users for name, users in calls if name != "change-feed" and thread in (None, name)]
+
+    start = drive.cursor(alice.id)
+    main = threading.current_thread().name
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(drive.wait_for_changes, alice.id, start, 30)
+        wait_for(lambda: alice.id in drive.feed.waiting_users(), what="the long-poll")
+        with drive.deferred_wakes():
+            drive.mkdir(alice.id, "/held")
+            time.sleep(0.05)  # ample for a timer, had one been started
+            assert woken_by(None) == []
+        assert woken_by(main) == [{alice.id}]
+        assert waiting.result() == start + 1
+
+        calls.clear()
+        waiting = pool.submit(drive.wait_for_changes, alice.id, start + 1, 30)
+        wait_for(lambda: alice.id in drive.feed.waiting_users(), what="the long-poll")
+        drive.mkdir(alice.id, "/not-held")
+        assert waiting.result() == start + 2
+        wait_for(lambda: woken_by(None), what="the timer's wake-up")
+        assert woken_by(main) == []
