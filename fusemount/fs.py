@@ -624,6 +624,9 @@ class DriveFs(pyfuse3.Operations):
             # fetched), so the replacement is made here too, offline as well.
             await self.work.acquire(node, empty=False)
             self.work.release(node.id)
+        if self.work.has(node.id):
+            # The source goes away: its bytes not written must be found without it.
+            await self.work.resolve_origin(node.id)
         # A file over a file: the name keeps the target's inode (new content, same
         # history), while the kernel will have moved the source's inode there.
         extra: Notice = ("entry", self.inode_of(new_parent.id), name_new)

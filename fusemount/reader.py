@@ -26,7 +26,7 @@ from cachetools import LRUCache
 from fusemount.cache import ChunkCache
 from fusemount.client import SyncApi
 from fusemount.errors import CacheFull, ChunkCorrupt, MountError, NotFound, ServerUnreachable
-from fusemount.records import ChunkHash, ChunkSpan, Manifest, Node, VersionRef
+from fusemount.records import ChunkHash, ChunkSpan, Manifest, Node, NodeId, VersionRef
 from fusemount.replica import Replica
 
 log = logging.getLogger(__name__)
@@ -266,9 +266,13 @@ class FileReader:
 
     async def manifest(self, node: Node) -> Manifest:
         """The manifest of the version the node shows: memory, replica, then server."""
-        version = node.version
-        if version is None:
+        if node.version is None:
             raise NotFound(f"node {node.id} is not a file", "not_a_file")
+        return await self.manifest_of(node.id, node.version, node.size)
+
+    async def manifest_of(self, node_id: NodeId, version: VersionRef, size: int) -> Manifest:
+        """The manifest of that version of the node (of ``size`` bytes): memory,
+        replica, then server."""
         while True:
             manifest = self._manifests.get(version.id) or self.replica.manifest(version.id)
             if manifest is not None:
@@ -280,21 +284,21 @@ class FileReader:
             await pending.wait()  # the kernel reads in parallel: one fetch serves them all
         self._fetching[version.id] = done = trio.Event()
         try:
-            manifest = await self._fetch_manifest(node, version)
+            manifest = await self._fetch_manifest(node_id, version, size)
         finally:
             del self._fetching[version.id]
             done.set()
         self._manifests[version.id] = manifest
         return manifest
 
-    async def _fetch_manifest(self, node: Node, version: VersionRef) -> Manifest:
+    async def _fetch_manifest(self, node_id: NodeId, version: VersionRef, size: int) -> Manifest:
         try:
-            manifest = await self.api.manifest(node.id, version.number)
+            manifest = await self.api.manifest(node_id, version.number)
         except ServerUnreachable as exc:
             self.source.connectivity.went_offline(str(exc))
             raise
-        if manifest.version.id != version.id or manifest.size != node.size:
-            raise NotFound(f"version {version.number} of node {node.id} is gone")
+        if manifest.version.id != version.id or manifest.size != size:
+            raise NotFound(f"version {version.number} of node {node_id} is gone")
         self.replica.store_manifest(manifest)
         return manifest
 

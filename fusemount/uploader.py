@@ -335,13 +335,14 @@ class Uploader:
             return self.work.read(row.node_id, piece.offset, piece.length)
 
         await self._send_missing(planned.fresh, read)
+        manifest = await self.work.origin(row.node_id)  # fetched for the plan already
         try:
-            return await self._commit(row, target, planned.pieces, None, origin)
+            return await self._commit(row, target, planned.pieces, None, manifest)
         except Conflict as exc:  # that version is gone and gc took some of its chunks
             if exc.code != "missing_chunks":
                 raise
             await self._send_missing(planned.pieces, read)
-            return await self._commit(row, target, planned.pieces, None, origin)
+            return await self._commit(row, target, planned.pieces, None, manifest)
 
     async def _patch(self, row: Pending, size: int, ranges: list[tuple[int, int]]) -> Node:
         """Send the bytes written (and the new size) as a patch of the base version,

@@ -12,8 +12,10 @@ then re-cuts only around the edit: see ``delta``).
 ``base`` is the server version the content derives from, which the upload
 names as its compare-and-set base (it moves on when an upload commits while
 the file stays open; the origin does not, its bytes are still the ones not
-written). What a restart needs besides the sparse file, the origin's
-manifest and the local ranges, is kept next to it in ``<node id>.json``,
+written). What a restart needs besides the sparse file, the origin (its
+manifest, or only which version it is while nothing has needed the
+manifest: opening a file and writing to it fetch nothing, not even that)
+and the local ranges, is kept next to it in ``<node id>.json``,
 written after the file's fsync and before the queue row that names it. A
 working copy without a queued upload holds nothing the server lacks: it is
 dropped after its upload and at start.
@@ -34,11 +36,34 @@ from fusemount.delta import Planned, plan
 from fusemount.errors import CacheFull, MountError, UploadFailed
 from fusemount.extents import Extents
 from fusemount.reader import FileReader, ReadAhead
-from fusemount.records import Manifest, Node, NodeId, VersionId
+from fusemount.records import Manifest, Node, NodeId, VersionId, VersionRef
 
 log = logging.getLogger(__name__)
 
 RESERVE = 4 * 1024 * 1024  # bytes of the cache disk working copies leave free
+
+
+@dataclass(frozen=True, slots=True)
+class OriginRef:
+    """The version the bytes not written come from, until its manifest is needed."""
+
+    node_id: NodeId
+    version: VersionRef
+    size: int
+
+    def to_json(self) -> dict[str, object]:
+        version = {"id": self.version.id, "number": self.version.number,
+                   "sha256": self.version.sha256}  # fmt: skip
+        return {"node_id": self.node_id, "size": self.size, "version": version}
+
+    @classmethod
+    def from_json(cls, value: object) -> OriginRef:
+        if not isinstance(value, dict) or not isinstance(value.get("version"), dict):
+            raise ValueError(f"not an origin: {value!r}")
+        node_id, size = value.get("node_id"), value.get("size")
+        if not isinstance(node_id, int) or not isinstance(size, int) or size < 0:
+            raise ValueError(f"not an origin: {value!r}")
+        return cls(NodeId(node_id), VersionRef.from_json(value["version"]), size)
 
 
 @dataclass
@@ -49,7 +74,9 @@ class WorkCopy:
     base: VersionId
     size: int
     local: Extents
-    origin: Manifest | None  # None: every byte below ``size`` is local
+    # None: every byte below ``size`` is local. An OriginRef until a read of bytes
+    # not written (or a chunk upload) fetches the manifest: a write needs none.
+    origin: Manifest | OriginRef | None
 
     @property
     def complete(self) -> bool:
@@ -61,7 +88,8 @@ class WorkCopy:
             "base": self.base,
             "size": self.size,
             "local": self.local.to_json(),
-            "origin": None if self.origin is None else self.origin.to_json(),
+            "origin": self.origin.to_json() if isinstance(self.origin, Manifest) else None,
+            "origin_ref": self.origin.to_json() if isinstance(self.origin, OriginRef) else None,
         }
 
 
@@ -131,7 +159,11 @@ class WorkCopies:
             state = json.loads(self._state_path(node_id).read_text())
         except FileNotFoundError:  # a copy that held every byte when it was saved
             return WorkCopy(node_id, base, size, Extents([(0, size)]), None)
-        origin = None if state["origin"] is None else Manifest.from_json(state["origin"])
+        origin: Manifest | OriginRef | None = None
+        if state["origin"] is not None:
+            origin = Manifest.from_json(state["origin"])
+        elif state.get("origin_ref") is not None:
+            origin = OriginRef.from_json(state["origin_ref"])
         local = Extents.from_json(state["local"])
         local.clip(size)
         if size > state["size"]:
@@ -162,8 +194,8 @@ class WorkCopies:
             # A file made here and not on the server yet has no version: base 0.
             base = node.version.id if node.version is not None else VersionId(0)
             origin = None
-            if not empty and node.size:
-                origin = await self.reader.manifest(node)
+            if not empty and node.size and node.version is not None:
+                origin = OriginRef(node.id, node.version, node.size)
             self._make(node.id, 0 if origin is None else node.size)
             size = 0 if origin is None else node.size
             self.copies[node.id] = WorkCopy(node.id, base, size, Extents(), origin)
@@ -234,10 +266,30 @@ class WorkCopies:
             if local:
                 parts.append(self._pread(node_id, start, stop - start))
             else:
-                parts.append(
-                    await self.reader.read_version(copy.origin, start, stop - start, ahead)
-                )
+                origin = await self.origin(node_id)
+                parts.append(await self.reader.read_version(origin, start, stop - start, ahead))
         return b"".join(parts)
+
+    async def resolve_origin(self, node_id: NodeId) -> None:
+        """Fetch the origin's manifest now if the copy still has only its ref: before
+        the copy changes hands (a rename over another file), whose source node, and
+        with it the ref's way to its manifest, then goes away."""
+        copy = self._copy(node_id)
+        if isinstance(copy.origin, OriginRef):
+            await self.origin(node_id)
+
+    async def origin(self, node_id: NodeId) -> Manifest:
+        """The manifest of the version the copy's bytes not written come from (fetched
+        the first time it is needed)."""
+        copy = self._copy(node_id)
+        origin = copy.origin
+        assert origin is not None, "a copy holding every byte has no origin"
+        if isinstance(origin, OriginRef):
+            manifest = await self.reader.manifest_of(origin.node_id, origin.version, origin.size)
+            if copy.origin == origin:  # not dropped or replaced meanwhile
+                copy.origin = manifest
+            return manifest
+        return origin
 
     def _copy(self, node_id: NodeId) -> WorkCopy:
         copy = self.copies.get(node_id)
@@ -256,12 +308,12 @@ class WorkCopies:
         """The chunks of the working copy's content (only those of an incomplete copy
         that were not the origin's are cut afresh; see ``delta``)."""
         copy = self._copy(node_id)
-        assert copy.origin is not None, "a complete copy is cut as a whole"
+        origin = await self.origin(node_id)
 
         async def read(offset: int, length: int) -> bytes:
             return await self.read(node_id, offset, length)
 
-        return await plan(copy.size, copy.origin.chunks, copy.origin.size, copy.local, read)
+        return await plan(copy.size, origin.chunks, origin.size, copy.local, read)
 
     # -- durability -------------------------------------------------------------------
 
