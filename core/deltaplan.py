@@ -67,22 +67,37 @@ class Planned:
 
 
 def plan(
-    size: int, origin: Sequence[Span], origin_size: int, changed: Changed, read: Read
+    size: int,
+    origin: Sequence[Span],
+    origin_size: int,
+    changed: Changed,
+    read: Read,
+    *,
+    start: int = 0,
+    stop: int | None = None,
 ) -> Planned:
     """The chunks of a file of ``size`` bytes whose bytes in ``changed`` are new and
     whose others are the origin's (a version of ``origin_size`` bytes cut into
     ``origin``, its chunks in order, end to end); ``read(offset, length)`` gives the
-    new file's bytes."""
+    new file's bytes.
+
+    ``start`` and ``stop`` plan a window only: from ``start`` (a boundary of the
+    origin's chunks before the first changed byte, so the new file is cut there
+    too) until at least ``stop``; ``origin`` may then hold only the chunks from
+    ``start`` on. The walk ends where a chunk it takes ends, at or past ``stop``.
+    """
     offsets = [span.offset for span in origin]
     ends = [span.offset + span.length for span in origin]
     chunks: list[ChunkRef] = []
     fresh: list[ChunkRef] = []
-    position = 0
-    while position < size:
+    position = start
+    while position < (size if stop is None else stop):
         index = bisect.bisect_left(offsets, position)
         span = origin[index] if index < len(origin) and offsets[index] == position else None
         if span is not None:
-            run_end = _unchanged_run(ends, index, size, origin_size, changed)
+            run_end = _unchanged_run(
+                ends, index, start=position, size=size, origin_size=origin_size, changed=changed
+            )
             if run_end > index:
                 chunks.extend(
                     ChunkRef(s.offset, s.length, ChunkHash(s.hash)) for s in origin[index:run_end]
@@ -98,14 +113,13 @@ def plan(
 
 
 def _unchanged_run(
-    ends: list[int], index: int, size: int, origin_size: int, changed: Changed
+    ends: list[int], index: int, *, start: int, size: int, origin_size: int, changed: Changed
 ) -> int:
-    """The end (exclusive index) of the run of origin chunks from ``index`` (which starts
-    on a cut of the new file) that are chunks of the new file too. A bisection: the
-    chunks lie end to end, so the run up to a chunk is unchanged if the bytes from
-    the run's start to that chunk's end are, and a 1-byte edit of a file of 850
-    chunks costs a few ``touches`` instead of a step per chunk."""
-    start = ends[index - 1] if index else 0
+    """The end (exclusive index) of the run of origin chunks from ``index`` (which
+    starts at ``start``, on a cut of the new file) that are chunks of the new file
+    too. A bisection: the chunks lie end to end, so the run up to a chunk is
+    unchanged if the bytes from the run's start to that chunk's end are, and a
+    1-byte edit of a file of 850 chunks costs a few ``touches``, not a step each."""
 
     def unchanged_through(last: int) -> bool:
         end = ends[last]

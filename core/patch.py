@@ -18,6 +18,11 @@ the file's current version, as for every commit naming one (compare-and-set,
 checked again in the commit transaction). A patch whose ranges are empty,
 unsorted, overlapping or past ``size`` is refused before anything is stored.
 Reading the base verifies every chunk it touches, as every read does.
+
+Only the base's manifest segments around the changes are loaded (``_window``):
+a patch of a 10 GiB file costs what one of a 10 MiB file does. If the re-cut
+has not met the base's cuts again within them (rare), the plan is made again
+over every chunk.
 """
 
 from __future__ import annotations
@@ -26,14 +31,21 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from core import deltaplan, manifestwrite
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from core import deltaplan, manifestwrite, segments
 from core.backend import Backend
+from core.chunking import MAX_CHUNK
 from core.commit import WriteTarget
-from core.errors import InvalidRequest, VersionConflict
+from core.db.models import Manifest, Node, Version
+from core.errors import InvalidRequest, NotFound, VersionConflict
+from core.ids import ChunkHash
 from core.manifestwrite import Splice
 from core.nodes import manifest
 from core.reader import ContentReader
 from core.records import ChunkRef, NodeState
+from core.segments import Listed
 
 MAX_RANGES = 1024
 MAX_PATCH_BYTES = 16 * 1024 * 1024
@@ -96,27 +108,130 @@ def commit_patch(backend: Backend, target: WriteTarget, patch: Patch) -> tuple[N
     if target.node_id is None or target.base_version_id is None:
         raise InvalidRequest("a patch edits a version: give node_id and base_version_id")
     with backend.db.read() as session:
-        base = manifest(session, target.user_id, target.node_id, None)
-    if base.version.id != target.base_version_id:
-        raise VersionConflict(
-            f"node {target.node_id} changed: base version {target.base_version_id}, "
-            f"current {base.version.id}",
-            base.version.id,
-            target.node_id,
-        )
-    content = _PatchedContent(backend, base.chunks, base.version.size, patch, target.label)
-    planned = deltaplan.plan(
-        patch.size, base.chunks, base.version.size, content.changed, content.read
-    )
-    start, end, replacement = deltaplan.splice(base.chunks, planned.chunks)
+        version_id, manifest_id, base_size = _current(session, target.user_id, target.node_id)
+        if version_id != target.base_version_id:
+            raise VersionConflict(
+                f"node {target.node_id} changed: base version {target.base_version_id}, "
+                f"current {version_id}",
+                version_id,
+                target.node_id,
+            )
+        window = _window(session, segments.listing(session, manifest_id), base_size, patch)
+    planned = _plan(backend, window, base_size, patch, target.label)
+    if planned is None:  # the re-cut went past the window (rare): plan over every chunk
+        with backend.db.read() as session:  # a committed manifest never changes
+            everything = segments.entries(session, manifest_id)
+        whole = _Window(0, everything, 0, patch.size)
+        planned = _plan(backend, whole, base_size, patch, target.label)
+        assert planned is not None, "a walk over every chunk reaches the end"
+    splice, replacement, new_chunks = planned
     return manifestwrite.commit_manifest(
         backend,
         target,
         [(chunk.hash, chunk.length) for chunk in replacement],
         patch.size,
-        splice=Splice(start, end),
-        new_chunks={c.hash: content.read(c.offset, c.length) for c in planned.fresh},
+        splice=splice,
+        new_chunks=new_chunks,
     )
+
+
+_CURRENT = (
+    select(Version.id, Version.manifest_id, Manifest.size)
+    .join(Node, Node.current_version_id == Version.id)
+    .join(Manifest, Manifest.id == Version.manifest_id)
+    .where(Node.id == bindparam("node_id"), Node.owner_id == bindparam("user_id"))
+)
+
+
+def _current(session: Session, user_id: int, node_id: int) -> tuple[int, int, int]:
+    """The node's current version, its manifest and size (one query; the live node
+    and the target's checks come again in the commit)."""
+    row = session.execute(_CURRENT, {"node_id": node_id, "user_id": user_id}).one_or_none()
+    if row is None:  # not the user's, a folder, or no version: the precise error
+        manifest(session, user_id, node_id, None)
+        raise NotFound(f"node {node_id} has no version to patch")
+    version_id, manifest_id, size = row
+    return int(version_id), int(manifest_id), int(size)
+
+
+PLAN_MARGIN = 2 * MAX_CHUNK
+"""The window a patch is planned over reaches this far past its last change: the
+re-cut meets the base's cuts again within a chunk or two of it almost always (if
+not, the plan is made again over every chunk)."""
+
+
+@dataclass(frozen=True)
+class _Window:
+    """Base chunks a patch is planned over: entries ``first_index`` on of the base's
+    manifest (with their offsets in the file), the first one starting at ``start``;
+    the walk goes on to at least ``stop``, and may read a chunk's worth beyond it."""
+
+    first_index: int
+    chunks: list[ChunkRef]
+    start: int
+    stop: int
+
+
+def _window(session: Session, listing: list[Listed], base_size: int, patch: Patch) -> _Window:
+    """The base's segments around the patch: from the one holding the byte before the
+    first change (the new file is cut where that segment starts) to ``PLAN_MARGIN``
+    past the last change (through the end if the size changes), and a chunk's worth
+    more to read."""
+    firsts = [offset for offset, _ in patch.ranges[:1]]
+    if patch.size != base_size:
+        firsts.append(min(patch.size, base_size))
+    if not firsts or not listing:  # nothing changes, or nothing was there: all of it
+        return _Window(0, segments.listed_entries(session, listing), 0, patch.size)
+    starts = [item.offset for item in listing]
+    first = bisect.bisect_right(starts, max(0, min(firsts) - 1)) - 1
+    if patch.size != base_size:
+        last = len(listing)
+        stop = patch.size
+    else:
+        offset, data = patch.ranges[-1]
+        last = bisect.bisect_left(starts, offset + len(data) + PLAN_MARGIN)
+        stop = listing[last - 1].offset + listing[last - 1].size
+        if last == len(listing):
+            stop = patch.size
+    read_to = stop + MAX_CHUNK + 2
+    while last < len(listing) and listing[last - 1].offset + listing[last - 1].size < read_to:
+        last += 1
+    chunks = segments.listed_entries(session, listing[first:last])
+    return _Window(listing[first].first_chunk, chunks, listing[first].offset, stop)
+
+
+def _plan(
+    backend: Backend, window: _Window, base_size: int, patch: Patch, label: str
+) -> tuple[Splice, list[ChunkRef], dict[ChunkHash, bytes | memoryview]] | None:
+    """The splice of the base's manifest that makes the new content, its new entries
+    and the bytes of the chunks the base lacks; None if the walk left the window."""
+    content = _PatchedContent(backend, window.chunks, base_size, patch, label)
+    try:
+        planned = deltaplan.plan(
+            patch.size, window.chunks, base_size, content.changed, content.read,
+            start=window.start, stop=window.stop,
+        )  # fmt: skip
+    except _OutsideWindow:
+        return None
+    reached = planned.chunks[-1].offset + planned.chunks[-1].length if planned.chunks else 0
+    if reached == patch.size:  # the new file's end: every base chunk from the start goes
+        covered = window.chunks
+    else:
+        ends = [chunk.offset + chunk.length for chunk in window.chunks]
+        taken = bisect.bisect_left(ends, reached)
+        if taken == len(ends) or ends[taken] != reached:
+            return None  # ended off the base's cuts: not back in step yet
+        covered = window.chunks[: taken + 1]
+    head, tail, replacement = deltaplan.splice(covered, planned.chunks)
+    fresh: dict[ChunkHash, bytes | memoryview] = {
+        chunk.hash: content.read(chunk.offset, chunk.length) for chunk in planned.fresh
+    }
+    splice = Splice(window.first_index + head, window.first_index + tail)
+    return splice, replacement, fresh
+
+
+class _OutsideWindow(Exception):
+    """The walk read base bytes outside the window's chunks."""
 
 
 class _PatchedContent:
@@ -132,6 +247,9 @@ class _PatchedContent:
     ) -> None:
         self.base = ContentReader(backend.store, chunks, base_size, label)
         self.base_size = base_size
+        # The base bytes the chunks hold (a window of the file, or all of it).
+        self.low = chunks[0].offset if chunks else 0
+        self.high = chunks[-1].offset + chunks[-1].length if chunks else 0
         self.patch = patch
         self.changed = _Changed(patch, base_size)
         self._offsets = [offset for offset, _ in patch.ranges]
@@ -144,6 +262,10 @@ class _PatchedContent:
         last_offset, last = self._last
         if offset == last_offset and end - offset <= len(last):
             return last[: end - offset]  # a fresh chunk, stored after the plan cut it
+        if offset < min(end, self.base_size) and (
+            offset < self.low or min(end, self.base_size) > self.high
+        ):
+            raise _OutsideWindow(f"base bytes {offset} to {end} are outside the window")
         out = bytearray(end - offset)  # zeros past the base's end
         view = memoryview(out)
         position = offset

@@ -163,6 +163,17 @@ def _entries_of(session: Session, segment_ids: list[int]) -> list[Entry]:
     return [entry for segment_id in segment_ids for entry in by_segment[segment_id]]
 
 
+def listed_entries(session: Session, listed: Sequence[Listed]) -> list[ChunkRef]:
+    """The entries of consecutive segments of a manifest's listing, with their offsets
+    in the file: a window of a big file's chunks, without loading the others."""
+    refs: list[ChunkRef] = []
+    offset = listed[0].offset if listed else 0
+    for key, length in _entries_of(session, [item.segment_id for item in listed]):
+        refs.append(ChunkRef(offset, length, key))
+        offset += length
+    return refs
+
+
 def listing(session: Session, manifest_id: int) -> list[Listed]:
     """The segments a stored manifest lists, in order."""
     return [Listed(*row) for row in session.execute(_LISTED, {"manifest_id": manifest_id})]

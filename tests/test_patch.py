@@ -5,14 +5,17 @@ the sync API, every malformed patch is refused and changes nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
-from core import Drive, InvalidRequest, Patch, UserInfo, VersionConflict
+import core.patch
+from core import Drive, InvalidRequest, Patch, UserInfo, VersionConflict, segments
 from core.chunking import cut_bytes
 from core.commit import WriteTarget
 from core.db.models import Chunk, Segment
@@ -47,9 +50,70 @@ def _count(drive: Drive, model: type[Chunk] | type[Segment]) -> int:
 def test_a_patch_gives_the_content_and_chunks_a_whole_write_gives(
     drive: Drive, alice: UserInfo, seed: int
 ) -> None:
-    rng = random.Random(seed)
-    content = bytearray(rng.randbytes(rng.choice([1000, 3 * MiB, 9 * MiB])))
+    _random_patches(drive, alice, random.Random(seed), [1000, 3 * MiB, 9 * MiB])
+
+
+def _small_windows(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Segments of two chunks and no margin past a patch's last change: its window
+    is a few chunks of the file. Returns, per plan made, whether it stayed in it."""
+    monkeypatch.setattr(segments, "SEGMENT_CHUNKS", 2)
+    monkeypatch.setattr(core.patch, "PLAN_MARGIN", 1)
+    planned: list[bool] = []
+    plan = core.patch._plan
+
+    def recording(*args: Any) -> Any:
+        result = plan(*args)
+        planned.append(result is not None)
+        return result
+
+    monkeypatch.setattr(core.patch, "_plan", recording)
+    return planned
+
+
+def test_patches_planned_over_a_window_of_the_file_give_what_a_whole_write_gives(
+    drive: Drive, alice: UserInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A patch loads and walks only the base's segments around its changes."""
+    planned = _small_windows(monkeypatch)
+    for seed in range(3):
+        _random_patches(drive, alice, random.Random(seed), [12 * MiB, 20 * MiB], f"/w{seed}")
+    assert True in planned
+
+
+def test_a_patch_whose_recut_leaves_its_window_is_planned_again_over_every_chunk(
+    drive: Drive, alice: UserInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    planned = _small_windows(monkeypatch)
+    window = core.patch._window
+
+    def tight(*args: Any) -> Any:  # nothing to read past the planned part
+        found = window(*args)
+        kept = [c for c in found.chunks if c.offset + c.length <= found.stop]
+        return dataclasses.replace(found, chunks=kept)
+
+    monkeypatch.setattr(core.patch, "_window", tight)
+    content = bytearray(random.Random(9).randbytes(12 * MiB))
     put(drive, alice, "/f.bin", bytes(content))
+    # Bytes changed just before the end of a segment's last chunk: that chunk's cut
+    # may move, so the walk must read on into the next segment.
+    boundary = sum(length for _, length in _entries(drive, alice, "/f.bin")[:4])
+    content[boundary - 15 : boundary - 5] = b"0123456789"
+    drive.patch(
+        _target(drive, alice, "/f.bin"),
+        Patch(len(content), [(boundary - 15, b"0123456789")]),
+    )
+    assert planned == [False, True]
+    assert get(drive, alice, "/f.bin") == bytes(content)
+    assert _entries(drive, alice, "/f.bin") == _whole_cut(bytes(content))
+
+
+def _random_patches(
+    drive: Drive, alice: UserInfo, rng: random.Random, sizes: list[int], path: str = "/f.bin"
+) -> None:
+    """Three random patches (writes, extends, truncates) of a file: after each, the
+    content and the chunk list are exactly those of a whole write."""
+    content = bytearray(rng.randbytes(rng.choice(sizes)))
+    put(drive, alice, path, bytes(content))
     for _ in range(3):
         size = len(content)
         match rng.choice(["write", "extend", "truncate"]):
@@ -69,11 +133,11 @@ def test_a_patch_gives_the_content_and_chunks_a_whole_write_gives(
                 ranges.append((at, data))
                 new[at : at + len(data)] = data
                 at += len(data)
-        drive.patch(_target(drive, alice, "/f.bin"), Patch(size, ranges))
+        drive.patch(_target(drive, alice, path), Patch(size, ranges))
         content = new
-        assert get(drive, alice, "/f.bin") == bytes(content)
-        assert _entries(drive, alice, "/f.bin") == _whole_cut(bytes(content))
-    assert len(drive.versions(alice.id, "/f.bin")) == 4
+        assert get(drive, alice, path) == bytes(content)
+        assert _entries(drive, alice, path) == _whole_cut(bytes(content))
+    assert len(drive.versions(alice.id, path)) == 4
     assert not drive.fsck(verify=True).damaged
 
 
