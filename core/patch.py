@@ -213,7 +213,8 @@ def _plan(
         )  # fmt: skip
     except _OutsideWindow:
         return None
-    reached = planned.chunks[-1].offset + planned.chunks[-1].length if planned.chunks else 0
+    last = planned.chunks[-1] if planned.chunks else None
+    reached = window.start if last is None else last.offset + last.length
     if reached == patch.size:  # the new file's end: every base chunk from the start goes
         covered = window.chunks
     else:
