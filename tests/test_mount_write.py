@@ -547,6 +547,32 @@ def test_writes_while_the_server_is_away_upload_when_it_is_back(
             wait_for(lambda: mount_info(mnt)["uploads"]["pending"] == 0, what="an empty queue")
 
 
+def test_an_online_only_file_edited_offline_goes_up_as_a_patch_when_the_server_is_back(
+    server: LoggedServer, dav: httpx.Client, tmp_path: Path
+) -> None:
+    """Opening a file for writing fetches nothing, not even its manifest: an
+    online-only file never read here can be edited offline too."""
+    content = bytearray(random.Random(21).randbytes(3 * MiB))
+    put(dav, "/far.bin", bytes(content))
+    with relay(server.url) as link:
+        mountpoint, cache = tmp_path / "mnt", tmp_path / "cache"
+        with mounted(link.url, mountpoint, cache, "--upload-delay", "0") as mnt:
+            wait_for((mnt / "far.bin").exists, what="far.bin")
+            link.go_offline()
+            with open(mnt / "far.bin", "r+b") as file:
+                file.seek(2 * MiB)
+                file.write(b"written offline")
+            content[2 * MiB : 2 * MiB + 15] = b"written offline"
+            assert dav.get("/far.bin").content != bytes(content)
+            served = len(server.requests())
+            link.online = True
+            wait_for(lambda: on_server(dav, "/far.bin", bytes(content)), timeout=60,
+                     what="the edit")  # fmt: skip
+            sent = [r for r in server.requests()[served:] if "/far.bin" not in r.path]
+            assert [r.method for r in sent if "/patch" in r.path] == ["POST"]
+            assert not [r for r in sent if "/chunks/" in r.path or "/manifest" in r.path]
+
+
 def test_an_upload_cut_off_by_the_server_going_away_resumes_when_it_is_back(
     server: LoggedServer, dav: httpx.Client, tmp_path: Path
 ) -> None:
