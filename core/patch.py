@@ -121,7 +121,7 @@ def commit_patch(backend: Backend, target: WriteTarget, patch: Patch) -> tuple[N
     if planned is None:  # the re-cut went past the window (rare): plan over every chunk
         with backend.db.read() as session:  # a committed manifest never changes
             everything = segments.entries(session, manifest_id)
-        whole = _Window(0, everything, 0, patch.size)
+        whole = _Window(0, everything, patch.size)
         planned = _plan(backend, whole, base_size, patch, target.label)
         assert planned is not None, "a walk over every chunk reaches the end"
     splice, replacement, new_chunks = planned
@@ -163,13 +163,16 @@ not, the plan is made again over every chunk)."""
 @dataclass(frozen=True)
 class _Window:
     """Base chunks a patch is planned over: entries ``first_index`` on of the base's
-    manifest (with their offsets in the file), the first one starting at ``start``;
-    the walk goes on to at least ``stop``, and may read a chunk's worth beyond it."""
+    manifest (with their offsets in the file); the walk starts where the first one
+    does, goes on to at least ``stop``, and may read a chunk's worth beyond it."""
 
     first_index: int
     chunks: list[ChunkRef]
-    start: int
     stop: int
+
+    @property
+    def start(self) -> int:
+        return self.chunks[0].offset if self.chunks else 0
 
 
 def _window(session: Session, listing: list[Listed], base_size: int, patch: Patch) -> _Window:
@@ -181,7 +184,7 @@ def _window(session: Session, listing: list[Listed], base_size: int, patch: Patc
     if patch.size != base_size:
         firsts.append(min(patch.size, base_size))
     if not firsts or not listing:  # nothing changes, or nothing was there: all of it
-        return _Window(0, segments.listed_entries(session, listing), 0, patch.size)
+        return _Window(0, segments.listed_entries(session, listing), patch.size)
     starts = [item.offset for item in listing]
     first = bisect.bisect_right(starts, max(0, min(firsts) - 1)) - 1
     if patch.size != base_size:
@@ -197,7 +200,7 @@ def _window(session: Session, listing: list[Listed], base_size: int, patch: Patc
     while last < len(listing) and listing[last - 1].offset + listing[last - 1].size < read_to:
         last += 1
     chunks = segments.listed_entries(session, listing[first:last])
-    return _Window(listing[first].first_chunk, chunks, listing[first].offset, stop)
+    return _Window(listing[first].first_chunk, chunks, stop)
 
 
 def _plan(
