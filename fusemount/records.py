@@ -105,6 +105,10 @@ class VersionRef:
         return cls(VersionId(_int(obj, "id")), _int(obj, "number"),
                    sha if isinstance(sha, str) else None)  # fmt: skip
 
+    def to_json(self) -> Json:
+        """The API's form (``from_json`` reads it back)."""
+        return {"id": self.id, "number": self.number, "sha256": self.sha256}
+
 
 @dataclass(frozen=True, slots=True)
 class Node:

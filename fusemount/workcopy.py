@@ -52,9 +52,7 @@ class OriginRef:
     size: int
 
     def to_json(self) -> dict[str, object]:
-        version = {"id": self.version.id, "number": self.version.number,
-                   "sha256": self.version.sha256}  # fmt: skip
-        return {"node_id": self.node_id, "size": self.size, "version": version}
+        return {"node_id": self.node_id, "size": self.size, "version": self.version.to_json()}
 
     @classmethod
     def from_json(cls, value: object) -> OriginRef:
