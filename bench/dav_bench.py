@@ -24,18 +24,21 @@ What is measured, the same way and on the same files for each server:
    connection.
 3. PUT then GET of a ``--size`` (1 GiB) random file (generated once,
    incompressible, read from the page cache), with a check of the length
-   and of three ranges of what comes back. The GET runs twice: right after
-   the PUT (drivegate writes chunks with O_DIRECT, so they come from the
-   disk, while the others' file is still in the page cache), then after
-   reading the server's stored files into the page cache (like for like;
-   the GET target applies to this one). These use curl (``-T``
+   and of three ranges of what comes back; ``--transfers`` (3) rounds, each
+   with a file of its own (so that drivegate never dedups one against
+   another), and the median round is reported (each round is printed).
+   The GET runs twice: right after the PUT (drivegate writes chunks with
+   O_DIRECT, so they come from the disk, while the others' file is still
+   in the page cache), then after reading the server's stored files into
+   the page cache (like for like; the GET target applies to this one). These use curl (``-T``
    streams the file; curl's own ``time_total``): httpx tops out at about
    1.1 GB/s reading a body here, where curl reads rclone's GET at ~2 GB/s,
    and the client must not be what is measured.
 4. The server's peak RSS (VmRSS of the process and any children, sampled
-   every 10 ms) during those transfers and during a PUT + GET of a file 16
-   times smaller (but at least 64 MiB or half of ``--size``), which shows
-   whether memory grows with file size; then
+   every 10 ms) during the first big round and during a PUT + GET of a file
+   16 times smaller (but at least 64 MiB or half of ``--size``) just before
+   it, which shows whether memory grows with file size; the peak over all
+   rounds, which shows what more transfers add; then
    during the PROPFINDs. The transfers run first, on the fresh server, so
    what the listings leave allocated does not count against them.
 
@@ -47,7 +50,7 @@ Targets (from the issue): GET >= 1.0x rclone; PUT >= 1.0x WsgiDAV FS;
 PROPFIND 10k time <= 1.0x rclone's; drivegate's RSS flat (no growth with
 file size; here: peak at --size at most 16 MB above the peak at --size/16).
 
-Run (the full run takes a few minutes and ~3 GiB of disk):
+Run (the full run takes a few minutes and ~8 GiB of disk):
 
     .venv/bin/python bench/dav_bench.py
     .venv/bin/python bench/dav_bench.py --size 64MiB --files 1000   # quick check
@@ -68,6 +71,7 @@ import random
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import threading
@@ -157,6 +161,26 @@ def generate_folder(folder: Path, count: int) -> None:
         text = f"file {i}\n" + "".join(rng.choices("abcdefgh \n", k=rng.randint(100, 4000)))
         (partial / f"f{i:05d}.txt").write_text(text)
     partial.rename(folder)
+
+
+def generate_inputs(
+    inputs: Path, size: int, transfers: int, files: int
+) -> tuple[list[Path], Path, Path]:
+    """The big files (one per round), the small file and the PROPFIND folder."""
+    inputs.mkdir(parents=True, exist_ok=True)
+    print(f"inputs in {inputs} (generated once, then reused)…", flush=True)
+    bigs = []  # round 1 keeps the file (and seed) of the single round earlier versions ran
+    for n in range(1, transfers + 1):
+        bigs.append(inputs / (f"random-{size}" + (f"-{n}" if n > 1 else "")))
+        generate_random(bigs[-1], size, 3 if n == 1 else 30 + n)
+    # The smaller transfer must fill drivegate's upload pipeline too (a few batches of
+    # ~1 MiB chunks in flight), or the comparison shows the pipeline, not a leak.
+    small_size = max(size // 16, min(64 * MiB, size // 2), MiB)
+    small = inputs / f"random-{small_size}"
+    generate_random(small, small_size, 4)
+    folder = inputs / f"folder-{files}"
+    generate_folder(folder, files)
+    return bigs, small, folder
 
 
 def warm(path: Path) -> None:
@@ -455,10 +479,12 @@ def small_puts(client: httpx.Client, base: str, count: int, size: int) -> float:
 
 
 def bench_server(
-    server: Server, args: argparse.Namespace, big: Path, small: Path, profile: Path | None
+    server: Server, args: argparse.Namespace, bigs: list[Path], small: Path, profile: Path | None
 ) -> dict[str, float]:
     """Transfers first (on a fresh server, so their RSS is theirs), then the small
-    PUTs, then the listings."""
+    PUTs, then the listings. The big transfer runs once per file in ``bigs``
+    (different random content each, so no round dedups against an earlier one);
+    the median round counts."""
     results: dict[str, float] = {}
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     pid = server.process.pid
@@ -469,23 +495,32 @@ def bench_server(
     with httpx.Client(base_url=server.url, auth=server.auth, timeout=600, limits=limits) as client:
         expect(client.request("OPTIONS", "/"), 200)
         results["rss_idle"] = tree_rss(pid)
-        for label, path in (("small", small), ("big", big)):
+        rounds: dict[str, list[float]] = {"put": [], "get_after_put": [], "get": []}
+        for label, path in [("small", small)] + [("big", big) for big in bigs]:
+            warm(path)
+            subprocess.run(["sync"], check=True)  # no round pays for an earlier one's dirty pages
             with spy(f"put-{label}"), PeakRss(pid) as peak_put:
                 put_s = timed_put(server, path.name, path)
             with spy(f"get-{label}"), PeakRss(pid) as peak_get:
                 get_s = timed_get(server, client, path.name, path)  # as the PUT left it
                 warm_tree(server.data)  # then like for like: stored data in the page cache
                 warm_get_s = timed_get(server, client, path.name, path)
-            results[f"rss_{label}"] = max(peak_put.peak, peak_get.peak)
+            round_peak = max(peak_put.peak, peak_get.peak)
+            # Growth with file size compares the first big round with the small one
+            # just before it; later rounds show what more transfers add.
+            results.setdefault(f"rss_{label}", round_peak)
+            results["rss_rounds"] = max(results.get("rss_rounds", 0), round_peak)
+            size = path.stat().st_size / 1e6
             print(f"  {path.stat().st_size // MiB} MiB: peak RSS {peak_put.peak / 1e6:.0f} MB "
-                  f"during PUT, {peak_get.peak / 1e6:.0f} MB during GETs", flush=True)  # fmt: skip
+                  f"during PUT, {peak_get.peak / 1e6:.0f} MB during GETs; PUT {size / put_s:.0f} "
+                  f"MB/s, GET {size / get_s:.0f} MB/s right after, {size / warm_get_s:.0f} MB/s "
+                  "from the page cache", flush=True)  # fmt: skip
             if label == "big":
-                size = path.stat().st_size / 1e6
-                results["put"], results["get_after_put"] = size / put_s, size / get_s
-                results["get"] = size / warm_get_s
-                after, cached = results["get_after_put"], results["get"]
-                print(f"  PUT {results['put']:.0f} MB/s, GET {after:.0f} MB/s right after, "
-                      f"{cached:.0f} MB/s from the page cache", flush=True)  # fmt: skip
+                rounds["put"].append(size / put_s)
+                rounds["get_after_put"].append(size / get_s)
+                rounds["get"].append(size / warm_get_s)
+        for key, speeds in rounds.items():
+            results[key] = statistics.median(speeds)
         results["rss_growth"] = results["rss_big"] - results["rss_small"]
 
         with spy("small-puts"):
@@ -511,6 +546,9 @@ def main() -> None:  # noqa: PLR0915 (one linear script)
     parser.add_argument("--puts", type=int, default=1000, help="number of small PUTs")
     parser.add_argument("--put-size", type=int, default=4096, help="bytes per small PUT")
     parser.add_argument("--rounds", type=int, default=3, help="PROPFINDs per server (best kept)")
+    parser.add_argument("--transfers", type=int, default=3,
+                        help="big PUT + GET rounds per server, each with its own file "
+                             "(median kept)")  # fmt: skip
     parser.add_argument("--only", default=",".join(SERVERS),
                         help="comma-separated servers to run (default: all)")  # fmt: skip
     parser.add_argument("--py-spy", type=Path, metavar="DIR",
@@ -536,18 +574,7 @@ def main() -> None:  # noqa: PLR0915 (one linear script)
         signal.signal(sig, interrupted)
 
     inputs = work / "dav-inputs"
-    inputs.mkdir(parents=True, exist_ok=True)
-    # The smaller transfer must fill drivegate's upload pipeline too (a few batches of
-    # ~1 MiB chunks in flight), or the comparison shows the pipeline, not a leak.
-    small_size = max(args.size // 16, min(64 * MiB, args.size // 2), MiB)
-    print(f"inputs in {inputs} (generated once, then reused)…", flush=True)
-    big, small = inputs / f"random-{args.size}", inputs / f"random-{small_size}"
-    generate_random(big, args.size, 3)
-    generate_random(small, small_size, 4)
-    folder = inputs / f"folder-{args.files}"
-    generate_folder(folder, args.files)
-    warm(big)
-
+    bigs, small, folder = generate_inputs(inputs, args.size, args.transfers, args.files)
     results: dict[str, dict[str, float]] = {}
     servers_dir = work / "dav-servers"
     try:
@@ -558,7 +585,7 @@ def main() -> None:  # noqa: PLR0915 (one linear script)
             with STARTERS[name](servers_dir / name, folder) as server:
                 print(f"  serving {server.url} (pid {server.process.pid})", flush=True)
                 profile = args.py_spy if name == "drivegate" else None
-                results[name] = bench_server(server, args, big, small, profile)
+                results[name] = bench_server(server, args, bigs, small, profile)
     except KeyboardInterrupt:
         print("\ninterrupted: servers stopped", file=sys.stderr)
         raise SystemExit(130) from None
@@ -566,12 +593,13 @@ def main() -> None:  # noqa: PLR0915 (one linear script)
         shutil.rmtree(servers_dir, ignore_errors=True)
 
     size = format_size(args.size, binary=True)
-    small_text = format_size(small_size, binary=True)
+    small_text = format_size(small.stat().st_size, binary=True)
+    median = f"median of {args.transfers}"
     listing = f"PROPFIND Depth:1, {args.files} files, best of {args.rounds}"
     metrics = [
-        Metric("get", f"GET {size}, stored data in the page cache", "MB/s", True, 1.0),
-        Metric("get_after_put", f"GET {size} right after its PUT", "MB/s", True, 1.0),
-        Metric("put", f"PUT {size}", "MB/s", True, 1.0, anchor="wsgidav"),
+        Metric("get", f"GET {size}, stored data in the page cache, {median}", "MB/s", True, 1.0),
+        Metric("get_after_put", f"GET {size} right after its PUT, {median}", "MB/s", True, 1.0),
+        Metric("put", f"PUT {size}, {median}", "MB/s", True, 1.0, anchor="wsgidav"),
         Metric("propfind_allprop", f"{listing}, allprop", "s", False, 1.0, digits=3),
         Metric("propfind_named", f"{listing}, rclone's props", "s", False, 1.0, digits=3),
         Metric("small_puts", f"{args.puts} PUTs of {args.put_size} B", "files/s", True),
@@ -579,6 +607,7 @@ def main() -> None:  # noqa: PLR0915 (one linear script)
         Metric("rss_small", f"server peak RSS, PUT + GET of {small_text}", "MB", False),
         Metric("rss_big", f"server peak RSS, PUT + GET of {size}", "MB", False),
         Metric("rss_growth", f"peak RSS growth, {small_text} to {size}", "MB", False, ratios=False),
+        Metric("rss_rounds", f"server peak RSS, all {args.transfers + 1} transfers", "MB", False),
         Metric("rss_propfind", f"server peak RSS, PROPFIND of {args.files}", "MB", False),
         Metric("rss_hwm", "server VmHWM at the end (lifetime peak)", "MB", False),
     ]

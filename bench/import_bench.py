@@ -7,7 +7,10 @@ What it does, all on the disk of ``--workdir``:
 2. measures the CDC + SHA-256 limit: chunking and hashing the same bytes
    in-process, single stream, from the page cache;
 3. imports each input into a fresh drive (SQLite + local chunk dir) in a
-   child process that reports wall time and peak RSS;
+   child process that reports wall time and peak RSS; each large file
+   ``--rounds`` (3) times, each round into a drive of its own and with the
+   limit measured again just before it, and the round with the median
+   ratio is reported (every round is printed);
 4. times ``cp`` + ``sync`` of each large file (what writing it to this disk
    costs) and ``cp -r`` + ``sync`` of the small-file tree (files/s);
 5. re-imports everything (must store 0 new chunk bytes);
@@ -148,17 +151,34 @@ def chunk_stats(data_dir: Path) -> tuple[int, int]:
     return len(blobs), sum(p.stat().st_size for p in blobs)
 
 
-def bench_large_files(data: Path, work: Path, files: list[tuple[str, Path]]) -> list[str]:
+def bench_large_files(
+    data: Path, work: Path, files: list[tuple[str, Path]], rounds: int
+) -> list[str]:
+    """Import each file ``rounds`` times, each time next to a fresh measure of the
+    limit; the median round is reported. Round 1 imports into ``data`` (which the
+    later steps go on using), the others into drives of their own (``drive-roundN``
+    under ``work``), so that no round dedups against another."""
     rows = []
     for label, path in files:
-        limit = cdc_sha_limit(path)
         copy = cp_sync_speed(path, work / "cp-file")
-        result = run_import(data, path, "/" + path.name)
-        speed = path.stat().st_size / result["seconds"] / 1e6
+        measured: list[tuple[float, float, float]] = []  # (ratio, speed, limit) per round
+        peak = 0.0
+        for n in range(1, rounds + 1):
+            limit = cdc_sha_limit(path)
+            drive = data if n == 1 else work / f"drive-round{n}"
+            if n > 1:
+                shutil.rmtree(drive, ignore_errors=True)  # round 1's is the drive of every file
+            result = run_import(drive, path, "/" + path.name)
+            speed = path.stat().st_size / result["seconds"] / 1e6
+            peak = max(peak, result["peak_rss"])
+            measured.append((speed / limit, speed, limit))
+            print(f"  {label}, round {n}: import {speed:5.0f} MB/s, CDC+SHA limit "
+                  f"{limit:5.0f} MB/s, ratio {speed / limit:.2f}", flush=True)  # fmt: skip
+        ratio, speed, limit = sorted(measured)[len(measured) // 2]
         rows.append(
             f"{label:<14} import {speed:5.0f} MB/s | CDC+SHA limit {limit:5.0f} MB/s, ratio "
-            f"{speed / limit:.2f} (target >= 0.5) | cp+sync {copy:5.0f} MB/s, ratio "
-            f"{speed / copy:.2f} | peak RSS {result['peak_rss'] / 1e6:.0f} MB (target < 200)"
+            f"{ratio:.2f} (target >= 0.5; median of {rounds}) | cp+sync {copy:5.0f} MB/s, "
+            f"ratio {speed / copy:.2f} | peak RSS {peak / 1e6:.0f} MB (target < 200)"
         )
         print(rows[-1], flush=True)
     return rows
@@ -212,6 +232,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("/var/tmp/dg-bench"))
     parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="imports of each large file (median reported)")  # fmt: skip
     args = parser.parse_args()
     work: Path = args.workdir
     inputs = work / "inputs"
@@ -225,12 +247,27 @@ def main() -> None:
     generate_tree(tree, args.files)
 
     data = work / "drive"
-    shutil.rmtree(data, ignore_errors=True)
-    rows = bench_large_files(data, work, [("1 GiB random", random_1g), ("1 GiB text", text_1g)])
-    rows.append(bench_small_files(data, work, tree, args.files))
-    rows.append(bench_reimport(data, [random_1g, text_1g, tree]))
-    rows.append(bench_insert(data, base_256m, inputs / "r256m-edited"))
-    print("\nsummary\n" + "\n".join(rows))
+    drives = [data] + [work / f"drive-round{n}" for n in range(2, args.rounds + 1)]
+    remove_drives(drives)  # left by an interrupted run
+    try:
+        large = [("1 GiB random", random_1g), ("1 GiB text", text_1g)]
+        rows = bench_large_files(data, work, large, args.rounds)
+        rows.append(bench_small_files(data, work, tree, args.files))
+        rows.append(bench_reimport(data, [random_1g, text_1g, tree]))
+        rows.append(bench_insert(data, base_256m, inputs / "r256m-edited"))
+        print("\nsummary\n" + "\n".join(rows))
+    finally:
+        remove_drives(drives)
+
+
+def remove_drives(drives: list[Path]) -> None:
+    """Delete the drives a run made. At the end of a run, not at the start of the
+    next: ext4 without a journal (this machine's disk) skips inodes freed within the
+    last minute or more when it makes new files (the kernel's ``recently_deleted``),
+    and scanning past a deleted drive's files made the next 1 GiB import about a
+    fifth slower (median 460 against 600 MB/s in six runs each)."""
+    for drive in drives:
+        shutil.rmtree(drive, ignore_errors=True)
 
 
 if __name__ == "__main__":
