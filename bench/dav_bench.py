@@ -66,9 +66,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -80,6 +82,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import NamedTuple
 
 import benchkit
 import httpx
@@ -403,33 +406,45 @@ def expect(response: httpx.Response, *codes: int) -> None:
         )
 
 
-def curl(server: Server, *args: str) -> tuple[int, float, int]:
-    """Run curl against ``server``: (HTTP status, seconds, bytes downloaded)."""
+class Curled(NamedTuple):
+    status: int
+    seconds: float
+    received: int
+    cpu: float
+    """CPU seconds curl itself used (user + system)."""
+
+
+def curl(server: Server, *args: str) -> Curled:
+    """Run curl against ``server``, its output to /dev/null."""
     auth = ["--basic", "--user", f"{USER}:{PASSWORD}"] if server.auth is not None else []
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         ["curl", "--silent", "--show-error", *auth, "--output", "/dev/null",
          "--write-out", "%{http_code} %{time_total} %{size_download}", *args],
         check=True, capture_output=True, text=True,
     ).stdout.split()  # fmt: skip
-    return int(out[0]), float(out[1]), int(out[2])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return Curled(int(out[0]), float(out[1]), int(out[2]), cpu)
 
 
 def timed_put(server: Server, name: str, path: Path) -> float:
     """Seconds for curl to PUT ``path`` (streamed from the file, no Expect: 100-continue)."""
-    status, seconds, _ = curl(server, "--header", "Expect:", "--upload-file", str(path),
-                              server.url + name)  # fmt: skip
-    if status not in (200, 201, 204):
-        raise RuntimeError(f"{server.name}: PUT {name} answered {status}")
-    return seconds
+    put = curl(server, "--header", "Expect:", "--upload-file", str(path), server.url + name)
+    if put.status not in (200, 201, 204):
+        raise RuntimeError(f"{server.name}: PUT {name} answered {put.status}")
+    return put.seconds
 
 
-def timed_get(server: Server, client: httpx.Client, name: str, path: Path) -> float:
-    """Seconds for curl to GET ``name`` into /dev/null; checks length and three ranges."""
-    status, seconds, received = curl(server, server.url + name)
-    if status != 200 or received != path.stat().st_size:
-        raise RuntimeError(f"{server.name}: GET {name} answered {status} with {received} bytes")
+def timed_get(server: Server, client: httpx.Client, name: str, path: Path) -> Curled:
+    """curl's GET of ``name`` into /dev/null; checks length and three ranges."""
+    get = curl(server, server.url + name)
+    if get.status != 200 or get.received != path.stat().st_size:
+        raise RuntimeError(
+            f"{server.name}: GET {name} answered {get.status} with {get.received} bytes"
+        )
     check_ranges(client, name, path)
-    return seconds
+    return get
 
 
 def check_ranges(client: httpx.Client, url: str, path: Path) -> None:
@@ -495,16 +510,19 @@ def bench_server(
     with httpx.Client(base_url=server.url, auth=server.auth, timeout=600, limits=limits) as client:
         expect(client.request("OPTIONS", "/"), 200)
         results["rss_idle"] = tree_rss(pid)
-        rounds: dict[str, list[float]] = {"put": [], "get_after_put": [], "get": []}
+        rounds: dict[str, list[float]] = {
+            "put": [], "get_after_put": [], "get": [], "get_client_cpu": []
+        }  # fmt: skip
         for label, path in [("small", small)] + [("big", big) for big in bigs]:
             warm(path)
             subprocess.run(["sync"], check=True)  # no round pays for an earlier one's dirty pages
             with spy(f"put-{label}"), PeakRss(pid) as peak_put:
                 put_s = timed_put(server, path.name, path)
             with spy(f"get-{label}"), PeakRss(pid) as peak_get:
-                get_s = timed_get(server, client, path.name, path)  # as the PUT left it
+                get_s = timed_get(server, client, path.name, path).seconds  # as the PUT left it
                 warm_tree(server.data)  # then like for like: stored data in the page cache
-                warm_get_s = timed_get(server, client, path.name, path)
+                warm_get = timed_get(server, client, path.name, path)
+                warm_get_s = warm_get.seconds
             round_peak = max(peak_put.peak, peak_get.peak)
             # Growth with file size compares the first big round with the small one
             # just before it; later rounds show what more transfers add.
@@ -519,6 +537,7 @@ def bench_server(
                 rounds["put"].append(size / put_s)
                 rounds["get_after_put"].append(size / get_s)
                 rounds["get"].append(size / warm_get_s)
+                rounds["get_client_cpu"].append(warm_get.cpu)
         for key, speeds in rounds.items():
             results[key] = statistics.median(speeds)
         results["rss_growth"] = results["rss_big"] - results["rss_small"]
@@ -537,7 +556,26 @@ def bench_server(
     return results
 
 
-def main() -> None:  # noqa: PLR0915 (one linear script)
+def print_get_bound(path: Path, rclone: dict[str, float]) -> None:
+    """What a server that hashes every byte it sends can reach here at best: SHA-256
+    of the file (timed in-process, one thread) plus the CPU curl itself used on
+    rclone's GET, spread perfectly over all cores, with nothing else to do."""
+    warm(path)
+    digest = hashlib.sha256()
+    start = time.perf_counter()
+    with open(path, "rb") as handle:
+        while block := handle.read(4 * MiB):
+            digest.update(block)
+    sha_seconds = time.perf_counter() - start
+    cores = os.cpu_count() or 1
+    bound = path.stat().st_size / ((sha_seconds + rclone["get_client_cpu"]) / cores) / 1e6
+    print(f"\nGET bound for a server that verifies what it sends: SHA-256 of the file "
+          f"{sha_seconds:.2f} s + curl's own CPU {rclone['get_client_cpu']:.2f} s on "
+          f"{cores} cores, nothing else: at most {bound:.0f} MB/s = "
+          f"{bound / rclone['get']:.2f}x rclone's GET")  # fmt: skip
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("/var/tmp/dg-bench"))
     parser.add_argument("--size", type=lambda s: int(parse_size(s, binary=True)), default=GiB,
@@ -592,6 +630,13 @@ def main() -> None:  # noqa: PLR0915 (one linear script)
     finally:
         shutil.rmtree(servers_dir, ignore_errors=True)
 
+    print_results(args, results, bigs[0], small)
+
+
+def print_results(
+    args: argparse.Namespace, results: dict[str, dict[str, float]], big: Path, small: Path
+) -> None:
+    """The tables, the GET bound and the verdicts."""
     size = format_size(args.size, binary=True)
     small_text = format_size(small.stat().st_size, binary=True)
     median = f"median of {args.transfers}"
@@ -613,6 +658,8 @@ def main() -> None:  # noqa: PLR0915 (one linear script)
     ]
     print(f"\nresults (MB = 10^6 bytes; machine load average now: {os.getloadavg()[0]:.2f})")
     report(metrics, results, SERVERS, ANCHORS, ISSUE_FIGURES)
+    if "rclone" in results:
+        print_get_bound(big, results["rclone"])
     growth = results.get("drivegate", {}).get("rss_growth")
     if growth is not None:
         verdict = "met" if growth <= RSS_FLAT_SLACK else "MISSED"
