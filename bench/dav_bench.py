@@ -30,10 +30,10 @@ What is measured, the same way and on the same files for each server:
    The GET runs twice: right after the PUT (drivegate writes chunks with
    O_DIRECT, so they come from the disk, while the others' file is still
    in the page cache), then after reading the server's stored files into
-   the page cache (like for like; the GET target applies to this one). These use curl (``-T``
-   streams the file; curl's own ``time_total``): httpx tops out at about
-   1.1 GB/s reading a body here, where curl reads rclone's GET at ~2 GB/s,
-   and the client must not be what is measured.
+   the page cache (like for like; the GET target applies to this one).
+   These use curl (``-T`` streams the file; curl's own ``time_total``):
+   httpx tops out at about 1.1 GB/s reading a body here, where curl reads
+   rclone's GET at ~2 GB/s, and the client must not be what is measured.
 4. The server's peak RSS (VmRSS of the process and any children, sampled
    every 10 ms) during the first big round and during a PUT + GET of a file
    16 times smaller (but at least 64 MiB or half of ``--size``) just before
@@ -44,7 +44,10 @@ What is measured, the same way and on the same files for each server:
 
 It prints one table per operation: each server's figure, the figure quoted
 in the issue for the anchors (taken earlier on this machine, for judging how
-busy it is now), and drivegate's ratio to each anchor with the target.
+busy it is now), and drivegate's ratio to each anchor with the target; then
+the GET bound: the fastest any server that hashes every byte it sends could
+go here (SHA-256 of the file plus curl's own CPU on rclone's GET, spread
+over the cores, nothing else), as a ratio to rclone's GET.
 
 Targets (from the issue): GET >= 1.0x rclone; PUT >= 1.0x WsgiDAV FS;
 PROPFIND 10k time <= 1.0x rclone's; drivegate's RSS flat (no growth with
