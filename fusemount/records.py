@@ -184,11 +184,9 @@ class Manifest:
 
     def to_json(self) -> Json:
         """The API's form (``from_json`` reads it back)."""
-        version = self.version
         return {
             "node_id": self.node_id,
-            "version": {"id": version.id, "number": version.number, "size": self.size,
-                        "sha256": version.sha256},
+            "version": {**self.version.to_json(), "size": self.size},
             "chunks": [{"offset": s.offset, "length": s.length, "hash": s.hash}
                        for s in self.chunks],
         }  # fmt: skip
