@@ -184,11 +184,13 @@ class TreeLog:
         return cancelled
 
     def pending_nodes(self) -> set[NodeId]:
-        """Nodes with changes waiting: the change feed leaves them alone till then."""
-        return set(self._nodes)
+        """Nodes with changes waiting: the change feed leaves them alone till then.
+        A node cancelled while its create was on its way counts too: the server may
+        have made it, and a page of changes showing it made must not bring it back."""
+        return set(self._nodes) | self._cancelled
 
     def has_pending(self, node_id: NodeId) -> bool:
-        return node_id in self._nodes
+        return node_id in self._nodes or node_id in self._cancelled
 
     def unmade(self, node_id: NodeId) -> bool:
         """Made here, not yet on the server (its content cannot be uploaded yet)."""

@@ -191,7 +191,9 @@ class TreeSync:
         if self.log.has_pending(op.node_id):
             return
         if node is None:
-            return  # deleted: the replica has had it gone since the delete
+            if op.kind == "delete":  # gone here since the delete; made sure of, now it is done
+                self.changed(self.replica.remove(op.node_id))
+            return
         current = self.replica.get(node.id)
         if current is None:
             return  # deleted here meanwhile (a delete row follows, or it was cancelled)

@@ -201,8 +201,10 @@ def mount_info(path: Path) -> dict[str, Any]:
 
 class Relay(ThreadingHTTPServer):
     """An HTTP relay between a mount and the server: it can play "unreachable"
-    (every connection is cut at once) and damage the bytes of chosen chunks in
-    transit, so the mount's own checks can be seen at work."""
+    (every connection is cut at once), damage the bytes of chosen chunks in
+    transit, so the mount's own checks can be seen at work, and hold the server's
+    answers to chosen requests (``hold``) after the server has done them, so the
+    mount can be seen while a request of its own is on its way."""
 
     daemon_threads = True
 
@@ -212,6 +214,7 @@ class Relay(ThreadingHTTPServer):
         self.online = True
         self.corrupt: set[str] = set()
         self.chunk_puts_left: int | None = None  # then the link goes down (mid-upload)
+        self.holds: dict[str, threading.Event] = {}  # path prefix -> its release
         self.connections: set[socket.socket] = set()
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
@@ -224,6 +227,12 @@ class Relay(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         return None  # connections cut on purpose (go_offline) end in errors: expected
 
+    def hold(self, path: str) -> threading.Event:
+        """Hold the answers to requests for paths starting with ``path`` (the server
+        has done them) until the event returned is set."""
+        release = self.holds[path] = threading.Event()
+        return release
+
     def go_offline(self) -> None:
         self.online = False
         with self.lock:
@@ -232,6 +241,8 @@ class Relay(ThreadingHTTPServer):
                     sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
+        for release in self.holds.values():
+            release.set()
         self.go_offline()
         self.shutdown()
         self.server_close()
@@ -277,6 +288,9 @@ class _RelayHandler(BaseHTTPRequestHandler):
         digest = self.path.rsplit("/", 1)[-1]
         if self.path.startswith("/api/v1/chunks/") and digest in self.server.corrupt:
             content = bytes([content[0] ^ 0xFF]) + content[1:]
+        for path, release in list(self.server.holds.items()):
+            if self.path.startswith(path):
+                release.wait(timeout=60)
         if not self.server.online:
             self.close_connection = True
             return

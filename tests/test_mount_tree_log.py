@@ -131,6 +131,28 @@ def test_a_name_taken_on_the_server_meanwhile_gives_ours_a_conflicted_name(
         assert (mnt / folder / "inside.txt").read_bytes() == b"in my folder"
 
 
+def test_a_folder_removed_while_its_mkdir_is_on_its_way_stays_removed(
+    server: LoggedServer, dav: httpx.Client, tmp_path: Path
+) -> None:
+    """rmdir of a new folder whose mkdir the server has done but not yet answered:
+    the change feed, bringing the mkdir meanwhile, must not show the folder again."""
+    with relay_mount(server, tmp_path) as (link, mnt):
+        batch_answers = link.hold("/api/v1/batch")
+        feed_answers = link.hold("/api/v1/changes")
+        (mnt / "brief").mkdir()
+        wait_for(partial(exists_on_server, dav, "/brief"), what="the mkdir on the server")
+        os.rmdir(mnt / "brief")
+        feed_answers.set()
+        put(dav, "/after-mkdir.txt", b"later in the journal")
+        wait_for((mnt / "after-mkdir.txt").exists, what="the feed past the mkdir")
+        assert not (mnt / "brief").exists()
+        batch_answers.set()
+        wait_for(lambda: not exists_on_server(dav, "/brief"), what="the delete on the server")
+        put(dav, "/after-delete.txt", b"later still")
+        wait_for((mnt / "after-delete.txt").exists, what="the feed past the delete")
+        assert sorted(os.listdir(mnt)) == ["after-delete.txt", "after-mkdir.txt"]
+
+
 def test_a_new_file_in_a_folder_deleted_on_the_server_meanwhile_lands_in_the_root(
     server: LoggedServer, dav: httpx.Client, tmp_path: Path
 ) -> None:
