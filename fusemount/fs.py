@@ -661,8 +661,9 @@ class DriveFs(pyfuse3.Operations):
         row = self.queue.get(target.id)
         if row is not None:
             base = row.base_version_id
-        else:
-            base = target.version.id if target.version is not None else VersionId(0)
+        else:  # as the target is now: its create may have been answered since the lookup
+            current = self.replica.get(target.id) or target
+            base = current.version.id if current.version is not None else VersionId(0)
         self.queue.drop(node.id)
         self.work.drop(target.id)
         self.work.adopt(node.id, target.id, base)

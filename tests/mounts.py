@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
@@ -199,6 +199,17 @@ def mount_info(path: Path) -> dict[str, Any]:
     return info
 
 
+@dataclass
+class Hold:
+    """Answers a relay holds back (see ``Relay.hold``)."""
+
+    arrived: threading.Event = field(default_factory=threading.Event)  # one is held
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
 class Relay(ThreadingHTTPServer):
     """An HTTP relay between a mount and the server: it can play "unreachable"
     (every connection is cut at once), damage the bytes of chosen chunks in
@@ -214,7 +225,7 @@ class Relay(ThreadingHTTPServer):
         self.online = True
         self.corrupt: set[str] = set()
         self.chunk_puts_left: int | None = None  # then the link goes down (mid-upload)
-        self.holds: dict[str, threading.Event] = {}  # path prefix -> its release
+        self.holds: dict[str, Hold] = {}  # by path prefix
         self.connections: set[socket.socket] = set()
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
@@ -227,11 +238,11 @@ class Relay(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         return None  # connections cut on purpose (go_offline) end in errors: expected
 
-    def hold(self, path: str) -> threading.Event:
+    def hold(self, path: str) -> Hold:
         """Hold the answers to requests for paths starting with ``path`` (the server
-        has done them) until the event returned is set."""
-        release = self.holds[path] = threading.Event()
-        return release
+        has done them) until the hold returned is released."""
+        hold = self.holds[path] = Hold()
+        return hold
 
     def go_offline(self) -> None:
         self.online = False
@@ -241,8 +252,8 @@ class Relay(ThreadingHTTPServer):
                     sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
-        for release in self.holds.values():
-            release.set()
+        for hold in self.holds.values():
+            hold.release()
         self.go_offline()
         self.shutdown()
         self.server_close()
@@ -288,9 +299,10 @@ class _RelayHandler(BaseHTTPRequestHandler):
         digest = self.path.rsplit("/", 1)[-1]
         if self.path.startswith("/api/v1/chunks/") and digest in self.server.corrupt:
             content = bytes([content[0] ^ 0xFF]) + content[1:]
-        for path, release in list(self.server.holds.items()):
+        for path, hold in list(self.server.holds.items()):
             if self.path.startswith(path):
-                release.wait(timeout=60)
+                hold.arrived.set()
+                hold.released.wait(timeout=60)
         if not self.server.online:
             self.close_connection = True
             return

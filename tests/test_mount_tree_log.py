@@ -12,6 +12,7 @@ import os
 import re
 import signal
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -142,15 +143,45 @@ def test_a_folder_removed_while_its_mkdir_is_on_its_way_stays_removed(
         (mnt / "brief").mkdir()
         wait_for(partial(exists_on_server, dav, "/brief"), what="the mkdir on the server")
         os.rmdir(mnt / "brief")
-        feed_answers.set()
+        feed_answers.release()
         put(dav, "/after-mkdir.txt", b"later in the journal")
         wait_for((mnt / "after-mkdir.txt").exists, what="the feed past the mkdir")
         assert not (mnt / "brief").exists()
-        batch_answers.set()
+        batch_answers.release()
         wait_for(lambda: not exists_on_server(dav, "/brief"), what="the delete on the server")
         put(dav, "/after-delete.txt", b"later still")
         wait_for((mnt / "after-delete.txt").exists, what="the feed past the delete")
         assert sorted(os.listdir(mnt)) == ["after-delete.txt", "after-mkdir.txt"]
+
+
+def test_a_file_renamed_over_a_new_file_whose_create_is_answered_meanwhile_keeps_its_content(
+    server: LoggedServer, dav: httpx.Client, server_api: httpx.Client, tmp_path: Path
+) -> None:
+    """An online-only file renamed over a file just made here: while the rename
+    fetches the source's manifest, the server answers the target's create. The
+    target's new content must go up from the version that create made."""
+    assert dav.request("MKCOL", "/box").status_code == 201
+    put(dav, "/box/old.bin", b"old content")
+    old_id = node_at(server_api, "box/old.bin")["id"]
+    with relay_mount(server, tmp_path) as (link, mnt):
+        wait_for((mnt / "box" / "old.bin").exists, what="box/old.bin")
+        batch_answers = link.hold("/api/v1/batch")
+        manifest = link.hold(f"/api/v1/nodes/{old_id}/manifest")
+        (mnt / "box" / "new.bin").write_bytes(b"")
+        with ThreadPoolExecutor(1) as pool:
+            renamed = pool.submit(os.rename, mnt / "box" / "old.bin", mnt / "box" / "new.bin")
+            assert manifest.arrived.wait(timeout=10), "the rename fetches the manifest"
+            batch_answers.release()
+            wait_for(lambda: mount_info(mnt)["uploads"]["tree_changes"] == 0,
+                     what="the create answered")  # fmt: skip
+            manifest.release()
+            renamed.result(timeout=10)
+        assert (mnt / "box" / "new.bin").read_bytes() == b"old content"
+        result = drivegate("umount", str(mnt))
+        assert result.returncode == 0, result.stderr
+        assert "not uploaded" not in result.stderr
+    assert dav.get("/box/new.bin").content == b"old content"
+    assert not exists_on_server(dav, "/box/old.bin")
 
 
 def test_a_new_file_in_a_folder_deleted_on_the_server_meanwhile_lands_in_the_root(

@@ -163,4 +163,5 @@ def test_random_operations_match_the_model_across_remounts(
             assert mount_tree(mnt) == (model.folders, model.files)
             result = drivegate("umount", str(mnt))
             assert result.returncode == 0, result.stderr
+            assert "not uploaded" not in result.stderr
         assert server_tree(server.url) == (model.folders, model.files)
