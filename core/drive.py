@@ -481,13 +481,15 @@ class Drive:
         return commit_patch(self.backend, target, patch)[0]
 
     def read_chunk(self, user: UserId, key: str, *, verify: bool = True) -> bytes:
-        """A chunk's bytes, if a version of one of the user's nodes names it
+        """A chunk's bytes, if the user may use it (see chunkaccess)
         (``verify=False``: not re-hashed, for a client that verifies; see chunkaccess)."""
         return chunkaccess.read(self.backend, user, ChunkHash(key), verify=verify)
 
-    def missing_chunks(self, keys: list[str]) -> list[ChunkHash]:
-        return chunkaccess.missing(self.backend, keys)
+    def missing_chunks(self, user: UserId, keys: list[str]) -> list[ChunkHash]:
+        """Which of ``keys`` the user must upload: all they may not use yet (see chunkaccess)."""
+        return chunkaccess.missing(self.backend, user, keys)
 
-    def put_chunk(self, key: str, data: bytes) -> bool:
-        """Store a client's chunk after checking its hash; True if it was new."""
-        return chunkaccess.put(self.backend, key, data)
+    def put_chunk(self, user: UserId, key: str, data: bytes) -> bool:
+        """Store a client's chunk after checking its hash and claim it for the user;
+        True if the user could not use it before (whether or not it was stored)."""
+        return chunkaccess.put(self.backend, user, key, data)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from core import quota, segments, trash, versions
 from core.backend import Backend
-from core.db.models import Chunk, Manifest, SegmentChunk, UploadSession, Version
+from core.db.models import Chunk, ChunkClaim, Manifest, SegmentChunk, UploadSession, Version
 from core.ids import ChunkHash
 from core.treeops import delete_unused_manifests
 
@@ -105,6 +105,9 @@ def run_gc(backend: Backend, *, dry_run: bool = False, now: float | None = None)
         cutoff = _cutoff(session, settings.gc_grace_seconds, settings.upload_timeout_seconds, now)
         condition = _unreferenced(cutoff)
         garbage = session.execute(select(Chunk.hash, Chunk.stored_length).where(condition)).all()  # type: ignore[arg-type]
+    if not dry_run:  # claims only bridge an upload and its commit (core.chunkaccess)
+        with db.write() as session:
+            session.execute(delete(ChunkClaim).where(ChunkClaim.claimed_at < cutoff))
     report.chunks = len(garbage)
     report.chunk_bytes = sum(length for _, length in garbage)
     if not dry_run:

@@ -3,8 +3,11 @@
 the server reads none of the file back.
 
 One transaction, under the shared collector lock (gc cannot delete a chunk
-between the check and the commit): touch the named chunks (which also says
-which exist and how long they are) except those the base version's manifest
+between the check and the commit): touch the named chunks the user may use
+(``core.chunkaccess.usable``: read through their nodes, or uploaded by them;
+any other is answered as missing, whoever stores it, and its length is not
+checked), which also says which exist and how long they are, except those the
+base version's manifest
 names already (a manifest protects its chunks from gc, and rewriting the
 ``last_seen`` of every chunk of a 1 GiB file for a 1-byte edit dirtied
 hundreds of pages per commit), check the target (kind, compare-and-set,
@@ -37,7 +40,7 @@ from sqlalchemy.orm import Session
 
 from core import segments
 from core.backend import Backend
-from core.chunkaccess import checked_hash
+from core.chunkaccess import checked_hash, usable
 from core.chunkcodec import frame
 from core.chunking import MAX_CHUNK
 from core.chunkrows import ChunkRow, put_blob, touch, upsert
@@ -106,7 +109,8 @@ def commit_manifest(
             content = UploadedContent(refs, size, sha256, reusable=base)
             known = {key: length for segment in base or [] for key, length in segment.entries}
             fresh = [ref.hash for ref in refs if ref.hash not in known]
-            known.update(touch(session, [*fresh, *new_chunks], time.time()))
+            allowed = usable(session, target.user_id, fresh)  # the rest are "missing"
+            known.update(touch(session, [*allowed, *new_chunks], time.time()))
             storing = _store_absent(backend, new_chunks, known)
 
             def check_content() -> None:

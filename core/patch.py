@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from core import deltaplan, manifestwrite, segments
+from core import deltaplan, manifestwrite, quota, segments
 from core.backend import Backend
 from core.chunking import MAX_CHUNK
 from core.commit import WriteTarget
@@ -50,6 +50,9 @@ from core.segments import Listed
 MAX_RANGES = 1024
 MAX_PATCH_BYTES = 16 * 1024 * 1024
 """The most new bytes one patch may carry: beyond a few MiB, chunks are cheaper."""
+MAX_PATCH_GROWTH = 64 * 1024 * 1024
+"""The most a patch may grow a file by: the server cuts and hashes the zeros of
+the growth itself (~1 CPU-second per GiB), so a larger one goes as chunks."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,7 @@ def commit_patch(backend: Backend, target: WriteTarget, patch: Patch) -> tuple[N
                 version_id,
                 target.node_id,
             )
+        _check_growth(session, target.user_id, base_size, patch.size)
         window = _window(session, segments.listing(session, manifest_id), base_size, patch)
     planned = _plan(backend, window, base_size, patch, target.label)
     if planned is None:  # the re-cut went past the window (rare): plan over every chunk
@@ -133,6 +137,18 @@ def commit_patch(backend: Backend, target: WriteTarget, patch: Patch) -> tuple[N
         splice=splice,
         new_chunks=new_chunks,
     )
+
+
+def _check_growth(session: Session, user_id: int, base_size: int, size: int) -> None:
+    """Refuse, before any byte is cut, a growth the patch may not make: over
+    ``MAX_PATCH_GROWTH`` (InvalidRequest), or more than the user's free quota
+    (QuotaExceeded; the commit charges the quota atomically all the same)."""
+    growth = size - base_size
+    if growth > MAX_PATCH_GROWTH:
+        raise InvalidRequest(
+            f"a patch grows a file by at most {MAX_PATCH_GROWTH} bytes, not {growth}: upload chunks"
+        )
+    quota.require_room(session, user_id, growth)
 
 
 _CURRENT = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import cast
 
 from humanfriendly import format_size
-from sqlalchemy import BigInteger, Table, bindparam, or_, update
+from sqlalchemy import BigInteger, Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.db.models import User
@@ -48,6 +48,18 @@ def reserve(session: Session, user_id: int, nbytes: int) -> None:
         return
     result = session.execute(_RESERVE, {"user_id": user_id, "more": nbytes})
     if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise QuotaExceeded(f"quota exceeded: {format_size(nbytes, binary=True)} more do not fit")
+
+
+def require_room(session: Session, user_id: int, nbytes: int) -> None:
+    """QuotaExceeded unless ``nbytes`` more fit now: an early refusal, before work
+    that is wasted if they do not (``reserve`` or ``charge`` still decide)."""
+    if nbytes <= 0:
+        return
+    fits = session.execute(
+        select(_FITS).select_from(_USERS).where(_USERS.c.id == user_id), {"more": nbytes}
+    ).scalar_one_or_none()
+    if not fits:
         raise QuotaExceeded(f"quota exceeded: {format_size(nbytes, binary=True)} more do not fit")
 
 

@@ -64,6 +64,7 @@ FOLD_LIMIT = 8 * 1024 * 1024  # a new file up to this size can go with its creat
 # here and go up again). Beyond it, a chunk upload costs the server less.
 PATCH_BYTES = 4 * 1024 * 1024
 PATCH_RANGES = 256
+PATCH_GROWTH = 64 * 1024 * 1024  # the server's bound: it cuts a patch's growth itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,8 +322,10 @@ class Uploader:
         origin = copy.origin
         if target is None and origin is not None and origin.version.id == row.base_version_id:
             ranges = list(copy.local)
-            if sum(end - start for start, end in ranges) <= PATCH_BYTES and len(ranges) <= (
-                PATCH_RANGES
+            if (
+                sum(end - start for start, end in ranges) <= PATCH_BYTES
+                and len(ranges) <= PATCH_RANGES
+                and copy.size - origin.size <= PATCH_GROWTH
             ):
                 return await self._patch(row, copy.size, ranges)
 

@@ -266,7 +266,7 @@ def test_a_long_poll_with_nothing_to_say_returns_the_same_cursor(api: httpx.Clie
 def test_the_manifest_matches_what_was_put_over_webdav(
     api: httpx.Client, http: httpx.Client
 ) -> None:
-    data = os.urandom(3 * 1024 * 1024) + b"tail" * 1000
+    data = os.urandom(5 * 1024 * 1024) + b"tail" * 1000  # over the 4 MiB maximum: 2+ chunks
     assert http.put("/big.bin", content=data).status_code == 201
     node = node_named(api, "big.bin")
     answer = api.get(f"/nodes/{node['id']}/manifest")
@@ -320,11 +320,60 @@ def test_other_users_chunks_and_nodes_are_not_found(
             assert error_code(bob.post("/mkdir", json=into)) == "not_found"
             overwrite = commit(bob, b"bob was here", node_id=nid, base_version_id=1)
             assert error_code(overwrite) == "not_found"
-            # Uploading the same bytes proves nothing: bob needs a file of his own.
-            assert bob.put(f"/chunks/{key}", content=secret).status_code == 200
-            assert bob.get(f"/chunks/{key}").status_code == 404
         assert commit(bob, secret, parent_id=bob_root, name="mine.txt").status_code == 201
         assert bob.get(f"/chunks/{key}").content == secret
+
+
+def test_a_chunk_another_user_stores_is_answered_as_if_nobody_did(
+    api: httpx.Client, http: httpx.Client, dav_url: str
+) -> None:
+    """Dedup is across users, but knowing a hash proves nothing: until bob uploads
+    the bytes himself, every answer about alice's chunk is the one for a chunk
+    nobody stores (the hole: bob committed alice's hash and read her file)."""
+    secret = b"alice's secret, one chunk"
+    http.put("/secret.txt", content=secret)
+    key, nobodys = sha256(secret), sha256(b"a chunk nobody stores")
+    with api_client(dav_url, BOB) as bob:
+        bob_root = me(bob)["root_id"]
+        with unchanged(api), unchanged(bob):
+            asked = {"hashes": [key, nobodys]}
+            assert bob.post("/chunks/missing", json=asked).json() == {"missing": [key, nobodys]}
+            for length in (len(secret), 5):  # a wrong length is not answered with the true one
+                for name in (key, nobodys):
+                    stolen = {"parent_id": bob_root, "name": "stolen.txt", "size": length,
+                              "chunks": [{"hash": name, "length": length}]}  # fmt: skip
+                    answer = bob.post("/commit", json=stolen)
+                    assert answer.status_code == 409, answer.text
+                    assert answer.json()["error"]["missing"] == [name]
+                    assert str(len(secret)) not in answer.text
+            assert bob.get(f"/chunks/{key}").status_code == 404
+            assert bob.get(f"/chunks/{nobodys}").status_code == 404
+        # Uploading the bytes proves possession: answered as a new chunk (201), then his.
+        assert bob.put(f"/chunks/{key}", content=secret).status_code == 201
+        assert bob.post("/chunks/missing", json={"hashes": [key]}).json() == {"missing": []}
+        assert bob.put(f"/chunks/{key}", content=secret).status_code == 200
+        assert bob.get(f"/chunks/{key}").content == secret
+        answer = bob.post("/commit", json={"parent_id": bob_root, "name": "mine.txt",
+                          "size": len(secret), "chunks": [{"hash": key, "length": len(secret)}]})  # fmt: skip
+        assert answer.status_code == 201, answer.text
+    # alice's own answers are unchanged: her chunk is hers.
+    assert api.post("/chunks/missing", json={"hashes": [key]}).json() == {"missing": []}
+    assert api.put(f"/chunks/{key}", content=secret).status_code == 200
+
+
+def test_a_patch_names_no_chunk_of_another_user(
+    api: httpx.Client, http: httpx.Client, dav_url: str
+) -> None:
+    """The patch path takes bytes, and its base must be the user's own version."""
+    http.put("/secret.txt", content=b"alice's secret")
+    node = node_named(api, "secret.txt")
+    with api_client(dav_url, BOB) as bob, unchanged(api):
+        answer = bob.post(
+            f"/nodes/{node['id']}/patch",
+            params={"base_version_id": node["version"]["id"], "size": 14, "ranges": "0:1"},
+            content=b"A",
+        )
+        assert error_code(answer) == "not_found"
 
 
 def test_missing_lists_the_hashes_the_server_lacks(api: httpx.Client, http: httpx.Client) -> None:

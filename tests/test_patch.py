@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 import core.patch
-from core import Drive, InvalidRequest, Patch, UserInfo, VersionConflict, segments
+from core import Drive, InvalidRequest, Patch, QuotaExceeded, UserInfo, VersionConflict, segments
 from core.chunking import cut_bytes
 from core.commit import WriteTarget
 from core.db.models import Chunk, Segment
@@ -189,6 +189,25 @@ def test_bad_patches_are_refused_before_anything_is_stored(drive: Drive, alice: 
     assert _count(drive, Chunk) == chunks
     assert get(drive, alice, "/p.txt") == b"0123456789"
     assert len(drive.versions(alice.id, "/p.txt")) == 1
+
+
+def test_a_patch_that_grows_a_file_too_far_is_refused_before_any_cut(
+    drive: Drive, alice: UserInfo
+) -> None:
+    """A declared size is cut by the server (zeros past the base's end): a huge one
+    kept a worker busy for minutes before the quota refused it."""
+    put(drive, alice, "/p.txt", b"0123456789")
+    target = _target(drive, alice, "/p.txt")
+    chunks = _count(drive, Chunk)
+    with pytest.raises(InvalidRequest, match="grows a file by at most"):
+        drive.patch(target, Patch(2**40, [(0, b"x")]))
+    drive.set_quota("alice", 1024)
+    with pytest.raises(QuotaExceeded):
+        drive.patch(target, Patch(core.patch.MAX_PATCH_GROWTH, [(0, b"x")]))
+    assert _count(drive, Chunk) == chunks
+    assert get(drive, alice, "/p.txt") == b"0123456789"
+    drive.patch(target, Patch(1000, [(0, b"x")]))  # within the quota: fine
+    assert get(drive, alice, "/p.txt") == b"x123456789" + bytes(990)
 
 
 def _file(api: httpx.Client, http: httpx.Client, name: str, data: bytes) -> dict[str, int]:

@@ -103,12 +103,12 @@ def _counts(drive: Drive) -> tuple[int, int, int]:
         )
 
 
-def _chunks(drive: Drive, count: int, seed: int) -> list[tuple[str, bytes]]:
+def _chunks(drive: Drive, user: UserInfo, count: int, seed: int) -> list[tuple[str, bytes]]:
     made = []
     for i in range(count):
         data = f"chunk {seed}-{i} ".encode() * 7
         key = hashlib.sha256(data).hexdigest()
-        drive.put_chunk(key, data)
+        drive.put_chunk(user.id, key, data)
         made.append((key, data))
     return made
 
@@ -116,14 +116,14 @@ def _chunks(drive: Drive, count: int, seed: int) -> list[tuple[str, bytes]]:
 def test_an_edit_through_the_sync_api_writes_one_segment_and_every_version_reads_back(
     drive: Drive, alice: UserInfo
 ) -> None:
-    chunks = _chunks(drive, 100, 1)
+    chunks = _chunks(drive, alice, 100, 1)
     size = sum(len(data) for _, data in chunks)
     listing = [(key, len(data)) for key, data in chunks]
     first, _ = drive.commit(WriteTarget(alice.id, path="/big.bin"), listing, size)
     before = _counts(drive)
     assert before == (4, 100, 4)
 
-    (changed,) = _chunks(drive, 1, 2)
+    (changed,) = _chunks(drive, alice, 1, 2)
     edited = list(chunks)
     edited[50] = changed
     second, _ = drive.commit(
@@ -157,11 +157,11 @@ def test_a_webdav_style_rewrite_shares_the_unchanged_segments_of_the_current_ver
 def test_purging_the_old_version_keeps_the_shared_segments_and_gc_frees_the_rest(
     drive: Drive, alice: UserInfo
 ) -> None:
-    chunks = _chunks(drive, 40, 3)
+    chunks = _chunks(drive, alice, 40, 3)
     listing = [(key, len(data)) for key, data in chunks]
     size = sum(length for _, length in listing)
     first, _ = drive.commit(WriteTarget(alice.id, path="/f"), listing, size)
-    (changed,) = _chunks(drive, 1, 4)
+    (changed,) = _chunks(drive, alice, 1, 4)
     listing[0] = (changed[0], len(changed[1]))
     size = sum(length for _, length in listing)
     target = WriteTarget(alice.id, node_id=first.info.id, base_version_id=first.info.version_id)
@@ -242,7 +242,7 @@ def _spliced(
 def test_random_splices_give_the_entries_a_list_splice_gives_and_segments_stay_full(
     drive: Drive, alice: UserInfo
 ) -> None:
-    pool = _chunks(drive, 60, 5)
+    pool = _chunks(drive, alice, 60, 5)
     rng = random.Random(7)
     model = [rng.choice(pool) for _ in range(150)]
     state, _ = drive.commit(
@@ -278,13 +278,13 @@ def test_random_splices_give_the_entries_a_list_splice_gives_and_segments_stay_f
 def test_a_one_entry_splice_of_a_big_manifest_writes_one_segment(
     drive: Drive, alice: UserInfo
 ) -> None:
-    chunks = _chunks(drive, 100, 6)
+    chunks = _chunks(drive, alice, 100, 6)
     size = sum(len(d) for _, d in chunks)
     state, _ = drive.commit(
         WriteTarget(alice.id, path="/b"), [(k, len(d)) for k, d in chunks], size
     )
     before = _counts(drive)
-    (new,) = _chunks(drive, 1, 7)
+    (new,) = _chunks(drive, alice, 1, 7)
     size += len(new[1]) - len(chunks[70][1])
     state = _spliced(drive, state, Splice(70, 71), [new], size)
     assert _counts(drive) == (before[0] + 1, before[1] + 32, before[2] + 4)
@@ -293,11 +293,11 @@ def test_a_one_entry_splice_of_a_big_manifest_writes_one_segment(
 
 
 def test_a_bad_splice_is_refused_and_changes_nothing(drive: Drive, alice: UserInfo) -> None:
-    chunks = _chunks(drive, 10, 8)
+    chunks = _chunks(drive, alice, 10, 8)
     size = sum(len(d) for _, d in chunks)
     listing = [(k, len(d)) for k, d in chunks]
     state, _ = drive.commit(WriteTarget(alice.id, path="/c"), listing, size)
-    (new,) = _chunks(drive, 1, 9)
+    (new,) = _chunks(drive, alice, 1, 9)
     unknown = ("e" * 64, 10)
     target = WriteTarget(alice.id, node_id=state.info.id, base_version_id=state.info.version_id)
     cases: list[tuple[WriteTarget, Splice, list[tuple[str, int]], int, type[Exception]]] = [

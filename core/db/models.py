@@ -234,6 +234,24 @@ class Chunk(Base):
     last_seen: Mapped[float] = mapped_column(Double)
 
 
+class ChunkClaim(Base):
+    """A user's proof of possession of a chunk: they uploaded its bytes (hash
+    checked). A sync client may name a chunk in a commit only if it can read it
+    through one of its nodes or holds a claim (``core.chunkaccess``); knowing a
+    hash proves nothing. Claims only bridge an upload and its commit: gc drops
+    those older than its cutoff, and a chunk's claims go with its row."""
+
+    __tablename__ = "chunk_claims"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    chunk_hash: Mapped[str] = mapped_column(
+        ForeignKey("chunks.hash", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    claimed_at: Mapped[float] = mapped_column(Double, index=True)
+
+
 class Change(Base):
     """The change journal: one row per tree change, written in the same
     transaction as the change. ``(owner_id, seq)`` is gap-free and in commit

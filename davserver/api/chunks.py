@@ -1,5 +1,7 @@
-"""Chunk resources: GET (immutable, cacheable, only chunks of the user's own
-files), PUT (verified against the hash), and "which of these are missing"."""
+"""Chunk resources: GET (immutable, cacheable, only chunks the user may use),
+PUT (verified against the hash, claimed for the user), and "which of these
+must I upload". No answer says whether another user stores a chunk
+(``core.chunkaccess``)."""
 
 from __future__ import annotations
 
@@ -22,8 +24,8 @@ class Chunk:
     def __init__(self, drive: Drive) -> None:
         self.drive = drive
 
-    @operation(summary="A chunk's bytes (only chunks of the user's own files).", octets=True,
-               errors=(404,))  # fmt: skip
+    @operation(summary="A chunk's bytes (only chunks of your files, or uploaded by you).",
+               octets=True, errors=(404,))  # fmt: skip
     def on_get(self, req: falcon.Request, resp: falcon.Response, hash: str) -> None:
         # Not re-hashed here: the API's clients MUST verify a chunk against its
         # name (docs/sync-api.md), and the mount does before using a byte of it.
@@ -34,22 +36,23 @@ class Chunk:
         resp.cache_control = [IMMUTABLE]
         resp.etag = hash
 
-    @operation(summary="Upload a chunk (at most 4 MiB); 201 stored, 200 already there.",
+    @operation(summary="Upload a chunk (at most 4 MiB); 201 stored for you, 200 you had it.",
                status=201, also=(200,), upload=True, octets=True, errors=(413,))  # fmt: skip
     def on_put(self, req: falcon.Request, resp: falcon.Response, hash: str) -> None:
         data = read_body(req, MAX_CHUNK_BODY)
-        resp.status = 201 if self.drive.put_chunk(hash, data) else 200
+        resp.status = 201 if self.drive.put_chunk(user_of(req).id, hash, data) else 200
 
 
 class Missing:
     def __init__(self, drive: Drive) -> None:
         self.drive = drive
 
-    @operation(summary="Which of these chunks the server lacks (at most 10,000 hashes).",
+    @operation(summary="Which of these chunks you must upload (at most 10,000 hashes).",
                answer=MissingOut, body=MissingIn, errors=(413,))  # fmt: skip
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_json(req, MissingIn)
-        send(resp, MissingOut(missing=list(self.drive.missing_chunks(body.hashes))))
+        missing = self.drive.missing_chunks(user_of(req).id, body.hashes)
+        send(resp, MissingOut(missing=list(missing)))
 
 
 def _pieces(data: bytes) -> Iterator[bytes]:
