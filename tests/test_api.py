@@ -353,8 +353,9 @@ def test_a_chunk_another_user_stores_is_answered_as_if_nobody_did(
         assert bob.post("/chunks/missing", json={"hashes": [key]}).json() == {"missing": []}
         assert bob.put(f"/chunks/{key}", content=secret).status_code == 200
         assert bob.get(f"/chunks/{key}").content == secret
-        answer = bob.post("/commit", json={"parent_id": bob_root, "name": "mine.txt",
-                          "size": len(secret), "chunks": [{"hash": key, "length": len(secret)}]})  # fmt: skip
+        mine = {"parent_id": bob_root, "name": "mine.txt", "size": len(secret),
+                "chunks": [{"hash": key, "length": len(secret)}]}  # fmt: skip
+        answer = bob.post("/commit", json=mine)
         assert answer.status_code == 201, answer.text
     # alice's own answers are unchanged: her chunk is hers.
     assert api.post("/chunks/missing", json={"hashes": [key]}).json() == {"missing": []}
