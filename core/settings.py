@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         default=3600, gt=0, description="Longest (and default) WebDAV lock timeout."
     )
     zstd_level: int = Field(default=1, ge=1, le=19, description="zstd level for stored chunks.")
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Web origins (https://host[:port]) besides the server's own that may "
+        "send state-changing requests from a browser (CSRF guard, davserver.sameorigin).",
+    )
     retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
 
     @classmethod

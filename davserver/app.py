@@ -1,4 +1,5 @@
-"""Assembling the WSGI application: request log → health check → the sync API
+"""Assembling the WSGI application: request log → health check → cross-site
+guard (``sameorigin``) → the sync API
 under ``/api/v1`` (Falcon) or else X-OC-MTime answer → WsgiDAV (Basic auth,
 locks, properties) over ``DriveProvider``. Both faces share one
 ``Authenticator`` (login cache and failure throttle)."""
@@ -18,6 +19,7 @@ from davserver.api import PREFIX, build_api
 from davserver.auth import Authenticator, domain_controller_for
 from davserver.locks import SqlLockManager, SqlLockStorage
 from davserver.provider import DriveProvider
+from davserver.sameorigin import SameOriginGuard
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +64,11 @@ def build_app(drive: Drive, *, long_polls: int = 8) -> WsgiApp:
     dav.lock_manager = SqlLockManager(storage)
     provider.set_lock_manager(dav.lock_manager)
     api = build_api(drive, auth, long_polls)
+    guarded = SameOriginGuard(
+        PathDispatch(PREFIX, api, OcMtimeAnswer(dav)), drive.backend.settings.allowed_origins
+    )
     return RequestLog(
-        HealthCheck(PathDispatch(PREFIX, api, OcMtimeAnswer(dav)), drive),
+        HealthCheck(guarded, drive),
         drive.db.statements_in_thread,
         drive.deferred_wakes,
     )

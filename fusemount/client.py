@@ -69,6 +69,7 @@ CONNECT_TIMEOUT = 1.5
 READ_TIMEOUT = 20.0
 MAX_WAIT = 60
 MISSING_BATCH = 10_000
+OCTET_STREAM = {"Content-Type": "application/octet-stream"}  # the server takes bytes only so
 
 _CODES: dict[str, type[ApiError]] = {
     "bad_request": BadRequest,
@@ -315,7 +316,7 @@ class HttpApi:
         return absent
 
     async def put_chunk(self, digest: ChunkHash, data: bytes) -> None:
-        await self._request("PUT", f"chunks/{digest}", content=data)
+        await self._request("PUT", f"chunks/{digest}", content=data, headers=OCTET_STREAM)
 
     async def commit(self, target: CommitTarget, size: int, chunks: list[tuple[ChunkHash, int]], *,
                      mtime_ns: int | None = None, sha256: str | None = None,
@@ -338,7 +339,9 @@ class HttpApi:
         if mtime_ns is not None:
             params["mtime_ns"] = mtime_ns
         body = b"".join(data for _, data in ranges)
-        answer = await self._json("POST", f"nodes/{node_id}/patch", params=params, content=body)
+        answer = await self._json(
+            "POST", f"nodes/{node_id}/patch", params=params, content=body, headers=OCTET_STREAM
+        )
         return Node.from_json(answer)
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:

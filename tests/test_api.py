@@ -373,6 +373,7 @@ def test_a_patch_names_no_chunk_of_another_user(
             f"/nodes/{node['id']}/patch",
             params={"base_version_id": node["version"]["id"], "size": 14, "ranges": "0:1"},
             content=b"A",
+            headers={"Content-Type": "application/octet-stream"},
         )
         assert error_code(answer) == "not_found"
 

@@ -11,6 +11,8 @@ from core import Drive, UserInfo
 from tests.apiclient import Json, commit, error_code, put_chunks, unchanged, whole_tree
 from tests.davbodies import exclusive_lock
 
+JSON = {"Content-Type": "application/json"}
+
 MiB = 1024 * 1024
 
 
@@ -67,7 +69,7 @@ def test_malformed_and_ill_typed_bodies_are_bad_requests(api: httpx.Client) -> N
     with unchanged(api):
         for body in (b"{bad", b"", b"[]", b"null", '{"parent_id": 1, "name": "\udcff"}'.encode(
                 "utf-8", "surrogatepass")):  # fmt: skip
-            assert error_code(api.post("/mkdir", content=body)) == "bad_request", body
+            assert error_code(api.post("/mkdir", content=body, headers=JSON)) == "bad_request", body
         for sent in (
             {"parent_id": str(root), "name": "x"},  # no coercion
             {"parent_id": root},  # missing field

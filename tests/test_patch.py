@@ -25,6 +25,7 @@ from tests.conftest import get, put
 from tests.davbodies import exclusive_lock
 
 MiB = 1024 * 1024
+OCTETS = {"Content-Type": "application/octet-stream"}
 
 
 def _target(drive: Drive, user: UserInfo, path: str) -> WriteTarget:
@@ -223,7 +224,7 @@ def test_a_patch_over_the_api_edits_in_place_and_bad_ones_change_nothing(
     node = _file(api, http, "doc.bin", data)
 
     def patch(node_id: int, body: bytes, **params: str | int) -> httpx.Response:
-        return api.post(f"/nodes/{node_id}/patch", params=params, content=body)
+        return api.post(f"/nodes/{node_id}/patch", params=params, content=body, headers=OCTETS)
 
     with unchanged(api):
         for params, body, status, code in (
@@ -246,7 +247,9 @@ def test_a_patch_over_the_api_edits_in_place_and_bad_ones_change_nothing(
                 "size": 1,
                 "ranges": "0:1",
             }
-            other = bob.post(f"/nodes/{node['id']}/patch", content=b"z", params=query)
+            other = bob.post(
+                f"/nodes/{node['id']}/patch", content=b"z", params=query, headers=OCTETS
+            )
             assert (other.status_code, error_code(other)) == (404, "not_found")
     assert http.get("/doc.bin").content == data
 

@@ -11,7 +11,7 @@ from davserver.api.errors import bad_request
 from davserver.api.models import CommitIn, NodeOut, PatchQuery, node_out
 from davserver.api.spec import operation
 from davserver.api.sync import user_of
-from davserver.api.wire import read_body, read_json, read_query, send
+from davserver.api.wire import OCTETS, read_body, read_json, read_query, require_type, send
 
 MAX_COMMIT_JSON = 16 * 1024 * 1024  # ~180,000 chunks: files up to ~200 GiB
 MAX_PATCH_BODY = 16 * 1024 * 1024  # core.patch.MAX_PATCH_BYTES
@@ -78,6 +78,7 @@ class PatchFile:
                answer=NodeOut, query=PatchQuery, upload=True,
                errors=(404, 409, 413, 423, 507))  # fmt: skip
     def on_post(self, req: falcon.Request, resp: falcon.Response, node_id: int) -> None:
+        require_type(req, OCTETS)  # even with no body: a truncate is a change
         query = read_query(req, PatchQuery)
         body = read_body(req, MAX_PATCH_BODY)
         target = WriteTarget(

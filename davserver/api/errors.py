@@ -70,7 +70,7 @@ _STATUS_CODES = {
     405: "method_not_allowed",
     411: "bad_request",
     413: "too_large",
-    415: "bad_request",
+    415: "unsupported_media_type",
     429: "too_many_requests",
     500: "internal",
     503: "unavailable",

@@ -1,5 +1,12 @@
 """Reading requests and writing responses: capped bodies, JSON validated against
-the models, query strings, and JSON answers."""
+the models, query strings, and JSON answers.
+
+A body is taken only with its declared media type: JSON as ``application/json``,
+bytes as ``application/octet-stream`` where a route asks for it (415
+otherwise). Neither is a type a cross-site form or a browser's "simple"
+request can send, so a hostile page cannot make a logged-in browser change
+anything through the API (the other half of the CSRF guard is
+``davserver.sameorigin``)."""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ from typing import Any, TypeVar
 import falcon
 from pydantic import BaseModel, ValidationError
 
-from davserver.api.errors import bad_request, too_large
+from davserver.api.errors import ApiError, bad_request, too_large
 
 MAX_JSON = 1024 * 1024
 M = TypeVar("M", bound=BaseModel)
@@ -39,10 +46,28 @@ def read_body(req: falcon.Request, limit: int) -> bytes:
     return b"".join(parts)
 
 
+JSON = "application/json"
+OCTETS = "application/octet-stream"
+
+
+def require_type(req: falcon.Request, media_type: str) -> None:
+    """415 unless the request declares its body as ``media_type`` (parameters aside)."""
+    declared = (req.content_type or "").split(";", 1)[0].strip().lower()
+    if declared != media_type:
+        raise ApiError(
+            415, "unsupported_media_type",
+            f"the body must be sent as {media_type}, not {declared or 'untyped'}",
+        )  # fmt: skip
+
+
 def read_json(req: falcon.Request, model: type[M], limit: int = MAX_JSON) -> M:
-    """The body parsed into ``model``; 400 with the reasons when it does not fit."""
+    """The body (``application/json``: 415 otherwise, when there is one) parsed into
+    ``model``; 400 with the reasons when it does not fit."""
+    body = read_body(req, limit)
+    if body:
+        require_type(req, JSON)
     try:
-        return model.model_validate_json(read_body(req, limit) or b"null")
+        return model.model_validate_json(body or b"null")
     except ValidationError as exc:
         raise bad_request(_reasons(exc)) from None
 
