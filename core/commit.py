@@ -191,19 +191,45 @@ class PendingWrite:
             need = size - self.old_size - self.reserved
             if need <= 0 and now - self._heartbeat < HEARTBEAT_SECONDS:
                 return
+            reserved = self.reserved
             if need > 0:
                 try:
-                    quota.reserve(session, self.target.user_id, need + RESERVE_AHEAD)
+                    quota.reserve(session, self.target.user_id, need + RESERVE_AHEAD, reclaim=False)
                     need += RESERVE_AHEAD
                 except QuotaExceeded:
                     quota.reserve(session, self.target.user_id, need)
-                self.reserved += need
-            self._heartbeat = now
-            session.execute(
-                update(UploadSession)
-                .where(UploadSession.id == self.id)
-                .values(reserved_bytes=self.reserved, heartbeat_at=now)
+                reserved += need
+            self._beat(session, now, reserved)
+            self.reserved = reserved
+
+    def heartbeat(self, now: float) -> None:
+        """Tell the world this upload is alive (the streamed writer calls this every
+        ``HEARTBEAT_SECONDS`` while bytes arrive, however slowly: see ``core.quota``);
+        IncompleteUpload if it was ended as dead meanwhile. Only the heartbeat is
+        written, in a transaction of its own: no lock is held while waiting for it
+        (a storer may be inside ``reserve`` with the database's write lock)."""
+        if not self.opened or now - self._heartbeat < HEARTBEAT_SECONDS:
+            return
+        with self.backend.db.write(durable=False) as session:
+            alive = session.execute(
+                update(UploadSession).where(UploadSession.id == self.id).values(heartbeat_at=now)
             )
+        if alive.rowcount != 1:  # type: ignore[attr-defined]
+            raise IncompleteUpload("the upload was idle too long and expired; send it again")
+        self._heartbeat = now
+
+    def _beat(self, session: Session, now: float, reserved: int) -> None:
+        """Write the session's reservation and heartbeat; IncompleteUpload (the
+        transaction then undoes any reservation made in it) if the session was ended
+        as dead meanwhile."""
+        alive = session.execute(
+            update(UploadSession)
+            .where(UploadSession.id == self.id)
+            .values(reserved_bytes=reserved, heartbeat_at=now)
+        )
+        if alive.rowcount != 1:  # type: ignore[attr-defined]
+            raise IncompleteUpload("the upload was idle too long and expired; send it again")
+        self._heartbeat = now
 
     def commit(self, session: Session, content: UploadedContent) -> tuple[NodeInfo, bool]:
         """Make the write visible; return the file and whether it is new.
@@ -216,13 +242,15 @@ class PendingWrite:
         return apply_write(session, self.target, content, reserved=self.reserved)
 
     def abort(self) -> None:
-        """Release the reservation and end the session (best effort: gc cleans up otherwise)."""
+        """End the session and release its reservation, unless gc or a reclaim ended it
+        first (they released it then). Best effort: gc cleans up otherwise."""
         if not self.opened:
             return
         try:
             with self.backend.db.write(durable=False) as session:
-                quota.release(session, self.target.user_id, self.reserved)
-                session.execute(delete(UploadSession).where(UploadSession.id == self.id))
+                ended = session.execute(delete(UploadSession).where(UploadSession.id == self.id))
+                if ended.rowcount == 1:  # type: ignore[attr-defined]  # else released already
+                    quota.release(session, self.target.user_id, self.reserved)
         except DriveError:
             pass
 

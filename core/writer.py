@@ -37,7 +37,7 @@ from core.backend import Backend
 from core.chunkbatch import ChunkBatch
 from core.chunkcodec import HEADER
 from core.chunking import cut_views
-from core.commit import PendingWrite, UploadedContent, WriteTarget
+from core.commit import HEARTBEAT_SECONDS, PendingWrite, UploadedContent, WriteTarget
 from core.errors import DriveError, IncompleteUpload, StorageUnavailable
 from core.records import ByteSource, ChunkRef, NodeInfo
 
@@ -46,11 +46,20 @@ ARENAS = 4  # one being cut into, the others sent to the storers
 
 
 class _GuardedStream:
-    """Reads at most ``limit`` bytes; a broken source becomes IncompleteUpload."""
+    """Reads at most ``limit`` bytes; a broken source becomes IncompleteUpload.
+    ``heartbeat(now)`` is called at most every ``HEARTBEAT_SECONDS`` while bytes
+    arrive, however slowly (a batch may take minutes to fill)."""
 
-    def __init__(self, source: ByteSource, limit: int | None) -> None:
+    def __init__(
+        self,
+        source: ByteSource,
+        limit: int | None,
+        heartbeat: Callable[[float], None] | None = None,
+    ) -> None:
         self.source = source
         self.remaining = limit
+        self._heartbeat = heartbeat
+        self._next_beat = time.monotonic() + HEARTBEAT_SECONDS
         # Only files, buffers and raw streams with a readinto of their own get the
         # zero-copy path: a readinto inherited by a read()-only class may not call
         # its read().
@@ -77,6 +86,9 @@ class _GuardedStream:
             raise IncompleteUpload(f"the upload stream broke: {exc}") from exc
         if self.remaining is not None:
             self.remaining -= n
+        if self._heartbeat is not None and (clock := time.monotonic()) >= self._next_beat:
+            self._next_beat = clock + HEARTBEAT_SECONDS
+            self._heartbeat(time.time())
         return n
 
 
@@ -99,7 +111,8 @@ class Upload:
         self.cut_bytes = 0  # bytes handed to storers so far
 
     def run(self, stream: ByteSource, expected_size: int | None) -> NodeInfo:
-        current = self._store_all_but_last(_GuardedStream(stream, expected_size))
+        guarded = _GuardedStream(stream, expected_size, self.pending.heartbeat)
+        current = self._store_all_but_last(guarded)
         size = self.cut_bytes + current.size
         if expected_size is not None and size != expected_size:
             raise IncompleteUpload(f"the upload ended after {size} of {expected_size} bytes")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import signal
@@ -16,7 +17,9 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
-from core import Drive, QuotaExceeded, UserInfo, VersionConflict
+from core import Drive, IncompleteUpload, QuotaExceeded, UserInfo, VersionConflict
+from core.chunking import cut_bytes
+from core.commit import PendingWrite, WriteTarget
 from core.db.models import Segment, SegmentChunk, UploadSession
 from core.gc import run_gc
 from tests.conftest import BackendSetup, get, put
@@ -105,6 +108,38 @@ def test_concurrent_uploads_never_overrun_the_quota(drive: Drive) -> None:
     info = drive.user("quota")
     assert info.used_bytes == 4 * MiB and info.reserved_bytes == 0
     assert len(drive.listdir(user.id, "/")) == 4
+
+
+def test_a_dead_uploads_reservation_is_reclaimed_when_its_quota_is_needed(drive: Drive) -> None:
+    """Invariant 5 after a crash: a server killed mid-upload left its reservation
+    behind, and the user got 507 for quota they did not use until gc ran (15 min)."""
+    user = drive.add_user("quota", "quota-password", quota=10 * MiB)
+    dead = PendingWrite(drive.backend, WriteTarget(user.id, path="/dead.bin"))
+    with drive.db.write() as session:  # its process died two minutes ago
+        dead.open(session, time.time() - 120, size=8 * MiB)
+    live = PendingWrite(drive.backend, WriteTarget(user.id, path="/slow.bin"))
+    with drive.db.write() as session:  # a live upload's reservation is never taken
+        live.open(session, time.time(), size=MiB)
+
+    put(drive, user, "/a.bin", os.urandom(5 * MiB))  # a streamed write (reserve)
+    with pytest.raises(QuotaExceeded):
+        put(drive, user, "/b.bin", os.urandom(5 * MiB))
+    data = os.urandom(3 * MiB)  # a manifest commit (charge)
+    with drive.db.write() as session:
+        again = PendingWrite(drive.backend, WriteTarget(user.id, path="/dead2.bin"))
+        again.open(session, time.time() - 120, size=4 * MiB)
+    chunks = [(hashlib.sha256(c).hexdigest(), c) for c in cut_bytes(data)]
+    for key, chunk in chunks:
+        drive.put_chunk(user.id, key, chunk)
+    drive.commit(WriteTarget(user.id, path="/c.bin"), [(k, len(c)) for k, c in chunks], len(data))
+
+    for ended in (dead, again):  # its late steps fail and release nothing twice
+        with pytest.raises(IncompleteUpload), drive.db.write() as session:
+            ended.reserve(session, ended.reserved + MiB, time.time())
+        ended.abort()
+    live.abort()
+    info = drive.user("quota")
+    assert (info.used_bytes, info.reserved_bytes) == (8 * MiB, 0)
 
 
 def test_concurrent_creates_of_one_path_have_one_winner(drive: Drive, alice: UserInfo) -> None:
