@@ -76,7 +76,7 @@ class Drive:
 
     @classmethod
     def open(cls, settings: Settings) -> Drive:
-        db = Database(settings.resolved_db_url)
+        db = Database(settings.resolved_db_url, busy_timeout=settings.db_busy_timeout_seconds)
         try:
             ensure_schema(db)
             store = open_store(
@@ -120,6 +120,12 @@ class Drive:
     def user_by_id(self, user_id: UserId) -> UserInfo:
         with self.db.read() as session:
             return users.user_info(session, user_id)
+
+    def check_health(self) -> None:
+        """StorageUnavailable unless the database could take a write within a second
+        (a health check: another process holding SQLite's write lock makes every
+        write wait, while reads go on)."""
+        self.db.check_writable(timeout=1.0)
 
     def has_users(self) -> bool:
         with self.db.read() as session:

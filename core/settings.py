@@ -74,6 +74,13 @@ class Settings(BaseSettings):
         default=3600, gt=0, description="Longest (and default) WebDAV lock timeout."
     )
     zstd_level: int = Field(default=1, ge=1, le=19, description="zstd level for stored chunks.")
+    db_busy_timeout_seconds: float = Field(
+        default=5,
+        gt=0,
+        le=600,
+        description="SQLite: how long a write waits for another process's write lock "
+        "before the request answers 503.",
+    )
     allowed_origins: list[str] = Field(
         default_factory=list,
         description="Web origins (https://host[:port]) besides the server's own that may "

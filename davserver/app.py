@@ -90,7 +90,8 @@ class PathDispatch:
 
 
 class HealthCheck:
-    """``GET /healthz``: 200 when the database answers, 503 otherwise (no auth)."""
+    """``GET /healthz``: 200 when the database could take a write now, 503 otherwise
+    (no auth)."""
 
     def __init__(self, app: WsgiApp, drive: Drive) -> None:
         self.app = app
@@ -100,7 +101,7 @@ class HealthCheck:
         if environ.get("PATH_INFO") != "/healthz":
             return self.app(environ, start_response)
         try:
-            self.drive.has_users()
+            self.drive.check_health()
             status, body = "200 OK", b"ok\n"
         except DriveError as error:
             status, body = "503 Service Unavailable", f"unavailable: {error}\n".encode()

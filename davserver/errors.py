@@ -56,8 +56,15 @@ _STATUS: list[tuple[type[DriveError], int]] = [
 ]
 
 
+RETRY_SECONDS = 5
+"""A 503's ``Retry-After``: storage that cannot be reached or is busy now may be soon."""
+
+
 def to_dav_error(error: DriveError) -> DAVError:
     status = next((code for kind, code in _STATUS if isinstance(error, kind)), HTTP_INTERNAL_ERROR)
+    if status == HTTP_SERVICE_UNAVAILABLE:
+        retry = [("Retry-After", str(RETRY_SECONDS))]
+        return DAVError(status, context_info=str(error), add_headers=retry)
     return DAVError(status, context_info=str(error))
 
 

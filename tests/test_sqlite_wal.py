@@ -1,18 +1,25 @@
 """SQLite's write-ahead log is checkpointed by the database's own thread, soon
-after commits, and never by the committing transaction."""
+after commits, and never by the committing transaction; a write lock held by
+another process makes writes fail fast, not hang."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import text
 
 from core.db import checkpoint
 from core.db.engine import Database
+from tests.servers import drivegate_server
 
 
 def test_writes_fsync_their_commits_unless_told_they_need_not(tmp_path: Path) -> None:
@@ -59,3 +66,38 @@ def test_commits_reach_the_database_file_through_the_checkpoint_thread(
             time.sleep(0.1)
     finally:
         database.dispose()
+
+
+def test_a_write_lock_held_by_another_process_fails_requests_fast_and_healthz_says_so(
+    tmp_path: Path,
+) -> None:
+    """A stuck ``sqlite3`` shell (or backup tool) holding the write lock made every
+    write wait 30 s per transaction, queued requests paying it again one after
+    another (60-120 s), while /healthz said 200. Now each write gives up after the
+    busy timeout (503 + Retry-After), /healthz is 503, reads go on, and
+    everything works again once the lock is released."""
+    data = tmp_path / "data"
+    env = {"DRIVEGATE_DATA_DIR": str(data), "DRIVEGATE_DB_BUSY_TIMEOUT_SECONDS": "1"}
+    subprocess.run(
+        [sys.executable, "-m", "drivegate", "user", "add", "alice", "--password-stdin"],
+        input="alice-password", env={**os.environ, **env}, check=True, capture_output=True,
+        text=True, cwd=tmp_path,
+    )  # fmt: skip
+    with drivegate_server(env, cwd=tmp_path) as url, httpx.Client(base_url=url, timeout=60) as http:
+        http.auth = ("alice", "alice-password")
+        assert http.put("/before.txt", content=b"before").status_code == 201
+        holder = sqlite3.connect(data / "drivegate.db", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            assert http.get("/healthz").status_code == 503
+            with ThreadPoolExecutor(4) as pool:
+                puts = list(pool.map(lambda i: http.put(f"/f{i}.txt", content=b"x"), range(4)))
+            for answer in puts:
+                assert answer.status_code == 503, answer.text
+                assert answer.headers["Retry-After"].isdigit()
+            assert http.get("/before.txt").content == b"before"  # reads go on
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert http.get("/healthz").status_code == 200
+        assert http.put("/after.txt", content=b"after").status_code == 201

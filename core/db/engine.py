@@ -9,13 +9,19 @@ transactions start with ``BEGIN IMMEDIATE`` so two writers queue on the
 busy timeout instead of failing when a read lock would need upgrading;
 read transactions stay deferred so readers never wait for writers. Its WAL
 is checkpointed by a thread of its own, not inside commits
-(``core.db.checkpoint``).
+(``core.db.checkpoint``). A writer waits at most ``busy_timeout`` seconds
+for the write lock (this process's writers queue on a lock of their own
+first, with the same bound): when another process holds it longer (a stuck
+``sqlite3`` shell, a backup tool), the write fails with StorageUnavailable
+and the request answers 503 at once, instead of each queued request paying
+the wait again. ``check_writable`` is what a health check asks.
 PostgreSQL uses psycopg 3 and READ COMMITTED, with row locks where order
 matters (see ``core.journal``).
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -44,14 +50,19 @@ def normalize_db_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _setup_sqlite(engine: Engine, checkpointer: Checkpointer | None) -> None:
+BUSY_TIMEOUT = 5.0
+"""Seconds a SQLite writer waits for the write lock before giving up (a write
+transaction here lasts milliseconds; gc and imports commit in small batches)."""
+
+
+def _setup_sqlite(engine: Engine, checkpointer: Checkpointer | None, busy_timeout: float) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         if checkpointer is not None:  # it checkpoints, not the committing request
             cursor.execute("PRAGMA wal_autocheckpoint=0")
@@ -70,8 +81,9 @@ def _setup_sqlite(engine: Engine, checkpointer: Checkpointer | None) -> None:
 class Database:
     """The metadata database: an engine plus read and write transactions."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, busy_timeout: float = BUSY_TIMEOUT) -> None:
         self.url = normalize_db_url(url)
+        self.busy_timeout = busy_timeout
         parsed = make_url(self.url)
         writer: Engine
         relaxed: Engine
@@ -81,16 +93,14 @@ class Database:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
                 self.checkpointer = Checkpointer(Path(parsed.database))
-            self.engine = create_engine(self.url, connect_args={"timeout": 30})
-            _setup_sqlite(self.engine, self.checkpointer)
+            self.engine = create_engine(self.url, connect_args={"timeout": busy_timeout})
+            _setup_sqlite(self.engine, self.checkpointer, busy_timeout)
             writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
             relaxed = writer.execution_options(durable=False)
         else:
             self.engine = create_engine(self.url, pool_size=10, max_overflow=20, pool_pre_ping=True)
             writer = relaxed = self.engine
-        self._writer_lock: AbstractContextManager[object] = (
-            threading.Lock() if self.dialect == "sqlite" else nullcontext()
-        )
+        self._writer_lock = threading.Lock() if self.dialect == "sqlite" else None
         self._statements = _StatementCount()
         event.listen(self.engine, "before_cursor_execute", self._statements.count)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
@@ -132,7 +142,7 @@ class Database:
         sleep in steps of milliseconds between retries.
         """
         sessions = self._write if durable else self._write_relaxed
-        with self._writer_lock, _translated(), sessions() as session:
+        with self._writers_turn(), _translated(), sessions() as session:
             with session.begin():
                 if not durable and self.dialect == "postgresql":
                     session.execute(text("SET LOCAL synchronous_commit TO OFF"))
@@ -143,6 +153,37 @@ class Database:
                 self.checkpointer.poke()
             for hook in self.after_commit:
                 hook(session)
+
+    def _writers_turn(self) -> AbstractContextManager[object]:
+        """This process's writers one at a time (SQLite), each waiting at most the
+        busy timeout for its turn."""
+        if self._writer_lock is None:
+            return nullcontext()
+        return _bounded(self._writer_lock, self.busy_timeout)
+
+    def check_writable(self, timeout: float = 1.0) -> None:
+        """StorageUnavailable unless a write could start within ``timeout`` seconds
+        (SQLite: the write lock is free or freed in time, so nobody holds it for
+        long; PostgreSQL: the server answers)."""
+        if self._writer_lock is None:
+            with self.read() as session:
+                session.execute(text("SELECT 1"))
+            return
+        with _bounded(self._writer_lock, timeout), _translated():
+            raw = self.engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+                try:
+                    cursor.execute("BEGIN IMMEDIATE")
+                    cursor.execute("ROLLBACK")
+                except sqlite3.OperationalError as exc:
+                    raise StorageUnavailable(f"the database is not writable: {exc}") from None
+                finally:
+                    cursor.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+                    cursor.close()
+            finally:
+                raw.close()
 
     def statements_in_thread(self) -> int:
         """How many SQL statements this thread has sent so far (request logs show
@@ -160,6 +201,17 @@ class _StatementCount(threading.local):
 
     def count(self, *_args: Any) -> None:
         self.value += 1
+
+
+@contextmanager
+def _bounded(lock: threading.Lock, timeout: float) -> Iterator[None]:
+    """Hold ``lock``, waiting at most ``timeout`` seconds for it (StorageUnavailable)."""
+    if not lock.acquire(timeout=timeout):
+        raise StorageUnavailable(f"the database is busy: no write lock within {timeout:g} s")
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @contextmanager
