@@ -24,6 +24,7 @@ tree inside the core.
     │   └── VersionConflict
     │       └── FileExists
     ├── QuotaExceeded
+    ├── LimitReached
     ├── Locked
     ├── AuthError
     ├── IncompleteUpload
@@ -54,6 +55,11 @@ class InvalidName(DriveError):
 
 class InvalidRequest(DriveError):
     """A request that is malformed in some other way (bad size, bad version number...)."""
+
+
+class LimitReached(DriveError):
+    """A per-user bound on server resources that are not file bytes (reserved ids,
+    dead properties, locks) would be exceeded: the request changes nothing."""
 
 
 class HashMismatch(InvalidRequest):

@@ -31,10 +31,13 @@ from sqlalchemy.orm import Session
 
 from core import tree
 from core.db.models import Node, ReservedNodeId
-from core.errors import IdUsed, InvalidRequest
+from core.errors import IdUsed, InvalidRequest, LimitReached
 from core.ids import NodeId
 
 MAX_RESERVE = 10_000
+MAX_HELD = 100_000
+"""Reservations one user may hold at once: a client uses its ids as it creates
+nodes offline, so many more than a batch or two means a client that leaks them."""
 _NEXTVAL = text("SELECT nextval(pg_get_serial_sequence('nodes', 'id')) FROM generate_series(1, :n)")
 
 
@@ -51,6 +54,13 @@ def reserve(session: Session, user_id: int, count: int) -> list[NodeId]:
     """``count`` fresh node ids, ascending, reserved for the user."""
     if not 1 <= count <= MAX_RESERVE:
         raise InvalidRequest(f"count is 1 to {MAX_RESERVE}, not {count}")
+    held = session.execute(
+        select(func.count()).select_from(ReservedNodeId).where(ReservedNodeId.user_id == user_id)
+    ).scalar_one()
+    if held + count > MAX_HELD:
+        raise LimitReached(
+            f"you hold {held} reserved ids; at most {MAX_HELD} at once: use them first"
+        )
     if session.get_bind().dialect.name == "sqlite":
         first = _next_sqlite_id(session)
         ids = list(range(first, first + count))

@@ -254,6 +254,28 @@ def test_a_long_poll_is_woken_by_a_write_through_another_process(
     assert [(c["kind"], c["node"]["name"]) for c in answer["changes"]] == [("create", "far")]
 
 
+def test_one_user_cannot_take_every_long_poll_slot(
+    backend: BackendSetup, drive: Drive, alice: UserInfo, bob: UserInfo, tmp_path: Path
+) -> None:
+    """Four held long-polls per user: alice's fifth is 503, bob still gets one."""
+    with (
+        drivegate_server(backend.env, tmp_path, "--threads", "16", "--long-polls", "8") as url,
+        api_client(url) as api,
+        api_client(url, BOB) as bob_api,
+        ThreadPoolExecutor(4) as pool,
+    ):
+        start = me(api)["cursor"]
+        waiting = [pool.submit(_long_poll, url, start) for _ in range(4)]
+        _until_held(api, start)  # alice's fifth is refused: her four are held
+        fifth = api.get("/changes", params={"cursor": start, "wait": 0.01})
+        assert fifth.headers["Retry-After"].isdigit()
+        bobs = bob_api.get("/changes", params={"cursor": me(bob_api)["cursor"], "wait": 0.2})
+        assert bobs.status_code == 200, bobs.text
+        assert httpx.put(url + "woke.txt", content=b"x", auth=ALICE).status_code == 201
+        for held in waiting:
+            assert [c["node"]["name"] for c in held.result()["changes"]] == ["woke.txt"]
+
+
 def test_a_long_poll_with_nothing_to_say_returns_the_same_cursor(api: httpx.Client) -> None:
     start = me(api)["cursor"]
     answer = api.get("/changes", params={"cursor": start, "wait": 0.05}).json()

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from core import Drive, UserInfo
+from core import Drive, LimitReached, UserInfo, nodeids
 from tests.apiclient import Json, commit, error_code, unchanged, whole_tree
 from tests.test_api import BOB, api_client
 
@@ -170,3 +170,16 @@ def test_a_new_users_root_and_copies_skip_reserved_ids(drive: Drive, alice: User
     assert len(made) == 6 and not made & reserved
     if drive.db.dialect == "sqlite":  # every insert takes an id above the reservations
         assert min(made) > max(reserved)
+
+
+def test_reservations_held_at_once_are_bounded_per_user(
+    drive: Drive, alice: UserInfo, bob: UserInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client leaking reserved ids fills a table: each user holds at most MAX_HELD."""
+    monkeypatch.setattr(nodeids, "MAX_HELD", 25)
+    ids = drive.reserve_ids(alice.id, 20)
+    with pytest.raises(LimitReached, match="at most 25"):
+        drive.reserve_ids(alice.id, 10)
+    assert len(drive.reserve_ids(bob.id, 20)) == 20  # bob's own bound
+    drive.mkdir_in(alice.id, drive.stat(alice.id, "/").id, "used", new_id=ids[0])
+    assert len(drive.reserve_ids(alice.id, 6)) == 6  # a used id frees its place

@@ -55,14 +55,46 @@ class Tree:
         send(resp, TreeOut(cursor=page.cursor, nodes=nodes, next_after=page.next_after))
 
 
+PER_USER_LONG_POLLS = 4
+"""Long-polls one user may hold at once (a mount holds one; a few devices), so one
+user cannot take every slot."""
+
+
+class LongPollSlots:
+    """At most ``total`` long-polls held at once, and at most ``per_user`` per user."""
+
+    def __init__(self, total: int, per_user: int) -> None:
+        self.total = total
+        self.per_user = per_user
+        self._held: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, user_id: int) -> bool:
+        with self._lock:
+            mine = self._held.get(user_id, 0)
+            if mine >= self.per_user or sum(self._held.values()) >= self.total:
+                return False
+            self._held[user_id] = mine + 1
+            return True
+
+    def give_back(self, user_id: int) -> None:
+        with self._lock:
+            left = self._held[user_id] - 1
+            if left:
+                self._held[user_id] = left
+            else:
+                del self._held[user_id]
+
+
 class Changes:
     """Changes after a cursor. With ``wait`` and nothing to say yet, the request is
     held (on a cheroot worker thread) until a commit for the user or the timeout;
-    at most ``long_polls`` requests are held at once, the rest answer 503."""
+    at most ``long_polls`` requests are held at once, and ``PER_USER_LONG_POLLS``
+    per user: the rest answer 503 with Retry-After."""
 
     def __init__(self, drive: Drive, long_polls: int) -> None:
         self.drive = drive
-        self.slots = threading.BoundedSemaphore(long_polls)
+        self.slots = LongPollSlots(long_polls, min(long_polls, PER_USER_LONG_POLLS))
 
     @operation(summary="Changes after a cursor, each with its node's current state; "
                "long-polls with wait.",
@@ -72,13 +104,14 @@ class Changes:
         user = user_of(req).id
         page = self.drive.change_page(user, query.cursor, query.limit)
         if not page.changes and query.wait > 0:
-            if not self.slots.acquire(blocking=False):
-                raise ApiError(503, "unavailable", "every long-poll slot is taken; retry",
-                               headers={"Retry-After": str(RETRY_SECONDS)})  # fmt: skip
+            if not self.slots.take(user):
+                retry = {"Retry-After": str(RETRY_SECONDS)}
+                raise ApiError(503, "unavailable", "every long-poll slot you may hold is "
+                               "taken; retry", headers=retry)  # fmt: skip
             try:
                 moved = self.drive.wait_for_changes(user, query.cursor, query.wait)
             finally:
-                self.slots.release()
+                self.slots.give_back(user)
             if moved > query.cursor:
                 page = self.drive.change_page(user, query.cursor, query.limit)
         changes = [change_out(change) for change in page.changes]
