@@ -240,7 +240,7 @@ class Drive:
             return
         with self.db.write() as session:
             node = tree.resolve(session, user, path)
-            properties.apply(session, node.id, changes)
+            properties.apply(session, node.owner_id, node.id, changes)
 
     # content --------------------------------------------------------------
 

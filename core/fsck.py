@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import distinct, func, select, update
 from sqlalchemy.orm import Session
 
-from core import segments, tree
+from core import properties, segments, tree
 from core.backend import Backend
 from core.chunkcodec import decode_chunk
 from core.db.models import (
@@ -221,6 +221,7 @@ def _files_using(session: Session, chunks: set[ChunkHash], manifests: set[int]) 
 
 
 def _quota_mismatches(session: Session) -> list[str]:
+    """Users whose ``used_bytes`` is not what their files and dead properties hold."""
     sums: dict[int, int] = {
         owner: int(total)
         for owner, total in session.execute(
@@ -229,8 +230,11 @@ def _quota_mismatches(session: Session) -> list[str]:
             .group_by(Node.owner_id)
         )
     }
+    for owner, held in properties.bytes_by_owner(session).items():
+        sums[owner] = sums.get(owner, 0) + held
     return [
-        f"{user.name}: used_bytes is {user.used_bytes}, files hold {sums.get(user.id, 0)}"
+        f"{user.name}: used_bytes is {user.used_bytes}, files and properties hold "
+        f"{sums.get(user.id, 0)}"
         for user in session.execute(select(User)).scalars()
         if user.used_bytes != sums.get(user.id, 0)
     ]

@@ -1,16 +1,21 @@
 """Dead properties (WebDAV's client-defined metadata), stored per node.
 
 Values are opaque bytes to the core (the face stores serialised XML). Sizes
-are capped so a client cannot turn metadata into a storage channel.
+are capped per property and per node, and a property's bytes (its name's
+length plus its value's) count toward its owner's quota like file content,
+so a client cannot turn metadata into storage outside the quota: set and
+removed here, copied with their node (``copy``), freed when it is purged
+(``bytes_of``), checked by ``fsck``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import delete, insert, literal, or_, select
+from sqlalchemy import ColumnElement, delete, func, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
+from core import quota
 from core.db.models import DeadProperty, Node
 from core.errors import InvalidRequest
 
@@ -58,10 +63,40 @@ def check(changes: dict[str, bytes | None]) -> None:
             raise InvalidRequest(f"property {name} too large (max {MAX_VALUE} bytes)")
 
 
-def apply(session: Session, node_id: int, changes: dict[str, bytes | None]) -> None:
-    """Set (bytes) or remove (None) properties of one node."""
+def _size() -> ColumnElement[int]:
+    """What one property counts toward the quota, in SQL."""
+    return func.coalesce(
+        func.sum(func.length(DeadProperty.name) + func.length(DeadProperty.value)), 0
+    )
+
+
+def bytes_of(session: Session, node_ids: list[int]) -> int:
+    """The quota bytes the properties of these nodes hold."""
+    return int(
+        session.execute(select(_size()).where(DeadProperty.node_id.in_(node_ids))).scalar_one()
+    )
+
+
+def bytes_by_owner(session: Session) -> dict[int, int]:
+    """The quota bytes properties hold, by their nodes' owner (for ``fsck``)."""
+    rows = session.execute(
+        select(Node.owner_id, _size())
+        .join(Node, Node.id == DeadProperty.node_id)
+        .group_by(Node.owner_id)
+    )
+    return {int(owner): int(total) for owner, total in rows}
+
+
+def apply(session: Session, owner_id: int, node_id: int, changes: dict[str, bytes | None]) -> None:
+    """Set (bytes) or remove (None) properties of one node of ``owner_id``, charging
+    the difference to their quota (QuotaExceeded if it does not fit)."""
     check(changes)
     names = list(changes)
+    before = int(session.execute(
+        select(_size()).where(DeadProperty.node_id == node_id, DeadProperty.name.in_(names))
+    ).scalar_one())  # fmt: skip
+    after = sum(len(name) + len(value) for name, value in changes.items() if value is not None)
+    quota.charge(session, owner_id, after - before)
     session.execute(
         delete(DeadProperty).where(DeadProperty.node_id == node_id, DeadProperty.name.in_(names))
     )
@@ -77,7 +112,12 @@ def apply(session: Session, node_id: int, changes: dict[str, bytes | None]) -> N
         raise InvalidRequest(f"too many properties on one resource (max {MAX_PER_NODE})")
 
 
-def copy(session: Session, source_id: int, target_id: int) -> None:
+def copy(session: Session, source_id: int, target_id: int) -> int:
+    """Give the target node the source's properties; return their quota bytes (the
+    caller charges them, with the copy's content)."""
+    copied = bytes_of(session, [source_id])
+    if not copied:
+        return 0
     session.execute(
         insert(DeadProperty).from_select(
             ["node_id", "name", "value"],
@@ -86,3 +126,4 @@ def copy(session: Session, source_id: int, target_id: int) -> None:
             ),
         )
     )
+    return copied

@@ -183,7 +183,7 @@ def copy(
             )
             copied_bytes += source.size
         session.flush()
-        properties.copy(session, source.id, clone.id)
+        copied_bytes += properties.copy(session, source.id, clone.id)
         journal.append(session, clone, journal.CREATE)
         top = top or clone
     quota.charge(session, user_id, copied_bytes)
@@ -216,7 +216,8 @@ def delete_path(session: Session, user_id: int, path: str) -> Node:
 
 
 def purge_nodes(session: Session, node: Node) -> int:
-    """Delete ``node`` and its subtree for good; return the file bytes freed.
+    """Delete ``node`` and its subtree for good; return the quota bytes freed (file
+    content and dead properties).
 
     Versions go with their nodes (FK cascade); manifests no version uses any
     more are deleted too, and their chunks become garbage for gc.
@@ -231,6 +232,7 @@ def purge_nodes(session: Session, node: Node) -> int:
                 select(Node.size).where(Node.id.in_(part), Node.is_folder.is_(False))
             ).scalars()
         )
+        freed += properties.bytes_of(session, part)
         manifest_ids.update(
             session.execute(select(Version.manifest_id).where(Version.node_id.in_(part))).scalars()
         )

@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from core import Drive, NameTaken, NotFound, UserInfo
+from core import Drive, NameTaken, NotFound, QuotaExceeded, UserInfo
 from core.chunking import MAX_CHUNK, MIN_CHUNK
 from tests.conftest import get, put
 
@@ -151,3 +151,35 @@ def test_users_see_only_their_own_tree(drive: Drive, alice: UserInfo, bob: UserI
         drive.stat(bob.id, "/secret.txt")
     assert drive.listdir(bob.id, "/") == []
     assert drive.changes(bob.id, 0) == []
+
+
+KIB = 1024
+
+
+def test_dead_properties_count_toward_the_quota(drive: Drive) -> None:
+    """Metadata is no storage outside the quota: a property's name and value bytes
+    are charged when set or copied and freed when removed or purged."""
+    user = drive.add_user("props", "props-password", quota=200 * KIB)
+    put(drive, user, "/f.txt", bytes(100 * KIB))
+    name, value = "{urn:x}note", bytes(60 * KIB)
+    drive.set_properties(user.id, "/f.txt", {name: value})
+    held = len(name) + len(value)
+    assert drive.user("props").used_bytes == 100 * KIB + held
+    with pytest.raises(QuotaExceeded):
+        drive.set_properties(user.id, "/f.txt", {"{urn:x}more": bytes(60 * KIB)})
+    assert drive.properties(user.id, [drive.stat(user.id, "/f.txt").id]) == {
+        drive.stat(user.id, "/f.txt").id: {name: value}
+    }
+    drive.set_properties(user.id, "/f.txt", {name: b"short"})  # a smaller value frees room
+    assert drive.user("props").used_bytes == 100 * KIB + len(name) + 5
+    with pytest.raises(QuotaExceeded):  # the copy's content and properties do not fit
+        drive.copy(user.id, "/f.txt", "/g.txt")
+    drive.set_quota("props", None)
+    drive.copy(user.id, "/f.txt", "/g.txt")
+    assert drive.user("props").used_bytes == 2 * (100 * KIB + len(name) + 5)
+    drive.delete(user.id, "/g.txt")
+    (entry,) = drive.trash(user.id)
+    drive.purge_trash(user.id, entry.id)
+    drive.set_properties(user.id, "/f.txt", {name: None})
+    assert drive.user("props").used_bytes == 100 * KIB
+    assert drive.fsck().quota_mismatches == []
