@@ -15,14 +15,14 @@ import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-from sqlalchemy import BindParameter, ColumnElement, delete, or_, select, update
+from sqlalchemy import BindParameter, ColumnElement, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core import journal, tree
 from core.db.engine import Database
 from core.db.models import DavLock, Node
 from core.db.mutex import NamedMutex
-from core.errors import NotFound
+from core.errors import InvalidRequest, LimitReached, NotFound
 from core.ids import UserId
 
 
@@ -63,10 +63,27 @@ def _journal(session: Session, node_ids: Iterable[int | None]) -> None:
             journal.append(session, node, journal.LOCK)
 
 
+MAX_OWNER = 4096
+"""Bytes of a lock's owner (clients send a name or a URL in it)."""
+MAX_PER_PRINCIPAL = 1000
+"""Unexpired locks one principal may hold (an office suite holds one per open file)."""
+
+
 def create(
     session: Session, record: LockRecord, user_id: UserId | None = None, path: str | None = None
 ) -> None:
-    """Store the lock; with ``user_id`` and ``path``, on the node found there (if any)."""
+    """Store the lock; with ``user_id`` and ``path``, on the node found there (if any).
+    InvalidRequest if its owner is over ``MAX_OWNER`` bytes, LimitReached if its
+    principal holds ``MAX_PER_PRINCIPAL`` locks already."""
+    if len(record.owner.encode("utf-8")) > MAX_OWNER:
+        raise InvalidRequest(f"a lock's owner holds at most {MAX_OWNER} bytes")
+    held = session.execute(
+        select(func.count())
+        .select_from(DavLock)
+        .where(DavLock.principal == record.principal, unexpired())
+    ).scalar_one()
+    if held >= MAX_PER_PRINCIPAL:
+        raise LimitReached(f"you hold {held} locks, the most one user may: unlock some first")
     node_id = None
     if user_id is not None and path is not None:
         try:

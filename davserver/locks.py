@@ -31,6 +31,7 @@ from wsgidav.lock_man.lock_manager import (
 )
 
 from core import DriveError, LockRecord, LockTable, UserId
+from davserver.errors import dav_errors
 
 log = logging.getLogger(__name__)
 SWEEP_SECONDS = 5.0
@@ -173,10 +174,11 @@ class SqlLockStorage:
         self._changed()
         record = LockRecord(**{key: lock[key] for key in LockRecord.__annotations__})
         located = owner_and_path(lock["root"])
-        if located is None:
-            self.table.create(record)
-        else:
-            self.table.create(record, user_id=located[0], path=located[1])
+        with dav_errors():  # a bound on locks or their owner: 400 or 507, nothing stored
+            if located is None:
+                self.table.create(record)
+            else:
+                self.table.create(record, user_id=located[0], path=located[1])
         return lock
 
     def refresh(self, token: str, *, timeout: Any) -> dict[str, Any]:

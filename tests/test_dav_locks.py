@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core import Drive, UserInfo
+from core import Drive, LimitReached, LockRecord, UserInfo, davlocks
 from tests.conftest import BackendSetup
 from tests.davbodies import exclusive_lock
 from tests.servers import drivegate_server
@@ -110,3 +110,33 @@ def test_an_admin_can_list_and_break_a_lock(two_servers: tuple[str, str],
     assert httpx.put(first + "stuck.xlsx", content=b"free", auth=ALICE).status_code == 204
     missing = cli("break", token)
     assert missing.returncode == 1 and "no lock" in missing.stderr
+
+
+def test_a_lock_owner_over_its_bound_is_refused_and_leaves_no_lock(
+    backend: BackendSetup, drive: Drive, alice: UserInfo, tmp_path: Path
+) -> None:
+    with drivegate_server(backend.env, tmp_path) as url:
+        assert httpx.put(url + "f.txt", content=b"x", auth=ALICE).status_code == 201
+        answer = _lock(url, "f.txt", owner="o" * (davlocks.MAX_OWNER + 1))
+        assert answer.status_code == 400, answer.text
+        assert httpx.put(url + "f.txt", content=b"y", auth=ALICE).status_code == 204
+        assert drive.locks.all_live() == []
+
+
+def test_locks_one_principal_may_hold_are_bounded(
+    drive: Drive, alice: UserInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(davlocks, "MAX_PER_PRINCIPAL", 3)
+    now = time.time()
+
+    def record(token: str, principal: str, expire: float) -> LockRecord:
+        return LockRecord(token=token, root=f"/{token}", principal=principal, scope="exclusive",
+                          type="write", depth="0", owner="", timeout=60, expire=expire)  # fmt: skip
+
+    drive.locks.create(record("old", "alice", now - 10))  # expired: does not count
+    for n in range(3):
+        drive.locks.create(record(f"t{n}", "alice", now + 60))
+    with pytest.raises(LimitReached):
+        drive.locks.create(record("t3", "alice", now + 60))
+    drive.locks.create(record("b0", "bob", now + 60))
+    assert drive.locks.get("t3") is None and drive.locks.get("b0") is not None
