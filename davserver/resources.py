@@ -17,13 +17,13 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from lxml import etree
 from wsgidav import util, xml_tools
-from wsgidav.dav_error import HTTP_NOT_FOUND, DAVError
+from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_NOT_FOUND, DAVError
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection
 
 from core import ContentReader, NodeId, NodeInfo, UserInfo, VersionId
 from davserver.errors import dav_errors
+from davserver.xmlguard import UnsafeXml, checked_fragment
 
 if TYPE_CHECKING:
     from davserver.provider import DriveProvider
@@ -66,6 +66,14 @@ def etag_of(version_id: int | None, manifest_id: int | None) -> str | None:
     if version_id is None or manifest_id is None:
         return None
     return f"{version_id}-{manifest_id}"
+
+
+def _storable(value: Any) -> bytes:
+    """A dead property's value as stored, refused (400) unless it parses back."""
+    try:
+        return checked_fragment(value)
+    except UnsafeXml as error:
+        raise DAVError(HTTP_BAD_REQUEST, context_info=f"property value: {error}") from None
 
 
 class Readable:
@@ -190,7 +198,7 @@ class _Resource:
     def set_property_value(self, name: str, value: Any, *, dry_run: bool = False) -> Any:
         if not _is_dead(name):
             return super().set_property_value(name, value, dry_run=dry_run)  # type: ignore[misc]
-        stored = None if value is None else etree.tostring(value)
+        stored = None if value is None else _storable(value)
         with dav_errors():
             self.provider.drive.set_properties(
                 _user(self.environ).id, self.path, {name: stored}, dry_run=dry_run
