@@ -22,6 +22,7 @@ from core import Drive, DriveError, NodeInfo, UserInfo
 from davserver.errors import to_dav_error
 from davserver.locks import SqlLockStorage
 from davserver.propfind import streamed_propfind
+from davserver.rangeget import settle_range
 from davserver.resources import RESOURCES, FileResource, FolderResource
 from davserver.virtual import ReadOnlyResource, is_virtual, virtual_resource
 from davserver.xmlguard import UnsafeXml, checked_fragment, parse_guarded
@@ -95,6 +96,10 @@ class DriveProvider(DAVProvider):
             return util.send_status_response(environ, start_response, refusal)
         if method == "PROPFIND":
             return streamed_propfind(self, environ, start_response, default_handler)
+        if method in ("GET", "HEAD") and "HTTP_RANGE" in environ:
+            answer = settle_range(self, environ, start_response)
+            if answer is not None:
+                return answer
         if method in ("COPY", "MOVE"):
             start_response = self._created_when_new(environ, start_response)
         with self.lock_snapshot(environ), self._all_or_nothing(method):
