@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import mimetypes
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -98,15 +99,20 @@ def _type_of_suffix(suffix: str) -> str:
     return guessed or "application/octet-stream"
 
 
+MAX_MTIME_NS = 2**63 - 1
+"""The largest mtime a node holds (a signed 64-bit column; the sync API's bound too)."""
+
+
 def parse_mtime(value: str | None) -> int | None:
-    """``X-OC-Mtime`` (seconds, integer or float) as nanoseconds; None if absent or bad."""
+    """``X-OC-Mtime`` (seconds since the epoch, integer or decimal) as nanoseconds; None
+    if absent. Raises ``ValueError`` for anything else: not a number, NaN, infinite,
+    negative, or past what a node can hold (``MAX_MTIME_NS``)."""
     if not value:
         return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return int(seconds * 1_000_000_000) if seconds >= 0 else None
+    seconds = float(value)  # ValueError for what is not a number
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_MTIME_NS / 1e9:
+        raise ValueError(f"X-OC-Mtime must be seconds from 0 to {MAX_MTIME_NS // 10**9}")
+    return min(int(seconds * 1_000_000_000), MAX_MTIME_NS)
 
 
 BODY_BLOCK = 256 * 1024

@@ -259,3 +259,27 @@ def test_a_failing_lock_request_removes_the_lock_it_created(drive: Drive, alice:
     with storage.all_or_nothing():
         kept = storage.create(f"/~{alice.id}/doc.txt", dict(lock))
     assert [r.token for r in drive.locks.all_live()] == [kept["token"]]
+
+
+def test_a_bad_oc_mtime_is_refused_and_changes_nothing(
+    http: httpx.Client, dav_url: str, drive: Drive, alice: UserInfo
+) -> None:
+    http.put("/a.txt", content=b"a")
+    before = drive.stat(alice.id, "/a.txt")
+    for value in ("99999999999999999999", "-1e30", "nan", "inf", "-1", "1e400", "soon"):
+        bad = {"X-OC-Mtime": value}
+        moved = {**bad, "Destination": dav_url + "b.txt"}
+        for response in (
+            http.put("/a.txt", content=b"changed", headers=bad),
+            http.put("/new.txt", content=b"new", headers=bad),
+            http.request("MKCOL", "/dir", headers=bad),
+            http.request("MOVE", "/a.txt", headers=moved),
+        ):
+            assert response.status_code == 400, (value, response.request.method)
+            assert "X-OC-Mtime" in response.text
+    after = drive.stat(alice.id, "/a.txt")
+    assert (after.version_id, after.mtime_ns) == (before.version_id, before.mtime_ns)
+    assert [n.name for n in drive.listdir(alice.id, "/")] == ["a.txt"]
+    good = http.put("/a.txt", content=b"later", headers={"X-OC-Mtime": "1700000000"})
+    assert good.status_code == 204 and good.headers["X-OC-MTime"] == "accepted"
+    assert drive.stat(alice.id, "/a.txt").mtime_ns == 1_700_000_000 * 10**9
