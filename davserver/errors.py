@@ -30,6 +30,7 @@ from core import (
     NameTaken,
     NotFound,
     QuotaExceeded,
+    StorageFull,
     StorageUnavailable,
     VersionConflict,
 )
@@ -49,6 +50,7 @@ _STATUS: list[tuple[type[DriveError], int]] = [
     (NameTaken, HTTP_METHOD_NOT_ALLOWED),
     (Conflict, HTTP_CONFLICT),
     (QuotaExceeded, HTTP_INSUFFICIENT_STORAGE),
+    (StorageFull, HTTP_INSUFFICIENT_STORAGE),
     (Locked, HTTP_LOCKED),
     (AuthError, HTTP_UNAUTHORIZED),
     (StorageUnavailable, HTTP_SERVICE_UNAVAILABLE),
