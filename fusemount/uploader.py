@@ -509,6 +509,8 @@ def _reason(exc: MountError) -> str:
     match exc:
         case Conflict(code="version_conflict"):
             return "conflict"  # the file changed on the server since the edit began
+        case QuotaExceeded(code="storage_full"):
+            return "the server's disk is full"
         case QuotaExceeded():
             return "quota exceeded"
         case NotFound():

@@ -15,10 +15,13 @@ import httpx
 import pytest
 
 from core import Drive, StorageFull, UserInfo, load_settings
+from fusemount.client import _error as client_error
+from fusemount.errors import QuotaExceeded
+from fusemount.uploader import _reason as upload_reason
 from tests.conftest import ALICE, BackendSetup
 from tests.servers import drivegate_server
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 
 
 @contextmanager
@@ -46,6 +49,7 @@ def fill(path: Path) -> None:
         os.close(fd)
 
 
+@needs_root
 def test_a_full_chunk_store_answers_507_on_both_faces(
     backend: BackendSetup, drive: Drive, alice: UserInfo, tmp_path: Path
 ) -> None:
@@ -77,6 +81,7 @@ def test_a_full_chunk_store_answers_507_on_both_faces(
     assert len(drive.versions(alice.id, "/kept.txt")) == 1
 
 
+@needs_root
 def test_a_full_database_disk_is_storage_full(tmp_path: Path) -> None:
     """SQLite's "database or disk is full" becomes StorageFull (507), not
     StorageUnavailable (503). (PostgreSQL's disk_full, SQLSTATE 53100, maps the same
@@ -90,3 +95,12 @@ def test_a_full_database_disk_is_storage_full(tmp_path: Path) -> None:
                 for number in range(10_000):  # the WAL may hold a few before it must grow
                     drive.mkdir(alice.id, f"/folder-{number}")
             os.unlink(small / "filler")
+
+
+def test_the_mount_tells_a_full_server_disk_from_a_quota() -> None:
+    """What ``drivegate status`` says of an upload the server refused with 507."""
+    full = client_error(507, "storage_full", "the chunk store is full")
+    quota = client_error(507, "quota_exceeded", "over quota")
+    assert isinstance(full, QuotaExceeded) and isinstance(quota, QuotaExceeded)
+    assert upload_reason(full) == "the server's disk is full"
+    assert upload_reason(quota) == "quota exceeded"
