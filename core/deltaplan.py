@@ -37,6 +37,11 @@ Read = Callable[[int, int], bytes | memoryview]
 """``read(offset, length)``: the new file's bytes (length may run past its end)."""
 
 
+class SourceChanged(ValueError):
+    """``read`` gave fewer bytes than the file of ``size`` bytes holds there: the file
+    changed (shrank) while it was planned, and the plan is void."""
+
+
 class Span(Protocol):
     """One chunk of the origin: where it sits and its name."""
 
@@ -79,7 +84,8 @@ def plan(
     """The chunks of a file of ``size`` bytes whose bytes in ``changed`` are new and
     whose others are the origin's (a version of ``origin_size`` bytes cut into
     ``origin``, its chunks in order, end to end); ``read(offset, length)`` gives the
-    new file's bytes.
+    new file's bytes. Raises ``SourceChanged`` when a read comes back shorter than
+    ``size`` says it must be.
 
     ``start`` and ``stop`` plan a window only: from ``start`` (a boundary of the
     origin's chunks before the first changed byte, so the new file is cut there
@@ -167,14 +173,26 @@ def _next_cut(
     move costs the origin chunks up to it (and the byte after) and no more; a cut
     known to hold (``kept_end``) costs only the bytes before it."""
     if kept_end is not None:
-        return _first_chunk(position, read(position, kept_end - position))
+        return _first_chunk(position, _read_exactly(read, position, kept_end - position))
     for end in _windows(position, size, ends):
         # A cut depends on the bytes before it and the one at it, and the cutter
         # looks at positions in pairs: two bytes more are read, so that it sees `end`.
-        piece = _first_chunk(position, read(position, min(end + 2, size) - position))
+        data = _read_exactly(read, position, min(end + 2, size) - position)
+        piece = _first_chunk(position, data)
         if piece.length <= end - position:
             return piece
     raise AssertionError("the cutter cuts within its largest chunk size")
+
+
+def _read_exactly(read: Read, offset: int, length: int) -> bytes | memoryview:
+    """``length`` (> 0) bytes at ``offset``, all inside the file; ``SourceChanged``
+    when fewer come back (a cut of what did would not be the file's)."""
+    data = read(offset, length)
+    if len(data) < length:
+        raise SourceChanged(
+            f"{len(data)} bytes at offset {offset} where the file holds {length}: it changed"
+        )
+    return data
 
 
 def _windows(position: int, size: int, ends: list[int]) -> list[int]:

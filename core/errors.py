@@ -31,6 +31,7 @@ tree inside the core.
     ├── IntegrityError
     │   ├── ChunkCorrupt
     │   └── ChunkMissing
+    ├── StorageFull
     └── StorageUnavailable
 """
 
@@ -147,6 +148,11 @@ class ChunkCorrupt(IntegrityError):
 
 class ChunkMissing(IntegrityError):
     """A chunk the metadata references is absent from the chunk store."""
+
+
+class StorageFull(DriveError):
+    """The chunk store or the database has no space left (a full disk): nothing was
+    committed, and retrying helps only once space is freed."""
 
 
 class StorageUnavailable(DriveError):

@@ -19,6 +19,7 @@ from davserver.api import PREFIX, build_api
 from davserver.auth import Authenticator, domain_controller_for
 from davserver.locks import SqlLockManager, SqlLockStorage
 from davserver.provider import DriveProvider
+from davserver.resources import parse_mtime
 from davserver.sameorigin import SameOriginGuard
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,8 @@ class HealthCheck:
 
 class OcMtimeAnswer:
     """Answer ``X-OC-MTime: accepted`` when a write that carried ``X-OC-Mtime`` succeeded
-    (the Nextcloud/ownCloud convention rclone and desktop clients look for)."""
+    (the Nextcloud/ownCloud convention rclone and desktop clients look for), and 400
+    before any work when the header is not a time a node can hold."""
 
     def __init__(self, app: WsgiApp) -> None:
         self.app = app
@@ -119,6 +121,14 @@ class OcMtimeAnswer:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") not in MTIME_METHODS or "HTTP_X_OC_MTIME" not in environ:
             return self.app(environ, start_response)
+        try:
+            parse_mtime(environ["HTTP_X_OC_MTIME"])
+        except ValueError as error:
+            body = f"Bad Request: bad X-OC-Mtime header: {error}\n".encode()
+            headers = [("Content-Type", "text/plain; charset=utf-8"),
+                       ("Content-Length", str(len(body)))]  # fmt: skip
+            start_response("400 Bad Request", headers)
+            return [body]
 
         def answer(status: str, headers: list[tuple[str, str]], *rest: Any) -> Any:
             if status.startswith("2"):

@@ -31,6 +31,7 @@ from core import (
     NameTaken,
     NotFound,
     QuotaExceeded,
+    StorageFull,
     StorageUnavailable,
     VersionConflict,
 )
@@ -51,6 +52,7 @@ _STATUS: list[tuple[type[DriveError], int]] = [
     (Conflict, HTTP_CONFLICT),
     (QuotaExceeded, HTTP_INSUFFICIENT_STORAGE),
     (LimitReached, HTTP_INSUFFICIENT_STORAGE),
+    (StorageFull, HTTP_INSUFFICIENT_STORAGE),
     (Locked, HTTP_LOCKED),
     (AuthError, HTTP_UNAUTHORIZED),
     (StorageUnavailable, HTTP_SERVICE_UNAVAILABLE),

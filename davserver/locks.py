@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+from wsgidav.dav_error import HTTP_BAD_REQUEST, DAVError
 from wsgidav.lock_man.lock_manager import (
     LockManager,
     generate_lock_token,
@@ -32,6 +33,7 @@ from wsgidav.lock_man.lock_manager import (
 
 from core import DriveError, LockRecord, LockTable, UserId
 from davserver.errors import dav_errors
+from davserver.xmlguard import UnsafeXml, parse_guarded
 
 log = logging.getLogger(__name__)
 SWEEP_SECONDS = 5.0
@@ -179,6 +181,9 @@ class SqlLockStorage:
                 self.table.create(record)
             else:
                 self.table.create(record, user_id=located[0], path=located[1])
+        created: list[str] | None = getattr(self._local, "created", None)
+        if created is not None:
+            created.append(record.token)
         return lock
 
     def refresh(self, token: str, *, timeout: Any) -> dict[str, Any]:
@@ -192,6 +197,23 @@ class SqlLockStorage:
         self._changed()
         return self.table.remove(token)
 
+    @contextmanager
+    def all_or_nothing(self) -> Iterator[None]:
+        """Remove the locks this thread creates inside the block if the block fails:
+        a LOCK that answers an error must not leave a lock whose token the client
+        never got (the resource would stay locked until the lock expires)."""
+        previous: list[str] | None = getattr(self._local, "created", None)
+        created: list[str] = []
+        self._local.created = created
+        try:
+            yield
+        except BaseException:
+            for token in created:
+                self.delete(token)
+            raise
+        finally:
+            self._local.created = previous
+
     def get_lock_list(
         self, path: str, *, include_root: bool, include_children: bool, token_only: bool
     ) -> list[Any]:
@@ -200,6 +222,17 @@ class SqlLockStorage:
         source: _Snapshot | LockTable = snapshot if snapshot is not None else self.table
         records = source.at(path, include_root=include_root, include_children=include_children)
         return [r.token for r in records] if token_only else [_as_wsgidav(r) for r in records]
+
+
+def _check_owner(owner: bytes | str | None) -> None:
+    """Refuse (400) an owner that would not parse back once stored: every lock
+    discovery of the resource would fail for as long as the lock lives."""
+    if not owner:
+        return
+    try:
+        parse_guarded(owner.encode("utf-8") if isinstance(owner, str) else owner)
+    except UnsafeXml as error:
+        raise DAVError(HTTP_BAD_REQUEST, context_info=f"lock owner: {error}") from None
 
 
 class SqlLockManager(LockManager):
@@ -214,6 +247,7 @@ class SqlLockManager(LockManager):
         """WsgiDAV's manager closes its storage here; ours owns nothing to close."""
 
     def acquire(self, **kwargs: Any) -> dict[str, Any]:
+        _check_owner(kwargs.get("lock_owner"))
         # The conflict check must see what other processes did since the snapshot.
         with self.mutex.exclusive(), self.storage.fresh():
             lock: dict[str, Any] = super().acquire(**kwargs)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import re
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -23,8 +22,10 @@ from core import Drive, DriveError, NodeInfo, UserInfo
 from davserver.errors import to_dav_error
 from davserver.locks import SqlLockStorage
 from davserver.propfind import streamed_propfind
+from davserver.rangeget import settle_range
 from davserver.resources import RESOURCES, FileResource, FolderResource
 from davserver.virtual import ReadOnlyResource, is_virtual, virtual_resource
+from davserver.xmlguard import UnsafeXml, checked_fragment, parse_guarded
 
 
 class DriveProvider(DAVProvider):
@@ -95,10 +96,22 @@ class DriveProvider(DAVProvider):
             return util.send_status_response(environ, start_response, refusal)
         if method == "PROPFIND":
             return streamed_propfind(self, environ, start_response, default_handler)
+        if method in ("GET", "HEAD") and "HTTP_RANGE" in environ:
+            answer = settle_range(self, environ, start_response)
+            if answer is not None:
+                return answer
         if method in ("COPY", "MOVE"):
             start_response = self._created_when_new(environ, start_response)
-        with self.lock_snapshot(environ):
+        with self.lock_snapshot(environ), self._all_or_nothing(method):
             return default_handler(environ, start_response)
+
+    def _all_or_nothing(self, method: str) -> AbstractContextManager[None]:
+        """A LOCK that fails after creating its lock removes it (WsgiDAV answers LOCK
+        from a list built before it returns, so the whole work runs inside)."""
+        if method != "LOCK" or self.lock_manager is None:
+            return nullcontext()
+        storage: SqlLockStorage = self.lock_manager.storage
+        return storage.all_or_nothing()
 
     def lock_snapshot(self, environ: dict[str, Any]) -> AbstractContextManager[None]:
         """Answer this request's lock lookups from one query for all the user's locks
@@ -153,36 +166,20 @@ def _destination_path(environ: dict[str, Any]) -> str:
 
 
 MAX_XML_BODY = 1024 * 1024
-_DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 XML_METHODS = frozenset({"PROPFIND", "PROPPATCH", "LOCK", "REPORT"})
 
 
 def _refuse(environ: dict[str, Any], method: str) -> DAVError | None:
     """The error for a request refused before any work, or None.
 
-    XML bodies are capped (the parser holds them whole); ``Depth: infinity``
-    PROPFIND (the default when no Depth is sent) would walk a whole drive.
+    XML bodies are capped (the parser holds them whole) and must pass the
+    hardened parse (``xmlguard``); ``Depth: infinity`` PROPFIND (the default
+    when no Depth is sent) would walk a whole drive.
     """
     if method in XML_METHODS:
-        length = environ.get("CONTENT_LENGTH") or ""
-        if not length and environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
-            return DAVError(HTTP_LENGTH_REQUIRED, context_info="XML bodies need a Content-Length")
-        if length and not length.isdigit():
-            return DAVError(HTTP_BAD_REQUEST, context_info="bad Content-Length")
-        if length and int(length) > MAX_XML_BODY:
-            return DAVError(
-                HTTP_REQUEST_ENTITY_TOO_LARGE,
-                context_info=f"XML request bodies are limited to {MAX_XML_BODY} bytes",
-            )
-        if length and int(length) > 0:
-            # Buffer the (capped) body and refuse any DTD: no WebDAV client needs one,
-            # and it is how external entities and entity bombs get in.
-            body = environ["wsgi.input"].read(int(length))
-            environ["wsgi.input"] = io.BytesIO(body)
-            if _DTD.search(body):
-                return DAVError(
-                    HTTP_BAD_REQUEST, context_info="XML bodies may not contain a DTD or entities"
-                )
+        refusal = _refuse_xml_body(environ, method)
+        if refusal is not None:
+            return refusal
     if method in ("COPY", "MOVE") and is_virtual(_destination_path(environ)):
         return DAVError(HTTP_FORBIDDEN, context_info="/.versions and /.trash are read-only")
     if method == "PROPFIND" and environ.get("HTTP_DEPTH", "infinity").lower() == "infinity":
@@ -191,4 +188,32 @@ def _refuse(environ: dict[str, Any], method: str) -> DAVError | None:
             context_info="Depth: infinity PROPFIND is not supported; use Depth: 1",
             err_condition=PRECONDITION_CODE_PropfindFiniteDepth,
         )
+    return None
+
+
+def _refuse_xml_body(environ: dict[str, Any], method: str) -> DAVError | None:
+    """Buffer the (capped) body and refuse it unless it is well-formed XML without a
+    DTD or entities, in any encoding (a LOCK's owner must also stay parseable once
+    stored on its own)."""
+    length = environ.get("CONTENT_LENGTH") or ""
+    if not length and environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+        return DAVError(HTTP_LENGTH_REQUIRED, context_info="XML bodies need a Content-Length")
+    if length and not length.isdigit():
+        return DAVError(HTTP_BAD_REQUEST, context_info="bad Content-Length")
+    if not length or int(length) == 0:
+        return None
+    if int(length) > MAX_XML_BODY:
+        return DAVError(
+            HTTP_REQUEST_ENTITY_TOO_LARGE,
+            context_info=f"XML request bodies are limited to {MAX_XML_BODY} bytes",
+        )
+    body = environ["wsgi.input"].read(int(length))
+    environ["wsgi.input"] = io.BytesIO(body)
+    try:
+        root = parse_guarded(body)
+        if method == "LOCK":
+            for owner in root.iterfind("{DAV:}owner"):
+                checked_fragment(owner)
+    except UnsafeXml as error:
+        return DAVError(HTTP_BAD_REQUEST, context_info=str(error))
     return None

@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import mimetypes
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from lxml import etree
 from wsgidav import util, xml_tools
-from wsgidav.dav_error import HTTP_NOT_FOUND, DAVError
+from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_NOT_FOUND, DAVError
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection
 
 from core import ContentReader, NodeId, NodeInfo, UserInfo, VersionId
 from davserver.errors import dav_errors
+from davserver.xmlguard import UnsafeXml, checked_fragment
 
 if TYPE_CHECKING:
     from davserver.provider import DriveProvider
@@ -68,6 +69,14 @@ def etag_of(version_id: int | None, manifest_id: int | None) -> str | None:
     return f"{version_id}-{manifest_id}"
 
 
+def _storable(value: Any) -> bytes:
+    """A dead property's value as stored, refused (400) unless it parses back."""
+    try:
+        return checked_fragment(value)
+    except UnsafeXml as error:
+        raise DAVError(HTTP_BAD_REQUEST, context_info=f"property value: {error}") from None
+
+
 class Readable:
     """What every readable file resource offers: strong ETags and Range reads."""
 
@@ -90,15 +99,20 @@ def _type_of_suffix(suffix: str) -> str:
     return guessed or "application/octet-stream"
 
 
+MAX_MTIME_NS = 2**63 - 1
+"""The largest mtime a node holds (a signed 64-bit column; the sync API's bound too)."""
+
+
 def parse_mtime(value: str | None) -> int | None:
-    """``X-OC-Mtime`` (seconds, integer or float) as nanoseconds; None if absent or bad."""
+    """``X-OC-Mtime`` (seconds since the epoch, integer or decimal) as nanoseconds; None
+    if absent. Raises ``ValueError`` for anything else: not a number, NaN, infinite,
+    negative, or past what a node can hold (``MAX_MTIME_NS``)."""
     if not value:
         return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return int(seconds * 1_000_000_000) if seconds >= 0 else None
+    seconds = float(value)  # ValueError for what is not a number
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_MTIME_NS / 1e9:
+        raise ValueError(f"X-OC-Mtime must be seconds from 0 to {MAX_MTIME_NS // 10**9}")
+    return min(int(seconds * 1_000_000_000), MAX_MTIME_NS)
 
 
 BODY_BLOCK = 256 * 1024
@@ -190,7 +204,7 @@ class _Resource:
     def set_property_value(self, name: str, value: Any, *, dry_run: bool = False) -> Any:
         if not _is_dead(name):
             return super().set_property_value(name, value, dry_run=dry_run)  # type: ignore[misc]
-        stored = None if value is None else etree.tostring(value)
+        stored = None if value is None else _storable(value)
         with dav_errors():
             self.provider.drive.set_properties(
                 _user(self.environ).id, self.path, {name: stored}, dry_run=dry_run

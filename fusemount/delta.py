@@ -17,9 +17,11 @@ from dataclasses import dataclass
 
 import trio
 
+from core.deltaplan import SourceChanged
 from core.deltaplan import plan as plan_cuts
 from core.deltaplan import splice as splice_chunks
 from fusemount.chunker import Piece
+from fusemount.errors import FileChanged
 from fusemount.extents import Extents
 from fusemount.records import ChunkHash, ChunkSpan
 
@@ -40,14 +42,18 @@ async def plan(
     """The chunks of a file of ``size`` bytes whose bytes in ``changed`` are new and
     whose others are the origin's (a version of ``origin_size`` bytes cut into
     ``origin``); ``read(offset, length)`` gives the new file's bytes. The walk and
-    its cutting run on a worker thread; its reads come back to trio."""
+    its cutting run on a worker thread; its reads come back to trio. ``FileChanged``
+    when the file shrinks under the walk (a read comes back short)."""
 
     def read_here(offset: int, length: int) -> bytes:
         return trio.from_thread.run(read, offset, length)
 
-    planned = await trio.to_thread.run_sync(
-        plan_cuts, size, origin, origin_size, changed, read_here
-    )
+    try:
+        planned = await trio.to_thread.run_sync(
+            plan_cuts, size, origin, origin_size, changed, read_here
+        )
+    except SourceChanged as exc:
+        raise FileChanged(str(exc)) from None
     pieces = [Piece(c.offset, c.length, ChunkHash(c.hash)) for c in planned.chunks]
     fresh = [Piece(c.offset, c.length, ChunkHash(c.hash)) for c in planned.fresh]
     return Planned(pieces, fresh)

@@ -22,6 +22,7 @@ place (``client._raise_for``); these become errnos in exactly one place
     ├── ChunkCorrupt             chunk bytes that do not hash to their name
     ├── CacheFull                pinned data leaves no room for a chunk; the cache disk is full
     ├── UploadFailed             queued content the server refused (the reason is kept)
+    ├── FileChanged              a working copy shrank while its upload read it
     ├── XattrError               an attribute the mount does not offer or take (has its errno)
     └── SetupError               bad mountpoint, cache dir of another drive, …
 """
@@ -92,6 +93,11 @@ class CacheFull(MountError):
 
 class UploadFailed(MountError):
     """Queued local content the server refused for good (conflict, quota, deleted)."""
+
+
+class FileChanged(MountError):
+    """A working copy changed (shrank) while its upload was reading it: that upload is
+    void and is abandoned quietly; the file's state at its next close goes instead."""
 
 
 class XattrError(MountError):

@@ -37,7 +37,9 @@ from fusemount.chunker import Piece, cut_file
 from fusemount.client import SyncApi
 from fusemount.delta import splice
 from fusemount.errors import (
+    BadRequest,
     Conflict,
+    FileChanged,
     MountError,
     NotFound,
     QuotaExceeded,
@@ -166,6 +168,16 @@ class Uploader:
     async def _upload(self, row: Pending) -> None:
         try:
             node = await self._send(row)
+        except (FileChanged, BadRequest) as exc:
+            # Written while being read: what was read is no state the file had (a short
+            # read here, or a chunk the server found not to hash to its name). The row
+            # stays; the next drain, or the next close's mark, sends the file again.
+            if isinstance(exc, FileChanged) or self._written_since(row, exc):
+                log.info("upload of node %s abandoned, the file changed: %s", row.node_id, exc)
+                return
+            self.queue.failed(row, _reason(exc))
+            log.warning("upload of node %s stopped: %s", row.node_id, exc)
+            return
         except (ServerUnreachable, ServerError, Throttled) as exc:
             if isinstance(exc, ServerUnreachable):
                 self.connectivity.went_offline(str(exc))
@@ -189,6 +201,14 @@ class Uploader:
             log.warning("upload of node %s stopped: %s", row.node_id, exc)
             return
         self._committed(row, node)
+
+    def _written_since(self, row: Pending, exc: BadRequest) -> bool:
+        """A chunk refused as not hashing to its name, and the file written since ``row``
+        was read (marked again, or open for writing now): the bytes changed under the
+        upload. Otherwise the refusal stands."""
+        latest = self.queue.get(row.node_id)
+        changed = latest is None or latest.generation != row.generation
+        return exc.code == "hash_mismatch" and (changed or self.busy(row.node_id))
 
     async def contents_for_creates(self, node_ids: list[NodeId]) -> dict[NodeId, CreateContent]:
         """The content of those new files that can go with their create: queued, due,
@@ -218,7 +238,13 @@ class Uploader:
 
             return send
 
-        await gather([job(*wanted[h]) for h in absent if h in wanted], limit=PARALLEL_PUTS)
+        try:
+            await gather([job(*wanted[h]) for h in absent if h in wanted], limit=PARALLEL_PUTS)
+        except (FileChanged, BadRequest) as exc:  # written meanwhile: each goes on its own
+            if isinstance(exc, BadRequest) and exc.code != "hash_mismatch":
+                raise
+            log.info("new files go without their content: %s", exc)
+            return {}
         return contents
 
     def _foldable(self, row: Pending, now: float) -> bool:
@@ -334,8 +360,8 @@ class Uploader:
         # the version the edit started from.
         planned = await self.work.plan(row.node_id)
 
-        def read(piece: Piece) -> Awaitable[bytes]:
-            return self.work.read(row.node_id, piece.offset, piece.length)
+        async def read(piece: Piece) -> bytes:
+            return _whole(piece, await self.work.read(row.node_id, piece.offset, piece.length))
 
         await self._send_missing(planned.fresh, read)
         manifest = await self.work.origin(row.node_id)  # fetched for the plan already
@@ -350,9 +376,12 @@ class Uploader:
     async def _patch(self, row: Pending, size: int, ranges: list[tuple[int, int]]) -> Node:
         """Send the bytes written (and the new size) as a patch of the base version,
         which is the origin: the server re-cuts the chunks around them itself."""
-        data = [
-            (start, await self.work.read(row.node_id, start, end - start)) for start, end in ranges
-        ]
+        data = []
+        for start, end in ranges:
+            part = await self.work.read(row.node_id, start, end - start)
+            if len(part) != end - start:  # the file shrank: that patch is no state it had
+                raise FileChanged(f"the working copy of node {row.node_id} shrank under its patch")
+            data.append((start, part))
         return await self.api.patch(
             row.node_id, row.base_version_id, size, data, mtime_ns=row.mtime_ns
         )
@@ -463,7 +492,15 @@ def _cut(path: os.PathLike[str]) -> tuple[list[Piece], str]:
 
 
 def _read(fd: int, piece: Piece) -> bytes:
-    return os.pread(fd, piece.length, piece.offset)
+    return _whole(piece, os.pread(fd, piece.length, piece.offset))
+
+
+def _whole(piece: Piece, data: bytes) -> bytes:
+    """``data`` read for ``piece``; ``FileChanged`` if the file no longer holds it all
+    (a short or empty chunk would only be refused by the server)."""
+    if len(data) != piece.length:
+        raise FileChanged(f"{len(data)} bytes at offset {piece.offset}, not {piece.length}")
+    return data
 
 
 def _read_path(path: os.PathLike[str], piece: Piece) -> bytes:
@@ -475,6 +512,8 @@ def _reason(exc: MountError) -> str:
     match exc:
         case Conflict(code="version_conflict"):
             return "conflict"  # the file changed on the server since the edit began
+        case QuotaExceeded(code="storage_full"):
+            return "the server's disk is full"
         case QuotaExceeded():
             return "quota exceeded"
         case NotFound():

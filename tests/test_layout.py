@@ -64,7 +64,7 @@ def test_fusemount_speaks_http_only() -> None:
                     "core.cli.common": ["SizeParam"],
                     "core.heap": ["settle_heap"],
                     "core.alignedbuffers": ["AlignedBuffers"],
-                    "core.deltaplan": ["plan", "splice"],
+                    "core.deltaplan": ["SourceChanged", "plan", "splice"],
                 }
                 assert node.module in allowed, (path.name, node.module)
                 names = {alias.name for alias in node.names}

@@ -11,8 +11,10 @@ import random
 import pytest
 import trio
 
+from core import deltaplan
 from fusemount.chunker import Piece, cut_file
 from fusemount.delta import plan, splice
+from fusemount.errors import FileChanged
 from fusemount.extents import Extents
 from fusemount.records import ChunkHash, ChunkSpan
 
@@ -114,6 +116,30 @@ def test_an_edit_at_or_next_to_a_chunk_boundary_moves_the_cut_as_a_whole_cut_wou
             new = origin[:at] + bytes([origin[at] ^ 0xFF]) + origin[at + 1 :]
             planned, _ = run_plan(origin, new, Extents([(at, at + 1)]))
             assert planned == list(spans_of(new)), at
+
+
+@pytest.mark.parametrize("left", [0, 2 * MiB, 3 * MiB + 100])
+def test_a_file_that_shrinks_under_the_plan_is_a_clear_outcome(left: int) -> None:
+    """The file is 6 MiB when the plan starts and ``left`` bytes by the time it reads
+    around the edit (a truncate landed meanwhile): no StopIteration, no short chunk."""
+    rng = random.Random(5)
+    origin = rng.randbytes(6 * MiB)
+    edit = 3 * MiB
+    new = origin[:edit] + bytes([origin[edit] ^ 1]) + origin[edit + 1 :]
+    changed = Extents([(edit, edit + 1)])
+    now = new[:left]
+
+    def read(offset: int, length: int) -> bytes:
+        return now[offset : offset + length]
+
+    with pytest.raises(deltaplan.SourceChanged, match="changed"):
+        deltaplan.plan(len(new), spans_of(origin), len(origin), changed, read)
+
+    async def read_async(offset: int, length: int) -> bytes:
+        return read(offset, length)
+
+    with pytest.raises(FileChanged):
+        trio.run(plan, len(new), spans_of(origin), len(origin), changed, read_async)
 
 
 def _spans(keys: str, length: int = 10) -> list[ChunkSpan]:

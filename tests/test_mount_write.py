@@ -649,3 +649,37 @@ def test_a_full_cache_disk_answers_enospc_and_keeps_earlier_data(
             wait_for(lambda: on_server(dav, "/after.bin", b"room again"), what="after.bin")
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True, check=False)
+
+
+def test_a_file_truncated_again_and_again_while_it_uploads_arrives_whole(
+    server: LoggedServer, dav: httpx.Client, tmp_path: Path
+) -> None:
+    """fsx's pattern under ``--upload-delay 0``: reopen, truncate, write, close, while
+    the upload of an earlier state is still reading the working copy. Such an upload
+    is abandoned quietly (the file changed under it), never sent short, never stopped
+    as failed; the last state arrives."""
+    rng = random.Random(9)
+    cache = tmp_path / "cache"
+    with mounted(server.url, tmp_path / "mnt", cache, "--upload-delay", "0") as mnt:
+        path = mnt / "fsx.bin"
+        path.write_bytes(rng.randbytes(6 * MiB))
+        for _ in range(40):
+            with open(path, "r+b") as file:
+                file.truncate(rng.randrange(1, 6 * MiB))
+                file.seek(rng.randrange(MiB))
+                file.write(rng.randbytes(rng.randrange(1, 64 * 1024)))
+            wait_for(lambda: True)  # let the upload of that state start
+        final = rng.randbytes(3 * MiB + 17)
+        path.write_bytes(final)
+        wait_for(partial(on_server, dav, "/fsx.bin", final), timeout=60, what="the last state")
+    chunk_puts = [
+        r for r in server.requests() if r.method == "PUT" and r.path.startswith("/api/v1/chunks/")
+    ]
+    assert chunk_puts
+    assert [r for r in chunk_puts if r.received == 0] == []
+    # 400: a chunk whose bytes changed after the cut (the server checks each hash).
+    assert {r.status for r in chunk_puts} <= {200, 201, 400}
+    log = (cache / "mount.log").read_text()
+    assert "Traceback" not in log
+    assert "internal error" not in log
+    assert "stopped" not in log

@@ -34,7 +34,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db.checkpoint import Checkpointer
-from core.errors import InvalidRequest, StorageUnavailable
+from core.errors import InvalidRequest, StorageFull, StorageUnavailable
 
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
 """A SQLite WAL grown past this is cut back to it when it is next reset."""
@@ -203,6 +203,16 @@ class _StatementCount(threading.local):
         self.value += 1
 
 
+SQLSTATE_DISK_FULL = "53100"
+
+
+def _is_disk_full(error: BaseException | None) -> bool:
+    """SQLite's SQLITE_FULL ("database or disk is full") or PostgreSQL's disk_full."""
+    if isinstance(error, sqlite3.Error):
+        return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    return getattr(error, "sqlstate", None) == SQLSTATE_DISK_FULL
+
+
 @contextmanager
 def _bounded(lock: threading.Lock, timeout: float) -> Iterator[None]:
     """Hold ``lock``, waiting at most ``timeout`` seconds for it (StorageUnavailable)."""
@@ -216,8 +226,11 @@ def _bounded(lock: threading.Lock, timeout: float) -> Iterator[None]:
 
 @contextmanager
 def _translated() -> Iterator[None]:
-    """Turn 'cannot reach the database' into StorageUnavailable; let the rest through."""
+    """Turn 'cannot reach the database' into StorageUnavailable and a full disk into
+    StorageFull; let the rest through."""
     try:
         yield
     except OperationalError as exc:
+        if _is_disk_full(exc.orig):
+            raise StorageFull(f"the database's disk is full: {exc.orig}") from None
         raise StorageUnavailable(f"database unavailable: {exc.orig}") from None

@@ -18,6 +18,8 @@ class ChunkStore(Protocol):
     - ``put`` MUST be idempotent and durable when it returns: after a crash
       the blob is either absent or whole, never partial. It MUST NOT keep a
       reference to ``blob`` (the writer reuses the memory behind a view).
+      It SHOULD raise ``core.errors.StorageFull`` when the backend has no space
+      left (a full disk), ``StorageUnavailable`` for other failures.
     - ``get`` MUST raise ``core.errors.ChunkMissing`` for an absent blob and
       ``core.errors.StorageUnavailable`` when the backend cannot be reached.
     - ``get_split`` is ``get`` cut after ``head`` bytes: the blob's first

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from core.alignedbuffers import AlignedBuffers
-from core.errors import ChunkMissing, StorageUnavailable
+from core.errors import ChunkMissing, StorageFull, StorageUnavailable
 from core.ids import ChunkHash
 
 
@@ -57,6 +57,8 @@ class LocalChunkStore:
             _fsync_dir(final.parent)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFull(f"cannot write chunk {key}: the chunk store is full") from None
             raise StorageUnavailable(f"cannot write chunk {key}: {exc}") from None
 
     def _write_direct(self, path: Path, blob: bytes | memoryview) -> bool:

@@ -37,7 +37,7 @@ class Chunk:
         resp.etag = hash
 
     @operation(summary="Upload a chunk (at most 4 MiB); 201 stored for you, 200 you had it.",
-               status=201, also=(200,), upload=True, octets=True, errors=(413,))  # fmt: skip
+               status=201, also=(200,), upload=True, octets=True, errors=(413, 507))  # fmt: skip
     def on_put(self, req: falcon.Request, resp: falcon.Response, hash: str) -> None:
         data = read_body(req, MAX_CHUNK_BODY)
         resp.status = 201 if self.drive.put_chunk(user_of(req).id, hash, data) else 200
