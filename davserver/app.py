@@ -15,7 +15,7 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 
 from core import Drive, DriveError
 from davserver.api import PREFIX, build_api
-from davserver.auth import Authenticator, domain_controller_for
+from davserver.auth import Authenticator, RetryAfter, domain_controller_for
 from davserver.locks import SqlLockManager, SqlLockStorage
 from davserver.provider import DriveProvider
 
@@ -63,7 +63,7 @@ def build_app(drive: Drive, *, long_polls: int = 8) -> WsgiApp:
     provider.set_lock_manager(dav.lock_manager)
     api = build_api(drive, auth, long_polls)
     return RequestLog(
-        HealthCheck(PathDispatch(PREFIX, api, OcMtimeAnswer(dav)), drive),
+        HealthCheck(PathDispatch(PREFIX, api, RetryAfter(OcMtimeAnswer(dav))), drive),
         drive.db.statements_in_thread,
         drive.deferred_wakes,
     )
