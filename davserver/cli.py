@@ -28,7 +28,7 @@ from core.cli import DriveGroup, backend_options, open_drive
 from core.heap import settle_heap
 from davserver.app import build_app
 from davserver.locks import LockSweeper
-from davserver.sockets import BodyConnection
+from davserver.slowclients import BODY_MIN_RATE, HEADER_TIMEOUT, guarded_connection
 
 log = logging.getLogger(__name__)
 MAX_HEADER_BYTES = 64 * 1024
@@ -75,6 +75,21 @@ def _first_admin(drive: Drive) -> None:
     type=click.IntRange(1),
     help="Sync API long-polls held at once (each holds a worker thread); must be below --threads.",
 )
+@click.option(
+    "--header-timeout",
+    default=HEADER_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Seconds a client has to send a request's headers (and the grace before its body "
+    "must keep --body-min-rate); a late one is answered 408.",
+)
+@click.option(
+    "--body-min-rate",
+    default=BODY_MIN_RATE,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Bytes per second a request body must arrive at, on average.",
+)
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @backend_options
@@ -83,6 +98,8 @@ def serve(  # noqa: PLR0917 (click passes options as arguments)
     port: int,
     threads: int,
     long_polls: int,
+    header_timeout: float,
+    body_min_rate: int,
     tls_cert: Path | None,
     tls_key: Path | None,
     settings: Settings,
@@ -99,7 +116,8 @@ def serve(  # noqa: PLR0917 (click passes options as arguments)
         _first_admin(drive)
         app = build_app(drive, long_polls=long_polls)
         server = wsgi.Server((host, port), app, numthreads=threads)
-        server.ConnectionClass = BodyConnection  # bodies without cheroot's extra copies
+        # Strict framing, no thread held by a slow client, bodies without extra copies.
+        server.ConnectionClass = guarded_connection(header_timeout, body_min_rate)
         server.max_request_header_size = MAX_HEADER_BYTES
         server.shutdown_timeout = 2  # do not wait out idle keep-alive connections on stop
         scheme = "http"
