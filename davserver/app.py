@@ -18,6 +18,7 @@ from davserver.api import PREFIX, build_api
 from davserver.auth import Authenticator, RetryAfter, domain_controller_for
 from davserver.locks import SqlLockManager, SqlLockStorage
 from davserver.provider import DriveProvider
+from davserver.proxied import ClientAddress
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,12 @@ def dav_config(auth: Authenticator, provider: DriveProvider) -> dict[str, Any]:
     }
 
 
-def build_app(drive: Drive, *, long_polls: int = 8) -> WsgiApp:
+def build_app(
+    drive: Drive, *, long_polls: int = 8, trusted_proxies: tuple[str, ...] = ()
+) -> WsgiApp:
     """The whole server; ``long_polls``: how many change-feed requests may be held
-    at once (each holds a worker thread)."""
+    at once (each holds a worker thread); ``trusted_proxies``: the addresses whose
+    ``X-Forwarded-For`` is believed (``davserver.proxied``)."""
     auth = Authenticator(drive)
     provider = DriveProvider(drive)
     dav = WsgiDAVApp(dav_config(auth, provider))
@@ -62,10 +66,13 @@ def build_app(drive: Drive, *, long_polls: int = 8) -> WsgiApp:
     dav.lock_manager = SqlLockManager(storage)
     provider.set_lock_manager(dav.lock_manager)
     api = build_api(drive, auth, long_polls)
-    return RequestLog(
-        HealthCheck(PathDispatch(PREFIX, api, RetryAfter(OcMtimeAnswer(dav))), drive),
-        drive.db.statements_in_thread,
-        drive.deferred_wakes,
+    return ClientAddress(
+        RequestLog(
+            HealthCheck(PathDispatch(PREFIX, api, RetryAfter(OcMtimeAnswer(dav))), drive),
+            drive.db.statements_in_thread,
+            drive.deferred_wakes,
+        ),
+        trusted_proxies,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import ipaddress
 import logging
 import secrets
 import signal
@@ -90,6 +91,13 @@ def _first_admin(drive: Drive) -> None:
     type=click.IntRange(1),
     help="Bytes per second a request body must arrive at, on average.",
 )
+@click.option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    multiple=True,
+    help="Address of a reverse proxy whose X-Forwarded-For is believed (repeatable); "
+    "by default no one's is.",
+)
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @backend_options
@@ -100,6 +108,7 @@ def serve(  # noqa: PLR0917 (click passes options as arguments)
     long_polls: int,
     header_timeout: float,
     body_min_rate: int,
+    trusted_proxies: tuple[str, ...],
     tls_cert: Path | None,
     tls_key: Path | None,
     settings: Settings,
@@ -109,12 +118,17 @@ def serve(  # noqa: PLR0917 (click passes options as arguments)
         raise click.UsageError("--tls-cert and --tls-key go together")
     if long_polls >= threads:
         raise click.UsageError("--long-polls must be below --threads (other requests need some)")
+    for proxy in trusted_proxies:
+        try:
+            ipaddress.ip_address(proxy)
+        except ValueError:
+            raise click.UsageError(f"--trusted-proxy {proxy!r} is not an IP address") from None
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     logging.getLogger("alembic").setLevel(logging.WARNING)
     _few_malloc_arenas()
     with open_drive(settings) as drive:
         _first_admin(drive)
-        app = build_app(drive, long_polls=long_polls)
+        app = build_app(drive, long_polls=long_polls, trusted_proxies=trusted_proxies)
         server = wsgi.Server((host, port), app, numthreads=threads)
         # Strict framing, no thread held by a slow client, bodies without extra copies.
         server.ConnectionClass = guarded_connection(header_timeout, body_min_rate)

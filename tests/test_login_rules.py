@@ -87,3 +87,27 @@ def test_a_revoked_token_stops_working_at_once_everywhere(
     assert _both_answer(two_servers, ("alice", laptop)) == [401, 401]
     assert _both_answer(two_servers, ("alice", phone)) == [200, 200]
     assert "no app token" in cli("token", "revoke", "laptop", "--user", "alice", code=1)
+
+
+def test_forwarded_for_is_believed_only_from_a_trusted_proxy(
+    backend: BackendSetup, alice: UserInfo, tmp_path: Path
+) -> None:
+    with (
+        drivegate_server(backend.env, tmp_path, "--trusted-proxy", "127.0.0.1") as url,
+        _client(url) as proxy,
+        _client(url, STRANGER) as direct,
+    ):
+        guesser = {"X-Forwarded-For": "198.51.100.7"}
+        for i in range(8):
+            proxy.get("/", auth=("alice", f"guess-{i}"), headers=guesser)
+        assert proxy.get("/", auth=ALICE, headers=guesser).status_code == 429
+        # Alice's own request through the same proxy is not barred.
+        assert proxy.get("/", auth=ALICE, headers={"X-Forwarded-For": "203.0.113.9"}).is_success
+        # A client that is not the proxy cannot choose its address by the header.
+        for i in range(8):
+            direct.get(
+                "/", auth=("alice", f"guess-{i}"), headers={"X-Forwarded-For": f"10.0.0.{i}"}
+            )
+        assert (
+            direct.get("/", auth=ALICE, headers={"X-Forwarded-For": "10.9.9.9"}).status_code == 429
+        )
