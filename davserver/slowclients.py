@@ -78,12 +78,16 @@ class PacedSocketIO(socket.SocketIO):
 
     def readinto(self, buffer: Any) -> int | None:
         allowance = self.pace.allowance()
-        if allowance is not None:
-            if allowance <= 0:
-                raise TimeoutError("timed out")  # cheroot answers 408 and closes
-            idle = self.idle_timeout
-            self.sock.settimeout(allowance if idle is None else min(allowance, idle))
-        received = super().readinto(buffer)
+        if allowance is None:
+            return super().readinto(buffer)
+        if allowance <= 0:
+            raise TimeoutError("timed out")  # cheroot answers 408 and closes
+        idle = self.idle_timeout
+        self.sock.settimeout(allowance if idle is None else min(allowance, idle))
+        try:
+            received = super().readinto(buffer)
+        finally:
+            self.sock.settimeout(idle)  # writes keep the server's own timeout
         self.pace.received += received or 0
         return received
 
