@@ -51,6 +51,7 @@ from core.records import (
     ChangeInfo,
     ChangePage,
     ChunkRef,
+    Credential,
     NodeInfo,
     NodeState,
     TrashEntry,
@@ -146,6 +147,22 @@ class Drive:
     def authenticate(self, name: str, secret: str) -> UserInfo:
         with self.db.write() as session:
             return users.authenticate(session, name, secret)
+
+    def login(self, name: str, secret: str) -> tuple[UserInfo, Credential]:
+        """``authenticate``, with the credential that matched (for ``current_login``)."""
+        with self.db.write() as session:
+            return users.login(session, name, secret)
+
+    def current_login(self, credential: Credential) -> UserInfo | None:
+        """The user if the credential of an earlier login still stands, else None
+        (password changed, app token revoked, user gone): a cheap check."""
+        with self.db.read() as session:
+            return users.current_login(session, credential)
+
+    def revoke_token(self, user_name: str, token_name: str) -> int:
+        """Delete the user's app tokens called ``token_name``; how many there were."""
+        with self.db.write() as session:
+            return users.revoke_token(session, user_name, token_name)
 
     # the tree -------------------------------------------------------------
 

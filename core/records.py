@@ -27,6 +27,17 @@ class UserInfo:
 
 
 @dataclass(frozen=True)
+class Credential:
+    """Which credential a login used, so that a remembered login can be checked to
+    still stand with one primary-key lookup: the app token's id, or a digest of
+    the password hash (it changes with the password)."""
+
+    user_id: UserId
+    token_id: int | None
+    password_digest: str | None
+
+
+@dataclass(frozen=True)
 class NodeInfo:
     """A live file or folder. ``version_id``/``version_number``/``manifest_id`` are
     None for folders; ``sha256`` is None for folders and when unknown (an API

@@ -16,7 +16,7 @@ import time
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,7 +24,7 @@ from core import nodeids
 from core.db.models import AppToken, Node, User
 from core.errors import AuthError, Conflict, InvalidName, InvalidRequest, UserNotFound
 from core.ids import NodeId, UserId
-from core.records import UserInfo
+from core.records import Credential, UserInfo
 
 _hasher = PasswordHasher()
 _USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -137,8 +137,23 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def revoke_token(session: Session, user_name: str, token_name: str) -> int:
+    """Delete the user's app tokens called ``token_name``; how many there were.
+    A login with one of them fails from the next request on (``current_login``)."""
+    user = get_user(session, user_name)
+    removed = session.execute(
+        delete(AppToken).where(AppToken.user_id == user.id, AppToken.name == token_name)
+    )
+    return int(removed.rowcount or 0)  # type: ignore[attr-defined]
+
+
 def authenticate(session: Session, name: str, secret: str) -> UserInfo:
     """The user whose password or app token ``secret`` is, or AuthError."""
+    return login(session, name, secret)[0]
+
+
+def login(session: Session, name: str, secret: str) -> tuple[UserInfo, Credential]:
+    """``authenticate``, with the credential that matched (for ``current_login``)."""
     user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
     if user is None:
         _verify(_dummy_hash(), secret)
@@ -151,12 +166,31 @@ def authenticate(session: Session, name: str, secret: str) -> UserInfo:
                 session.execute(
                     update(AppToken).where(AppToken.id == token.id).values(last_used_at=time.time())
                 )
-                return _info(user)
+                return _info(user), Credential(UserId(user.id), token.id, None)
     if _verify(user.password_hash, secret):
         if _hasher.check_needs_rehash(user.password_hash):
             user.password_hash = _hasher.hash(secret)
-        return _info(user)
+        return _info(user), Credential(UserId(user.id), None, _digest(user.password_hash))
     raise AuthError("wrong user name or password")
+
+
+def current_login(session: Session, credential: Credential) -> UserInfo | None:
+    """The user, fresh, if ``credential`` still stands: the user exists and the
+    password has not changed since, or the app token still exists. Primary-key
+    lookups only (this runs on every request a remembered login makes)."""
+    user = session.get(User, credential.user_id)
+    if user is None:
+        return None
+    if credential.token_id is not None:
+        token = session.get(AppToken, credential.token_id)
+        return _info(user) if token is not None and token.user_id == user.id else None
+    if credential.password_digest != _digest(user.password_hash):
+        return None
+    return _info(user)
+
+
+def _digest(password_hash: str) -> str:
+    return hashlib.sha256(password_hash.encode()).hexdigest()
 
 
 @functools.cache

@@ -1,8 +1,8 @@
-"""Assembling the WSGI application: request log → health check → cross-site
-guard (``sameorigin``) → the sync API
-under ``/api/v1`` (Falcon) or else X-OC-MTime answer → WsgiDAV (Basic auth,
-locks, properties) over ``DriveProvider``. Both faces share one
-``Authenticator`` (login cache and failure throttle)."""
+"""Assembling the WSGI application: client address (``proxied``) → request log →
+health check → cross-site guard (``sameorigin``) → the sync API under
+``/api/v1`` (Falcon) or else Retry-After on 429 → X-OC-MTime answer →
+WsgiDAV (Basic auth, locks, properties) over ``DriveProvider``. Both faces
+share one ``Authenticator`` (login cache and failure throttle)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 
 from core import Drive, DriveError
 from davserver.api import PREFIX, build_api
-from davserver.auth import Authenticator, domain_controller_for
+from davserver.auth import Authenticator, RetryAfter, domain_controller_for
 from davserver.locks import SqlLockManager, SqlLockStorage
 from davserver.provider import DriveProvider
+from davserver.proxied import ClientAddress
 from davserver.resources import parse_mtime
 from davserver.sameorigin import SameOriginGuard
 
@@ -55,9 +56,12 @@ def dav_config(auth: Authenticator, provider: DriveProvider) -> dict[str, Any]:
     }
 
 
-def build_app(drive: Drive, *, long_polls: int = 8) -> WsgiApp:
+def build_app(
+    drive: Drive, *, long_polls: int = 8, trusted_proxies: tuple[str, ...] = ()
+) -> WsgiApp:
     """The whole server; ``long_polls``: how many change-feed requests may be held
-    at once (each holds a worker thread)."""
+    at once (each holds a worker thread); ``trusted_proxies``: the addresses whose
+    ``X-Forwarded-For`` is believed (``davserver.proxied``)."""
     auth = Authenticator(drive)
     provider = DriveProvider(drive)
     dav = WsgiDAVApp(dav_config(auth, provider))
@@ -66,12 +70,16 @@ def build_app(drive: Drive, *, long_polls: int = 8) -> WsgiApp:
     provider.set_lock_manager(dav.lock_manager)
     api = build_api(drive, auth, long_polls)
     guarded = SameOriginGuard(
-        PathDispatch(PREFIX, api, OcMtimeAnswer(dav)), drive.backend.settings.allowed_origins
+        PathDispatch(PREFIX, api, RetryAfter(OcMtimeAnswer(dav))),
+        drive.backend.settings.allowed_origins,
     )
-    return RequestLog(
-        HealthCheck(guarded, drive),
-        drive.db.statements_in_thread,
-        drive.deferred_wakes,
+    return ClientAddress(
+        RequestLog(
+            HealthCheck(guarded, drive),
+            drive.db.statements_in_thread,
+            drive.deferred_wakes,
+        ),
+        trusted_proxies,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import ipaddress
 import logging
 import secrets
 import signal
@@ -28,7 +29,7 @@ from core.cli import DriveGroup, backend_options, open_drive
 from core.heap import settle_heap
 from davserver.app import build_app
 from davserver.locks import LockSweeper
-from davserver.sockets import BodyConnection
+from davserver.slowclients import BODY_MIN_RATE, HEADER_TIMEOUT, guarded_connection
 
 log = logging.getLogger(__name__)
 MAX_HEADER_BYTES = 64 * 1024
@@ -75,6 +76,28 @@ def _first_admin(drive: Drive) -> None:
     type=click.IntRange(1),
     help="Sync API long-polls held at once (each holds a worker thread); must be below --threads.",
 )
+@click.option(
+    "--header-timeout",
+    default=HEADER_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Seconds a client has to send a request's headers (and the grace before its body "
+    "must keep --body-min-rate); a late one is answered 408.",
+)
+@click.option(
+    "--body-min-rate",
+    default=BODY_MIN_RATE,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Bytes per second a request body must arrive at, on average.",
+)
+@click.option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    multiple=True,
+    help="Address of a reverse proxy whose X-Forwarded-For is believed (repeatable); "
+    "by default no one's is.",
+)
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @backend_options
@@ -83,6 +106,9 @@ def serve(  # noqa: PLR0917 (click passes options as arguments)
     port: int,
     threads: int,
     long_polls: int,
+    header_timeout: float,
+    body_min_rate: int,
+    trusted_proxies: tuple[str, ...],
     tls_cert: Path | None,
     tls_key: Path | None,
     settings: Settings,
@@ -92,14 +118,20 @@ def serve(  # noqa: PLR0917 (click passes options as arguments)
         raise click.UsageError("--tls-cert and --tls-key go together")
     if long_polls >= threads:
         raise click.UsageError("--long-polls must be below --threads (other requests need some)")
+    for proxy in trusted_proxies:
+        try:
+            ipaddress.ip_address(proxy)
+        except ValueError:
+            raise click.UsageError(f"--trusted-proxy {proxy!r} is not an IP address") from None
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     logging.getLogger("alembic").setLevel(logging.WARNING)
     _few_malloc_arenas()
     with open_drive(settings) as drive:
         _first_admin(drive)
-        app = build_app(drive, long_polls=long_polls)
+        app = build_app(drive, long_polls=long_polls, trusted_proxies=trusted_proxies)
         server = wsgi.Server((host, port), app, numthreads=threads)
-        server.ConnectionClass = BodyConnection  # bodies without cheroot's extra copies
+        # Strict framing, no thread held by a slow client, bodies without extra copies.
+        server.ConnectionClass = guarded_connection(header_timeout, body_min_rate)
         server.max_request_header_size = MAX_HEADER_BYTES
         server.shutdown_timeout = 2  # do not wait out idle keep-alive connections on stop
         scheme = "http"

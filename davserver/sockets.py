@@ -57,7 +57,8 @@ class BodyReader(StreamReader):
             filled = len(buffered)
             view[:filled] = buffered
             while filled < size:
-                received = self._sock.recv_into(view[filled:size])
+                # Through the raw reader, not the socket: it may pace reads (slowclients).
+                received = pyio.raw.readinto(view[filled:size])
                 if not received:
                     break
                 filled += received

@@ -92,3 +92,16 @@ def token_create(name: str, user_name: str, settings: Settings) -> None:
         secret = drive.create_token(user_name, name)
     click.echo(secret)
     click.echo("Store this token now: it cannot be shown again.", err=True)
+
+
+@token.command("revoke")
+@click.argument("name")
+@user_option
+@backend_options
+def token_revoke(name: str, user_name: str, settings: Settings) -> None:
+    """Remove the app tokens called NAME: they stop working at once, on every server."""
+    with open_drive(settings) as drive:
+        removed = drive.revoke_token(user_name, name)
+    if not removed:
+        raise click.ClickException(f"{user_name} has no app token called {name!r}")
+    click.echo(f"revoked {removed} app token(s) called {name!r} of {user_name}")

@@ -9,10 +9,11 @@ import falcon
 
 from core import Drive, DriveError
 from davserver.api.auth import BasicAuth
-from davserver.api.errors import drive_error_handler, serialize
+from davserver.api.errors import drive_error_handler, malformed_body_handler, serialize
 from davserver.api.routes import routes
 from davserver.api.spec import openapi_document, operation
 from davserver.auth import Authenticator
+from davserver.framing import MalformedBody
 
 PREFIX = "/api/v1"
 API_VERSION = "1"
@@ -39,6 +40,7 @@ def build_api(drive: Drive, auth: Authenticator, long_polls: int) -> ApiApp:
     app.req_options.strip_url_path_trailing_slash = False
     app.set_error_serializer(serialize)
     app.add_error_handler(DriveError, drive_error_handler(drive))
+    app.add_error_handler(MalformedBody, malformed_body_handler)
     table = routes(drive, long_polls)
     openapi = OpenApi({})
     table.append((OPENAPI_PATH, openapi))

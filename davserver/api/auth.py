@@ -12,7 +12,6 @@ from davserver.api.errors import ApiError
 from davserver.auth import REALM, Authenticator, Throttled
 
 CHALLENGE = {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'}
-THROTTLE_RETRY_SECONDS = 60
 
 
 class BasicAuth:
@@ -37,7 +36,7 @@ class BasicAuth:
                 429,
                 "too_many_requests",
                 str(exc),
-                headers={"Retry-After": str(THROTTLE_RETRY_SECONDS)},
+                headers={"Retry-After": str(exc.retry_after)},
             ) from None
         if user is None:
             raise ApiError(401, "unauthorized", "wrong user name or password", headers=CHALLENGE)

@@ -37,6 +37,7 @@ from core import (
     VersionConflict,
 )
 from davserver.api.models import ErrorDetail, ErrorOut, node_out
+from davserver.framing import MalformedBody
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 5
@@ -160,3 +161,11 @@ def _current(drive: Drive, user_id: UserId, node_id: int | None) -> Any:
         return node_out(drive.node(user_id, node_id))
     except DriveError:
         return None
+
+
+def malformed_body_handler(
+    req: falcon.Request, resp: falcon.Response, error: MalformedBody, params: Any
+) -> None:
+    """A request body whose chunked framing broke while it was read: 400 (the
+    connection is closed after the answer)."""
+    raise ApiError(400, "bad_request", error.message) from error
