@@ -11,6 +11,7 @@ never reach another's nodes, whatever path or id they send.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable
 from types import TracebackType
 
@@ -39,7 +40,7 @@ from core.db.engine import Database
 from core.db.migrate import ensure_schema
 from core.db.models import User
 from core.db.mutex import NamedMutex
-from core.errors import NotAFile
+from core.errors import DriveError, NotAFile
 from core.fsck import FsckReport, run_fsck
 from core.gc import GcReport, run_gc
 from core.ids import ChunkHash, NodeId, UserId, VersionId
@@ -62,6 +63,8 @@ from core.records import (
 )
 from core.settings import Settings
 from core.store import open_store
+
+log = logging.getLogger(__name__)
 
 
 class Drive:
@@ -149,9 +152,21 @@ class Drive:
             return users.authenticate(session, name, secret)
 
     def login(self, name: str, secret: str) -> tuple[UserInfo, Credential]:
-        """``authenticate``, with the credential that matched (for ``current_login``)."""
-        with self.db.write() as session:
-            return users.login(session, name, secret)
+        """``authenticate``, with the credential that matched (for ``current_login``).
+        A read: the bookkeeping a login leaves (a token's last use, a rehash) is
+        written by a worker afterwards, so a login never waits for a write."""
+        with self.db.read() as session:
+            user, credential, bookkeeping = users.login(session, name, secret)
+        if bookkeeping is not None:
+            self.backend.workers.submit(self._write_login_bookkeeping, bookkeeping)
+        return user, credential
+
+    def _write_login_bookkeeping(self, bookkeeping: users.LoginBookkeeping) -> None:
+        try:
+            with self.db.write(durable=False) as session:
+                bookkeeping(session)
+        except DriveError as error:  # only bookkeeping: the login stands
+            log.warning("could not record a login: %s", error)
 
     def current_login(self, credential: Credential) -> UserInfo | None:
         """The user if the credential of an earlier login still stands, else None

@@ -13,6 +13,7 @@ import hmac
 import re
 import secrets
 import time
+from collections.abc import Callable
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -147,31 +148,59 @@ def revoke_token(session: Session, user_name: str, token_name: str) -> int:
     return int(removed.rowcount or 0)  # type: ignore[attr-defined]
 
 
+LoginBookkeeping = Callable[[Session], None]
+"""What a login leaves to write (the token's last use, a password rehash): run in
+a write transaction of its own, after the answer, so a login never waits for a
+write (another process may hold SQLite's write lock)."""
+
+
 def authenticate(session: Session, name: str, secret: str) -> UserInfo:
-    """The user whose password or app token ``secret`` is, or AuthError."""
-    return login(session, name, secret)[0]
+    """The user whose password or app token ``secret`` is, or AuthError (the
+    bookkeeping done in ``session``, which must be a write transaction)."""
+    user, _, bookkeeping = login(session, name, secret)
+    if bookkeeping is not None:
+        bookkeeping(session)
+    return user
 
 
-def login(session: Session, name: str, secret: str) -> tuple[UserInfo, Credential]:
-    """``authenticate``, with the credential that matched (for ``current_login``)."""
+def login(
+    session: Session, name: str, secret: str
+) -> tuple[UserInfo, Credential, LoginBookkeeping | None]:
+    """The user whose password or app token ``secret`` is, the credential that
+    matched (for ``current_login``) and the bookkeeping left to do; AuthError
+    otherwise. Reads only."""
     user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
     if user is None:
         _verify(_dummy_hash(), secret)
         raise AuthError("wrong user name or password")
+    user_id = UserId(user.id)
     if secret.startswith(TOKEN_PREFIX):
         digest = _token_hash(secret)
         tokens = session.execute(select(AppToken).where(AppToken.user_id == user.id)).scalars()
         for token in tokens:
             if hmac.compare_digest(token.token_hash, digest):
-                session.execute(
-                    update(AppToken).where(AppToken.id == token.id).values(last_used_at=time.time())
-                )
-                return _info(user), Credential(UserId(user.id), token.id, None)
+                touch = functools.partial(_touch_token, token.id)
+                return _info(user), Credential(user_id, token.id, None), touch
     if _verify(user.password_hash, secret):
-        if _hasher.check_needs_rehash(user.password_hash):
-            user.password_hash = _hasher.hash(secret)
-        return _info(user), Credential(UserId(user.id), None, _digest(user.password_hash))
+        credential = Credential(user_id, None, _digest(user.password_hash))
+        if not _hasher.check_needs_rehash(user.password_hash):
+            return _info(user), credential, None
+        rehash = functools.partial(_store_rehash, user_id, user.password_hash, _hasher.hash(secret))
+        return _info(user), credential, rehash
     raise AuthError("wrong user name or password")
+
+
+def _touch_token(token_id: int, session: Session) -> None:
+    session.execute(
+        update(AppToken).where(AppToken.id == token_id).values(last_used_at=time.time())
+    )
+
+
+def _store_rehash(user_id: int, old: str, new: str, session: Session) -> None:
+    """The password's hash with today's parameters, unless it changed meanwhile."""
+    session.execute(
+        update(User).where(User.id == user_id, User.password_hash == old).values(password_hash=new)
+    )
 
 
 def current_login(session: Session, credential: Credential) -> UserInfo | None:

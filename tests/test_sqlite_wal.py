@@ -74,7 +74,7 @@ def test_a_write_lock_held_by_another_process_fails_requests_fast_and_healthz_sa
     """A stuck ``sqlite3`` shell (or backup tool) holding the write lock made every
     write wait 30 s per transaction, queued requests paying it again one after
     another (60-120 s), while /healthz said 200. Now each write gives up after the
-    busy timeout (503 + Retry-After), /healthz is 503, reads go on, and
+    busy timeout (503 + Retry-After), /healthz is 503, reads and logins go on, and
     everything works again once the lock is released."""
     data = tmp_path / "data"
     env = {"DRIVEGATE_DATA_DIR": str(data), "DRIVEGATE_DB_BUSY_TIMEOUT_SECONDS": "1"}
@@ -83,6 +83,10 @@ def test_a_write_lock_held_by_another_process_fails_requests_fast_and_healthz_sa
         input="alice-password", env={**os.environ, **env}, check=True, capture_output=True,
         text=True, cwd=tmp_path,
     )  # fmt: skip
+    token = subprocess.run(
+        [sys.executable, "-m", "drivegate", "token", "create", "laptop", "--user", "alice"],
+        env={**os.environ, **env}, check=True, capture_output=True, text=True, cwd=tmp_path,
+    ).stdout.split()[-1]  # fmt: skip
     with drivegate_server(env, cwd=tmp_path) as url, httpx.Client(base_url=url, timeout=60) as http:
         http.auth = ("alice", "alice-password")
         assert http.put("/before.txt", content=b"before").status_code == 201
@@ -96,6 +100,9 @@ def test_a_write_lock_held_by_another_process_fails_requests_fast_and_healthz_sa
                 assert answer.status_code == 503, answer.text
                 assert answer.headers["Retry-After"].isdigit()
             assert http.get("/before.txt").content == b"before"  # reads go on
+            # A first login is a read (its bookkeeping is written later): not stuck.
+            assert httpx.get(url, auth=("alice", token), timeout=60).status_code == 200
+            assert httpx.get(url, auth=("bob", "nobody"), timeout=60).status_code == 401
         finally:
             holder.execute("ROLLBACK")
             holder.close()
