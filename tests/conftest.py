@@ -21,8 +21,35 @@ from tests.mounts import LoggedServer, logged_server
 from tests.servers import PostgresCluster, drivegate_server, postgres_cluster, s3_endpoint
 
 TEMPLATE_DB = "dg_template"
+
+HOSTILE_MODULES = frozenset(
+    {
+        "test_api_bad_input",  # the sync API: malformed, oversized, other users' ids
+        "test_api_fuzz",  # Schemathesis over the OpenAPI document
+        "test_bad_input",  # the core and the CLI
+        "test_chunk_access",  # chunks are per user although stored once
+        "test_csrf",  # cross-site requests, both faces
+        "test_dav_bad_input",  # WebDAV: XML (XXE, billion laughs, wide encodings), paths, headers
+        "test_dav_ranges",  # Range headers
+        "test_hostile_load",  # a burst of hostile requests while a normal client works
+        "test_http_framing",  # request framing behind proxies, long headers, If headers
+        "test_login_rules",  # the login throttle, credentials that change
+        "test_mount_bad_input",  # the mount's CLI and a server that answers badly
+        "test_slow_clients",  # slowloris: headers and bodies
+        "test_storage_full",  # a full disk
+    }
+)
+"""The hostile-input suite: every attack the project was shown, and the earlier
+ones, against both faces and both backends (``pytest -m hostile``)."""
 ALICE = ("alice", "alice-password")
 _buckets = itertools.count(1)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is not None and module.__name__.rsplit(".", 1)[-1] in HOSTILE_MODULES:
+            item.add_marker(pytest.mark.hostile)
 
 
 @pytest.fixture(scope="session")
