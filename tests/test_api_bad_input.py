@@ -358,3 +358,15 @@ def test_a_request_line_over_the_limit_gets_the_documented_414(
         raw.sendall(line.encode())  # httpx refuses to send a URL this long
         head = raw.recv(4096).split(b"\r\n\r\n")[0].decode().lower()
     assert head.startswith("http/1.1 414") and "content-type: text/plain" in head, head
+
+
+def test_a_version_number_beyond_the_store_s_range_is_not_found(api: httpx.Client) -> None:
+    # Version numbers are an INTEGER column: on PostgreSQL 2**31 overflowed (500).
+    node = _file(api, "numbered.txt")
+    with unchanged(api):
+        for number in (0, 2**31, 2**63 - 1):
+            restored = api.post(f"/nodes/{node['id']}/versions/{number}/restore")
+            assert (restored.status_code, error_code(restored)) == (404, "not_found"), number
+            if number:
+                listed = api.get(f"/nodes/{node['id']}/manifest", params={"version": number})
+                assert (listed.status_code, error_code(listed)) == (404, "not_found"), number
