@@ -7,7 +7,8 @@ checks each answer: no 5xx, a documented status, the documented content type,
 a body that fits the documented schema, and every request the document
 forbids refused. The stateful test follows the document's links (a folder
 made, then listed, moved, deleted; a file committed, then read, patched,
-restored) so the fuzzer reaches real nodes, not just 404s.
+restored) so the fuzzer reaches real nodes, not just 404s, and asks as bob
+for every node alice is answered (it must be "not found" to him).
 
 Bounded and reproducible: a few dozen examples per operation, derandomized
 (the same requests on every run), no example database.
@@ -39,6 +40,8 @@ from davserver.api.models import MAX_INT
 from davserver.api.routes import routes
 from davserver.api.spec import openapi_document
 from tests.conftest import ALICE
+
+BOB = ("bob", "bob-password")
 
 EXAMPLES = 40
 FOLDER_TAKERS = {"POST /mkdir", "POST /commit", "POST /move"}
@@ -146,10 +149,21 @@ class Steering:
 
     def observe(self, response: Any) -> None:
         """Remember the folders made."""
-        if response.status_code == 201 and "json" in response.headers.get("Content-Type", [""])[0]:
-            node = response.json()
-            if isinstance(node, dict) and node.get("kind") == "folder":
-                self.folders.append(node["id"])
+        node = node_answered(response)
+        if node is not None and node["kind"] == "folder" and node["id"] not in self.folders:
+            self.folders.append(node["id"])
+
+
+def node_answered(response: Any) -> dict[str, Any] | None:
+    """The node a success answers, if it answers one."""
+    if response.status_code not in (200, 201):
+        return None
+    if "json" not in response.headers.get("content-type", [""])[0]:  # lower-case keys
+        return None
+    node = response.json()
+    if isinstance(node, dict) and isinstance(node.get("id"), int) and "kind" in node:
+        return node
+    return None
 
 
 def _negatable(operation: Any) -> bool:
@@ -201,6 +215,18 @@ def test_sequences_that_follow_the_links_answer_as_documented(
     steering = Steering(api)
     answered: Counter[tuple[str, int]] = Counter()
     failures: dict[str, str] = {}
+    bob = httpx.Client(base_url=dav_url + "api/v1", auth=BOB, timeout=60)
+
+    def hidden_from_bob(response: Any, case: Any) -> None:
+        """Every node alice is answered is "not found" for bob."""
+        node = node_answered(response)
+        if node is None:
+            return
+        for path in (f"/nodes/{node['id']}", f"/nodes/{node['id']}/manifest"):
+            seen = bob.get(path)
+            if seen.status_code != 404 or seen.json()["error"]["code"] != "not_found":
+                failures.setdefault(f"bob GET {path}", f"{seen.status_code} {seen.text[:500]}")
+            answered["bob GET", seen.status_code] += 1
 
     class Machine(schema.as_state_machine()):  # type: ignore[misc]
         def before_call(self, case: Any) -> None:
@@ -210,6 +236,7 @@ def test_sequences_that_follow_the_links_answer_as_documented(
             super().after_call(response, case)
             steering.observe(response)
             answered[case.operation.label, response.status_code] += 1
+            hidden_from_bob(response, case)
 
         def validate_response(self, response: Any, case: Any, *args: Any, **kwargs: Any) -> None:
             # Failures are collected, not raised: Hypothesis would replay the
@@ -226,7 +253,7 @@ def test_sequences_that_follow_the_links_answer_as_documented(
     # Hypothesis stops with Flaky when a draw that depended on the server's
     # answers comes out differently from an earlier sequence's (as Schemathesis'
     # own runner does, this ends the exploration; what ran was checked).
-    with contextlib.suppress(Flaky):
+    with bob, contextlib.suppress(Flaky):
         Machine.run(settings=STATEFUL)
     assert not failures, "\n\n".join(failures.values())
     folders = answered["POST /mkdir", 201]
@@ -236,6 +263,7 @@ def test_sequences_that_follow_the_links_answer_as_documented(
         answered["GET /nodes/{node_id}/children", 200] + answered["GET /nodes/{node_id}", 200]
     )
     assert followed, f"no link from a new node was followed: {answered}"
+    assert answered["bob GET", 404], "bob was never shown alice's nodes' ids"
 
 
 def test_the_document_is_as_tight_as_the_server(drive: Drive) -> None:
