@@ -187,7 +187,7 @@ def test_every_operation_answers_as_documented(
             def fuzz(case: Any) -> None:
                 assume(not known_issue(case))
                 steering.steer(case)
-                case.call_and_validate()
+                steering.observe(case.call_and_validate())
 
             with subtests.test(operation=operation.label, mode=mode.value):
                 fuzz()
