@@ -21,6 +21,8 @@ from core.retention import versions_to_drop
 from core.settings import RetentionPolicy
 from core.treeops import delete_unused_manifests, trash
 
+MAX_VERSION_NUMBER = 2**31 - 1  # versions.number is an INTEGER column
+
 
 def file_node(session: Session, user_id: int, path: str) -> Node:
     node = tree.resolve(session, user_id, path)
@@ -64,6 +66,8 @@ def version_by_number(session: Session, node: Node, number: int | None) -> Versi
         if node.current_version_id is None:
             raise NotFound(f"{node.name} has no content")
         return session.get_one(Version, node.current_version_id)
+    if not 1 <= number <= MAX_VERSION_NUMBER:  # no such version, and PostgreSQL would overflow
+        raise NotFound(f"{node.name} has no version {number}")
     version = session.execute(
         select(Version).where(Version.node_id == node.id, Version.number == number)
     ).scalar_one_or_none()

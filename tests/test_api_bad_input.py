@@ -4,6 +4,7 @@ checks the journal cursor, the quota use and the whole tree before and after).""
 from __future__ import annotations
 
 import hashlib
+import socket
 
 import httpx
 
@@ -296,3 +297,78 @@ def test_locked_folders_refuse_new_members(api: httpx.Client, http: httpx.Client
         assert error_code(commit(api, b"n", parent_id=box["id"], name="n.txt")) == "locked"
         assert error_code(api.delete(f"/nodes/{box['id']}")) == "locked"
     assert set(n["name"] for n in whole_tree(api).values()) == {"box", "loose.txt"}
+
+
+# Found by the fuzzer (tests/test_api_fuzz.py) --------------------------------
+
+
+def test_an_integer_may_be_written_with_a_zero_fraction_but_not_a_fraction(
+    api: httpx.Client,
+) -> None:
+    # The document's `integer` is JSON Schema's: 2.0 is one. The server refused it.
+    root = api.get("/me").json()["root_id"]
+    reserved = api.post("/ids", json={"count": 2.0})
+    assert reserved.status_code == 200 and len(reserved.json()["ids"]) == 2
+    made = api.post("/mkdir", json={"parent_id": float(root), "name": "float parent"})
+    assert made.status_code == 201 and made.json()["parent_id"] == root
+    batched = api.post("/batch", json={"ops": [
+        {"op": "patch", "node_id": made.json()["id"], "mtime_ns": 1.5e18}]})  # fmt: skip
+    assert batched.json()["results"][0]["node"]["mtime_ns"] == 1_500_000_000_000_000_000
+    with unchanged(api):
+        for count in (2.5, 1e300, float(2**64), "2", True):
+            answer = api.post("/ids", json={"count": count})
+            assert (answer.status_code, error_code(answer)) == (400, "bad_request"), count
+        answer = api.post("/mkdir", json={"parent_id": root + 0.5, "name": "half"})
+        assert error_code(answer) == "bad_request"
+
+
+def test_a_batch_holding_a_commit_of_neither_shape_is_refused_whole(api: httpx.Client) -> None:
+    # A commit naming both node_id and id (or neither node_id nor parent_id and
+    # name) is malformed, and a malformed op makes the batch malformed: it was
+    # done up to that op and the commit refused as if it were a tree conflict.
+    root = api.get("/me").json()["root_id"]
+    node = _file(api, "shaped.txt")
+    (reserved,) = api.post("/ids", json={"count": 1}).json()["ids"]
+    good = {"op": "mkdir", "parent_id": root, "name": "would be made"}
+    by_both = {"op": "commit", "node_id": node["id"], "base_version_id": node["version"]["id"],
+               "id": reserved, "size": 0, "chunks": []}  # fmt: skip
+    by_neither = {"op": "commit", "size": 0, "chunks": []}
+    by_node_no_base = {"op": "commit", "node_id": node["id"], "size": 0, "chunks": []}
+    spliced_by_name = {"op": "commit", "parent_id": root, "name": "s.txt", "size": 0,
+                       "chunks": [], "splice": {"start": 0, "end": 0}}  # fmt: skip
+    with unchanged(api):
+        for bad in (by_both, by_neither, by_node_no_base, spliced_by_name):
+            answer = api.post("/batch", json={"ops": [good, bad]})
+            assert (answer.status_code, error_code(answer)) == (400, "bad_request"), bad
+            assert "ops.1.commit" in answer.json()["error"]["message"]
+            alone = api.post("/commit", json={k: v for k, v in bad.items() if k != "op"})
+            assert (alone.status_code, error_code(alone)) == (400, "bad_request"), bad
+
+
+def test_a_request_line_over_the_limit_gets_the_documented_414(
+    api: httpx.Client, dav_url: str
+) -> None:
+    document = httpx.get(dav_url + "api/v1/openapi.json").json()
+    too_long = document["components"]["responses"]["UriTooLong"]
+    assert set(too_long["content"]) == {"text/plain"}
+    for item in document["paths"].values():
+        for described in item.values():
+            assert described["responses"]["414"] == {"$ref": "#/components/responses/UriTooLong"}
+    url = httpx.URL(dav_url)
+    line = f"GET /api/v1/tree?after=0&pad={'x' * 70_000} HTTP/1.1\r\nHost: {url.host}\r\n\r\n"
+    with unchanged(api), socket.create_connection((url.host, url.port), timeout=30) as raw:
+        raw.sendall(line.encode())  # httpx refuses to send a URL this long
+        head = raw.recv(4096).split(b"\r\n\r\n")[0].decode().lower()
+    assert head.startswith("http/1.1 414") and "content-type: text/plain" in head, head
+
+
+def test_a_version_number_beyond_the_store_s_range_is_not_found(api: httpx.Client) -> None:
+    # Version numbers are an INTEGER column: on PostgreSQL 2**31 overflowed (500).
+    node = _file(api, "numbered.txt")
+    with unchanged(api):
+        for number in (0, 2**31, 2**63 - 1):
+            restored = api.post(f"/nodes/{node['id']}/versions/{number}/restore")
+            assert (restored.status_code, error_code(restored)) == (404, "not_found"), number
+            if number:
+                listed = api.get(f"/nodes/{node['id']}/manifest", params={"version": number})
+                assert (listed.status_code, error_code(listed)) == (404, "not_found"), number

@@ -39,20 +39,8 @@ def commit(drive: Drive, user: UserId, body: CommitIn) -> tuple[NodeOut, int]:
 
 def commit_target(user: UserId, body: CommitIn) -> WriteTarget:
     """Where the commit goes: an existing file by id (with its base version), or a
-    name in a folder (new, or any file there unless ``create_only`` or ``id``)."""
-    if body.node_id is not None:
-        if body.id is not None:
-            raise bad_request("id names a new file: give it with parent_id and name, not node_id")
-        if body.parent_id is not None or body.name is not None:
-            raise bad_request("give node_id, or parent_id and name, not both")
-        if body.base_version_id is None:
-            raise bad_request("a commit to node_id needs its base_version_id")
-        if body.create_only:
-            raise bad_request("create_only needs parent_id and name, not node_id")
-    elif body.parent_id is None or body.name is None:
-        raise bad_request("give node_id, or parent_id and name")
-    elif body.splice is not None:
-        raise bad_request("a splice edits a version: give node_id and base_version_id")
+    name in a folder (new, or any file there unless ``create_only`` or ``id``);
+    ``CommitIn`` has checked that the body is one or the other."""
     return WriteTarget(
         user_id=user,
         node_id=NodeId(body.node_id) if body.node_id is not None else None,

@@ -9,9 +9,10 @@ the document and the wire format cannot drift apart.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from core import NodeChange, NodeState, VersionInfo, VersionManifest
 
@@ -21,17 +22,35 @@ MAX_HASHES = 10_000
 MAX_IDS = 10_000
 MAX_WAIT = 60
 MAX_BATCH = 1000
+MAX_CHUNK = 4 * 1024 * 1024  # core.chunking.MAX_CHUNK: the core refuses longer chunks
 
 Id = Annotated[int, Field(ge=1, le=MAX_INT)]
 Count = Annotated[int, Field(ge=0, le=MAX_INT)]
 Nanoseconds = Annotated[int, Field(ge=0, le=MAX_INT, description="Nanoseconds since the epoch.")]
+Hash = Annotated[str, Field(pattern="^[0-9a-f]{64}$", description="SHA-256, lower-case hex.")]
+
+# The path parameters of the route templates (routes.py), by name: the document
+# describes each with its type's schema (the server checks the same bounds).
+PATH_PARAMETERS: dict[str, Any] = {"node_id": Id, "number": Id, "hash": Hash}
 Kind = Literal["create", "update", "move", "trash", "restore", "purge", "meta", "lock"]
 
 
 class Body(BaseModel):
-    """A request body: JSON types as sent, no unknown fields."""
+    """A request body: JSON types as sent, no unknown fields. JSON has one number
+    type, so an integer may be written ``7.0`` (as JSON Schema's ``integer``
+    allows); ``7.5`` and ``"7"`` stay wrong."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _integral_numbers(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        return {
+            name: int(value) if isinstance(value, float) and value.is_integer() else value
+            for name, value in data.items()
+        }
 
 
 class Query(BaseModel):
@@ -44,9 +63,9 @@ class Query(BaseModel):
 
 
 class VersionRef(BaseModel):
-    id: int
-    number: int
-    sha256: str | None = Field(
+    id: Id
+    number: Id
+    sha256: Hash | None = Field(
         description="The whole content's SHA-256; null when unknown (an API commit without one)."
     )
 
@@ -55,11 +74,11 @@ class NodeOut(BaseModel):
     """A file or folder; ``version`` is null for folders, ``locked`` true while a
     WebDAV lock covers the node."""
 
-    id: int
-    parent_id: int | None
+    id: Id
+    parent_id: Id | None
     name: str
     kind: Literal["file", "folder"]
-    size: int
+    size: Count
     mtime_ns: int
     version: VersionRef | None
     locked: bool
@@ -71,59 +90,59 @@ class NodesOut(BaseModel):
 
 class MeOut(BaseModel):
     user: str
-    root_id: int
-    cursor: int
-    quota: int | None
-    used: int
+    root_id: Id
+    cursor: Count
+    quota: Count | None
+    used: Count
     server: Literal["drivegate"]
     api_version: Literal[1]
 
 
 class TreeOut(BaseModel):
-    cursor: int = Field(description="The journal position read before this page.")
+    cursor: Count = Field(description="The journal position read before this page.")
     nodes: list[NodeOut]
-    next_after: int | None = Field(description="Pass as `after` for the next page; null: done.")
+    next_after: Id | None = Field(description="Pass as `after` for the next page; null: done.")
 
 
 class ChangeOut(BaseModel):
-    seq: int
+    seq: Id
     kind: Kind
-    node_id: int
+    node_id: Id
     node: NodeOut | None = Field(description="Current state; null: no longer in the live tree.")
 
 
 class ChangesOut(BaseModel):
-    cursor: int
+    cursor: Count
     changes: list[ChangeOut]
     more: bool
 
 
 class ManifestVersion(BaseModel):
-    id: int
-    number: int
-    size: int
-    sha256: str | None = Field(
+    id: Id
+    number: Id
+    size: Count
+    sha256: Hash | None = Field(
         description="The whole content's SHA-256; null when unknown (an API commit without one)."
     )
 
 
 class ChunkOut(BaseModel):
-    offset: int
-    length: int
-    hash: str
+    offset: Count
+    length: int = Field(ge=1, le=MAX_CHUNK)
+    hash: Hash
 
 
 class ManifestOut(BaseModel):
-    node_id: int
+    node_id: Id
     version: ManifestVersion
     chunks: list[ChunkOut]
 
 
 class VersionOut(BaseModel):
-    id: int
-    number: int
-    size: int
-    sha256: str | None = Field(
+    id: Id
+    number: Id
+    size: Count
+    sha256: Hash | None = Field(
         description="The whole content's SHA-256; null when unknown (an API commit without one)."
     )
     created_at: float = Field(description="Seconds since the epoch.")
@@ -138,11 +157,11 @@ class VersionsOut(BaseModel):
 
 
 class MissingOut(BaseModel):
-    missing: list[str]
+    missing: list[Hash]
 
 
 class IdsOut(BaseModel):
-    ids: list[int] = Field(
+    ids: list[Id] = Field(
         description="Fresh node ids, ascending, reserved for the caller until a mkdir or "
         "commit uses them as its `id`."
     )
@@ -154,7 +173,7 @@ class ErrorDetail(BaseModel):
     current: NodeOut | None = Field(
         default=None, description="version_conflict: the node as it is now."
     )
-    missing: list[str] | None = Field(
+    missing: list[Hash] | None = Field(
         default=None, description="missing_chunks: the hashes the server lacks."
     )
 
@@ -229,12 +248,12 @@ class MoveIn(Body):
 
 
 class MissingIn(Body):
-    hashes: list[str] = Field(max_length=MAX_HASHES)
+    hashes: list[Hash] = Field(max_length=MAX_HASHES)
 
 
 class ChunkIn(Body):
-    hash: str
-    length: int = Field(ge=1, le=MAX_INT)
+    hash: Hash
+    length: int = Field(ge=1, le=MAX_CHUNK)
 
 
 class SpliceIn(Body):
@@ -242,7 +261,44 @@ class SpliceIn(Body):
     end: Count
 
 
+# A commit names its file one way or the other (``api/commit.py: commit_target``
+# refuses anything else); the document says so, so that clients and the fuzzer
+# know it too.
+_NULL = {"type": "null"}
+COMMIT_TARGETS: dict[str, Any] = {
+    "oneOf": [
+        {
+            "title": "An existing file by node_id, at base_version_id",
+            "required": ["node_id", "base_version_id"],
+            "properties": {
+                "node_id": {"type": "integer"},
+                "base_version_id": {"type": "integer"},
+                "id": _NULL,
+                "parent_id": _NULL,
+                "name": _NULL,
+                "create_only": {"const": False},
+            },
+        },
+        {
+            "title": "A name in a folder (a new file, or the file there)",
+            "required": ["parent_id", "name"],
+            "properties": {
+                "parent_id": {"type": "integer"},
+                "name": {"type": "string"},
+                "node_id": _NULL,
+                "splice": _NULL,
+            },
+        },
+    ]
+}
+
+
 class CommitIn(Body):
+    """A manifest for a file named by ``node_id`` (with ``base_version_id``) or by
+    ``parent_id`` and ``name``: exactly one of the two (``COMMIT_TARGETS``)."""
+
+    model_config = ConfigDict(json_schema_extra=COMMIT_TARGETS)
+
     id: Id | None = Field(
         default=None,
         description="With parent_id and name: create the file with this id, reserved "
@@ -265,12 +321,34 @@ class CommitIn(Body):
         "A small edit of a big file then sends, and costs the server, what changed.",
     )
     lock_token: str | None = None
-    sha256: str | None = Field(
+    sha256: Hash | None = Field(
         default=None,
-        pattern="^[0-9a-f]{64}$",
         description="The whole content's SHA-256 if the client knows it: stored as the "
         "version's sum, not checked (the server reads nothing back); null: unknown.",
     )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> CommitIn:
+        """Exactly one of the shapes of ``COMMIT_TARGETS`` (so a batch holding a
+        commit of neither shape is malformed, refused whole)."""
+        if self.node_id is not None:
+            if self.id is not None:
+                raise _shape("id names a new file: give it with parent_id and name, not node_id")
+            if self.parent_id is not None or self.name is not None:
+                raise _shape("give node_id, or parent_id and name, not both")
+            if self.base_version_id is None:
+                raise _shape("a commit to node_id needs its base_version_id")
+            if self.create_only:
+                raise _shape("create_only needs parent_id and name, not node_id")
+        elif self.parent_id is None or self.name is None:
+            raise _shape("give node_id, or parent_id and name")
+        elif self.splice is not None:
+            raise _shape("a splice edits a version: give node_id and base_version_id")
+        return self
+
+
+def _shape(message: str) -> PydanticCustomError:
+    return PydanticCustomError("commit_target", message)
 
 
 class MkdirOp(MkdirIn):

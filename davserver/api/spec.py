@@ -14,15 +14,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from davserver.api.models import ErrorOut
+from davserver.api.links import LINKS
+from davserver.api.models import PATH_PARAMETERS, ErrorOut
 
 F = TypeVar("F", bound=Callable[..., Any])
 METHODS = ("get", "put", "post", "patch", "delete")
 REF = "#/components/schemas/{model}"
 OCTETS = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+ERROR = {"$ref": "#/components/responses/Error"}
+# The HTTP server (cheroot) answers a request line over its limit itself, before
+# the API sees the request: the one error without a JSON body.
+URI_TOO_LONG = 414
+TOO_LONG = {"$ref": "#/components/responses/UriTooLong"}
+LOGGED_IN = (401, 429, 503)  # any request with a login: bad login, throttled, store down
 _FIELD = re.compile(r"\{(\w+)(?::(\w+))?[^}]*\}")
 
 
@@ -32,7 +39,8 @@ class Operation:
 
     ``answer``: the JSON model of a success (None: no body, or ``octets``);
     ``octets``: the success body (or, with ``upload``, the request body) is
-    raw bytes; ``errors``: the error codes it may answer besides 400/401.
+    raw bytes; ``errors``: the statuses it may answer besides those every
+    request may get (400, 414; with a login 401, 429, 503; with a body 413).
     """
 
     summary: str
@@ -84,7 +92,9 @@ def openapi_document(routes: list[tuple[str, object]], prefix: str, version: str
             if op.body is not None:
                 models[op.body] = "validation"
             item[method] = _operation(op, parameters)
+            item[method]["operationId"] = method + type(resource).__name__
         paths[path] = item
+    _link(paths)
     schemas = _schemas(models)
     return {
         "openapi": "3.1.0",
@@ -104,19 +114,37 @@ def openapi_document(routes: list[tuple[str, object]], prefix: str, version: str
                 "Error": {
                     "description": "An error (see the code).",
                     "content": _json(ErrorOut),
-                }
+                },
+                "UriTooLong": {
+                    "description": "The request line is over the HTTP server's limit "
+                    "(64 KiB); answered before the API sees the request, in plain text.",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
             },
         },
     }
 
 
+def _link(paths: dict[str, Any]) -> None:
+    """Add ``links.LINKS`` to the success answers of their source operations."""
+    found = {op["operationId"]: op for item in paths.values() for op in item.values()}
+    for source, links in LINKS.items():
+        for name, link in links.items():
+            if source not in found or link.target not in found:
+                raise TypeError(f"link {name!r}: no operation {source!r} or {link.target!r}")
+            for status, response in found[source]["responses"].items():
+                if status.startswith("2"):
+                    response.setdefault("links", {})[name] = link.document()
+
+
 def _path(template: str) -> tuple[str, list[dict[str, Any]]]:
-    """OpenAPI path and path parameters of a Falcon template (``{id:int}`` → ``{id}``)."""
+    """OpenAPI path and path parameters of a Falcon template (``{id:int}`` → ``{id}``),
+    each described by its type in ``models.PATH_PARAMETERS``."""
     parameters = []
-    for name, converter in _FIELD.findall(template):
-        schema: dict[str, Any] = (
-            {"type": "integer", "minimum": 1} if converter == "int" else {"type": "string"}
-        )
+    for name, _ in _FIELD.findall(template):
+        if name not in PATH_PARAMETERS:
+            raise TypeError(f"path parameter {name!r} of {template} has no type in PATH_PARAMETERS")
+        schema = TypeAdapter(PATH_PARAMETERS[name]).json_schema()
         parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
     return _FIELD.sub(lambda m: "{" + m.group(1) + "}", template), parameters
 
@@ -134,9 +162,14 @@ def _operation(op: Operation, path_parameters: list[dict[str, Any]]) -> dict[str
         described["requestBody"] = {"required": True, "content": OCTETS}
     for status in (op.status, *op.also):
         described["responses"][str(status)] = _success(op, status)
-    errors = sorted({400, *op.errors} | (set() if op.public else {401, 429}))
-    for status in errors:
-        described["responses"][str(status)] = {"$ref": "#/components/responses/Error"}
+    errors = {400, *op.errors}
+    if not op.public:
+        errors |= set(LOGGED_IN)
+    if op.body is not None or op.upload:
+        errors.add(413)
+    for status in sorted(errors):
+        described["responses"][str(status)] = ERROR
+    described["responses"][str(URI_TOO_LONG)] = TOO_LONG
     if op.public:
         described["security"] = []
     return described
