@@ -58,7 +58,7 @@ CONFIG: dict[str, Any] = {
         "positive_data_acceptance": {"enabled": False},
         # A request line over 64 KiB is refused by the HTTP server (414).
         "negative_data_rejection": {
-            "expected-statuses": ["400", "401", "404", "405", "409", "413", "414", "429"]
+            "expected-statuses": ["400", "401", "404", "405", "409", "413", "414", "415", "429"]
         },
     },
 }

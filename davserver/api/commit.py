@@ -64,7 +64,7 @@ class PatchFile:
                "the ranges, back to back) and set the size; the server re-cuts the chunks "
                "around them. 200 with the file's new version.",
                answer=NodeOut, query=PatchQuery, upload=True,
-               errors=(404, 409, 413, 423, 507))  # fmt: skip
+               errors=(404, 409, 413, 415, 423, 507))  # fmt: skip
     def on_post(self, req: falcon.Request, resp: falcon.Response, node_id: int) -> None:
         require_type(req, OCTETS)  # even with no body: a truncate is a change
         query = read_query(req, PatchQuery)

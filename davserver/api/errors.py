@@ -59,7 +59,7 @@ _CODES: list[tuple[type[DriveError], int, str]] = [
     (NotAFile, 409, "not_a_file"),
     (Conflict, 409, "conflict"),
     (QuotaExceeded, 507, "quota_exceeded"),
-    (LimitReached, 507, "limit_reached"),
+    (LimitReached, 409, "limit_reached"),  # a policy bound, not the disk: not a 5xx
     (StorageFull, 507, "storage_full"),
     (Locked, 423, "locked"),
     (AuthError, 401, "unauthorized"),

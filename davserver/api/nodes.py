@@ -113,8 +113,9 @@ class Ids:
     def __init__(self, drive: Drive) -> None:
         self.drive = drive
 
-    @operation(summary="Reserve fresh node ids for creates that name them (mkdir, commit).",
-               answer=IdsOut, body=IdsIn)  # fmt: skip
+    @operation(summary="Reserve fresh node ids for creates that name them (mkdir, commit); "
+               "409 limit_reached when you would hold over 100,000 at once.",
+               answer=IdsOut, body=IdsIn, errors=(409,))  # fmt: skip
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_json(req, IdsIn)
         ids = self.drive.reserve_ids(user_of(req).id, body.count)

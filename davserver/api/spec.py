@@ -40,7 +40,8 @@ class Operation:
     ``answer``: the JSON model of a success (None: no body, or ``octets``);
     ``octets``: the success body (or, with ``upload``, the request body) is
     raw bytes; ``errors``: the statuses it may answer besides those every
-    request may get (400, 414; with a login 401, 429, 503; with a body 413).
+    request may get (400, 414; with a login 401, 429, 503; with a body 413, and
+    415 for a JSON body).
     """
 
     summary: str
@@ -167,6 +168,8 @@ def _operation(op: Operation, path_parameters: list[dict[str, Any]]) -> dict[str
         errors |= set(LOGGED_IN)
     if op.body is not None or op.upload:
         errors.add(413)
+    if op.body is not None:
+        errors.add(415)  # JSON only as application/json (davserver.api.wire)
     for status in sorted(errors):
         described["responses"][str(status)] = ERROR
     described["responses"][str(URI_TOO_LONG)] = TOO_LONG
