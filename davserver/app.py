@@ -1,7 +1,8 @@
-"""Assembling the WSGI application: request log → health check → the sync API
-under ``/api/v1`` (Falcon) or else X-OC-MTime answer → WsgiDAV (Basic auth,
-locks, properties) over ``DriveProvider``. Both faces share one
-``Authenticator`` (login cache and failure throttle)."""
+"""Assembling the WSGI application: request log → honest error lengths → path
+limits → health check → the sync API under ``/api/v1`` (Falcon) or else
+X-OC-MTime answer → WsgiDAV (Basic auth, locks, properties) over
+``DriveProvider``. Both faces share one ``Authenticator`` (login cache and
+failure throttle)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 from core import Drive, DriveError
 from davserver.api import PREFIX, build_api
 from davserver.auth import Authenticator, domain_controller_for
+from davserver.errorbodies import HonestErrors
 from davserver.locks import SqlLockManager, SqlLockStorage
+from davserver.pathlimits import PathLimits
 from davserver.provider import DriveProvider
 
 log = logging.getLogger(__name__)
@@ -62,8 +65,9 @@ def build_app(drive: Drive, *, long_polls: int = 8) -> WsgiApp:
     dav.lock_manager = SqlLockManager(storage)
     provider.set_lock_manager(dav.lock_manager)
     api = build_api(drive, auth, long_polls)
+    dispatch = PathDispatch(PREFIX, api, OcMtimeAnswer(dav))
     return RequestLog(
-        HealthCheck(PathDispatch(PREFIX, api, OcMtimeAnswer(dav)), drive),
+        HonestErrors(PathLimits(HealthCheck(dispatch, drive), PREFIX)),
         drive.db.statements_in_thread,
         drive.deferred_wakes,
     )
