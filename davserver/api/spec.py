@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from davserver.api.models import ErrorOut
+from davserver.api.models import MAX_INT, ErrorOut
 
 F = TypeVar("F", bound=Callable[..., Any])
 METHODS = ("get", "put", "post", "patch", "delete")
@@ -111,11 +111,13 @@ def openapi_document(routes: list[tuple[str, object]], prefix: str, version: str
 
 
 def _path(template: str) -> tuple[str, list[dict[str, Any]]]:
-    """OpenAPI path and path parameters of a Falcon template (``{id:int}`` → ``{id}``)."""
+    """OpenAPI path and path parameters of a Falcon template (``{id:id}`` → ``{id}``)."""
     parameters = []
     for name, converter in _FIELD.findall(template):
         schema: dict[str, Any] = (
-            {"type": "integer", "minimum": 1} if converter == "int" else {"type": "string"}
+            {"type": "integer", "minimum": 1, "maximum": MAX_INT}
+            if converter == "id"
+            else {"type": "string"}
         )
         parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
     return _FIELD.sub(lambda m: "{" + m.group(1) + "}", template), parameters
