@@ -29,30 +29,71 @@ HTTP_TOO_MANY_REQUESTS = 429
 
 class FailureThrottle:
     """Refuses a client address or a user name after ``limit`` failures within
-    ``window`` seconds (in this process), until the window has passed."""
+    ``window`` seconds (in this process), until the window has passed.
 
-    def __init__(self, limit: int = 10, window: float = 60.0) -> None:
+    Bounded: only keys with a failure in the window are kept, at most ``max_keys``
+    of them (past that, those whose last failure is oldest are forgotten first), and
+    a key longer than any real name or address is kept as its hash.
+    """
+
+    def __init__(self, limit: int = 10, window: float = 60.0, max_keys: int = 20_000) -> None:
         self.limit = limit
         self.window = window
+        self.max_keys = max_keys
         self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def _recent(self, key: str, now: float) -> deque[float]:
-        stamps = self._failures.setdefault(key, deque())
+    def _count(self, key: str, now: float) -> int:
+        """Failures of ``key`` within the window (forgetting older ones, and the key if
+        none is left)."""
+        stamps = self._failures.get(_short(key))
+        if stamps is None:
+            return 0
         while stamps and stamps[0] < now - self.window:
             stamps.popleft()
-        return stamps
+        if not stamps:
+            del self._failures[_short(key)]
+        return len(stamps)
 
     def blocked(self, *keys: str) -> bool:
         now = time.monotonic()
         with self._lock:
-            return any(len(self._recent(key, now)) >= self.limit for key in keys)
+            return any(self._count(key, now) >= self.limit for key in keys)
 
     def failed(self, *keys: str) -> None:
         now = time.monotonic()
         with self._lock:
             for key in keys:
-                self._recent(key, now).append(now)
+                self._count(key, now)
+                self._failures.setdefault(_short(key), deque()).append(now)
+            if len(self._failures) > self.max_keys:
+                self._prune(now)
+
+    def tracked(self) -> int:
+        """How many keys are remembered now."""
+        with self._lock:
+            return len(self._failures)
+
+    def _prune(self, now: float) -> None:
+        """Forget keys without failures in the window; if that is not enough, those
+        whose last failure is oldest, down to three quarters of ``max_keys``."""
+        for key in list(self._failures):
+            self._count(key, now)
+        excess = len(self._failures) - self.max_keys * 3 // 4
+        if excess > 0:
+            by_age = sorted(self._failures, key=lambda key: self._failures[key][-1])
+            for key in by_age[:excess]:
+                del self._failures[key]
+
+
+MAX_KEY_CHARS = 128
+"""Throttle keys longer than this (no user name or address is) are kept as a hash."""
+
+
+def _short(key: str) -> str:
+    if len(key) <= MAX_KEY_CHARS:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class LoginCache:
