@@ -1,9 +1,11 @@
-"""The failed-login throttle stays bounded whatever names and addresses clients send
-(it remembered every name ever tried, and an empty entry for each login), and still
-throttles what it must."""
+"""Caches keyed by what clients send stay bounded: the failed-login throttle (it
+remembered every name ever tried, and an empty entry for each login) still throttles
+what it must; PROPFIND's empty-element cache keeps no long property names. (The
+path statements are covered by tests/test_dav_paths.py.)"""
 
 from __future__ import annotations
 
+from davserver import propxml
 from davserver.auth import FailureThrottle
 
 
@@ -32,3 +34,13 @@ def test_many_distinct_names_keep_the_throttle_bounded() -> None:
     for _ in range(3):
         throttle.failed(long_name)
     assert throttle.blocked(long_name)
+
+
+def test_long_property_names_are_not_cached() -> None:
+    long_name = "{urn:x}" + "p" * 100_000
+    assert propxml.empty_element(long_name).startswith("<ns0:ppp")
+    assert propxml.empty_element("{DAV:}getetag") == "<D:getetag/>"
+    cached = propxml._empty_element.cache_info()
+    for i in range(2000):
+        propxml.empty_element(f"{{urn:x}}{i}" + "p" * 300)
+    assert propxml._empty_element.cache_info().currsize == cached.currsize
