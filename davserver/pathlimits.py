@@ -26,9 +26,13 @@ WsgiApp = Callable[[Environ, Callable[..., Any]], Iterable[bytes]]
 
 MAX_PATH_BYTES = 4096
 """A path, decoded, in UTF-8: Linux's PATH_MAX."""
-MAX_URI_BYTES = 16 * 1024
-"""A request target or ``Destination`` as sent: a path of ``MAX_PATH_BYTES``
-percent-encoded whole (3 bytes per byte) with room for a scheme, host and query."""
+MAX_URI_BYTES = 48 * 1024
+"""A request target as sent, query included (the sync API's patch names its ranges
+in the query: up to 32 KiB of them); cheroot refuses a request line over 64 KiB
+(``MAX_HEADER_BYTES``) before we see it."""
+MAX_DESTINATION_BYTES = 16 * 1024
+"""A ``Destination`` as sent: a path of ``MAX_PATH_BYTES`` percent-encoded whole
+(3 bytes per byte), with room for a scheme and a host."""
 MAX_DEPTH = 256
 """Names in a path: far beyond what file managers and office apps handle (Windows
 Explorer stops at 260 characters of path), and it bounds the work of resolving one."""
@@ -71,8 +75,9 @@ def check_request(environ: Environ) -> None:
     check_path(environ.get("PATH_INFO", "").encode("latin-1", "replace"), "the path")
     destination: str | None = environ.get("HTTP_DESTINATION")
     if destination is not None:
-        if len(destination) > MAX_URI_BYTES:
-            raise PathRefused(414, f"the Destination is longer than {MAX_URI_BYTES} bytes")
+        if len(destination) > MAX_DESTINATION_BYTES:
+            limit = MAX_DESTINATION_BYTES
+            raise PathRefused(414, f"the Destination is longer than {limit} bytes")
         try:
             path = urlsplit(destination.encode("latin-1").decode("ascii")).path
         except (UnicodeError, ValueError):

@@ -79,7 +79,8 @@ def test_paths_past_a_limit_are_refused_and_change_nothing(
     dav.put("/src.txt", content=b"s")
     long_name = "n" * 256
     too_long = "/" + "/".join(["x" * 250] * (MAX_PATH_BYTES // 250 + 1))
-    huge_uri = "/" + quote("é") * (MAX_URI_BYTES // 6 + 1)
+    huge_uri = "/" + quote("é") * (MAX_PATH_BYTES // 2 + 1)  # decoded: 2 bytes each
+    huge_query = "/src.txt?" + "q" * MAX_URI_BYTES
     with unchanged(server_api):
         for method in ("MKCOL", "PUT", "PROPFIND", "GET"):
             answer = dav.request(method, "/" + long_name, headers=PROPFIND_0)
@@ -89,7 +90,14 @@ def test_paths_past_a_limit_are_refused_and_change_nothing(
             answer = dav.request(method, too_long, headers=PROPFIND_0)
             assert answer.status_code == 414 and f"longer than {MAX_PATH_BYTES}" in answer.text
             [raw] = _raw(server.url, [(method, huge_uri, "")])
-            assert raw.status == 414, raw
+            assert raw.status == 414 and b"longer than 4096 bytes" in raw.body, raw
+            [raw] = _raw(server.url, [(method, huge_query, "")])
+            assert raw.status == 414 and b"request URI is longer" in raw.body, raw
+        # The API's patch may name 32 KiB of ranges in its query: such a target passes.
+        long_query = server_api.get("/tree", params={"colour": "r" * 40_000})
+        assert (long_query.status_code, long_query.json()["error"]["code"]) == (400, "bad_request")
+        too_long_query = server_api.get("/tree", params={"colour": "r" * MAX_URI_BYTES})
+        assert too_long_query.json()["error"]["code"] == "uri_too_long"
         for method in ("COPY", "MOVE"):
             for destination, status, says in (
                 ("/d" * 30_000, 414, "Destination is longer"),  # the 60 KB of the attack
