@@ -78,9 +78,10 @@ def check_request(environ: Environ) -> None:
         if len(destination) > MAX_DESTINATION_BYTES:
             limit = MAX_DESTINATION_BYTES
             raise PathRefused(414, f"the Destination is longer than {limit} bytes")
+        # Header values are latin-1 too; some clients send the path's UTF-8 unquoted.
         try:
-            path = urlsplit(destination.encode("latin-1").decode("ascii")).path
-        except (UnicodeError, ValueError):
+            path = urlsplit(destination).path.encode("latin-1", "replace")
+        except ValueError:
             raise PathRefused(400, "the Destination is not a URL") from None
         check_path(unquote_to_bytes(path), "the Destination path")
 
