@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Row, Select, bindparam, literal, select
 from sqlalchemy.orm import Session, aliased
 
+from core import pathwalk
 from core.db.models import Manifest, Node, User, Version
 from core.errors import InvalidName, NotAFolder, NotFound
 from core.names import RESERVED_AT_ROOT, join_path, normalize_name, split_path
@@ -38,60 +39,39 @@ def live_child(session: Session, parent_id: int, name: str) -> Node | None:
     ).scalar_one_or_none()
 
 
-def _root_of_user() -> Any:
-    return select(User.root_id).where(User.id == bindparam("user")).scalar_subquery()
-
-
-@functools.cache
-def _walk_query(depth: int, *, from_root: bool) -> Select[tuple[Node]]:
-    """SELECT the node ``depth`` levels below the start along :n0 … :n<depth-1>, one
-    self-join per level; the start is :start, or the root of :user. Built once per
-    depth: building it costs more than running it."""
-    start = _root_of_user() if from_root else bindparam("start")
-    if depth == 0:
-        return select(Node).where(Node.id == start)
-    levels = [aliased(Node) for _ in range(depth)]
-    query = select(levels[-1])
-    for i, level in enumerate(levels):
-        parent = start if i == 0 else levels[i - 1].id
-        query = query.where(
-            level.parent_id == parent, level.name == bindparam(f"n{i}"), level.trashed_at.is_(None)
-        )
-    return query
-
-
-def _names(names: list[str]) -> dict[str, object]:
-    return {f"n{i}": name for i, name in enumerate(names)}
+@functools.cache  # two statements: from a user's root, or from a node
+def _walk_query(*, from_root: bool) -> Select[tuple[Node]]:
+    """SELECT the live node reached along :names from :start, or from the root of :user
+    (``core.pathwalk``). Built once: building it costs more than running it."""
+    return select(Node).where(Node.id == pathwalk.target(from_root=from_root))
 
 
 def walk(session: Session, start: int, names: list[str]) -> Node | None:
     """The live node at ``names`` below ``start``, in one query."""
-    query = _walk_query(len(names), from_root=False)
-    return session.execute(query, {"start": start, **_names(names)}).scalar_one_or_none()
+    query = _walk_query(from_root=False)
+    return session.execute(query, pathwalk.params(names, start=start)).scalar_one_or_none()
 
 
 def resolve(session: Session, user_id: int, path: str) -> Node:
     """The live node at ``path`` in the user's drive, or NotFound (one query when found)."""
     names = split_path(path)
-    query = _walk_query(len(names), from_root=True)
-    node = session.execute(query, {"user": user_id, **_names(names)}).scalar_one_or_none()
+    query = _walk_query(from_root=True)
+    node = session.execute(query, pathwalk.params(names, user=user_id)).scalar_one_or_none()
     if node is not None:
         return node
     raise _not_found(session, user_id, names, path)
 
 
-@functools.cache
-def _stat_query(depth: int) -> Select[Any]:
+@functools.cache  # one statement
+def _stat_query() -> Select[Any]:
     """Like ``_walk_query`` from a user's root, but SELECTing a ``NodeInfo``'s columns."""
-    found = _walk_query(depth, from_root=True).subquery()
-    node = aliased(Node, found)
-    return info_query().where(Node.id == node.id)
+    return info_query().where(Node.id == pathwalk.target(from_root=True))
 
 
 def find(session: Session, user_id: int, path: str) -> NodeInfo | None:
     """The ``NodeInfo`` of the live node at ``path``, or None, in one query."""
-    names = split_path(path)
-    row = session.execute(_stat_query(len(names)), {"user": user_id, **_names(names)}).one_or_none()
+    params = pathwalk.params(split_path(path), user=user_id)
+    row = session.execute(_stat_query(), params).one_or_none()
     return to_info(row) if row is not None else None
 
 
@@ -104,17 +84,22 @@ def stat(session: Session, user_id: int, path: str) -> NodeInfo:
 
 
 def _not_found(session: Session, user_id: int, names: list[str], path: str) -> NotFound:
-    """Walk level by level, only to say which part of the path is missing."""
-    node = user_root(session, user_id)
-    walked: list[str] = []
-    for name in names:
-        child = live_child(session, node.id, name) if node.is_folder else None
-        if child is None:
-            reason = "" if node.is_folder else f" ({join_path(walked)} is a file)"
-            return NotFound(f"not found: {join_path([*walked, name])}{reason}")
-        walked.append(name)
-        node = child
-    return NotFound(f"not found: {path}")
+    """Say which part of the path is missing: the longest prefix that exists is found
+    by bisection (a query per step), then what stops the walk below it."""
+    found, below = 0, user_root(session, user_id)
+    missing = len(names)  # names[:missing] is known not to exist as a live path
+    while missing - found > 1:
+        middle = (found + missing) // 2
+        node = walk(session, below.id, names[found:middle])
+        if node is None:
+            missing = middle
+        else:
+            found, below = middle, node
+    walked = names[:found]
+    if found == len(names):
+        return NotFound(f"not found: {path}")
+    reason = "" if below.is_folder else f" ({join_path(walked)} is a file)"
+    return NotFound(f"not found: {join_path([*walked, names[found]])}{reason}")
 
 
 def resolve_parent(session: Session, user_id: int, path: str) -> tuple[Node, str]:
@@ -128,11 +113,11 @@ def resolve_parent(session: Session, user_id: int, path: str) -> tuple[Node, str
     return parent, child_name(parent, names[-1])
 
 
-@functools.cache
-def _parent_and_child_query(depth: int) -> Select[Any]:
-    """The node ``depth`` levels below the user's root along :n0 …, with its live child
-    named :leaf (or None) beside it, in one query."""
-    parent = aliased(Node, _walk_query(depth, from_root=True).subquery())
+@functools.cache  # one statement
+def _parent_and_child_query() -> Select[Any]:
+    """The node reached along :names from the root of :user, with its live child named
+    :leaf (or None) beside it, in one query."""
+    parent = aliased(Node, _walk_query(from_root=True).subquery())
     child = aliased(Node)
     return select(parent, child).outerjoin(
         child,
@@ -155,10 +140,8 @@ def resolve_parent_and_child(
     if leaf is None:  # let the step-by-step path say what is wrong
         parent, name = resolve_parent(session, user_id, path)
         return parent, name, live_child(session, parent.id, name)
-    query = _parent_and_child_query(len(names) - 1)
-    row = session.execute(
-        query, {"user": user_id, **_names(names[:-1]), "leaf": leaf}
-    ).one_or_none()
+    params = {**pathwalk.params(names[:-1], user=user_id), "leaf": leaf}
+    row = session.execute(_parent_and_child_query(), params).one_or_none()
     if row is None:
         parent_path = join_path(names[:-1])
         raise _not_found(session, user_id, names[:-1], parent_path)

@@ -3,7 +3,8 @@ auth against drivegate users, and the cheroot runner (``drivegate serve``).
 
 Modules: ``provider`` (paths → resources), ``resources`` (files and folders),
 ``errors`` (the DriveError → HTTP seam), ``auth``, ``app`` (WSGI assembly,
-health check, request log), ``cli``.
+health check, request log), ``pathlimits`` (paths over a limit: 400/414 before
+any work), ``errorbodies`` (error answers' honest Content-Length), ``cli``.
 """
 
 from davserver.app import build_app

@@ -1,8 +1,9 @@
 """Assembling the WSGI application: client address (``proxied``) → request log →
-health check → cross-site guard (``sameorigin``) → the sync API under
-``/api/v1`` (Falcon) or else Retry-After on 429 → X-OC-MTime answer →
-WsgiDAV (Basic auth, locks, properties) over ``DriveProvider``. Both faces
-share one ``Authenticator`` (login cache and failure throttle)."""
+honest error lengths → path limits → health check → cross-site guard
+(``sameorigin``) → the sync API under ``/api/v1`` (Falcon) or else
+Retry-After on 429 → X-OC-MTime answer → WsgiDAV (Basic auth, locks,
+properties) over ``DriveProvider``. Both faces share one ``Authenticator``
+(login cache and failure throttle)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 from core import Drive, DriveError
 from davserver.api import PREFIX, build_api
 from davserver.auth import Authenticator, RetryAfter, domain_controller_for
+from davserver.errorbodies import HonestErrors
 from davserver.locks import SqlLockManager, SqlLockStorage
+from davserver.pathlimits import PathLimits
 from davserver.provider import DriveProvider
 from davserver.proxied import ClientAddress
 from davserver.resources import parse_mtime
@@ -75,7 +78,7 @@ def build_app(
     )
     return ClientAddress(
         RequestLog(
-            HealthCheck(guarded, drive),
+            HonestErrors(PathLimits(HealthCheck(guarded, drive), PREFIX)),
             drive.db.statements_in_thread,
             drive.deferred_wakes,
         ),

@@ -38,6 +38,16 @@ class _Failures:
     barred_until: float = 0.0
 
 
+MAX_KEY_CHARS = 128
+"""User names longer than this (no real one is) are kept in the throttle as a hash."""
+
+
+def _short(name: str) -> str:
+    if len(name) <= MAX_KEY_CHARS:
+        return name
+    return "sha256:" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 class FailureThrottle:
     """Failed logins, per (user name, client address) pair and in this process.
 
@@ -63,24 +73,24 @@ class FailureThrottle:
     def wait(self, name: str, address: str) -> float:
         """Seconds before ``name`` may try again from ``address`` (0: now)."""
         with self._lock:
-            failures = self._pairs.get((name, address))
+            failures = self._pairs.get((_short(name), address))
         if failures is None:
             return 0.0
         return max(0.0, failures.barred_until - time.monotonic())
 
     def failed(self, name: str, address: str) -> None:
         with self._lock:
-            failures = self._pairs.get((name, address)) or _Failures()
+            failures = self._pairs.get((_short(name), address)) or _Failures()
             failures.count += 1
             beyond = failures.count - self.free
             if beyond > 0:
                 delay = min(self.ceiling, self.base * 2.0 ** min(beyond - 1, 32))
                 failures.barred_until = time.monotonic() + delay
-            self._pairs[(name, address)] = failures  # (re)starts its time to live
+            self._pairs[(_short(name), address)] = failures  # (re)starts its time to live
 
     def succeeded(self, name: str, address: str) -> None:
         with self._lock:
-            self._pairs.pop((name, address), None)
+            self._pairs.pop((_short(name), address), None)
 
 
 class LoginCache:

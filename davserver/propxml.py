@@ -45,9 +45,19 @@ def split_clark(name: str) -> tuple[str, str]:
     return "", name
 
 
-@functools.lru_cache(maxsize=1024)
 def empty_element(name: str) -> str:
     """``<D:local/>``, or an element carrying its own namespace declaration."""
+    # Names come from clients' bodies: only short ones are cached, so that the
+    # cache stays small whatever names a client asks for.
+    return _empty_element(name) if len(name) <= 256 else _build_empty_element(name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _empty_element(name: str) -> str:
+    return _build_empty_element(name)
+
+
+def _build_empty_element(name: str) -> str:
     namespace, local = split_clark(name)
     if namespace == "DAV:":
         return f"<D:{local}/>"

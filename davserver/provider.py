@@ -174,12 +174,17 @@ def _refuse(environ: dict[str, Any], method: str) -> DAVError | None:
 
     XML bodies are capped (the parser holds them whole) and must pass the
     hardened parse (``xmlguard``); ``Depth: infinity`` PROPFIND (the default
-    when no Depth is sent) would walk a whole drive.
+    when no Depth is sent) would walk a whole drive; the root folder cannot be
+    copied, moved, deleted or replaced.
     """
     if method in XML_METHODS:
         refusal = _refuse_xml_body(environ, method)
         if refusal is not None:
             return refusal
+    if method in ("COPY", "MOVE", "DELETE") and environ.get("PATH_INFO", "").strip("/") == "":
+        return DAVError(HTTP_FORBIDDEN, context_info=f"{method} of the root folder is not allowed")
+    if method in ("COPY", "MOVE") and _destination_path(environ).strip("/") == "":
+        return DAVError(HTTP_FORBIDDEN, context_info="the root folder cannot be replaced")
     if method in ("COPY", "MOVE") and is_virtual(_destination_path(environ)):
         return DAVError(HTTP_FORBIDDEN, context_info="/.versions and /.trash are read-only")
     if method == "PROPFIND" and environ.get("HTTP_DEPTH", "infinity").lower() == "infinity":

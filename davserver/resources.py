@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from wsgidav import util, xml_tools
-from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_NOT_FOUND, DAVError
+from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_NOT_FOUND, HTTP_PRECONDITION_FAILED, DAVError
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection
 
-from core import ContentReader, NodeId, NodeInfo, UserInfo, VersionId
+from core import ContentReader, NameTaken, NodeId, NodeInfo, UserInfo, VersionId
 from davserver.errors import dav_errors
 from davserver.xmlguard import UnsafeXml, checked_fragment
 
@@ -43,6 +43,24 @@ def changing(environ: dict[str, Any]) -> Iterator[None]:
             yield
     finally:
         environ.pop(RESOURCES, None)
+
+
+def _overwrite(environ: dict[str, Any]) -> bool:
+    """The request's ``Overwrite`` header (WsgiDAV checked it is T or F; T if absent)."""
+    return bool(environ.get("HTTP_OVERWRITE", "T") != "F")
+
+
+@contextmanager
+def _taken_is_412(*, overwrite: bool) -> Iterator[None]:
+    """A COPY/MOVE with ``Overwrite: F`` whose destination exists answers 412 (RFC 4918
+    §9.8.5), also when it came into being after WsgiDAV looked: the drive checks
+    again in the transaction that copies or moves."""
+    try:
+        yield
+    except NameTaken as taken:
+        if overwrite:
+            raise
+        raise DAVError(HTTP_PRECONDITION_FAILED, context_info=str(taken)) from taken
 
 
 def ref_prefix(environ: dict[str, Any]) -> str:
@@ -269,8 +287,9 @@ class _Resource:
 
     def handle_move(self, dest_path: str) -> bool:
         user = _user(self.environ).id
-        with changing(self.environ):
-            self.provider.drive.move(user, self.path, dest_path, overwrite=True)
+        overwrite = _overwrite(self.environ)
+        with changing(self.environ), _taken_is_412(overwrite=overwrite):
+            self.provider.drive.move(user, self.path, dest_path, overwrite=overwrite)
             self._drop_locks()
             mtime = parse_mtime(self.environ.get("HTTP_X_OC_MTIME"))
             if mtime is not None:
@@ -279,9 +298,10 @@ class _Resource:
 
     def handle_copy(self, dest_path: str, *, depth_infinity: bool) -> bool:
         user = _user(self.environ).id
-        with changing(self.environ):
+        overwrite = _overwrite(self.environ)
+        with changing(self.environ), _taken_is_412(overwrite=overwrite):
             self.provider.drive.copy(
-                user, self.path, dest_path, overwrite=True, recursive=depth_infinity
+                user, self.path, dest_path, overwrite=overwrite, recursive=depth_infinity
             )
             mtime = parse_mtime(self.environ.get("HTTP_X_OC_MTIME"))
             if mtime is not None:

@@ -10,7 +10,7 @@ import falcon
 from core import Drive, DriveError
 from davserver.api.auth import BasicAuth
 from davserver.api.errors import drive_error_handler, malformed_body_handler, serialize
-from davserver.api.routes import routes
+from davserver.api.routes import CONVERTERS, routes
 from davserver.api.spec import openapi_document, operation
 from davserver.auth import Authenticator
 from davserver.framing import MalformedBody
@@ -38,6 +38,7 @@ def build_api(drive: Drive, auth: Authenticator, long_polls: int) -> ApiApp:
     """The sync API as a WSGI app answering paths under ``PREFIX``."""
     app = falcon.App(middleware=[BasicAuth(auth, frozenset({PREFIX + OPENAPI_PATH}))])
     app.req_options.strip_url_path_trailing_slash = False
+    app.router_options.converters.update(CONVERTERS)
     app.set_error_serializer(serialize)
     app.add_error_handler(DriveError, drive_error_handler(drive))
     app.add_error_handler(MalformedBody, malformed_body_handler)

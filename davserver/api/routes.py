@@ -4,8 +4,25 @@ from this one list."""
 
 from __future__ import annotations
 
+import falcon.routing
+
 from core import Drive
 from davserver.api import batch, chunks, commit, nodes, sync
+from davserver.api.models import MAX_INT
+
+
+class IdConverter(falcon.routing.BaseConverter):
+    """``{name:id}``: a node id or version number, 1 to 2^63-1 (a SQL BIGINT) in ASCII
+    digits; anything else matches no route (404), never reaches the database."""
+
+    def convert(self, value: str) -> int | None:
+        if not (value.isascii() and value.isdigit()) or len(value) > len(str(MAX_INT)):
+            return None
+        number = int(value)
+        return number if 1 <= number <= MAX_INT else None
+
+
+CONVERTERS = {"id": IdConverter}
 
 
 def routes(drive: Drive, long_polls: int) -> list[tuple[str, object]]:
@@ -13,12 +30,12 @@ def routes(drive: Drive, long_polls: int) -> list[tuple[str, object]]:
         ("/me", sync.Me(drive)),
         ("/tree", sync.Tree(drive)),
         ("/changes", sync.Changes(drive, long_polls)),
-        ("/nodes/{node_id:int}", nodes.Node(drive)),
-        ("/nodes/{node_id:int}/children", nodes.Children(drive)),
-        ("/nodes/{node_id:int}/manifest", nodes.Manifest(drive)),
-        ("/nodes/{node_id:int}/patch", commit.PatchFile(drive)),
-        ("/nodes/{node_id:int}/versions", nodes.Versions(drive)),
-        ("/nodes/{node_id:int}/versions/{number:int}/restore", nodes.Restore(drive)),
+        ("/nodes/{node_id:id}", nodes.Node(drive)),
+        ("/nodes/{node_id:id}/children", nodes.Children(drive)),
+        ("/nodes/{node_id:id}/manifest", nodes.Manifest(drive)),
+        ("/nodes/{node_id:id}/patch", commit.PatchFile(drive)),
+        ("/nodes/{node_id:id}/versions", nodes.Versions(drive)),
+        ("/nodes/{node_id:id}/versions/{number:id}/restore", nodes.Restore(drive)),
         ("/ids", nodes.Ids(drive)),
         ("/mkdir", nodes.Mkdir(drive)),
         ("/move", nodes.Move(drive)),
