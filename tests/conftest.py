@@ -24,12 +24,16 @@ TEMPLATE_DB = "dg_template"
 
 HOSTILE_MODULES = frozenset(
     {
+        "test_api_bad_ids",  # ids outside 1..2^63-1
         "test_api_bad_input",  # the sync API: malformed, oversized, other users' ids
+        "test_bounded_caches",  # caches keyed by what clients send
         "test_api_fuzz",  # Schemathesis over the OpenAPI document
         "test_bad_input",  # the core and the CLI
         "test_chunk_access",  # chunks are per user although stored once
         "test_csrf",  # cross-site requests, both faces
         "test_dav_bad_input",  # WebDAV: XML (XXE, billion laughs, wide encodings), paths, headers
+        "test_dav_overwrite",  # Overwrite: F races
+        "test_dav_paths",  # deep and long paths, honest error lengths, the root
         "test_dav_ranges",  # Range headers
         "test_hostile_load",  # a burst of hostile requests while a normal client works
         "test_http_framing",  # request framing behind proxies, long headers, If headers
