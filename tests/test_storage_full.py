@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from core import Drive, StorageFull, UserInfo, load_settings
+from core import Drive, StorageFull, StorageUnavailable, UserInfo, load_settings
 from fusemount.client import _error as client_error
 from fusemount.errors import QuotaExceeded
 from fusemount.uploader import _reason as upload_reason
@@ -104,3 +104,20 @@ def test_the_mount_tells_a_full_server_disk_from_a_quota() -> None:
     assert isinstance(full, QuotaExceeded) and isinstance(quota, QuotaExceeded)
     assert upload_reason(full) == "the server's disk is full"
     assert upload_reason(quota) == "quota exceeded"
+
+
+def test_an_object_store_that_says_it_is_full_is_storage_full() -> None:
+    """moto never fills up, so the translation of the S3 error codes a full MinIO or
+    a Ceph RGW quota answer is checked on its own."""
+    from minio.error import S3Error
+    from urllib3 import HTTPResponse
+
+    from core.store.s3 import write_error
+
+    def refusal(code: str) -> S3Error:
+        return S3Error(HTTPResponse(status=507), code, "no room", "/b/k", "r", "h")
+
+    assert isinstance(write_error(refusal("XMinioStorageFull"), "put"), StorageFull)
+    assert isinstance(write_error(refusal("QuotaExceeded"), "put"), StorageFull)
+    other = write_error(refusal("SlowDown"), "put")
+    assert isinstance(other, StorageUnavailable) and not isinstance(other, StorageFull)

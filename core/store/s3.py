@@ -18,10 +18,22 @@ from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
-from core.errors import ChunkMissing, InvalidRequest, StorageUnavailable
+from core.errors import ChunkMissing, InvalidRequest, StorageFull, StorageUnavailable
 from core.ids import ChunkHash
 
 _NETWORK_ERRORS = (urllib3.exceptions.HTTPError, OSError)
+
+
+FULL_CODES = frozenset({"XMinioStorageFull", "QuotaExceeded", "StorageFull"})
+"""S3 error codes for "no room": MinIO's full drives, Ceph RGW's bucket or user quota."""
+
+
+def write_error(exc: S3Error, what: str) -> StorageFull | StorageUnavailable:
+    """The core's error for a refused write: no room (507, retrying will not help
+    until space is freed) or anything else (503, retry)."""
+    if exc.code in FULL_CODES:
+        return StorageFull(f"{what}: the object store is full ({exc.code})")
+    return StorageUnavailable(f"{what}: {exc}")
 
 
 class S3ChunkStore:
@@ -68,7 +80,9 @@ class S3ChunkStore:
                 len(blob),
                 part_size=max(len(blob), 5 * 1024 * 1024),
             )
-        except (S3Error, *_NETWORK_ERRORS) as exc:
+        except S3Error as exc:
+            raise write_error(exc, f"cannot write chunk {key} to {self.url}") from None
+        except _NETWORK_ERRORS as exc:
             raise StorageUnavailable(f"cannot write chunk {key} to {self.url}: {exc}") from None
 
     def get(self, key: ChunkHash) -> bytes:
