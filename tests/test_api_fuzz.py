@@ -45,7 +45,7 @@ BOB = ("bob", "bob-password")
 
 EXAMPLES = 40
 FOLDER_TAKERS = {"POST /mkdir", "POST /commit", "POST /move"}
-# The checks: all of Schemathesis' response checks but two. ``ignored_auth``
+# The checks: all of Schemathesis' response checks but three. ``ignored_auth``
 # re-sends requests with wrong passwords, which trips the login throttle (429
 # for the rest of the run; tests/test_api_bad_input.py covers logins);
 # ``positive_data_acceptance`` wants a 2xx for any well-formed request, but
@@ -56,6 +56,9 @@ CONFIG: dict[str, Any] = {
     "checks": {
         "ignored_auth": {"enabled": False},
         "positive_data_acceptance": {"enabled": False},
+        # DELETE moves a node to the trash, and its manifest answers on purpose
+        # (docs/sync-api.md: a client holding the file open reads on).
+        "use_after_free": {"enabled": False},
         # A request line over 64 KiB is refused by the HTTP server (414).
         "negative_data_rejection": {
             "expected-statuses": ["400", "401", "404", "405", "409", "413", "414", "415", "429"]
