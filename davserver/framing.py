@@ -26,8 +26,9 @@ from typing import Any
 from cheroot.server import HeaderReader, HTTPRequest
 from wsgidav.dav_error import HTTP_BAD_REQUEST, DAVError
 
-MAX_FIELD_BYTES = 8 * 1024
-"""Longest header line (name, value and CRLF), as Apache's LimitRequestFieldSize."""
+MAX_FIELD_BYTES = 20 * 1024
+"""Longest header line (name, value and CRLF): room for a ``Destination`` as long as
+the path limits allow (``davserver.pathlimits``: 16 KiB), which then decide."""
 
 UNREAD_BODY_DRAIN = 64 * 1024
 """An unread request body up to this size is read past after an error answer (so the
