@@ -26,10 +26,9 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Collection, Iterable
-from functools import cache
+from typing import cast
 
-from sqlalchemy import Insert, bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Insert, Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from core import chunkrows
@@ -88,14 +87,11 @@ def claim(session: Session, user_id: int, keys: Iterable[ChunkHash], now: float)
         session.execute(_claim(session.get_bind().dialect.name), rows)
 
 
-@cache
+_CLAIMS = cast(Table, ChunkClaim.__table__)
+
+
 def _claim(dialect: str) -> Insert:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(ChunkClaim)
-    return statement.on_conflict_do_update(
-        index_elements=[ChunkClaim.user_id, ChunkClaim.chunk_hash],
-        set_={"claimed_at": statement.excluded.claimed_at},
-    )
+    return chunkrows.touching_insert(dialect, _CLAIMS, ("user_id", "chunk_hash"), "claimed_at")
 
 
 def read(backend: Backend, user_id: int, key: ChunkHash, *, verify: bool = True) -> bytes:

@@ -71,13 +71,18 @@ def upsert(session: Session, rows: list[ChunkRow]) -> None:
         session.execute(_upsert(session.get_bind().dialect.name), rows)
 
 
-@cache
 def _upsert(dialect: str) -> Insert:
-    # A Core statement built once, run with many parameter sets: the writer
-    # registers a batch of chunks per call, and building a multi-row VALUES
-    # statement each time cost more CPU than running it.
+    return touching_insert(dialect, _CHUNKS, ("hash",), "last_seen")
+
+
+@cache
+def touching_insert(dialect: str, table: Table, keys: tuple[str, ...], stamp: str) -> Insert:
+    """An INSERT of ``table`` rows that, for a row whose ``keys`` (column names) exist
+    already, only sets ``stamp`` to the new value. A Core statement built once per dialect, run
+    with many parameter sets: the writer registers a batch of chunks per call, and
+    building a multi-row VALUES statement each time cost more CPU than running it."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(_CHUNKS)
+    statement = insert(table)
     return statement.on_conflict_do_update(
-        index_elements=[_CHUNKS.c.hash], set_={"last_seen": statement.excluded.last_seen}
+        index_elements=list(keys), set_={stamp: statement.excluded[stamp]}
     )
