@@ -101,7 +101,6 @@ def test_paths_past_a_limit_are_refused_and_change_nothing(
         for method in ("COPY", "MOVE"):
             for destination, status, says in (
                 ("/d" * 9_000, 414, "Destination is longer"),
-                ("/d" * 30_000, 400, "header line is longer"),  # the 60 KB of the attack
                 (_at(MAX_DEPTH + 1), 400, "deeper than"),
                 ("/" + long_name, 400, "name longer"),
                 ("/%ff.txt", 400, "not valid UTF-8"),
@@ -109,6 +108,17 @@ def test_paths_past_a_limit_are_refused_and_change_nothing(
             ):
                 answer = dav.request(method, "/src.txt", headers={"Destination": destination})
                 assert (answer.status_code, says in answer.text) == (status, True), destination
+            # The 60 KB of the attack: refused as a header line over the bound. The
+            # server closes with the rest of the headers unread, so the 400 may be lost
+            # to the connection's reset (no lingering close): either is a refusal.
+            with httpx.Client(base_url=server.url, auth=dav.auth, timeout=60) as once:
+                try:
+                    refused = once.request(
+                        method, "/src.txt", headers={"Destination": "/d" * 30_000}
+                    )
+                    assert refused.status_code == 400 and "header line" in refused.text
+                except httpx.RemoteProtocolError:
+                    pass
 
 
 def test_many_distinct_depths_keep_the_server_memory_bounded(
