@@ -16,6 +16,7 @@ from typing import Any
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from core import Drive, DriveError
+from davserver import browser
 from davserver.api import PREFIX, build_api
 from davserver.auth import Authenticator, RetryAfter, domain_controller_for
 from davserver.errorbodies import HonestErrors
@@ -55,7 +56,13 @@ def dav_config(auth: Authenticator, provider: DriveProvider) -> dict[str, Any]:
         "add_header_MS_Author_Via": True,
         "verbose": 1,
         "logging": {"enable": False},
-        "dir_browser": {"enable": True, "response_trailer": "drivegate", "davmount": True},
+        "dir_browser": {
+            "enable": True,
+            "htdocs_path": str(browser.HTDOCS),
+            "davmount": True,
+            "ms_sharepoint_support": False,
+            "libre_office_support": False,
+        },
     }
 
 

@@ -16,15 +16,14 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import wsgidav.dir_browser
 from cachetools import TTLCache
 from wsgidav.dav_error import DAVError
 from wsgidav.dc.base_dc import BaseDomainController
 
 from core import AuthError, Credential, Drive, UserInfo
+from davserver import browser
 
 REALM = "drivegate"
 ASSET_SHARE = "/:dir_browser"
@@ -185,12 +184,11 @@ class RetryAfter:
 
 
 def _public_assets() -> frozenset[str]:
-    """The directory browser's own CSS, script and icons: the only anonymous paths."""
-    htdocs = Path(wsgidav.dir_browser.__file__).parent / "htdocs"
+    """The folder page's own style sheet and logo: the only anonymous paths."""
     return frozenset(
         f"{ASSET_SHARE}/{asset.name}"
-        for asset in htdocs.iterdir()
-        if asset.is_file() and asset.suffix != ".html"  # the page template is not an asset
+        for asset in browser.HTDOCS.iterdir()
+        if asset.suffix in {".css", ".svg"}  # not the page template, not Python
     )
 
 

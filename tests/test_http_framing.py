@@ -123,9 +123,10 @@ def test_healthz_stays_fast_while_long_if_headers_arrive(dav_url: str) -> None:
 
 def test_only_the_dir_browser_assets_are_public(dav_url: str, http: httpx.Client) -> None:
     assert httpx.get(dav_url + ":dir_browser/style.css").status_code == 200
-    assert httpx.head(dav_url + ":dir_browser/favicon.ico").status_code == 200
+    assert httpx.head(dav_url + ":dir_browser/logo.svg").status_code == 200
     for path in [":dir_browserX", ":dir_browserX/style.css", ":dir_browser/", ":dir_browser",
-                 ":dir_browser/template.html", ":dir_browser/nothing.css"]:  # fmt: skip
+                 ":dir_browser/template.html", ":dir_browser/nothing.css",
+                 ":dir_browser/__init__.py", ":dir_browser/favicon.ico"]:  # fmt: skip
         assert httpx.get(dav_url + path).status_code == 401, path
     assert httpx.request("PROPFIND", dav_url + ":dir_browser/style.css").status_code == 401
     assert httpx.delete(dav_url + ":dir_browser/style.css").status_code == 401
