@@ -45,7 +45,6 @@ from core.patch import Patch
 from core.reader import ContentReader
 from core.records import (
     ByteSource,
-    ChangeInfo,
     ChangePage,
     ChunkRef,
     Credential,
@@ -63,7 +62,6 @@ from core.settings import RetentionPolicy, Settings, load_settings
 __all__ = [
     "AuthError",
     "ByteSource",
-    "ChangeInfo",
     "ChangePage",
     "ChunkCorrupt",
     "ChunkHash",

@@ -49,7 +49,6 @@ from core.patch import Patch, commit_patch
 from core.reader import ContentReader
 from core.records import (
     ByteSource,
-    ChangeInfo,
     ChangePage,
     ChunkRef,
     Credential,
@@ -385,10 +384,6 @@ class Drive:
             return trash.purge(session, user, entry)
 
     # the change journal ---------------------------------------------------
-
-    def changes(self, user: UserId, cursor: int, limit: int = 1000) -> list[ChangeInfo]:
-        with self.db.read() as session:
-            return journal.changes_since(session, user, cursor, limit)
 
     def cursor(self, user: UserId) -> int:
         with self.db.read() as session:

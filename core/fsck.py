@@ -24,7 +24,6 @@ from core import properties, segments, tree
 from core.backend import Backend
 from core.chunkcodec import decode_chunk
 from core.db.models import (
-    Chunk,
     Manifest,
     ManifestSegment,
     Node,
@@ -238,8 +237,3 @@ def _quota_mismatches(session: Session) -> list[str]:
         for user in session.execute(select(User)).scalars()
         if user.used_bytes != sums.get(user.id, 0)
     ]
-
-
-def unreferenced_chunk_count(session: Session) -> int:
-    used = select(SegmentChunk.segment_id).where(SegmentChunk.chunk_hash == Chunk.hash).exists()
-    return session.execute(select(func.count()).select_from(Chunk).where(~used)).scalar_one()

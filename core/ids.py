@@ -5,6 +5,5 @@ from typing import NewType
 UserId = NewType("UserId", int)
 NodeId = NewType("NodeId", int)
 VersionId = NewType("VersionId", int)
-ManifestId = NewType("ManifestId", int)
 ChunkHash = NewType("ChunkHash", str)
 """Lower-case hex SHA-256 of a chunk's plaintext."""

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from core import journal, properties, quota, segments, tree
 from core.commit import add_version, new_node
 from core.db.models import Manifest, Node, Version
-from core.errors import InvalidMove, MoveIntoItself, NameTaken, NotFound
+from core.errors import InvalidMove, MoveIntoItself, NameTaken
 
 
 def mkdir(session: Session, user_id: int, path: str, *, mtime_ns: int | None = None) -> Node:
@@ -253,10 +253,3 @@ def delete_unused_manifests(session: Session, manifest_ids: set[int]) -> None:
         used = select(Version.id).where(Version.manifest_id == Manifest.id).exists()
         session.execute(delete(Manifest).where(Manifest.id.in_(part), ~used))
     segments.delete_unused(session, listed)
-
-
-def require_live(session: Session, node_id: int) -> Node:
-    node = session.get(Node, node_id)
-    if node is None or not tree.is_live(session, node_id):
-        raise NotFound(f"node {node_id} is not in the drive")
-    return node

@@ -138,11 +138,14 @@ def test_each_change_appends_to_the_journal(drive: Drive, alice: UserInfo) -> No
     put(drive, alice, "/d/f", b"y")
     drive.move(alice.id, "/d/f", "/d/g")
     drive.delete(alice.id, "/d/g")
-    changes = drive.changes(alice.id, start)
-    assert [c.kind for c in changes] == ["create", "create", "update", "move", "trash"]
-    assert [c.seq for c in changes] == list(range(start + 1, start + 6))
-    assert drive.cursor(alice.id) == start + 5
-    assert drive.changes(alice.id, start + 3)[0].name == "g"
+    page = drive.change_page(alice.id, start)
+    assert [c.kind for c in page.changes] == ["create", "create", "update", "move", "trash"]
+    assert [c.seq for c in page.changes] == list(range(start + 1, start + 6))
+    assert page.cursor == drive.cursor(alice.id) == start + 5
+    assert not page.more
+    later = drive.change_page(alice.id, start + 3, limit=1)
+    assert [c.kind for c in later.changes] == ["move"]
+    assert later.more
 
 
 def test_users_see_only_their_own_tree(drive: Drive, alice: UserInfo, bob: UserInfo) -> None:
@@ -150,7 +153,7 @@ def test_users_see_only_their_own_tree(drive: Drive, alice: UserInfo, bob: UserI
     with pytest.raises(NotFound):
         drive.stat(bob.id, "/secret.txt")
     assert drive.listdir(bob.id, "/") == []
-    assert drive.changes(bob.id, 0) == []
+    assert drive.change_page(bob.id, 0).changes == []
 
 
 KIB = 1024
