@@ -41,8 +41,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cdc.chunking import cut_stream  # noqa: E402
 from core.chunkcodec import encode_chunk  # noqa: E402
-from core.chunking import cut_stream  # noqa: E402
 from core.settings import Settings  # noqa: E402
 
 GiB = 1024**3

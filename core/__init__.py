@@ -6,6 +6,7 @@ talks to the server over HTTP only. Internals live in the modules; what the
 faces may rely on is this list.
 """
 
+from cdc.chunking import ChunkRef
 from core.commit import WriteTarget
 from core.davlocks import LockRecord, LockTable
 from core.drive import Drive
@@ -46,7 +47,6 @@ from core.reader import ContentReader
 from core.records import (
     ByteSource,
     ChangePage,
-    ChunkRef,
     Credential,
     NodeChange,
     NodeInfo,

@@ -31,10 +31,10 @@ from typing import cast
 from sqlalchemy import Insert, Table, bindparam, select
 from sqlalchemy.orm import Session
 
+from cdc.chunking import MAX_CHUNK, chunk_hash
 from core import chunkrows
 from core.backend import Backend
 from core.chunkcodec import decode_chunk, frame
-from core.chunking import MAX_CHUNK, chunk_hash
 from core.db.models import ChunkClaim, ManifestSegment, Node, SegmentChunk, Version
 from core.errors import ChunkMissing, HashMismatch, InvalidRequest, NotFound
 from core.ids import ChunkHash, UserId

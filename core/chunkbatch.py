@@ -15,8 +15,8 @@ import mmap
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future
 
+from cdc.chunking import MAX_CHUNK, MIN_CHUNK, chunk_hash
 from core.chunkcodec import HEADER
-from core.chunking import MAX_CHUNK, MIN_CHUNK, chunk_hash
 from core.ids import ChunkHash
 
 ARENA_BYTES = 8 * 1024 * 1024

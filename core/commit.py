@@ -30,6 +30,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.orm import Session
 
+from cdc.chunking import ChunkRef
 from core import journal, lockcheck, nodeids, quota, segments, tree
 from core.backend import Backend
 from core.db.models import Manifest, Node, UploadSession, Version
@@ -44,7 +45,7 @@ from core.errors import (
     VersionConflict,
 )
 from core.ids import NodeId, UserId, VersionId
-from core.records import ChunkRef, NodeInfo
+from core.records import NodeInfo
 
 
 @dataclass(frozen=True)

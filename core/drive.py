@@ -17,6 +17,7 @@ from types import TracebackType
 
 from sqlalchemy import select
 
+from cdc.chunking import ChunkRef
 from core import (
     chunkaccess,
     journal,
@@ -50,7 +51,6 @@ from core.reader import ContentReader
 from core.records import (
     ByteSource,
     ChangePage,
-    ChunkRef,
     Credential,
     NodeInfo,
     NodeState,

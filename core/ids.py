@@ -2,8 +2,10 @@
 
 from typing import NewType
 
+from cdc.chunking import ChunkHash
+
+__all__ = ["ChunkHash", "NodeId", "UserId", "VersionId"]
+
 UserId = NewType("UserId", int)
 NodeId = NewType("NodeId", int)
 VersionId = NewType("VersionId", int)
-ChunkHash = NewType("ChunkHash", str)
-"""Lower-case hex SHA-256 of a chunk's plaintext."""

@@ -38,18 +38,18 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from cdc.chunking import MAX_CHUNK, ChunkRef
 from core import segments
 from core.backend import Backend
 from core.chunkaccess import checked_hash, usable
 from core.chunkcodec import frame
-from core.chunking import MAX_CHUNK
 from core.chunkrows import ChunkRow, put_blob, touch, upsert
 from core.commit import UploadedContent, WriteTarget, apply_write
 from core.errors import InvalidRequest, MissingChunks
 from core.ids import ChunkHash
 from core.nodeids import AlreadyCreated
 from core.nodes import state, with_locks
-from core.records import ChunkRef, NodeState
+from core.records import NodeState
 from core.segments import Placed, StoredSegment
 
 _SHA256 = re.compile("[0-9a-f]{64}")

@@ -3,7 +3,7 @@
 A client that holds only part of a file (the mount's online-only files) and
 changed a few bytes of it sends just those bytes, where they go and the new
 size. The server re-cuts the chunks around them from the base version's
-chunks, which it has (``core.deltaplan``: usually the one chunk the edit
+chunks, which it has (``cdc.deltaplan``: usually the one chunk the edit
 lands in) and commits the version as a splice of the base's manifest
 (``core.manifestwrite``), which stores the new chunks in the same hold of
 the collector lock, writing them while its transaction checks the target.
@@ -34,9 +34,10 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from core import deltaplan, manifestwrite, quota, segments
+from cdc import deltaplan
+from cdc.chunking import MAX_CHUNK, ChunkRef
+from core import manifestwrite, quota, segments
 from core.backend import Backend
-from core.chunking import MAX_CHUNK
 from core.commit import WriteTarget
 from core.db.models import Manifest, Node, Version
 from core.errors import InvalidRequest, NotFound, VersionConflict
@@ -44,7 +45,7 @@ from core.ids import ChunkHash
 from core.manifestwrite import Splice
 from core.nodes import manifest
 from core.reader import ContentReader
-from core.records import ChunkRef, NodeState
+from core.records import NodeState
 from core.segments import Listed
 
 MAX_RANGES = 1024

@@ -18,9 +18,9 @@ import io
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future
 
+from cdc.chunking import ChunkRef
 from core.chunkcodec import HEADER, decode_parts
 from core.errors import ChunkCorrupt, ChunkMissing
-from core.records import ChunkRef
 from core.store import ChunkStore
 
 READ_AHEAD = 2

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
-from core.ids import ChunkHash, NodeId, UserId, VersionId
+from cdc.chunking import ChunkRef
+from core.ids import NodeId, UserId, VersionId
 
 
 class ByteSource(Protocol):
@@ -84,16 +85,6 @@ class TrashEntry:
     size: int
     original_path: str
     trashed_at: float
-
-
-class ChunkRef(NamedTuple):
-    """One entry of a manifest: ``length`` bytes at ``offset`` are chunk ``hash``.
-    (A named tuple: a 1 GiB file's manifest makes ~850 of them per commit and per
-    read, and a frozen dataclass costs several times more to build.)"""
-
-    offset: int
-    length: int
-    hash: ChunkHash
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,10 @@ from typing import cast
 from sqlalchemy import Table, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
+from cdc.chunking import ChunkRef
 from core.db.models import ManifestSegment, Segment, SegmentChunk, Version
 from core.errors import InvalidRequest
 from core.ids import ChunkHash
-from core.records import ChunkRef
 
 SEGMENT_CHUNKS = 32
 """Entries per segment at most. An edit rewrites one segment and lists all of

@@ -11,12 +11,13 @@ import time
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from cdc.chunking import ChunkRef
 from core import journal, quota, segments, tree
 from core.commit import add_version, new_node
 from core.db.models import Manifest, Node, User, Version
 from core.errors import NameTaken, NotAFile, NotFound
 from core.ids import VersionId
-from core.records import ChunkRef, VersionInfo
+from core.records import VersionInfo
 from core.retention import versions_to_drop
 from core.settings import RetentionPolicy
 from core.treeops import delete_unused_manifests, trash

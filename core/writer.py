@@ -32,14 +32,14 @@ from typing import NamedTuple
 
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
+from cdc.chunking import ChunkRef, cut_views
 from core import chunkrows
 from core.backend import Backend
 from core.chunkbatch import ChunkBatch
 from core.chunkcodec import HEADER
-from core.chunking import cut_views
 from core.commit import HEARTBEAT_SECONDS, PendingWrite, UploadedContent, WriteTarget
 from core.errors import DriveError, IncompleteUpload, StorageUnavailable
-from core.records import ByteSource, ChunkRef, NodeInfo
+from core.records import ByteSource, NodeInfo
 
 STORERS = 2
 ARENAS = 4  # one being cut into, the others sent to the storers

@@ -25,11 +25,11 @@ from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from core import Drive, Settings
-from core.cli import DriveGroup, backend_options, open_drive
-from core.heap import settle_heap
+from core.cli import DriveCommand, DriveGroup, backend_options, open_drive
 from davserver.app import build_app
 from davserver.locks import LockSweeper
 from davserver.slowclients import BODY_MIN_RATE, HEADER_TIMEOUT, guarded_connection
+from runtime.heap import settle_heap
 
 log = logging.getLogger(__name__)
 MAX_HEADER_BYTES = 64 * 1024
@@ -59,7 +59,7 @@ def _first_admin(drive: Drive) -> None:
     click.echo(f"First login: user admin, password {password} (shown once)")
 
 
-@click.command("serve")
+@click.command("serve", cls=DriveCommand)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port (0: any free one).")
 @click.option(

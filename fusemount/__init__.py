@@ -1,6 +1,8 @@
 """The FUSE face of drivegate: mounts a user's drive as a local folder,
-talking to the server over the sync API (HTTP only; nothing of ``core``'s
-drive service or ``davserver`` is imported).
+talking to the server over the sync API (HTTP only). It imports nothing of
+``core`` or ``davserver``; it stands on ``cdc`` (chunking, the delta walk) and
+``runtime`` (heap settings, aligned buffers, the size option) as the core does,
+and a test checks that mounting loads no database, store or WebDAV library.
 
 Modules, one job each:
 
@@ -18,7 +20,6 @@ Modules, one job each:
 - ``treelog``   the durable log of tree changes waiting for the server, and
                 the pool of node ids the server reserved for new nodes
 - ``treesync``  replays the tree log in order; settles what the server refuses
-- ``chunker``   FastCDC with the server's parameters, for uploads
 - ``workcopy``  working copies of files being written (CACHE_DIR/work)
 - ``uploads``   the durable upload queue (SQLite): what to upload, from which base
 - ``uploader``  background uploads: missing chunks only, compare-and-set commit
@@ -27,7 +28,7 @@ Modules, one job each:
 - ``cli``       ``drivegate mount|umount|pin|unpin|status``
 
 Layering inside the package is one way: records/errors ← client ← replica,
-cache, uploads, treelog ← reader ← pins ← control, sync, chunker, workcopy
+cache, uploads, treelog ← reader ← pins ← control, sync, workcopy
 ← uploader ← treesync ← namespace ← fs ← mount ← cli. docs/mount.md explains the behaviour (cache,
 pins, write-back, errnos, the xattr control interface).
 """

@@ -39,9 +39,9 @@ from pathlib import Path
 
 import trio
 
-from core.alignedbuffers import AlignedBuffers
+from cdc.chunking import ChunkHash, chunk_hash
 from fusemount.errors import CacheFull
-from fusemount.records import ChunkHash, chunk_hash
+from runtime.alignedbuffers import AlignedBuffers
 
 log = logging.getLogger(__name__)
 

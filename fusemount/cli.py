@@ -29,9 +29,9 @@ from typing import Any, NoReturn
 
 import click
 
-from core.cli.common import SizeParam
 from fusemount import mount as mounting
 from fusemount.errors import MountError, NotADriveServer, Throttled, Unauthorized
+from runtime.sizes import SizeParam
 
 log = logging.getLogger(__name__)
 

@@ -34,6 +34,7 @@ import certifi
 import httpx
 import trio
 
+from cdc.chunking import ChunkHash, chunk_hash
 from fusemount.errors import (
     ApiError,
     BadRequest,
@@ -51,7 +52,6 @@ from fusemount.errors import (
 )
 from fusemount.records import (
     ChangePage,
-    ChunkHash,
     CommitTarget,
     Manifest,
     Me,
@@ -59,7 +59,6 @@ from fusemount.records import (
     NodeId,
     TreePage,
     VersionId,
-    chunk_hash,
     chunk_hash_of,
 )
 

@@ -2,7 +2,7 @@
 
 A working copy of an online-only file holds only the bytes written to it;
 the rest is still its origin version's content, known by that version's
-manifest. ``plan`` re-cuts only around the edits (``core.deltaplan``, the
+manifest. ``plan`` re-cuts only around the edits (``cdc.deltaplan``, the
 same walk the server uses for a patch commit), reading the unchanged bytes
 it needs from the origin's chunks through the cache: a 1-byte edit in a
 1 GiB file usually reads just the one chunk it lands in. ``splice`` turns
@@ -17,13 +17,13 @@ from dataclasses import dataclass
 
 import trio
 
-from core.deltaplan import SourceChanged
-from core.deltaplan import plan as plan_cuts
-from core.deltaplan import splice as splice_chunks
-from fusemount.chunker import Piece
+from cdc.chunking import ChunkRef
+from cdc.deltaplan import SourceChanged
+from cdc.deltaplan import plan as plan_cuts
+from cdc.deltaplan import splice as splice_chunks
 from fusemount.errors import FileChanged
 from fusemount.extents import Extents
-from fusemount.records import ChunkHash, ChunkSpan
+from fusemount.records import ChunkSpan
 
 Content = Callable[[int, int], Awaitable[bytes]]
 
@@ -32,8 +32,8 @@ Content = Callable[[int, int], Awaitable[bytes]]
 class Planned:
     """The new file's chunks, and which of them the origin did not have."""
 
-    pieces: list[Piece]
-    fresh: list[Piece]
+    pieces: list[ChunkRef]
+    fresh: list[ChunkRef]
 
 
 async def plan(
@@ -54,12 +54,12 @@ async def plan(
         )
     except SourceChanged as exc:
         raise FileChanged(str(exc)) from None
-    pieces = [Piece(c.offset, c.length, ChunkHash(c.hash)) for c in planned.chunks]
-    fresh = [Piece(c.offset, c.length, ChunkHash(c.hash)) for c in planned.fresh]
-    return Planned(pieces, fresh)
+    return Planned(planned.chunks, planned.fresh)
 
 
-def splice(origin: Sequence[ChunkSpan], pieces: Sequence[Piece]) -> tuple[int, int, list[Piece]]:
+def splice(
+    origin: Sequence[ChunkSpan], pieces: Sequence[ChunkRef]
+) -> tuple[int, int, list[ChunkRef]]:
     """The new chunk list as an edit of the origin's: (start, end, replacement), the
     origin's entries ``start`` to ``end`` (exclusive) replaced by ``replacement``."""
     return splice_chunks(origin, pieces)

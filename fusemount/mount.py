@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 import pyfuse3
 import trio
 
-from core.heap import settle_heap
 from fusemount.cache import ChunkCache
 from fusemount.client import HttpApi, SyncApi
 from fusemount.control import Control, Identity
@@ -40,6 +39,7 @@ from fusemount.treesync import TreeSync
 from fusemount.uploader import Uploader
 from fusemount.uploads import UploadQueue
 from fusemount.workcopy import WorkCopies
+from runtime.heap import settle_heap
 
 log = logging.getLogger(__name__)
 

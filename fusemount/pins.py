@@ -17,10 +17,11 @@ from dataclasses import dataclass
 
 import trio
 
+from cdc.chunking import ChunkHash
 from fusemount.cache import ChunkCache, disk_size
 from fusemount.errors import CacheFull, MountError, NotFound, ServerUnreachable
 from fusemount.reader import Connectivity, FileReader
-from fusemount.records import ChunkHash, ChunkSpan, Manifest, Node
+from fusemount.records import ChunkSpan, Manifest, Node
 from fusemount.replica import Replica
 
 log = logging.getLogger(__name__)

@@ -23,10 +23,11 @@ from typing import Any, TypeVar, cast
 import trio
 from cachetools import LRUCache
 
+from cdc.chunking import ChunkHash
 from fusemount.cache import ChunkCache
 from fusemount.client import SyncApi
 from fusemount.errors import CacheFull, ChunkCorrupt, MountError, NotFound, ServerUnreachable
-from fusemount.records import ChunkHash, ChunkSpan, Manifest, Node, NodeId, VersionRef
+from fusemount.records import ChunkSpan, Manifest, Node, NodeId, VersionRef
 from fusemount.replica import Replica
 
 log = logging.getLogger(__name__)

@@ -9,16 +9,15 @@ hex SHA-256 of its plaintext).
 from __future__ import annotations
 
 import bisect
-import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any, Literal, NewType
 
+from cdc.chunking import ChunkHash
 from fusemount.errors import NotADriveServer
 
 NodeId = NewType("NodeId", int)
 VersionId = NewType("VersionId", int)
-ChunkHash = NewType("ChunkHash", str)
 Kind = Literal["file", "folder"]
 
 Json = dict[str, Any]
@@ -26,11 +25,6 @@ RESERVED_AT_ROOT = frozenset({".versions", ".trash", "api"})
 """Names the server keeps for itself at a drive's root (its virtual folders and the
 sync API's URL); it refuses to give them to a node there."""
 _HEX64 = re.compile("[0-9a-f]{64}")
-
-
-def chunk_hash(data: bytes | memoryview) -> ChunkHash:
-    """The name of a chunk: lower-case hex SHA-256 of its plaintext (as the server names it)."""
-    return ChunkHash(hashlib.sha256(data).hexdigest())
 
 
 def chunk_hash_of(value: Any) -> ChunkHash:

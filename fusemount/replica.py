@@ -18,17 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from cdc.chunking import ChunkHash
 from fusemount.errors import SetupError
-from fusemount.records import (
-    Change,
-    ChunkHash,
-    ChunkSpan,
-    Manifest,
-    Node,
-    NodeId,
-    VersionId,
-    VersionRef,
-)
+from fusemount.records import Change, ChunkSpan, Manifest, Node, NodeId, VersionId, VersionRef
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 A file is uploaded once its delay after the last close has passed and no
 handle has it open for writing: cut into chunks as the server cuts them
-(``chunker``), ask the server which chunks it lacks (``POST
+(``cdc.chunking``), ask the server which chunks it lacks (``POST
 /chunks/missing``), send only those, then commit the manifest naming the
 version the edit started from (compare-and-set). A small edit of a file held
 only in part goes as a patch instead: just the bytes written, which the
@@ -33,7 +33,7 @@ from typing import Any
 
 import trio
 
-from fusemount.chunker import Piece, cut_file
+from cdc.chunking import ChunkHash, ChunkRef, cut_file
 from fusemount.client import SyncApi
 from fusemount.delta import splice
 from fusemount.errors import (
@@ -49,7 +49,7 @@ from fusemount.errors import (
     UploadFailed,
 )
 from fusemount.reader import Connectivity, gather, leading
-from fusemount.records import ChunkHash, CommitTarget, Manifest, Node, NodeId
+from fusemount.records import CommitTarget, Manifest, Node, NodeId
 from fusemount.replica import Effect, Replica
 from fusemount.uploads import Pending, UploadQueue
 from fusemount.workcopy import WorkCopies
@@ -74,7 +74,7 @@ class CreateContent:
     """A new file's content, its chunks on the server: the rest of its create."""
 
     row: Pending
-    pieces: list[Piece]
+    pieces: list[ChunkRef]
     sha256: str
 
     def fields(self) -> dict[str, Any]:
@@ -231,7 +231,7 @@ class Uploader:
         wanted = {p.hash: (n, p) for n, c in contents.items() for p in c.pieces}
         absent = await self.api.missing(list(wanted))
 
-        def job(node_id: NodeId, piece: Piece) -> Callable[[], Awaitable[None]]:
+        def job(node_id: NodeId, piece: ChunkRef) -> Callable[[], Awaitable[None]]:
             async def send() -> None:
                 data = await trio.to_thread.run_sync(_read_path, paths[node_id], piece)
                 await self.api.put_chunk(piece.hash, data)
@@ -360,7 +360,7 @@ class Uploader:
         # the version the edit started from.
         planned = await self.work.plan(row.node_id)
 
-        async def read(piece: Piece) -> bytes:
+        async def read(piece: ChunkRef) -> bytes:
             return _whole(piece, await self.work.read(row.node_id, piece.offset, piece.length))
 
         await self._send_missing(planned.fresh, read)
@@ -390,7 +390,7 @@ class Uploader:
         self,
         row: Pending,
         target: CommitTarget | None,
-        pieces: list[Piece],
+        pieces: list[ChunkRef],
         whole: str | None,
         origin: Manifest | None = None,
     ) -> Node:
@@ -409,27 +409,27 @@ class Uploader:
             target, size, chunks, mtime_ns=row.mtime_ns, sha256=whole, splice=spliced
         )
 
-    async def _cut_and_send(self, path: os.PathLike[str]) -> tuple[list[Piece], str]:
+    async def _cut_and_send(self, path: os.PathLike[str]) -> tuple[list[ChunkRef], str]:
         """Cut a whole local file and send the chunks the server lacks as the cut goes
         on: each batch of pieces is asked about (one ``missing``) and its absent chunks
         sent while the next batch is cut. Return the pieces and the file's SHA-256."""
-        batches, arrived = trio.open_memory_channel[list[Piece]](1)
+        batches, arrived = trio.open_memory_channel[list[ChunkRef]](1)
         sending: set[ChunkHash] = set()
         limiter = trio.CapacityLimiter(PARALLEL_PUTS)
 
-        def cut() -> tuple[list[Piece], str]:
+        def cut() -> tuple[list[ChunkRef], str]:
             with open(path, "rb") as file:
                 return cut_file(file, lambda batch: trio.from_thread.run(batches.send, batch))
 
         with open(path, "rb") as file:
             fd = file.fileno()
 
-            async def send(piece: Piece) -> None:
+            async def send(piece: ChunkRef) -> None:
                 async with limiter:
                     data = await trio.to_thread.run_sync(_read, fd, piece)
                     await self.api.put_chunk(piece.hash, data)
 
-            outcome: list[tuple[list[Piece], str]] = []
+            outcome: list[tuple[list[ChunkRef], str]] = []
 
             async def run_cut() -> None:
                 async with batches:  # closed when the cut ends: the loop below ends too
@@ -456,17 +456,17 @@ class Uploader:
         return outcome[0]
 
     async def _send_missing(
-        self, pieces: list[Piece], read: Callable[[Piece], Awaitable[bytes]]
+        self, pieces: list[ChunkRef], read: Callable[[ChunkRef], Awaitable[bytes]]
     ) -> None:
         """Ask the server which chunks it lacks; send those."""
         unique = list(dict.fromkeys(piece.hash for piece in pieces))
         absent = await self.api.missing(unique)
-        first: dict[ChunkHash, Piece] = {}
+        first: dict[ChunkHash, ChunkRef] = {}
         for piece in pieces:
             if piece.hash in absent:
                 first.setdefault(piece.hash, piece)
 
-        def job(piece: Piece) -> Callable[[], Awaitable[None]]:
+        def job(piece: ChunkRef) -> Callable[[], Awaitable[None]]:
             async def send() -> None:
                 await self.api.put_chunk(piece.hash, await read(piece))
 
@@ -486,16 +486,16 @@ def conflict_name(name: str, host: str, when: time.struct_time, attempt: int = 1
     return f"{stem} (conflicted copy {host} {stamp}{extra}){ext}"
 
 
-def _cut(path: os.PathLike[str]) -> tuple[list[Piece], str]:
+def _cut(path: os.PathLike[str]) -> tuple[list[ChunkRef], str]:
     with open(path, "rb") as file:
         return cut_file(file)
 
 
-def _read(fd: int, piece: Piece) -> bytes:
+def _read(fd: int, piece: ChunkRef) -> bytes:
     return _whole(piece, os.pread(fd, piece.length, piece.offset))
 
 
-def _whole(piece: Piece, data: bytes) -> bytes:
+def _whole(piece: ChunkRef, data: bytes) -> bytes:
     """``data`` read for ``piece``; ``FileChanged`` if the file no longer holds it all
     (a short or empty chunk would only be refused by the server)."""
     if len(data) != piece.length:
@@ -503,7 +503,7 @@ def _whole(piece: Piece, data: bytes) -> bytes:
     return data
 
 
-def _read_path(path: os.PathLike[str], piece: Piece) -> bytes:
+def _read_path(path: os.PathLike[str], piece: ChunkRef) -> bytes:
     with open(path, "rb") as file:
         return _read(file.fileno(), piece)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from core.chunking import cut_bytes
+from cdc.chunking import cut_bytes
 
 Json = dict[str, Any]
 

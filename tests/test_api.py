@@ -15,8 +15,8 @@ import httpx
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
+from cdc.chunking import cut_bytes
 from core import Drive, LockRecord, UserInfo
-from core.chunking import cut_bytes
 from davserver.api.models import ManifestOut
 from tests.apiclient import Json, commit, error_code, put_chunks, unchanged, whole_tree
 from tests.conftest import ALICE, BackendSetup

@@ -6,8 +6,7 @@ import hashlib
 import io
 import random
 
-from core.chunking import AVG_CHUNK, MAX_CHUNK, MIN_CHUNK, chunk_hash, cut_bytes, cut_stream
-from fusemount import chunker
+from cdc.chunking import MAX_CHUNK, MIN_CHUNK, chunk_hash, cut_bytes, cut_file, cut_stream
 
 
 def test_chunks_respect_the_size_bounds_and_rebuild_the_input() -> None:
@@ -49,12 +48,12 @@ def test_streams_around_the_minimum_chunk_size_cut_as_buffers_do() -> None:
         assert list(cut_stream(_Trickle(data[:size]))) == expected  # type: ignore[arg-type]
 
 
-def test_the_mounts_chunker_cuts_exactly_as_the_server_does() -> None:
-    assert (chunker.MIN_CHUNK, chunker.AVG_CHUNK, chunker.MAX_CHUNK) == (
-        MIN_CHUNK, AVG_CHUNK, MAX_CHUNK,
-    )  # fmt: skip
+def test_a_file_cut_in_batches_is_cut_as_a_buffer_is() -> None:
+    """The mount's upload cut (``cut_file``) finds exactly the server's chunks."""
     data = random.Random(7).randbytes(9 * 1024 * 1024) + bytes(3 * 1024 * 1024)
-    pieces, whole = chunker.cut_file(io.BytesIO(data))
+    batches: list[int] = []
+    pieces, whole = cut_file(io.BytesIO(data), lambda batch: batches.append(len(batch)), batch=4)
+    assert sum(batches) == len(pieces) and all(n == 4 for n in batches[:-1])
     server = list(cut_bytes(data))
     assert [(p.length, str(p.hash)) for p in pieces] == [
         (len(c), str(chunk_hash(c))) for c in server

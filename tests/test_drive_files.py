@@ -9,8 +9,8 @@ import random
 
 import pytest
 
+from cdc.chunking import MAX_CHUNK, MIN_CHUNK
 from core import Drive, NameTaken, NotFound, QuotaExceeded, UserInfo
-from core.chunking import MAX_CHUNK, MIN_CHUNK
 from tests.conftest import get, put
 
 

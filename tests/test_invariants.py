@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
+from cdc.chunking import cut_bytes
 from core import Drive, IncompleteUpload, QuotaExceeded, UserInfo, VersionConflict
-from core.chunking import cut_bytes
 from core.commit import PendingWrite, WriteTarget
 from core.db.models import Segment, SegmentChunk, UploadSession
 from core.gc import run_gc

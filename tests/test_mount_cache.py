@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import trio
 
+from cdc.chunking import ChunkHash, chunk_hash
 from fusemount.cache import ChunkCache, disk_size
 from fusemount.errors import CacheFull
-from fusemount.records import ChunkHash, chunk_hash
 
 KIB = 1024
 

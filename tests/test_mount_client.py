@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from cdc.chunking import ChunkHash, chunk_hash
 from fusemount.cache import ChunkCache
 from fusemount.client import HttpApi
 from fusemount.errors import (
@@ -31,7 +32,7 @@ from fusemount.errors import (
     Unauthorized,
 )
 from fusemount.reader import ChunkSource, Connectivity, FileReader, ReadAhead
-from fusemount.records import ChunkHash, Node, NodeId, VersionId, VersionRef, chunk_hash
+from fusemount.records import Node, NodeId, VersionId, VersionRef
 from fusemount.replica import Replica
 
 CHUNK = 1000

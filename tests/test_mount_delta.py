@@ -11,12 +11,12 @@ import random
 import pytest
 import trio
 
-from core import deltaplan
-from fusemount.chunker import Piece, cut_file
+from cdc import deltaplan
+from cdc.chunking import ChunkHash, ChunkRef, cut_file
 from fusemount.delta import plan, splice
 from fusemount.errors import FileChanged
 from fusemount.extents import Extents
-from fusemount.records import ChunkHash, ChunkSpan
+from fusemount.records import ChunkSpan
 
 MiB = 1024 * 1024
 
@@ -146,8 +146,8 @@ def _spans(keys: str, length: int = 10) -> list[ChunkSpan]:
     return [ChunkSpan(i * length, length, ChunkHash(key * 64)) for i, key in enumerate(keys)]
 
 
-def _pieces(keys: str, length: int = 10) -> list[Piece]:
-    return [Piece(i * length, length, ChunkHash(key * 64)) for i, key in enumerate(keys)]
+def _pieces(keys: str, length: int = 10) -> list[ChunkRef]:
+    return [ChunkRef(i * length, length, ChunkHash(key * 64)) for i, key in enumerate(keys)]
 
 
 @pytest.mark.parametrize(

@@ -7,17 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from cdc.chunking import ChunkHash
 from fusemount.errors import SetupError
-from fusemount.records import (
-    Change,
-    ChunkHash,
-    ChunkSpan,
-    Manifest,
-    Node,
-    NodeId,
-    VersionId,
-    VersionRef,
-)
+from fusemount.records import Change, ChunkSpan, Manifest, Node, NodeId, VersionId, VersionRef
 from fusemount.replica import Replica
 
 ROOT = NodeId(10)

@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import func, select
 
 import core.patch
+from cdc.chunking import cut_bytes
 from core import Drive, InvalidRequest, Patch, QuotaExceeded, UserInfo, VersionConflict, segments
-from core.chunking import cut_bytes
 from core.commit import WriteTarget
 from core.db.models import Chunk, Segment
 from core.ids import NodeId, VersionId

@@ -15,6 +15,7 @@ import pytest
 from alembic import command
 from sqlalchemy import func, select, text
 
+from cdc.chunking import ChunkRef
 from core import (
     Drive,
     InvalidRequest,
@@ -29,7 +30,6 @@ from core.db.engine import Database
 from core.db.migrate import _config
 from core.db.models import ManifestSegment, Segment, SegmentChunk, Version
 from core.ids import ChunkHash, VersionId
-from core.records import ChunkRef
 from core.segments import SEGMENT_CHUNKS, Placed, Reused, StoredSegment, entries, layout
 from tests.conftest import get, put
 from tests.servers import PostgresCluster

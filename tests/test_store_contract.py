@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from cdc.chunking import chunk_hash
 from core import ChunkMissing, InvalidRequest, StorageUnavailable
 from core.chunkcodec import decode_chunk, encode_chunk
-from core.chunking import chunk_hash
 from core.ids import ChunkHash
 from core.store import ChunkStore, LocalChunkStore, open_store
 

@@ -9,13 +9,13 @@ and exit status 1.
 
 import click
 
-from core.cli.common import DriveGroup, backend_options, open_drive
+from core.cli.common import DriveCommand, DriveGroup, backend_options, open_drive
 from core.cli.files import export, import_, ls, restore, versions_cmd
 from core.cli.maintenance import db, fsck, gc
 from core.cli.trash import trash
 from core.cli.users import token, user
 
-__all__ = ["COMMANDS", "DriveGroup", "backend_options", "open_drive"]
+__all__ = ["COMMANDS", "DriveCommand", "DriveGroup", "backend_options", "open_drive"]
 
 COMMANDS: list[click.Command] = [
     user, token, import_, export, ls, versions_cmd, restore, trash, gc, fsck, db,

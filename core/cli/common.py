@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from humanfriendly import InvalidSize, parse_size
 
 from core.drive import Drive
 from core.errors import DriveError
@@ -21,8 +20,8 @@ from core.settings import Settings, load_settings
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class DriveGroup(click.Group):
-    """A click group that turns DriveError into a clean CLI error."""
+class _DriveErrorsAsMessages(click.Command):
+    """Turns a DriveError into a one-line message and exit status 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -31,22 +30,12 @@ class DriveGroup(click.Group):
             raise click.ClickException(str(exc)) from None
 
 
-class SizeParam(click.ParamType):  # type: ignore[type-arg]
-    """A byte size such as ``500M``, ``10GiB`` or ``none`` (no limit); K/M/G are binary."""
+class DriveCommand(_DriveErrorsAsMessages):
+    """A core command: a DriveError ends it with a one-line message."""
 
-    name = "size"
 
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> int | None:
-        if isinstance(value, int) or value is None:
-            return value
-        if str(value).lower() in ("none", "unlimited"):
-            return None
-        try:
-            return int(parse_size(str(value), binary=True))
-        except InvalidSize:
-            self.fail(f"{value!r} is not a size (try 500M or 10GiB)", param, ctx)
+class DriveGroup(_DriveErrorsAsMessages, click.Group):
+    """A group of core commands: a DriveError ends any of them with a one-line message."""
 
 
 def _help(field: str) -> str:

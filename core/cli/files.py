@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from core.cli.common import (
+    DriveCommand,
     backend_options,
     open_drive,
     progress,
@@ -34,7 +35,7 @@ def _walk_local(src: Path) -> Iterator[tuple[Path, str]]:
             yield base / name, (base / name).relative_to(src).as_posix()
 
 
-@click.command("import")
+@click.command("import", cls=DriveCommand)
 @click.argument("src_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("dest_path")
 @user_option
@@ -87,7 +88,7 @@ def _unchanged(drive: Drive, user: UserId, path: str, size: int, mtime_ns: int) 
     return not node.is_folder and node.size == size and node.mtime_ns == mtime_ns
 
 
-@click.command("export")
+@click.command("export", cls=DriveCommand)
 @click.argument("src_path")
 @click.argument("dest_dir", type=click.Path(file_okay=False, path_type=Path))
 @user_option
@@ -142,7 +143,7 @@ def _download(drive: Drive, user: UserId, node: NodeInfo, local: Path, path: str
     os.utime(local, ns=(node.mtime_ns, node.mtime_ns))
 
 
-@click.command("ls")
+@click.command("ls", cls=DriveCommand)
 @click.argument("path", default="/")
 @user_option
 @click.option("-l", "long", is_flag=True, help="Show size, time and version.")
@@ -162,7 +163,7 @@ def ls(path: str, user_name: str, long: bool, settings: Settings) -> None:
             click.echo(name)
 
 
-@click.command("versions")
+@click.command("versions", cls=DriveCommand)
 @click.argument("path")
 @user_option
 @backend_options
@@ -179,7 +180,7 @@ def versions_cmd(path: str, user_name: str, settings: Settings) -> None:
         )
 
 
-@click.command("restore")
+@click.command("restore", cls=DriveCommand)
 @click.argument("path")
 @click.option("--version", "number", type=int, required=True, help="Version number to restore.")
 @user_option

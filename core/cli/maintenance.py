@@ -6,6 +6,7 @@ import click
 from humanfriendly import format_size
 
 from core.cli.common import (
+    DriveCommand,
     DriveGroup,
     backend_options,
     open_drive,
@@ -16,7 +17,7 @@ from core.db.migrate import upgrade
 from core.settings import Settings
 
 
-@click.command("gc")
+@click.command("gc", cls=DriveCommand)
 @click.option("--dry-run", is_flag=True, help="Report what would be deleted; change nothing.")
 @backend_options
 def gc(dry_run: bool, settings: Settings) -> None:
@@ -32,7 +33,7 @@ def gc(dry_run: bool, settings: Settings) -> None:
     )
 
 
-@click.command("fsck")
+@click.command("fsck", cls=DriveCommand)
 @click.option(
     "--verify",
     is_flag=True,

@@ -7,13 +7,13 @@ from humanfriendly import format_size
 
 from core.cli.common import (
     DriveGroup,
-    SizeParam,
     backend_options,
     open_drive,
     read_password,
     user_option,
 )
 from core.settings import Settings
+from runtime.sizes import SizeParam
 
 
 @click.group(cls=DriveGroup)

@@ -19,9 +19,9 @@ import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from core.alignedbuffers import AlignedBuffers
 from core.errors import ChunkMissing, StorageFull, StorageUnavailable
 from core.ids import ChunkHash
+from runtime.alignedbuffers import AlignedBuffers
 
 
 class LocalChunkStore:

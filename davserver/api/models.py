@@ -22,7 +22,7 @@ MAX_HASHES = 10_000
 MAX_IDS = 10_000
 MAX_WAIT = 60
 MAX_BATCH = 1000
-MAX_CHUNK = 4 * 1024 * 1024  # core.chunking.MAX_CHUNK: the core refuses longer chunks
+MAX_CHUNK = 4 * 1024 * 1024  # cdc.chunking.MAX_CHUNK: the core refuses longer chunks
 
 Id = Annotated[int, Field(ge=1, le=MAX_INT)]
 Count = Annotated[int, Field(ge=0, le=MAX_INT)]

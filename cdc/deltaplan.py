@@ -29,9 +29,7 @@ from typing import Protocol, TypeVar
 
 from pyfastcdc import FastCDC
 
-from core.chunking import AVG_CHUNK, MAX_CHUNK, MIN_CHUNK
-from core.ids import ChunkHash
-from core.records import ChunkRef
+from cdc.chunking import AVG_CHUNK, MAX_CHUNK, MIN_CHUNK, ChunkHash, ChunkRef
 
 Read = Callable[[int, int], bytes | memoryview]
 """``read(offset, length)``: the new file's bytes (length may run past its end)."""
