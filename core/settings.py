@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from platformdirs import user_data_path
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
@@ -22,6 +23,14 @@ from pydantic_settings import (
 )
 
 from core.errors import InvalidRequest
+
+
+def default_data_dir() -> Path:
+    """The embedded default's data dir: the user's XDG data dir, i.e.
+    ``$XDG_DATA_HOME/drivegate``, else ``~/.local/share/drivegate`` (for root
+    ``/root/.local/share/drivegate``). It does not follow the current folder, so
+    every command finds the same drive wherever it is run."""
+    return user_data_path("drivegate")
 
 
 class RetentionPolicy(BaseModel):
@@ -47,7 +56,8 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(
-        default=Path("drivegate-data"), description="Data directory (SQLite database, chunk dir)."
+        default_factory=default_data_dir,
+        description="Data directory (SQLite database, chunk dir).",
     )
     db_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default sqlite:///DATA_DIR/drivegate.db."
@@ -104,6 +114,11 @@ class Settings(BaseSettings):
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(str(config_file))))
         return tuple(sources)
+
+    @property
+    def uses_data_dir(self) -> bool:
+        """Whether the database or the chunk store lives in ``data_dir`` (a default URL)."""
+        return self.db_url is None or self.store_url is None
 
     @property
     def resolved_db_url(self) -> str:

@@ -27,6 +27,7 @@ from cheroot.ssl.builtin import BuiltinSSLAdapter
 from core import Drive, Settings
 from core.cli import DriveCommand, DriveGroup, backend_options, open_drive
 from davserver.app import build_app
+from davserver.listencheck import listen_problem, probe_listen
 from davserver.locks import LockSweeper
 from davserver.slowclients import BODY_MIN_RATE, HEADER_TIMEOUT, guarded_connection
 from runtime.heap import settle_heap
@@ -50,13 +51,17 @@ def _few_malloc_arenas() -> None:
         log.debug("not glibc: malloc left as it is")
 
 
-def _first_admin(drive: Drive) -> None:
-    """On a drive with no users, create ``admin`` with a random password, shown once."""
+def _first_admin(drive: Drive) -> str | None:
+    """On a drive with no users, create ``admin`` with a random password and return
+    the line that shows it (once); None when the drive has users."""
     if drive.has_users():
-        return
+        return None
     password = secrets.token_urlsafe(12)
     drive.add_user("admin", password, is_admin=True)
-    click.echo(f"First login: user admin, password {password} (shown once)")
+    return (
+        f"First login: user admin, password {password} "
+        "(shown once; change it with: drivegate user passwd admin)"
+    )
 
 
 @click.command("serve", cls=DriveCommand)
@@ -126,8 +131,9 @@ def serve(  # noqa: PLR0917 (click passes options as arguments)
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     logging.getLogger("alembic").setLevel(logging.WARNING)
     _few_malloc_arenas()
-    with open_drive(settings) as drive:
-        _first_admin(drive)
+    if problem := probe_listen(host, port):
+        raise click.ClickException(problem)  # before the drive (and its first admin) exists
+    with open_drive(settings, create=True) as drive:
         app = build_app(drive, long_polls=long_polls, trusted_proxies=trusted_proxies)
         server = wsgi.Server((host, port), app, numthreads=threads)
         # Strict framing, no thread held by a slow client, bodies without extra copies.
@@ -141,12 +147,19 @@ def serve(  # noqa: PLR0917 (click passes options as arguments)
 
         # SIGTERM (systemd, the tests) stops like Ctrl-C: finish requests, then exit.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
-        server.prepare()
+        try:
+            server.prepare()
+        except OSError as exc:  # the port was taken since the probe
+            raise click.ClickException(listen_problem(host, port, exc)) from None
+        first_login = _first_admin(drive)
         settle_heap()
         sweeper = LockSweeper(drive.locks)
         sweeper.start()
         bound_host, bound_port = server.bind_addr[:2]
+        # The URL and, on a new drive, the first login come last, together.
         click.echo(f"drivegate serving {scheme}://{bound_host}:{bound_port}/", file=sys.stdout)
+        if first_login:
+            click.echo(first_login, file=sys.stdout)
         sys.stdout.flush()
         try:
             server.serve()

@@ -25,3 +25,18 @@ make_venv() {
         return 1
     fi
 }
+
+# link_command LINK TARGET: make LINK (e.g. /usr/local/bin/drivegate) a symbolic
+# link to TARGET, replacing an older link but never a file of its own.
+link_command() {
+    if [ -e "$1" ] && [ ! -L "$1" ]; then
+        echo "$1 exists and is not a link: left alone (the command is $2)" >&2
+        return 0
+    fi
+    mkdir -p "$(dirname "$1")"
+    ln -sfn "$2" "$1"
+    case ":$PATH:" in
+        *":$(dirname "$1"):"*) ;;
+        *) echo "note: $(dirname "$1") is not on your PATH; add it, or run $2" >&2 ;;
+    esac
+}

@@ -56,6 +56,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.hostile)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_real_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every fixture names its data dir; should a test forget, the default data dir
+    (``$XDG_DATA_HOME/drivegate``) is a throwaway one, never the real home's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def pg() -> Iterator[PostgresCluster]:
     with postgres_cluster() as cluster:

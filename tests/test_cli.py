@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from core import Drive, WriteTarget
@@ -24,8 +27,8 @@ class Cli:
         self.env = {**os.environ, **env}
         self.cwd = cwd
 
-    def __call__(self, *args: str, stdin: str = "", code: int = 0) -> str:
-        result = subprocess.run(  # noqa: PLW1510 (the exit code is asserted below)
+    def run(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: PLW1510 (callers assert the exit code)
             [*DRIVEGATE, *args],
             input=stdin,
             capture_output=True,
@@ -34,8 +37,23 @@ class Cli:
             cwd=self.cwd,
             timeout=120,
         )
+
+    def __call__(self, *args: str, stdin: str = "", code: int = 0) -> str:
+        result = self.run(*args, stdin=stdin)
         assert result.returncode == code, (args, result.stdout, result.stderr)
         return result.stdout + result.stderr
+
+
+def bare_cli(cwd: Path, **env: str) -> Cli:
+    """The command with no ``DRIVEGATE_*`` setting and no ``XDG_DATA_HOME`` but ``env``."""
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DRIVEGATE_") and k != "XDG_DATA_HOME"
+    }
+    cli = Cli({}, cwd)
+    cli.env = {**base, "PYTHONPATH": str(ROOT), **env}
+    return cli
 
 
 @pytest.fixture
@@ -187,18 +205,17 @@ def test_bad_input_gives_a_clear_error_and_nonzero_exit(cli: Cli, drive: Drive) 
 
 
 def test_config_file_and_environment(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIVEGATE_")}
-    env["PYTHONPATH"] = str(ROOT)
     config = tmp_path / "drivegate.toml"
     config.write_text(f'data_dir = "{tmp_path / "from-config"}"\n')
-    cli = Cli(env, tmp_path)
+    cli = bare_cli(tmp_path)
     cli("--help")
     cli(
         "user", "add", "cfg", "--config", str(config), "--password-stdin", stdin="config-password\n"
     )
     assert (tmp_path / "from-config" / "drivegate.db").exists()
+    assert "cfg" in cli("user", "list", "--config", str(config))
     cli.env["DRIVEGATE_DATA_DIR"] = str(tmp_path / "from-env")
-    cli("user", "list")
+    cli("user", "add", "env", "--password-stdin", stdin="env-password\n")
     assert (tmp_path / "from-env" / "drivegate.db").exists()
     assert not (tmp_path / "drivegate-data").exists()
     config.write_text("data_dirr = 'typo'\n")
@@ -234,3 +251,116 @@ def test_every_command_has_help(command: list[str]) -> None:
     result = CliRunner().invoke(main, [*command, "--help"])
     assert result.exit_code == 0, result.output
     assert "--data-dir" in result.output and "--store-url" in result.output
+
+
+def test_serve_on_a_taken_port_says_so_in_one_line_and_creates_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = bare_cli(tmp_path).run("serve", "--port", str(port), "--data-dir", str(data))
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert f"port {port} on 127.0.0.1 is already in use" in line and "--port" in line
+    assert result.stdout == ""  # no first login shown for a drive that never served
+    assert not data.exists()
+
+
+def test_a_command_on_a_missing_data_dir_names_it_and_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "elsewhere" / "data"
+    cli = bare_cli(tmp_path, DRIVEGATE_DATA_DIR=str(missing))
+    for command in (
+        ["ls", "--user", "admin"],
+        ["user", "list"],
+        ["token", "create", "laptop", "--user", "admin"],
+        ["gc"],
+        ["db", "upgrade"],
+        ["lock", "list"],
+    ):
+        result = cli.run(*command)
+        assert result.returncode == 1, (command, result.stderr)
+        [line] = result.stderr.strip().splitlines()
+        assert f"no drive at {missing} " in line, line
+        for way in ("--data-dir", "DRIVEGATE_DATA_DIR", "config file", "--config"):
+            assert way in line
+    flag = tmp_path / "flagged"
+    assert f"no drive at {flag} " in cli("ls", "--user", "a", "--data-dir", str(flag), code=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing created, here or there
+    cli("user", "add", "ann", "--password-stdin", stdin="ann-password\n")
+    assert (missing / "drivegate.db").exists()
+    assert "ann" in cli("user", "list")
+
+
+def test_serve_starts_a_new_drive_and_ends_with_the_url_and_first_login(tmp_path: Path) -> None:
+    data = tmp_path / "new"
+    cli = bare_cli(tmp_path)
+    process = subprocess.Popen(
+        [*DRIVEGATE, "serve", "--port", "0", "--data-dir", str(data)],
+        env=cli.env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().removeprefix("drivegate serving ").strip()
+        assert url.startswith("http://127.0.0.1:"), url
+        login = re.fullmatch(
+            r"First login: user admin, password (\S+) \(shown once; change it with: "
+            r"drivegate user passwd admin\)\n",
+            process.stdout.readline(),
+        )
+        assert login is not None
+        assert (data / "drivegate.db").exists()
+        with httpx.Client(base_url=url, auth=("admin", login[1]), timeout=60) as http:
+            assert http.request("PROPFIND", "/", headers={"Depth": "0"}).status_code == 207
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_the_default_data_dir_is_the_xdg_data_dir_wherever_the_command_runs(
+    tmp_path: Path,
+) -> None:
+    home, here, there = tmp_path / "home", tmp_path / "here", tmp_path / "there"
+    for folder in (home, here, there):
+        folder.mkdir()
+    cli = bare_cli(here, HOME=str(home))
+    default = home / ".local" / "share" / "drivegate"
+    assert f"no drive at {default} " in cli("user", "list", code=1)
+    cli("user", "add", "ann", "--password-stdin", stdin="ann-password\n")
+    assert (default / "drivegate.db").exists()
+    cli.cwd = there
+    assert "ann" in cli("user", "list")  # the same drive from another folder
+    cli.env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
+    cli("user", "add", "bob", "--password-stdin", stdin="bob-password\n")
+    assert (tmp_path / "xdg" / "drivegate" / "drivegate.db").exists()
+    assert not any((folder / "drivegate-data").exists() for folder in (here, there))
+
+
+PROGRESS_LINE = re.compile(r"^(import|export)ed (\d+)/3 files, (.+) of (.+), \S+ \S+/s$", re.M)
+
+
+def test_import_and_export_print_plain_progress_lines_with_bytes_off_a_terminal(
+    cli: Cli, drive: Drive, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    _make_tree(src)  # three files, 3 MiB and 9 bytes
+    drive.add_user("ann", "ann-password")
+    cli.env["DRIVEGATE_PROGRESS_SECONDS"] = "0"  # a line at every step (no timing asserted)
+    for args, verb in (
+        (["import", str(src), "/backup"], "import"),
+        (["export", "/backup", str(tmp_path / "out")], "export"),
+    ):
+        result = cli.run(*args, "--user", "ann")
+        assert result.returncode == 0, result.stderr
+        lines = PROGRESS_LINE.findall(result.stderr)
+        assert lines and {line[0] for line in lines} == {verb}, result.stderr
+        assert all(total == "3 MiB" for *_, total in lines)
+        assert any(0 < int(files) < 3 and done != "0 bytes" for _, files, done, _ in lines)
+        assert lines[-1][1:] == ("3", "3 MiB", "3 MiB")
+        assert "%" not in result.stderr  # no bar off a terminal
+        assert f"{verb}ed 3 files" in result.stdout

@@ -1,5 +1,6 @@
-"""What every core sub-command shares: the storage options, error handling,
-size parsing, password input and progress bars."""
+"""What every core sub-command shares: the storage options, opening the drive
+(refused when its data dir is missing), error handling, size parsing and
+password input."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def backend_options(func: F) -> F:
     @click.option(
         "--data-dir",
         type=click.Path(file_okay=False, path_type=Path),
-        help=_help("data_dir") + " [env DRIVEGATE_DATA_DIR; default ./drivegate-data]",
+        help=_help("data_dir") + " [env DRIVEGATE_DATA_DIR; default $XDG_DATA_HOME/drivegate, i.e. "
+        "~/.local/share/drivegate]",
     )
     @click.option("--db-url", help=_help("db_url") + " [env DRIVEGATE_DB_URL]")
     @click.option("--store-url", help=_help("store_url") + " [env DRIVEGATE_STORE_URL]")
@@ -84,8 +86,26 @@ user_option = click.option(
 )
 
 
+def require_data_dir(settings: Settings) -> None:
+    """Refuse (one line, exit 1) when the drive's data dir does not exist, naming it
+    and the ways to point elsewhere, so that a command run with the wrong settings
+    never creates a new empty drive. Nothing is created."""
+    if not settings.uses_data_dir or settings.data_dir.is_dir():
+        return
+    raise click.ClickException(
+        f"no drive at {settings.data_dir.absolute()} (the data dir does not exist). "
+        "Point at yours with --data-dir DIR, the DRIVEGATE_DATA_DIR variable or data_dir in "
+        "the config file (--config FILE or DRIVEGATE_CONFIG); "
+        "'drivegate serve' or 'drivegate user add' starts a new drive there."
+    )
+
+
 @contextmanager
-def open_drive(settings: Settings) -> Iterator[Drive]:
+def open_drive(settings: Settings, *, create: bool = False) -> Iterator[Drive]:
+    """Open the drive; with ``create`` a missing data dir is made (a new drive),
+    without it the command stops (``require_data_dir``)."""
+    if not create:
+        require_data_dir(settings)
     with Drive.open(settings) as drive:
         yield drive
 

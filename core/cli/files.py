@@ -8,14 +8,8 @@ from pathlib import Path
 
 import click
 
-from core.cli.common import (
-    DriveCommand,
-    backend_options,
-    open_drive,
-    progress,
-    user_option,
-    when,
-)
+from core.cli.common import DriveCommand, backend_options, open_drive, user_option, when
+from core.cli.progress import Transfer, progress_option
 from core.drive import Drive
 from core.errors import NotFound
 from core.ids import UserId
@@ -40,15 +34,22 @@ def _walk_local(src: Path) -> Iterator[tuple[Path, str]]:
 @click.argument("dest_path")
 @user_option
 @click.option("--force", is_flag=True, help="Upload files even when size and mtime already match.")
+@progress_option
 @backend_options
-def import_(src_dir: Path, dest_path: str, user_name: str, force: bool, settings: Settings) -> None:
+def import_(  # noqa: PLR0917 (click passes options as arguments)
+    src_dir: Path,
+    dest_path: str,
+    user_name: str,
+    force: bool,
+    progress_seconds: float,
+    settings: Settings,
+) -> None:
     """Copy local folder SRC_DIR into the drive at DEST_PATH (created if missing)."""
     entries = list(_walk_local(src_dir))
-    total = sum(
-        path.stat().st_size for path, _ in entries if path.is_file() and not path.is_symlink()
-    )
+    sizes = [path.stat().st_size for path, _ in entries if path.is_file() and not path.is_symlink()]
     files = skipped = 0
-    with open_drive(settings) as drive, progress(total, "importing") as bar:
+    transfer = Transfer("import", len(sizes), sum(sizes), interval=progress_seconds)
+    with open_drive(settings) as drive, transfer:
         uid = drive.user(user_name).id
         base = join_path(split_path(dest_path))
         drive.makedirs(uid, base)
@@ -63,18 +64,19 @@ def import_(src_dir: Path, dest_path: str, user_name: str, force: bool, settings
             stat = local.stat()
             if not force and _unchanged(drive, uid, target, stat.st_size, stat.st_mtime_ns):
                 skipped += 1
+                transfer.add(stat.st_size)
             else:
-                with open(local, "rb") as handle:
+                with open(local, "rb", buffering=0) as handle:
                     drive.write(
                         uid,
                         target,
-                        handle,
+                        transfer.counting(handle),
                         expected_size=stat.st_size,
                         mtime_ns=stat.st_mtime_ns,
                         origin="import",
                     )
                 files += 1
-            bar.update(stat.st_size)
+            transfer.file_done()
     click.echo(
         f"imported {files} files into {base}" + (f", {skipped} unchanged" if skipped else "")
     )
@@ -92,16 +94,19 @@ def _unchanged(drive: Drive, user: UserId, path: str, size: int, mtime_ns: int) 
 @click.argument("src_path")
 @click.argument("dest_dir", type=click.Path(file_okay=False, path_type=Path))
 @user_option
+@progress_option
 @backend_options
-def export(src_path: str, dest_dir: Path, user_name: str, settings: Settings) -> None:
+def export(
+    src_path: str, dest_dir: Path, user_name: str, progress_seconds: float, settings: Settings
+) -> None:
     """Copy SRC_PATH (a file or folder of the drive) into local folder DEST_DIR."""
     with open_drive(settings) as drive:
         uid = drive.user(user_name).id
         top = drive.stat(uid, src_path)
         plan = list(_walk_drive(drive, uid, join_path(split_path(src_path)), top))
-        total = sum(node.size for _, node in plan if not node.is_folder)
+        sizes = [node.size for _, node in plan if not node.is_folder]
         root = dest_dir / (top.name or "")
-        with progress(total, "exporting") as bar:
+        with Transfer("export", len(sizes), sum(sizes), interval=progress_seconds) as transfer:
             for rel, node in plan:
                 local = root / rel if rel else root
                 if node.is_folder:
@@ -114,8 +119,9 @@ def export(src_path: str, dest_dir: Path, user_name: str, settings: Settings) ->
                     node,
                     local,
                     "/".join([join_path(split_path(src_path)), rel]).rstrip("/"),
+                    transfer=transfer,
                 )
-                bar.update(node.size)
+                transfer.file_done()
     click.echo(f"exported {sum(1 for _, n in plan if not n.is_folder)} files to {root}")
 
 
@@ -134,11 +140,14 @@ def _walk_drive(
             )
 
 
-def _download(drive: Drive, user: UserId, node: NodeInfo, local: Path, path: str) -> None:
+def _download(
+    drive: Drive, user: UserId, node: NodeInfo, local: Path, path: str, *, transfer: Transfer
+) -> None:
     partial = local.with_name(local.name + ".drivegate-partial")
     with drive.open_read(user, path) as reader, open(partial, "wb") as out:
         while block := reader.read(4 * 1024 * 1024):
             out.write(block)
+            transfer.add(len(block))
     os.replace(partial, local)
     os.utime(local, ns=(node.mtime_ns, node.mtime_ns))
 

@@ -11,6 +11,7 @@ from core.cli.common import (
     backend_options,
     open_drive,
     progress,
+    require_data_dir,
 )
 from core.db.engine import Database
 from core.db.migrate import upgrade
@@ -76,6 +77,7 @@ def db() -> None:
 @backend_options
 def db_upgrade(settings: Settings) -> None:
     """Migrate the database to the newest schema."""
+    require_data_dir(settings)
     database = Database(settings.resolved_db_url)
     try:
         before, after = upgrade(database)

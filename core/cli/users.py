@@ -34,7 +34,7 @@ def user_add(
 ) -> None:
     """Create user NAME with a password."""
     password = read_password(password_stdin)
-    with open_drive(settings) as drive:
+    with open_drive(settings, create=True) as drive:
         info = drive.add_user(name, password, is_admin=admin, quota=quota)
     click.echo(f"created user {info.name}" + (" (admin)" if info.is_admin else ""))
 
