@@ -2,7 +2,7 @@
 and how many bytes did it send and receive meanwhile.
 
 ``ServerView`` keeps a replica of the user's tree through the sync API (one
-``GET /api/v1/tree`` pass, then the change feed, long-polled) in a thread,
+``GET /.drivegate/api/v1/tree`` pass, then the change feed, long-polled) in a thread,
 and answers "since when does the server have these files, with these sizes
 and SHA-256s" to within the change feed's latency (a long-poll answers at
 the commit; while changes stream in, it asks every 0.2 s, so the watcher
@@ -30,7 +30,8 @@ from urllib.parse import quote
 import httpx
 
 # The watcher's own requests: left out of the bytes the server sent (metadata only).
-WATCHER_PATHS = frozenset({"/api/v1/me", "/api/v1/tree", "/api/v1/changes"})
+API = "/.drivegate/api/v1"
+WATCHER_PATHS = frozenset({f"{API}/me", f"{API}/tree", f"{API}/changes"})
 REQUEST_LINE = re.compile(
     r"davserver\.app: (?P<method>[A-Z]+) (?P<path>.*) (?P<status>\S+) (?P<sent>\d+) "
     r"[\d.]+s \S+ sql=\d+ in=(?P<received>\d+)$"
@@ -81,7 +82,7 @@ class ServerView:
     _thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._client = httpx.Client(base_url=self.url + "api/v1/", auth=self.auth, timeout=90)
+        self._client = httpx.Client(base_url=self.url + API[1:] + "/", auth=self.auth, timeout=90)
         me = self._client.get("me").raise_for_status().json()
         self.root_id = me["root_id"]
         cursor, after = None, 0

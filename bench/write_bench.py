@@ -34,7 +34,7 @@ For each client, three sessions:
 
 "Until on the server" is measured the same way for every client: a watcher
 follows the server's change feed (``serverview.py``: one tree listing, then
-long-polled ``GET /api/v1/changes``) and notes when the expected sizes and
+long-polled ``GET /.drivegate/api/v1/changes``) and notes when the expected sizes and
 hashes are all there. A client that has not uploaded everything within
 ``--timeout`` is unmounted (``drivegate umount`` and davfs2's ``umount``
 wait for pending uploads) and the watcher waits a little more; that figure
@@ -42,7 +42,7 @@ is then marked "after unmount". Afterwards (untimed) the written files are
 read back over WebDAV and hashed (up to 40 of the unpacked ones): the
 SHA-256 in the tree is the mount's own word for its uploads. The bytes come
 from the server's log, from the start until the mount is gone: sent =
-response bodies, leaving out ``/api/v1/me``, ``/tree`` and ``/changes`` (the
+response bodies, leaving out ``/.drivegate/api/v1/me``, ``/tree`` and ``/changes`` (the
 watcher's requests, and the drivegate mount's change feed: metadata only);
 received = request-body bytes read (``in=N``).
 

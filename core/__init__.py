@@ -42,6 +42,7 @@ from core.fsck import FsckReport
 from core.gc import GcReport
 from core.ids import ChunkHash, NodeId, UserId, VersionId
 from core.manifestwrite import Splice
+from core.names import RESERVED_AT_ROOT, SERVICE_ROOT
 from core.patch import Patch
 from core.reader import ContentReader
 from core.records import (
@@ -60,6 +61,8 @@ from core.records import (
 from core.settings import RetentionPolicy, Settings, load_settings
 
 __all__ = [
+    "RESERVED_AT_ROOT",
+    "SERVICE_ROOT",
     "AuthError",
     "ByteSource",
     "ChangePage",

@@ -13,9 +13,19 @@ import unicodedata
 from core.errors import InvalidName
 
 MAX_NAME_BYTES = 255
-RESERVED_AT_ROOT = frozenset({".versions", ".trash", "api"})
-"""Names the faces use at a drive's root: virtual folders (old versions, the trash)
-and the sync API (``/api/v1``, served on the same URLs as the drive)."""
+SERVICE_ROOT = ".drivegate"
+"""The one name at the top of the URL space under which the server offers all that
+is not a user's files: the sync API (``/.drivegate/api/v1``), the health check,
+and later the web app and public links (docs/architecture.md, "The URL space")."""
+VIRTUAL_FOLDERS = frozenset({".versions", ".trash"})
+"""The read-only folders every drive shows at its top (old versions, the trash)."""
+LEGACY_NAMES = frozenset({"api", "healthz", ":dir_browser"})
+"""Taken before the rule above: ``/api/v1`` and ``/healthz`` are aliases kept for
+clients and load balancers configured before it, and ``/:dir_browser`` holds the
+folder page's style sheet (WsgiDAV's fixed path) until the web app replaces it."""
+RESERVED_AT_ROOT = frozenset({SERVICE_ROOT, *VIRTUAL_FOLDERS, *LEGACY_NAMES})
+"""Names no node may take at a drive's top: its URL is the server's. Published to
+clients in the sync API's ``GET me`` (``reserved_names``), so none keeps a copy."""
 
 
 def normalize_name(name: str) -> str:

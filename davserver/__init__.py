@@ -9,7 +9,9 @@ Modules:
   lock storage, expiry sweeper), ``ranges`` and ``rangeget`` (Range GETs),
   ``errors`` (the DriveError → HTTP seam), ``browser/`` (the folder page a
   browser gets).
-- Shared by WebDAV and the sync API (``api/``): ``auth`` (logins, throttling),
+- Shared by WebDAV and the sync API (``api/``): ``urlspace`` (what lives where:
+  the drive at ``/``, the rest under ``/.drivegate/``, the old aliases),
+  ``auth`` (logins, throttling),
   ``app`` (WSGI assembly, health check, request log), ``sameorigin`` (the
   cross-site guard), ``proxied`` (the client address behind a trusted proxy).
 - Hostile input, before any work: ``pathlimits`` (400/414 for paths over a

@@ -1,6 +1,6 @@
 """Assembling the WSGI application: client address (``proxied``) → request log →
-honest error lengths → path limits → health check → cross-site guard
-(``sameorigin``) → the sync API under ``/api/v1`` (Falcon) or else
+legacy aliases (``urlspace``) → honest error lengths → path limits → health check → cross-site guard
+(``sameorigin``) → the sync API under ``/.drivegate/api/v1`` (Falcon) or else
 Retry-After on 429 → X-OC-MTime answer → WsgiDAV (Basic auth, locks,
 properties) over ``DriveProvider``. Both faces share one ``Authenticator``
 (login cache and failure throttle)."""
@@ -26,6 +26,7 @@ from davserver.provider import DriveProvider
 from davserver.proxied import ClientAddress
 from davserver.resources import parse_mtime
 from davserver.sameorigin import SameOriginGuard
+from davserver.urlspace import HEALTH, LegacyAliases, under
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def build_app(
     )
     return ClientAddress(
         RequestLog(
-            HonestErrors(PathLimits(HealthCheck(guarded, drive), PREFIX)),
+            LegacyAliases(HonestErrors(PathLimits(HealthCheck(guarded, drive), PREFIX))),
             drive.db.statements_in_thread,
             drive.deferred_wakes,
         ),
@@ -102,30 +103,35 @@ class PathDispatch:
         self.outer = outer
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        path: str = environ.get("PATH_INFO", "")
-        if path == self.prefix or path.startswith(self.prefix + "/"):
+        if under(environ.get("PATH_INFO", ""), self.prefix):
             return self.inner(environ, start_response)
         return self.outer(environ, start_response)
 
 
 class HealthCheck:
-    """``GET /healthz``: 200 when the database could take a write now, 503 otherwise
-    (no auth)."""
+    """``GET /.drivegate/healthz`` (alias ``/healthz``): 200 when the database could
+    take a write now, 503 otherwise (no auth); 405 for any other method."""
 
     def __init__(self, app: WsgiApp, drive: Drive) -> None:
         self.app = app
         self.drive = drive
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != "/healthz":
+        if environ.get("PATH_INFO") != HEALTH:
             return self.app(environ, start_response)
-        try:
-            self.drive.check_health()
-            status, body = "200 OK", b"ok\n"
-        except DriveError as error:
-            status, body = "503 Service Unavailable", f"unavailable: {error}\n".encode()
-        start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
-        return [body]
+        method = environ.get("REQUEST_METHOD")
+        headers = [("Content-Type", "text/plain")]
+        if method not in {"GET", "HEAD"}:
+            status, body = "405 Method Not Allowed", b"the health check answers GET and HEAD\n"
+            headers.append(("Allow", "GET, HEAD"))
+        else:
+            try:
+                self.drive.check_health()
+                status, body = "200 OK", b"ok\n"
+            except DriveError as error:
+                status, body = "503 Service Unavailable", f"unavailable: {error}\n".encode()
+        start_response(status, [*headers, ("Content-Length", str(len(body)))])
+        return [] if method == "HEAD" else [body]
 
 
 class OcMtimeAnswer:

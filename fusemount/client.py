@@ -64,6 +64,8 @@ from fusemount.records import (
 
 log = logging.getLogger(__name__)
 
+API_PATH = ".drivegate/api/v1"
+"""The sync API, under the server's reserved root (``/api/v1`` is an older alias)."""
 CONNECT_TIMEOUT = 1.5
 READ_TIMEOUT = 20.0
 MAX_WAIT = 60
@@ -206,7 +208,7 @@ class HttpApi:
             else None
         )
         self._client = httpx.AsyncClient(
-            base_url=self.base_url + "api/v1/",
+            base_url=self.base_url + API_PATH + "/",
             auth=(user, secret),
             timeout=self._timeout,
             transport=transport,
@@ -374,7 +376,7 @@ class ChunkGetter:
         self._https = parts.scheme == "https"
         self._host = parts.hostname or ""
         self._port = parts.port
-        self._prefix = parts.path.rstrip("/") + "/api/v1/chunks/"
+        self._prefix = parts.path.rstrip("/") + "/" + API_PATH + "/chunks/"
         token = base64.b64encode(f"{user}:{secret}".encode()).decode("ascii")
         self._headers = {"Authorization": f"Basic {token}", "User-Agent": "drivegate-mount/1"}
         self._connect_timeout = connect_timeout

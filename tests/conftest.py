@@ -167,15 +167,15 @@ def http(dav_url: str) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def api(dav_url: str) -> Iterator[httpx.Client]:
-    """A sync API (``/api/v1``) client logged in as alice on the test's server."""
-    with httpx.Client(base_url=dav_url + "api/v1", auth=ALICE, timeout=60) as client:
+    """A sync API (``/.drivegate/api/v1``) client logged in as alice on the test's server."""
+    with httpx.Client(base_url=dav_url + ".drivegate/api/v1", auth=ALICE, timeout=60) as client:
         yield client
 
 
 @pytest.fixture
 def server_api(server: LoggedServer) -> Iterator[httpx.Client]:
     """A sync API client logged in as alice on the mount tests' server."""
-    with httpx.Client(base_url=server.url + "api/v1", auth=ALICE, timeout=60) as client:
+    with httpx.Client(base_url=server.url + ".drivegate/api/v1", auth=ALICE, timeout=60) as client:
         yield client
 
 

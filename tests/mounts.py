@@ -76,7 +76,7 @@ class LoggedServer:
             if "GET" in parts:
                 at = parts.index("GET")
                 path = parts[at + 1] if at + 1 < len(parts) else ""
-                if path.startswith("/api/v1/chunks/"):
+                if path.startswith("/.drivegate/api/v1/chunks/"):
                     hashes.append(path.rsplit("/", 1)[1])
         return hashes
 
@@ -289,7 +289,7 @@ class _RelayHandler(BaseHTTPRequestHandler):
         answer = self.server.upstream.request(self.command, self.path, headers=headers,
                                               content=body)  # fmt: skip
         content = answer.content
-        if self.command == "PUT" and self.path.startswith("/api/v1/chunks/"):
+        if self.command == "PUT" and self.path.startswith("/.drivegate/api/v1/chunks/"):
             with self.server.lock:
                 left = self.server.chunk_puts_left
                 if left is not None:
@@ -297,7 +297,7 @@ class _RelayHandler(BaseHTTPRequestHandler):
             if left == 1:
                 self.server.go_offline()
         digest = self.path.rsplit("/", 1)[-1]
-        if self.path.startswith("/api/v1/chunks/") and digest in self.server.corrupt:
+        if self.path.startswith("/.drivegate/api/v1/chunks/") and digest in self.server.corrupt:
             content = bytes([content[0] ^ 0xFF]) + content[1:]
         for path, hold in list(self.server.holds.items()):
             if self.path.startswith(path):

@@ -1,4 +1,4 @@
-"""The sync API (``/api/v1``) against a real server process, on both backends."""
+"""The sync API (``/.drivegate/api/v1``) against a real server process, on both backends."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def lock(http: httpx.Client, path: str, **headers: str) -> str:
 
 @contextmanager
 def api_client(url: str, auth: tuple[str, str] = ALICE) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=url + "api/v1", auth=auth, timeout=60) as client:
+    with httpx.Client(base_url=url + ".drivegate/api/v1", auth=auth, timeout=60) as client:
         yield client
 
 
@@ -554,7 +554,7 @@ PATHS = {
 def test_the_openapi_document_validates_and_describes_the_answers(
     api: httpx.Client, http: httpx.Client, dav_url: str
 ) -> None:
-    document = httpx.get(dav_url + "api/v1/openapi.json").json()  # no login needed
+    document = httpx.get(dav_url + ".drivegate/api/v1/openapi.json").json()  # no login needed
     validate(document)
     assert document["openapi"].startswith("3.1") and set(document["paths"]) == PATHS
 

@@ -35,7 +35,7 @@ def _folder(api: httpx.Client, name: str, parent: int | None = None) -> Json:
 def test_unauthenticated_requests_get_a_json_401_with_a_basic_challenge(
     api: httpx.Client, dav_url: str
 ) -> None:
-    base = dav_url + "api/v1"
+    base = dav_url + ".drivegate/api/v1"
     root = api.get("/me").json()["root_id"]
     with unchanged(api):
         for auth in (None, ("alice", "wrong-password"), ("nobody", "x" * 10)):
@@ -52,7 +52,7 @@ def test_unauthenticated_requests_get_a_json_401_with_a_basic_challenge(
 def test_failed_logins_are_throttled_as_for_webdav(
     dav_url: str, drive: Drive, alice: UserInfo
 ) -> None:
-    base = dav_url + "api/v1"
+    base = dav_url + ".drivegate/api/v1"
     before = (drive.cursor(alice.id), drive.listdir(alice.id, "/"), drive.user("alice"))
     wrong = [httpx.get(base + "/me", auth=("alice", f"wrong-{i}")) for i in range(11)]
     assert [answer.status_code for answer in wrong].count(401) == 6
@@ -136,7 +136,18 @@ def test_names_are_checked(api: httpx.Client) -> None:
     root = api.get("/me").json()["root_id"]
     folder = _folder(api, "docs")
     with unchanged(api):
-        for name in ("", ".", "..", "a/b", "nul\x00", "é" * 128, ".trash", ".versions"):
+        for name in (
+            "",
+            ".",
+            "..",
+            "a/b",
+            "nul\x00",
+            "é" * 128,
+            ".trash",
+            ".versions",
+            ".drivegate",
+            "api",
+        ):
             answer = api.post("/mkdir", json={"parent_id": root, "name": name})
             assert error_code(answer) == "name_invalid", name
             assert answer.status_code == 400
@@ -348,14 +359,17 @@ def test_a_batch_holding_a_commit_of_neither_shape_is_refused_whole(api: httpx.C
 def test_a_request_line_over_the_limit_gets_the_documented_414(
     api: httpx.Client, dav_url: str
 ) -> None:
-    document = httpx.get(dav_url + "api/v1/openapi.json").json()
+    document = httpx.get(dav_url + ".drivegate/api/v1/openapi.json").json()
     too_long = document["components"]["responses"]["UriTooLong"]
     assert set(too_long["content"]) == {"text/plain"}
     for item in document["paths"].values():
         for described in item.values():
             assert described["responses"]["414"] == {"$ref": "#/components/responses/UriTooLong"}
     url = httpx.URL(dav_url)
-    line = f"GET /api/v1/tree?after=0&pad={'x' * 70_000} HTTP/1.1\r\nHost: {url.host}\r\n\r\n"
+    line = (
+        f"GET /.drivegate/api/v1/tree?after=0&pad={'x' * 70_000} HTTP/1.1\r\n"
+        f"Host: {url.host}\r\n\r\n"
+    )
     with unchanged(api), socket.create_connection((url.host, url.port), timeout=30) as raw:
         raw.sendall(line.encode())  # httpx refuses to send a URL this long
         head = raw.recv(4096).split(b"\r\n\r\n")[0].decode().lower()

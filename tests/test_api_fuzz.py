@@ -1,6 +1,6 @@
 """Property-based fuzzing of the sync API from its own OpenAPI document.
 
-Schemathesis reads ``GET /api/v1/openapi.json`` from a real server (the
+Schemathesis reads ``GET /.drivegate/api/v1/openapi.json`` from a real server (the
 ``dav_url`` fixture: both backends, alice and bob) and sends what the document
 allows (positive) and what it forbids (negative) to every operation, then
 checks each answer: no 5xx, a documented status, the documented content type,
@@ -78,7 +78,7 @@ def load_schema(dav_url: str, mode: str = "all") -> Any:
     config = schemathesis.Config.from_dict(
         {**CONFIG, "generation": {**CONFIG["generation"], "mode": mode}}
     )
-    return schemathesis.openapi.from_url(dav_url + "api/v1/openapi.json", config=config)
+    return schemathesis.openapi.from_url(dav_url + ".drivegate/api/v1/openapi.json", config=config)
 
 
 class Steering:
@@ -204,7 +204,7 @@ def test_sequences_that_follow_the_links_answer_as_documented(
     steering = Steering(api)
     answered: Counter[tuple[str, int]] = Counter()
     failures: dict[str, str] = {}
-    bob = httpx.Client(base_url=dav_url + "api/v1", auth=BOB, timeout=60)
+    bob = httpx.Client(base_url=dav_url + ".drivegate/api/v1", auth=BOB, timeout=60)
 
     def hidden_from_bob(response: Any, case: Any) -> None:
         """Every node alice is answered is "not found" for bob."""

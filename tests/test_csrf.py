@@ -96,7 +96,7 @@ def test_origins_listed_in_the_settings_are_allowed(
     env = {**backend.env, "DRIVEGATE_ALLOWED_ORIGINS": f'["{app}"]'}
     with (
         drivegate_server(env, cwd=tmp_path) as url,
-        httpx.Client(base_url=url + "api/v1", auth=ALICE, timeout=60) as api,
+        httpx.Client(base_url=url + ".drivegate/api/v1", auth=ALICE, timeout=60) as api,
     ):
         into = {"parent_id": _root(api), "name": "from-app"}
         assert api.post("/mkdir", json=into, headers={"Origin": app}).status_code == 201

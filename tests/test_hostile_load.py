@@ -70,7 +70,7 @@ def normal_client_keeps_working(url: str, rounds: int) -> None:
             assert client.put(f"/normal-{i}.txt", content=b"x" * 1000).is_success
             assert client.get(f"/normal-{i}.txt").content == b"x" * 1000
             assert client.request("PROPFIND", "/", headers={"Depth": "1"}).status_code == 207
-            assert client.get("/api/v1/me").status_code == 200
+            assert client.get("/.drivegate/api/v1/me").status_code == 200
             assert time.monotonic() - started < 2, f"round {i} took too long"
 
 

@@ -54,7 +54,7 @@ def test_malformed_chunk_size_is_refused(dav_url: str, http: httpx.Client) -> No
 def test_malformed_chunk_size_is_refused_by_the_sync_api(dav_url: str) -> None:
     body = b"-5\r\n{}\r\n0\r\n\r\n"
     request = (
-        f"POST /api/v1/mkdir HTTP/1.1\r\nHost: x\r\nAuthorization: {basic(ALICE)}\r\n"
+        f"POST /.drivegate/api/v1/mkdir HTTP/1.1\r\nHost: x\r\nAuthorization: {basic(ALICE)}\r\n"
         "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     ).encode() + body
     status, answer = exchange(dav_url, request)

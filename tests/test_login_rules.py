@@ -30,12 +30,13 @@ def test_a_strangers_failures_do_not_lock_the_user_out(dav_url: str) -> None:
         statuses = [stranger.get("/", auth=("alice", f"guess-{i}")).status_code for i in range(10)]
         assert statuses[:6] == [401] * 6 and set(statuses[6:]) == {429}
         # The stranger stays barred, right password or not, on both faces.
-        for answer in (stranger.get("/", auth=ALICE), stranger.get("/api/v1/me", auth=ALICE)):
+        me = "/.drivegate/api/v1/me"
+        for answer in (stranger.get("/", auth=ALICE), stranger.get(me, auth=ALICE)):
             assert answer.status_code == 429
             assert int(answer.headers["Retry-After"]) >= 1
         # Alice, from her own address, is not: right password works, wrong is a plain 401.
         assert own.request("PROPFIND", "/", auth=ALICE, headers={"Depth": "0"}).status_code == 207
-        assert own.get("/api/v1/me", auth=ALICE).json()["user"] == "alice"
+        assert own.get("/.drivegate/api/v1/me", auth=ALICE).json()["user"] == "alice"
         assert own.get("/", auth=("alice", "typo")).status_code == 401
         # Nor is anyone else from the stranger's address.
         assert stranger.get("/", auth=("bob", "bob-password")).status_code == 200
@@ -45,7 +46,7 @@ def test_repeated_failures_get_longer_waits(dav_url: str) -> None:
     with _client(dav_url) as client:
         waits = []
         for i in range(9):
-            answer = client.get("/api/v1/me", auth=("nobody", f"guess-{i}"))
+            answer = client.get("/.drivegate/api/v1/me", auth=("nobody", f"guess-{i}"))
             if answer.status_code == 429:
                 assert answer.json()["error"]["code"] == "too_many_requests"
                 waits.append(int(answer.headers["Retry-After"]))
@@ -64,7 +65,7 @@ def two_servers(
 
 
 def _both_answer(urls: tuple[str, str], auth: tuple[str, str]) -> list[int]:
-    return [httpx.get(url + "api/v1/me", auth=auth).status_code for url in urls]
+    return [httpx.get(url + ".drivegate/api/v1/me", auth=auth).status_code for url in urls]
 
 
 def test_a_changed_password_stops_working_at_once_everywhere(

@@ -192,7 +192,7 @@ def test_a_chunk_that_does_not_match_its_hash_is_eio(
     with relay(server.url) as link, mounted(link.url, tmp_path / "mnt", cache) as mnt:
         target = mnt / "damaged.bin"
         node = os.stat(target).st_ino
-        chunks = dav.get(f"/api/v1/nodes/{node}/manifest").json()["chunks"]
+        chunks = dav.get(f"/.drivegate/api/v1/nodes/{node}/manifest").json()["chunks"]
         bad = chunks[-1]
         link.corrupt.add(bad["hash"])
         fd = os.open(target, os.O_RDONLY)

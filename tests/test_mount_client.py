@@ -231,7 +231,7 @@ def test_an_unreachable_server_is_offline_not_an_error_page() -> None:
 
 
 class _ChunkServer(http.server.ThreadingHTTPServer):
-    """A stdlib HTTP/1.1 server with chunks under PREFIX/api/v1/chunks/, for
+    """A stdlib HTTP/1.1 server with chunks under PREFIX/.drivegate/api/v1/chunks/, for
     ChunkGetter: keep-alive, a connection closed after every ``close_every``-th
     answer, errors as the real server words them."""
 

@@ -86,7 +86,7 @@ def put_file(dav: httpx.Client, path: str, source: Path) -> None:
 
 def manifest(dav: httpx.Client, path: Path) -> list[dict[str, Any]]:
     node_id = os.stat(path).st_ino
-    answer = dav.get(f"/api/v1/nodes/{node_id}/manifest")
+    answer = dav.get(f"/.drivegate/api/v1/nodes/{node_id}/manifest")
     assert answer.status_code == 200, answer.text
     chunks: list[dict[str, Any]] = answer.json()["chunks"]
     return chunks

@@ -138,8 +138,8 @@ def test_a_folder_removed_while_its_mkdir_is_on_its_way_stays_removed(
     """rmdir of a new folder whose mkdir the server has done but not yet answered:
     the change feed, bringing the mkdir meanwhile, must not show the folder again."""
     with relay_mount(server, tmp_path) as (link, mnt):
-        batch_answers = link.hold("/api/v1/batch")
-        feed_answers = link.hold("/api/v1/changes")
+        batch_answers = link.hold("/.drivegate/api/v1/batch")
+        feed_answers = link.hold("/.drivegate/api/v1/changes")
         (mnt / "brief").mkdir()
         wait_for(partial(exists_on_server, dav, "/brief"), what="the mkdir on the server")
         os.rmdir(mnt / "brief")
@@ -165,8 +165,8 @@ def test_a_file_renamed_over_a_new_file_whose_create_is_answered_meanwhile_keeps
     old_id = node_at(server_api, "box/old.bin")["id"]
     with relay_mount(server, tmp_path) as (link, mnt):
         wait_for((mnt / "box" / "old.bin").exists, what="box/old.bin")
-        batch_answers = link.hold("/api/v1/batch")
-        manifest = link.hold(f"/api/v1/nodes/{old_id}/manifest")
+        batch_answers = link.hold("/.drivegate/api/v1/batch")
+        manifest = link.hold(f"/.drivegate/api/v1/nodes/{old_id}/manifest")
         (mnt / "box" / "new.bin").write_bytes(b"")
         with ThreadPoolExecutor(1) as pool:
             renamed = pool.submit(os.rename, mnt / "box" / "old.bin", mnt / "box" / "new.bin")

@@ -42,6 +42,7 @@ from tests.mounts import (
 )
 
 MiB = 1024 * 1024
+API = "/.drivegate/api/v1"
 SQLITE = pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)
 pytestmark = SQLITE
 
@@ -267,8 +268,8 @@ def test_a_one_byte_edit_of_a_large_online_only_file_moves_a_few_bytes_each_way(
     sent = server.requests()[before:]
     # The byte goes as a patch, and the server re-cuts the chunk it lands in: no chunk
     # travels either way.
-    assert [r for r in sent if r.path.startswith("/api/v1/chunks")] == []
-    (patch,) = [r for r in sent if r.path == f"/api/v1/nodes/{manifest['node_id']}/patch"]
+    assert [r for r in sent if r.path.startswith("/.drivegate/api/v1/chunks")] == []
+    (patch,) = [r for r in sent if r.path == f"{API}/nodes/{manifest['node_id']}/patch"]
     assert (patch.status, patch.received) == (200, 1)
     with open(mnt / "big.bin", "rb") as file:  # the mount shows the new version too
         assert os.pread(file.fileno(), 3, MIDDLE - 1) == data[MIDDLE - 1 : MIDDLE + 2]
@@ -283,7 +284,7 @@ def test_a_larger_edit_of_an_online_only_file_moves_only_the_chunks_around_it(
     start, end = MIDDLE, MIDDLE + len(edit)
     (first,) = [c for c in manifest["chunks"] if c["offset"] <= start < c["offset"] + c["length"]]
     (last,) = [c for c in manifest["chunks"] if c["offset"] <= end < c["offset"] + c["length"]]
-    moved = [r for r in server.requests()[before:] if r.path.startswith("/api/v1/chunks")]
+    moved = [r for r in server.requests()[before:] if r.path.startswith(f"{API}/chunks")]
     # Only chunks around the edit come down: the one it begins in (its bytes before
     # the edit), and from the one it ends in, as many as the cut takes to meet the
     # origin's boundaries again (usually one or two).
@@ -294,7 +295,7 @@ def test_a_larger_edit_of_an_online_only_file_moves_only_the_chunks_around_it(
     up = sum(r.received for r in moved if r.method == "PUT")
     assert len(edit) <= up <= len(edit) + 8 * MiB, f"{up} bytes uploaded for a 5 MiB edit"
     # The commit is a splice of the base version: it names the new chunks, not all ~50.
-    (commit,) = [r for r in server.requests()[before:] if r.path == "/api/v1/commit"]
+    (commit,) = [r for r in server.requests()[before:] if r.path == "/.drivegate/api/v1/commit"]
     assert commit.received < 2000, f"a {commit.received}-byte commit for a 5 MiB edit"
 
 
@@ -307,8 +308,8 @@ def test_a_big_new_file_is_sent_batch_by_batch_as_it_is_cut_and_each_chunk_once(
     (mnt / "twice.bin").write_bytes(data)
     wait_for(partial(on_server, dav, "/twice.bin", data), what="twice.bin uploaded")
     sent = server.requests()[before:]
-    puts = [r.path for r in sent if r.method == "PUT" and r.path.startswith("/api/v1/chunks/")]
-    asked = [r for r in sent if r.path == "/api/v1/chunks/missing"]
+    puts = [r.path for r in sent if r.method == "PUT" and r.path.startswith(f"{API}/chunks/")]
+    asked = [r for r in sent if r.path == "/.drivegate/api/v1/chunks/missing"]
     assert len(puts) == len(set(puts)), "a chunk was sent twice"
     assert len(puts) < 45  # the repeated half costs nothing: ~38 distinct chunks
     assert len(asked) >= 2  # one `missing` per batch of 32 pieces, asked as the cut went on
@@ -513,9 +514,9 @@ def test_new_files_made_offline_reach_the_server_with_their_content_in_one_commi
             assert dav.get("/big.bin").content == b""  # made empty: its content stays here
             assert (mnt / "big.bin").read_bytes() == big
             sent = server.requests()[before:]
-            commits = [r.status for r in sent if r.path == "/api/v1/commit"]
+            commits = [r.status for r in sent if r.path == "/.drivegate/api/v1/commit"]
             assert set(commits) == {507}, "a create went without its content"  # big.bin's
-            assert len([r for r in sent if r.path == "/api/v1/chunks/missing"]) <= 2
+            assert len([r for r in sent if r.path == "/.drivegate/api/v1/chunks/missing"]) <= 2
 
 
 def test_writes_while_the_server_is_away_upload_when_it_is_back(
@@ -673,7 +674,7 @@ def test_a_file_truncated_again_and_again_while_it_uploads_arrives_whole(
         path.write_bytes(final)
         wait_for(partial(on_server, dav, "/fsx.bin", final), timeout=60, what="the last state")
     chunk_puts = [
-        r for r in server.requests() if r.method == "PUT" and r.path.startswith("/api/v1/chunks/")
+        r for r in server.requests() if r.method == "PUT" and r.path.startswith(f"{API}/chunks/")
     ]
     assert chunk_puts
     assert [r for r in chunk_puts if r.received == 0] == []

@@ -129,8 +129,8 @@ def mount_tree(mnt: Path) -> tuple[set[str], dict[str, bytes]]:
 
 def server_tree(url: str) -> tuple[set[str], dict[str, bytes]]:
     with httpx.Client(base_url=url, auth=ALICE, timeout=60) as dav:
-        api = dav.get("/api/v1/tree", params={"limit": 10000}).json()
-        root = dav.get("/api/v1/me").json()["root_id"]
+        api = dav.get("/.drivegate/api/v1/tree", params={"limit": 10000}).json()
+        root = dav.get("/.drivegate/api/v1/me").json()["root_id"]
         nodes = {node["id"]: node for node in api["nodes"]}
 
         def path_of(node_id: int) -> str:

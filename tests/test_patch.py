@@ -241,7 +241,8 @@ def test_a_patch_over_the_api_edits_in_place_and_bad_ones_change_nothing(
         stale = patch(node["id"], b"z", base_version_id=node["base"] + 1000, size=len(data),
                       ranges="0:1")  # fmt: skip
         assert (stale.status_code, error_code(stale)) == (409, "version_conflict")
-        with httpx.Client(base_url=dav_url + "api/v1", auth=("bob", "bob-password")) as bob:
+        bobs = ("bob", "bob-password")
+        with httpx.Client(base_url=dav_url + ".drivegate/api/v1", auth=bobs) as bob:
             query: dict[str, int | str] = {
                 "base_version_id": node["base"],
                 "size": 1,

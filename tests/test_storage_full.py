@@ -74,7 +74,8 @@ def test_a_full_chunk_store_answers_507_on_both_faces(
             assert http.get("/big.bin").status_code == 404
             assert http.get("/kept.txt").content == b"kept"
             chunk = data[:100_000]
-            stored = http.put(f"api/v1/chunks/{hashlib.sha256(chunk).hexdigest()}", content=chunk)
+            digest = hashlib.sha256(chunk).hexdigest()
+            stored = http.put(f".drivegate/api/v1/chunks/{digest}", content=chunk)
             assert stored.status_code == 507
             assert stored.json()["error"]["code"] == "storage_full"
     assert [n.name for n in drive.listdir(alice.id, "/")] == ["kept.txt"]

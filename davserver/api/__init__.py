@@ -1,6 +1,6 @@
-"""The sync API (``/api/v1``): JSON over HTTP for the FUSE mount and other sync
+"""The sync API (``/.drivegate/api/v1``): JSON over HTTP for the FUSE mount and other sync
 clients, a Falcon app served by the same process as WebDAV. The contract is
-``docs/sync-api.md``; ``GET /api/v1/openapi.json`` describes it.
+``docs/sync-api.md``; ``GET /.drivegate/api/v1/openapi.json`` describes it.
 
 Modules, one job each: ``app`` (assembly), ``routes`` (the route table),
 ``auth`` (Basic auth middleware), ``errors`` (DriveError → HTTP, the error

@@ -1,5 +1,5 @@
 """Assembling the sync API: a Falcon app over the route table, with Basic auth,
-JSON errors and the OpenAPI document at ``/api/v1/openapi.json``."""
+JSON errors and the OpenAPI document at ``/.drivegate/api/v1/openapi.json``."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from davserver.api.routes import CONVERTERS, routes
 from davserver.api.spec import openapi_document, operation
 from davserver.auth import Authenticator
 from davserver.framing import MalformedBody
+from davserver.urlspace import API
 
-PREFIX = "/api/v1"
+PREFIX = API
 API_VERSION = "1"
 OPENAPI_PATH = "/openapi.json"
 

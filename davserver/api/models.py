@@ -96,6 +96,10 @@ class MeOut(BaseModel):
     used: Count
     server: Literal["drivegate"]
     api_version: Literal[1]
+    reserved_names: list[str] = Field(
+        description="Names no node may take at the top of a drive (their URLs are the "
+        "server's); clients refuse them locally from this list, never from a copy."
+    )
 
 
 class TreeOut(BaseModel):

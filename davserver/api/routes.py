@@ -1,4 +1,4 @@
-"""The route table of the sync API: every path, relative to ``/api/v1``, and the
+"""The route table of the sync API: every path, relative to ``/.drivegate/api/v1``, and the
 resource that answers it. The app and the OpenAPI document are both built
 from this one list."""
 

@@ -7,7 +7,7 @@ import threading
 
 import falcon
 
-from core import Drive, UserInfo
+from core import RESERVED_AT_ROOT, Drive, UserInfo
 from davserver.api.errors import RETRY_SECONDS, ApiError
 from davserver.api.models import (
     ChangesOut,
@@ -38,6 +38,7 @@ class Me:
         send(resp, MeOut(
             user=user.name, root_id=user.root_id, cursor=self.drive.cursor(user.id),
             quota=user.quota_bytes, used=user.used_bytes, server="drivegate", api_version=1,
+            reserved_names=sorted(RESERVED_AT_ROOT),
         ))  # fmt: skip
 
 
