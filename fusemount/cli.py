@@ -279,7 +279,8 @@ def status(paths: tuple[Path, ...]) -> None:
     STATE  online-only, partial, cached: how much of it is in the cache
            pinned, N files still downloading: kept offline, not all here yet
            pinned, available offline: every byte is here, and stays
-           uploading: written here, not on the server yet (or why not)
+           uploading: written here, not on the server yet
+           quota exceeded, …: why an upload stopped (the content stays here)
            conflict: a conflicted copy holding your edit
     LOCAL  bytes on this machine (cache, or written here); SIZE: all of it"""
     info: dict[str, Any] = {}
