@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from humanfriendly import format_size
 
 from fusemount import mount as mounting
 from fusemount.errors import MountError, NotADriveServer, Throttled, Unauthorized
@@ -216,13 +217,9 @@ def _mount_info(path: Path) -> dict[str, Any]:
     return info
 
 
-def _human(size: int | float) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
+def _size(size: int) -> str:
+    """A size as every drivegate command says it (``user list`` too): 0 bytes, 2.5 MiB, …"""
+    return format_size(size, binary=True)
 
 
 def _set_pinned(
@@ -252,7 +249,7 @@ def pin(paths: tuple[Path, ...]) -> None:
             limit = _mount_info(path)["cache"]["limit"]
             return (
                 f"cannot pin {path}: the pinned data would not fit in the cache"
-                f" ({_human(limit)}); mount with a larger --cache-size or unpin something"
+                f" ({_size(limit)}); mount with a larger --cache-size or unpin something"
             )
         return f"cannot pin {path}: {exc.strerror}"
 
@@ -276,38 +273,62 @@ def unpin(paths: tuple[Path, ...]) -> None:
 @click.command("status")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 def status(paths: tuple[Path, ...]) -> None:
-    """Show the state of PATHS (online-only, partial, cached, pinned) and of their mount."""
+    """Show the state of PATHS and of their mount.
+
+    \b
+    STATE  online-only, partial, cached: how much of it is in the cache
+           pinned, N files still downloading: kept offline, not all here yet
+           pinned, available offline: every byte is here, and stays
+           uploading: written here, not on the server yet
+           quota exceeded, …: why an upload stopped (the content stays here)
+           conflict: a conflicted copy holding your edit
+    LOCAL  bytes on this machine (cache, or written here); SIZE: all of it"""
     info: dict[str, Any] = {}
-    click.echo(f"{'STATE':<12} {'CACHED':>10} {'SIZE':>10}  PATH")
+    rows = []
     for path in paths:
         info = _mount_info(path)
-        state, cached, size = (
-            _get(path, "state"),
-            int(_get(path, "cached")),
-            int(_get(path, "size")),
-        )
-        click.echo(f"{state:<12} {_human(cached):>10} {_human(size):>10}  {path}")
+        local, size = int(_get(path, "cached")), int(_get(path, "size"))
+        rows.append((_get(path, "state"), _size(local), _size(size), str(path)))
+    width = max(len("STATE"), *(len(row[0]) for row in rows))
+    click.echo(f"{'STATE':<{width}} {'LOCAL':>11} {'SIZE':>11}  PATH")
+    for state, local_text, size_text, shown in rows:
+        click.echo(f"{state:<{width}} {local_text:>11} {size_text:>11}  {shown}")
+    for line in _mount_lines(info):
+        click.echo(line)
+
+
+def _mount_lines(info: dict[str, Any]) -> list[str]:
+    """The mount as a whole: connection and cache, pinned downloads, uploads."""
     cache, hydration = info["cache"], info["hydration"]
-    click.echo(
+    lines = [
         f"mount: {'online' if info['online'] else 'OFFLINE'}, {info['user']} at {info['url']};"
-        f" cache {_human(cache['used'])} of {_human(cache['limit'])}"
-        f" ({_human(cache['pinned'])} pinned)"
-    )
-    if hydration["pending_files"]:
-        click.echo(f"pending: {hydration['pending_files']} pinned files,"
-                   f" {_human(hydration['pending_bytes'])} to download")  # fmt: skip
+        f" cache {_size(cache['used'])} of {_size(cache['limit'])}"
+        f" ({_size(cache['pinned'])} pinned)"
+    ]
+    pinned, pending = hydration.get("files", 0), hydration["pending_files"]
+    if pending:
+        lines.append(f"downloads: {pending} of {_count(max(pinned, pending), 'pinned file')}"
+                     f" still downloading ({_size(hydration['pending_bytes'])} to go)")  # fmt: skip
+    elif pinned:
+        lines.append(f"downloads: nothing pending; {_count(pinned, 'pinned file')},"
+                     " all available offline")  # fmt: skip
     else:
-        click.echo("pending: nothing")
+        lines.append("downloads: nothing pending; nothing is pinned")
     if hydration["problem"]:
-        click.echo(f"problem: {hydration['problem']}")
+        lines.append(f"downloads stopped: {hydration['problem']}")
     uploads = info.get("uploads", {"pending": 0, "problems": []})
-    click.echo(f"uploads: {uploads['pending'] or 'nothing'} pending")
+    lines.append(f"uploads: {uploads['pending'] or 'nothing'} pending")
     for problem in uploads["problems"]:
-        click.echo(f"upload stopped: {problem['path']}: {problem['error']}")
+        lines.append(f"upload stopped: {problem['path']}: {problem['error']}")
     for conflict in uploads.get("conflicts", []):
-        click.echo(f"conflict: {conflict['copy']} holds your edit of {conflict['original']}")
+        lines.append(f"conflict: {conflict['copy']} holds your edit of {conflict['original']}")
     for refused in uploads.get("refused_changes", []):
-        click.echo(f"change refused by the server: {refused}")
+        lines.append(f"change refused by the server: {refused}")
+    return lines
+
+
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}" if number == 1 else f"{number} {thing}s"
 
 
 @click.command("umount")

@@ -139,6 +139,7 @@ class Control:
             "fetching_chunks": self.reader.source.in_flight,
             "hydration": {
                 "needed": hydration.needed_bytes,
+                "files": hydration.files,
                 "pending_files": hydration.pending_files,
                 "pending_bytes": hydration.pending_bytes,
                 "problem": hydration.problem,

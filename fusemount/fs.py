@@ -21,6 +21,9 @@ file's working copy (``workcopy``); ``flush``/``fsync`` make it durable and
 queue its upload (``uploads``) before they return, and ``uploader`` sends it
 once no handle writes the file. While a working copy exists, reads, size and
 mtime come from it. Symlinks, hard links and special files answer EROFS.
+There is no ``fallocate``: pyfuse3 has no such handler, so the kernel answers
+EOPNOTSUPP itself and glibc's ``posix_fallocate`` falls back to writes
+(docs/mount.md, "Preallocation").
 """
 
 from __future__ import annotations

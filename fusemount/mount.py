@@ -7,6 +7,7 @@ Everything is closed in reverse order on the way out, mounted or not.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import logging
@@ -87,8 +88,11 @@ def check_mountpoint(path: Path) -> None:
 
 
 @contextmanager
-def locked_cache_dir(path: Path) -> Iterator[None]:
-    """One mount per cache dir at a time (both would write the replica and the cache)."""
+def locked_cache_dir(path: Path, mountpoint: Path) -> Iterator[None]:
+    """One mount per cache dir at a time (both would write the replica and the cache).
+
+    The lock file names the holder (pid and mountpoint), so that a second mount of
+    the same drive is refused with a message saying who holds it and what to do."""
     try:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         lock = os.open(path / "lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -98,10 +102,25 @@ def locked_cache_dir(path: Path) -> Iterator[None]:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise SetupError(f"cache dir {path} is in use by another mount") from None
+            raise SetupError(
+                f"cache dir {path} is in use by another mount{_holder(lock)}: to mount this"
+                " drive a second time, give this mount its own cache dir with --cache-dir DIR"
+            ) from None
+        with contextlib.suppress(OSError):  # only for the message above: best effort
+            os.ftruncate(lock, 0)
+            os.pwrite(lock, f"{os.getpid()} {mountpoint}\n".encode("utf-8", "surrogateescape"), 0)
         yield
     finally:
         os.close(lock)
+
+
+def _holder(lock: int) -> str:
+    """`` (pid N at MOUNTPOINT)`` as the lock's holder wrote it, or nothing."""
+    try:
+        pid, _, where = os.pread(lock, 4096, 0).decode("utf-8", "replace").strip().partition(" ")
+    except OSError:
+        return ""
+    return f" (pid {pid} at {where})" if pid.isdigit() and where else ""
 
 
 def run(options: MountOptions, ready: Callable[[], None]) -> None:
@@ -114,7 +133,7 @@ async def _run(options: MountOptions, ready: Callable[[], None]) -> None:
         # The server is asked first: wrong credentials or a wrong URL leave no trace.
         me = await _probe(api, options)
         with ExitStack() as stack:
-            stack.enter_context(locked_cache_dir(options.cache_dir))
+            stack.enter_context(locked_cache_dir(options.cache_dir, options.mountpoint))
             try:
                 replica = Replica(options.cache_dir / "replica.sqlite")
                 stack.callback(replica.close)
@@ -173,6 +192,7 @@ def assemble(  # noqa: PLR0917 (the pieces the caller opened)
     control = Control(replica, reader, pins, cache=cache, connectivity=connectivity,
                       identity=identity, queue=queue)  # fmt: skip
     work = WorkCopies(cache.directory, reader)
+    pins.local = work.copies.get
     work.keep_only({row.node_id: row.base_version_id for row in queue.all()})
     queue.resume(time.time() + upload_delay)
     uploader = Uploader(api, replica, work, queue, connectivity)

@@ -1,6 +1,11 @@
 """Pins and file states: which files must stay available offline, hydrating
 them in the background, and what ``user.drivegate.state`` says about a node.
 
+A pinned node's state says whether it can be used offline yet: ``pinned, 3
+files still downloading`` (or ``pinned, still downloading`` for a file) while
+some of its bytes are on the server only, then ``pinned, available offline``.
+A file with a working copy (written here) counts what it holds locally.
+
 A pin is a row in the replica (``pins``); a file is pinned when it or one of
 its folders is, so files that arrive later in a pinned folder are pinned too.
 The chunks of every pinned file's current version are flagged pinned in the
@@ -13,20 +18,23 @@ compared with the cache size; pins that cannot fit are refused up front
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
+from humanfriendly import format_size
 
 from cdc.chunking import ChunkHash
 from fusemount.cache import ChunkCache, disk_size
 from fusemount.errors import CacheFull, MountError, NotFound, ServerUnreachable
 from fusemount.reader import Connectivity, FileReader
-from fusemount.records import ChunkSpan, Manifest, Node
+from fusemount.records import ChunkSpan, Manifest, Node, NodeId
 from fusemount.replica import Replica
+from fusemount.workcopy import WorkCopy
 
 log = logging.getLogger(__name__)
 
-STATES = ("online-only", "partial", "cached", "pinned")
+OFFLINE = "pinned, available offline"  # every byte of a pinned node is on this machine
 
 
 @dataclass
@@ -34,26 +42,28 @@ class Hydration:
     """What pin hydration is doing (shown by ``drivegate status``)."""
 
     needed_bytes: int = 0
-    pending_files: int = 0
+    files: int = 0  # pinned files, empty ones too
+    pending_files: int = 0  # pinned files with bytes on the server only
     pending_bytes: int = 0
     problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """A node's content: bytes in total, bytes in the cache."""
+    """A node's content: bytes in total, bytes on this machine (in the cache, or in a
+    working copy), and how many files still have bytes on the server only."""
 
     size: int
     cached: int
+    missing_files: int = 0
 
 
 def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
+    return format_size(size, binary=True)  # as `drivegate status` and `user list` say sizes
+
+
+def _files(count: int) -> str:
+    return f"{count} file" if count == 1 else f"{count} files"
 
 
 class Pins:
@@ -66,6 +76,10 @@ class Pins:
         self.reader = reader
         self.connectivity = connectivity
         self.hydration = Hydration()
+        # The working copy of a file written here, if any (set by the composition root).
+        self.local: Callable[[NodeId], WorkCopy | None] = lambda _node_id: None
+        # While hydrating: the chunks each pending file still waits for, by chunk.
+        self._waiting: dict[ChunkHash, list[set[ChunkHash]]] = {}
         self._wake = trio.Event()
         self._wake.set()  # hydrate what is pinned as soon as the mount runs
 
@@ -80,22 +94,41 @@ class Pins:
         return self.replica.manifest(node.version.id)
 
     def usage(self, node: Node) -> Usage:
-        """Total and cached bytes of a file, or of every file below a folder."""
-        files = self.replica.subtree_files(node.id) if node.is_folder else [node]
-        manifests = [(f, self._known_manifest(f)) for f in files]
-        hashes = {s.hash for _, m in manifests if m is not None for s in m.chunks}
+        """Total and local bytes of a file, or of every file below a folder."""
+        return self._usage(self.replica.subtree_files(node.id) if node.is_folder else [node])
+
+    def _usage(self, files: list[Node]) -> Usage:
+        copies = [(file, self.local(file.id)) for file in files]
+        # A complete working copy holds every byte; any other file is as its chunks are.
+        manifests = {
+            file.id: self._known_manifest(file)
+            for file, copy in copies
+            if copy is None or not copy.complete
+        }
+        hashes = {s.hash for m in manifests.values() if m is not None for s in m.chunks}
         cached = self.cache.cached_among(hashes)
-        total = done = 0
-        for file, manifest in manifests:
-            total += file.size
-            if manifest is not None:
-                done += sum(s.length for s in manifest.chunks if s.hash in cached)
-        return Usage(total, done)
+        total = done = missing = 0
+        for file, copy in copies:
+            if copy is not None and copy.complete:
+                total, done = total + copy.size, done + copy.size
+                continue
+            manifest = manifests[file.id]
+            have = 0 if manifest is None else sum(
+                s.length for s in manifest.chunks if s.hash in cached
+            )  # fmt: skip
+            size = file.size if copy is None else copy.size
+            total, done = total + size, done + min(have, size)
+            missing += have < (file.size if manifest is None else manifest.size)
+        return Usage(total, done, missing)
 
     def state(self, node: Node) -> str:
-        if self.is_pinned(node):
-            return "pinned"
         usage = self.usage(node)
+        if self.is_pinned(node):
+            if not usage.missing_files:
+                return OFFLINE
+            if node.is_folder:
+                return f"pinned, {_files(usage.missing_files)} still downloading"
+            return "pinned, still downloading"
         if usage.cached >= usage.size:
             return "cached"
         return "online-only" if usage.cached == 0 else "partial"
@@ -106,7 +139,8 @@ class Pins:
         """Pin a file or folder; refused (CacheFull) if the pins could not fit in the cache."""
         if self.is_pinned(node):
             return
-        extra = sum(disk_size(f.size) for f in self._unpinned_files(node))
+        files = self._unpinned_files(node)
+        extra = sum(disk_size(f.size) for f in files)
         needed = self._pinned_bytes() + extra
         if needed > self.cache.limit:
             raise CacheFull(
@@ -114,6 +148,9 @@ class Pins:
                 f" more than the cache holds ({_human(self.cache.limit)})"
             )
         self.replica.add_pin(node.id)
+        # Counted now, so that `status` says what is missing before hydration looks.
+        self.hydration.files += len(files)
+        self.hydration.pending_files += self._usage(files).missing_files
         log.info("pinned %s", self.replica.path_of(node.id))
         self.wake()
 
@@ -185,14 +222,16 @@ class Pins:
                     unknown += 1
                     self.hydration.problem = str(exc)
 
+        pinned = self.replica.pinned_files()
         async with trio.open_nursery() as nursery:
-            for file in self.replica.pinned_files():
+            for file in pinned:
                 if file.size:
                     nursery.start_soon(fetch, file)
         spans = {s.hash: s for m in manifests for s in m.chunks}
         self.cache.set_pinned(spans)
         status = self.hydration
         status.needed_bytes = sum(disk_size(s.length) for s in spans.values())
+        status.files = len(pinned)
         status.problem = None
         missing = self._count_missing(manifests, spans, unknown)
         if status.needed_bytes > self.cache.limit:
@@ -216,11 +255,23 @@ class Pins:
                        unknown: int) -> list[ChunkSpan]:  # fmt: skip
         cached = self.cache.cached_among(spans)
         missing = [s for h, s in spans.items() if h not in cached]
+        self._waiting = {}
+        pending = 0
+        for manifest in manifests:
+            left = {s.hash for s in manifest.chunks if s.hash not in cached}
+            pending += bool(left)
+            for digest in left:
+                self._waiting.setdefault(digest, []).append(left)
         self.hydration.pending_bytes = sum(s.length for s in missing)
-        self.hydration.pending_files = unknown + sum(
-            1 for m in manifests if any(s.hash not in cached for s in m.chunks)
-        )
+        self.hydration.pending_files = unknown + pending
         return missing
+
+    def _fetched(self, digest: ChunkHash) -> None:
+        """A chunk is cached: files that waited for it alone are no longer pending."""
+        for left in self._waiting.pop(digest, []):
+            left.discard(digest)
+            if not left:
+                self.hydration.pending_files -= 1
 
     async def _fetch_all(self, missing: list[ChunkSpan]) -> None:
         limiter = trio.CapacityLimiter(4)
@@ -234,6 +285,7 @@ class Pins:
                     failures.append(exc)
                     return
             self.hydration.pending_bytes -= span.length
+            self._fetched(span.hash)
 
         async with trio.open_nursery() as nursery:
             for span in missing:

@@ -22,9 +22,11 @@ from tests.mounts import (
     LoggedServer,
     drivegate,
     mount_args,
+    mount_info,
     mounted,
     relay,
     unmount,
+    wait_for,
 )
 
 SQLITE = pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)
@@ -146,13 +148,25 @@ def test_bad_options_are_usage_errors(tmp_path: Path) -> None:
 @SQLITE
 def test_a_second_mount_on_the_same_cache_dir_is_refused(server: LoggedServer,
                                                          tmp_path: Path) -> None:  # fmt: skip
-    cache = tmp_path / "cache"
-    with mounted(server.url, tmp_path / "one", cache):
-        (tmp_path / "two").mkdir()
-        result = drivegate(*mount_args(server.url, tmp_path / "two", cache),
-                           stdin="alice-password\n")  # fmt: skip
-        refused(result, "in use by another mount")
-        assert not os.path.ismount(tmp_path / "two")
+    """One line naming the cache dir, who holds it and the way out (--cache-dir);
+    the first mount goes on as if nothing happened."""
+    cache, one, two = tmp_path / "cache", tmp_path / "one", tmp_path / "two"
+    with mounted(server.url, one, cache):
+        pid = mount_info(one)["pid"]
+        two.mkdir()
+        for extra in ((), ("--foreground",)):
+            result = drivegate(*mount_args(server.url, two, cache, *extra),
+                               stdin="alice-password\n")  # fmt: skip
+            refused(result, f"cache dir {cache} is in use by another mount",
+                    f"(pid {pid} at {one})", "--cache-dir")  # fmt: skip
+            assert "Traceback" not in result.stderr + result.stdout
+            assert not os.path.ismount(two)
+        assert mount_info(one)["pid"] == pid
+        (one / "still.txt").write_bytes(b"the first mount works")
+        assert (one / "still.txt").read_bytes() == b"the first mount works"
+        with mounted(server.url, two, tmp_path / "other-cache") as second:  # the way out
+            wait_for((second / "still.txt").exists, timeout=30, what="still.txt in the second")
+            assert (second / "still.txt").read_bytes() == b"the first mount works"
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ SQLITE = pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)
 
 KIB, MIB = 1024, 1024 * 1024
 MIN_CHUNK, MAX_CHUNK = 256 * KIB, 4 * MIB
+OFFLINE = b"pinned, available offline"
 
 
 def noise(size: int, seed: int = 0) -> bytes:
@@ -291,7 +292,7 @@ def test_pins_survive_remount_eviction_and_the_server_going_away(
             assert drivegate("pin", str(mnt / "keep")).returncode == 0
             wait_for(lambda: os.getxattr(mnt / "keep", "user.drivegate.cached") == b"6291456",
                      what="the pinned folder to hydrate")  # fmt: skip
-            assert os.getxattr(mnt / "keep" / "0.bin", "user.drivegate.state") == b"pinned"
+            assert os.getxattr(mnt / "keep" / "0.bin", "user.drivegate.state") == OFFLINE
             read_content(mnt / "filler.bin")  # 40 MiB through a 16 MiB cache: eviction pressure
             assert os.getxattr(mnt / "keep", "user.drivegate.cached") == b"6291456"
             put(dav, "/keep/later.bin", noise(MIB, seed=7))  # arrives in a pinned folder
@@ -300,7 +301,7 @@ def test_pins_survive_remount_eviction_and_the_server_going_away(
             assert mount_info(mnt)["cache"]["used"] <= 16 * MIB
         with mounted(link.url, mountpoint, cache, "--cache-size", "16M") as mnt:
             assert os.getxattr(mnt / "keep", "user.drivegate.pinned") == b"1"
-            assert os.getxattr(mnt / "keep" / "later.bin", "user.drivegate.state") == b"pinned"
+            assert os.getxattr(mnt / "keep" / "later.bin", "user.drivegate.state") == OFFLINE
             link.go_offline()
             for path, data in keep.items():
                 assert read_content(mnt / path.lstrip("/")) == data

@@ -173,7 +173,7 @@ def test_reads_states_and_pins_through_xattrs(server: LoggedServer, tmp_path: Pa
         assert await xattr("cached") == str(6 * MIB).encode()
         await fs.release(fh)
         await fs.setxattr(ino, b"user.drivegate.pinned", b"1", CTX)
-        assert await xattr("state") == b"pinned"
+        assert await xattr("state") == b"pinned, available offline"  # all cached already
         assert await xattr("pinned_by") == b"/f.bin"
         await fails(errno.EINVAL, fs.setxattr(ino, b"user.drivegate.pinned", b"2", CTX))
         await fails(errno.EPERM, fs.setxattr(ino, b"user.drivegate.state", b"cached", CTX))
@@ -233,5 +233,59 @@ def test_a_folder_trashed_and_restored_comes_back_whole(
         photo = await lookup(fs, year, "photo.jpg")
         fh = (await fs.open(photo, os.O_RDONLY, CTX)).fh
         assert await fs.read(fh, 0, 100) == b"jpeg"
+
+    run(server, tmp_path, scenario)
+
+
+@SQLITE
+def test_a_pinned_folder_says_how_many_files_are_still_downloading(
+    server: LoggedServer, tmp_path: Path
+) -> None:
+    """Hydration runs in the background: right after the pin (nothing awaited in
+    between) the folder names the files whose bytes are on the server only; a file
+    written here counts as local, with its real size, while it waits for its upload."""
+    blobs = {f"/album/{i}.bin": random.Random(i).randbytes(MIB + i) for i in range(3)}
+
+    async def scenario(parts: Parts, dav: httpx.Client) -> None:
+        fs = parts.fs
+        assert dav.request("MKCOL", "/album").status_code == 201
+        for path, data in blobs.items():
+            assert dav.put(path, content=data).status_code == 201
+        assert dav.put("/album/empty.txt", content=b"").status_code == 201
+        await parts.feed.catch_up()
+        album = await lookup(fs, ROOT, "album")
+        first = await lookup(fs, album, "0.bin")
+
+        async def state(inode: int) -> bytes:
+            return await fs.getxattr(inode, b"user.drivegate.state", CTX)
+
+        fh = (await fs.open(first, os.O_RDONLY, CTX)).fh
+        assert await fs.read(fh, 0, 2 * MIB) == blobs["/album/0.bin"]  # cached: not missing
+        await fs.release(fh)
+        folder = fs.replica.get(fs.node_id_of(album))
+        assert folder is not None
+        assert parts.pins.usage(folder).missing_files == 2  # the counting the state uses
+        await fs.setxattr(album, b"user.drivegate.pinned", b"1", CTX)
+        assert await state(album) == b"pinned, 2 files still downloading"
+        assert await state(await lookup(fs, album, "1.bin")) == b"pinned, still downloading"
+        assert await state(first) == b"pinned, available offline"
+        info = parts.fs.control.describe()["hydration"]
+        assert (info["files"], info["pending_files"]) == (4, 2)
+        await parts.pins.hydrate()
+        assert await state(album) == b"pinned, available offline"
+        info = parts.fs.control.describe()["hydration"]
+        assert (info["files"], info["pending_files"], info["pending_bytes"]) == (4, 0, 0)
+
+        made, entry = await fs.create(album, b"draft.txt", 0o644, os.O_WRONLY, CTX)
+        await fs.write(made.fh, 0, b"x" * 5000)
+        await fs.flush(made.fh)
+        await fs.release(made.fh)
+        draft = entry.st_ino
+        assert await state(draft) == b"uploading"  # not uploaded: no uploader runs here
+        assert await fs.getxattr(draft, b"user.drivegate.size", CTX) == b"5000"
+        assert await fs.getxattr(draft, b"user.drivegate.cached", CTX) == b"5000"
+        assert await state(album) == b"pinned, available offline"  # its bytes are here
+        total = str(sum(map(len, blobs.values())) + 5000).encode()
+        assert await fs.getxattr(album, b"user.drivegate.size", CTX) == total
 
     run(server, tmp_path, scenario)
