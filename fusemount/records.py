@@ -216,7 +216,7 @@ class Manifest:
 
 @dataclass(frozen=True, slots=True)
 class Me:
-    """``GET /api/v1/me``: who we are, where the tree starts, the quota."""
+    """``GET me``: who we are, where the tree starts, the quota, the reserved names."""
 
     user: str
     root_id: NodeId

@@ -67,7 +67,7 @@ def test_status_while_uploading_and_while_a_pinned_folder_downloads(
             assert "downloads: nothing pending; nothing is pinned" in before
             assert re.search(r"^uploads: \d+ pending$", before, re.MULTILINE), before
 
-            held = link.hold("/api/v1/chunks/")
+            held = link.hold("/.drivegate/api/v1/chunks/")
             assert drivegate("pin", str(album)).returncode == 0
             held.arrived.wait(30)
             during = status(album, album / "0.bin", album / "empty.txt")
