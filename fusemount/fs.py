@@ -64,7 +64,7 @@ from fusemount.errors import (
 )
 from fusemount.namespace import Namespace
 from fusemount.reader import Connectivity, FileReader, ReadAhead
-from fusemount.records import RESERVED_AT_ROOT, Node, NodeId, VersionId
+from fusemount.records import Node, NodeId, VersionId
 from fusemount.replica import Effect, Replica, normalize
 from fusemount.uploader import Uploader
 from fusemount.uploads import UploadQueue
@@ -499,7 +499,8 @@ class DriveFs(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EINVAL) from None
         if len(text.encode("utf-8")) > NAME_MAX:
             raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
-        if parent is not None and parent.parent_id is None and text in RESERVED_AT_ROOT:
+        at_top = parent is not None and parent.parent_id is None
+        if at_top and text in self.replica.reserved_names:
             raise pyfuse3.FUSEError(errno.EINVAL)
         return text
 

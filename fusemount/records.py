@@ -21,9 +21,6 @@ VersionId = NewType("VersionId", int)
 Kind = Literal["file", "folder"]
 
 Json = dict[str, Any]
-RESERVED_AT_ROOT = frozenset({".versions", ".trash", "api"})
-"""Names the server keeps for itself at a drive's root (its virtual folders and the
-sync API's URL); it refuses to give them to a node there."""
 _HEX64 = re.compile("[0-9a-f]{64}")
 
 
@@ -223,14 +220,20 @@ class Me:
     cursor: int
     quota: int | None
     used: int
+    reserved_names: frozenset[str]
+    """Names the server refuses at the top of the drive (its URLs); empty from a
+    server too old to say, which then refuses them itself."""
 
     @classmethod
     def from_json(cls, value: Any) -> Me:
         obj = _obj(value, "answer")
         if obj.get("server") != "drivegate" or obj.get("api_version") != 1:
             raise NotADriveServer("the answer does not come from a drivegate server (API v1)")
+        reserved = obj.get("reserved_names", [])
+        if not isinstance(reserved, list) or not all(isinstance(n, str) for n in reserved):
+            raise NotADriveServer("malformed answer: reserved_names is not a list of names")
         return cls(_str(obj, "user"), NodeId(_int(obj, "root_id")), _int(obj, "cursor"),
-                   _opt_int(obj, "quota"), _int(obj, "used"))  # fmt: skip
+                   _opt_int(obj, "quota"), _int(obj, "used"), frozenset(reserved))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

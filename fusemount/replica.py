@@ -10,6 +10,7 @@ crash or restart resumes from a cursor that matches the rows.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import unicodedata
@@ -138,6 +139,7 @@ class Replica:
         # nodes' older state (see ``ChangeFeed.next_page``).
         self.local_generation = 0
         self._touched: dict[NodeId, int] = {}
+        self._reserved_names: frozenset[str] | None = None
 
     def close(self) -> None:
         self._db.close()
@@ -189,6 +191,20 @@ class Replica:
         with self._transaction() as db:
             self._set_meta(db, "quota", "" if quota is None else quota)
             self._set_meta(db, "used", used)
+
+    def remember_reserved_names(self, names: frozenset[str]) -> None:
+        """The names the server reserves at the drive's top, as it last said."""
+        with self._transaction() as db:
+            self._set_meta(db, "reserved_names", json.dumps(sorted(names)))
+        self._reserved_names = names
+
+    @property
+    def reserved_names(self) -> frozenset[str]:
+        """The names to refuse at the drive's top (empty until the server has said)."""
+        if self._reserved_names is None:
+            value = self._meta("reserved_names")
+            self._reserved_names = frozenset(json.loads(value)) if value else frozenset()
+        return self._reserved_names
 
     def account(self) -> tuple[int | None, int]:
         quota, used = self._meta("quota"), self._meta("used")

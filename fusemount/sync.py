@@ -174,6 +174,8 @@ class ChangeFeed:
     def _remember(self, me: Me) -> None:
         self._account_at = time.monotonic()
         self.replica.remember_account(me.quota, me.used)
+        if me.reserved_names != self.replica.reserved_names:
+            self.replica.remember_reserved_names(me.reserved_names)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Follow the change feed until cancelled, reconnecting by itself."""

@@ -446,15 +446,22 @@ def test_names_the_server_cannot_keep_are_refused_and_nothing_is_made(
     fails(errno.EINVAL, os.mkdir, bad)
     fails(errno.EINVAL, open, bad, "wb")
     fails(errno.ENAMETOOLONG, open, mnt / ("n" * 256), "wb")
-    fails(errno.EINVAL, os.mkdir, mnt / "api")  # names the server keeps at the root
+    # The names the server keeps at the top (it lists them in GET me; no copy here).
+    fails(errno.EINVAL, os.mkdir, mnt / "api")
+    fails(errno.EINVAL, os.mkdir, mnt / ".drivegate")
+    fails(errno.EINVAL, open, mnt / "healthz", "wb")
     fails(errno.EINVAL, open, mnt / ".trash", "wb")
     (mnt / "ok.txt").write_bytes(b"ok")
     fails(errno.EINVAL, os.rename, mnt / "ok.txt", bad)
     fails(errno.EINVAL, os.rename, mnt / "ok.txt", mnt / ".versions")
     assert os.listdir(mnt) == ["ok.txt"]
+    (mnt / "ok-dir").mkdir()
+    (mnt / "ok-dir" / ".drivegate").mkdir()  # below the top, an ordinary name
     listing = dav.request("PROPFIND", "/", headers={"Depth": "1"}).text
     assert "bad" not in listing and "nnnn" not in listing
     wait_for(lambda: on_server(dav, "/ok.txt", b"ok"), what="ok.txt")
+    wait_for(lambda: dav.request("PROPFIND", "/ok-dir/.drivegate").status_code == 207,
+             what="ok-dir/.drivegate")  # fmt: skip
 
 
 def test_the_quota_answers_edquot_when_known_else_the_data_stays_local(
