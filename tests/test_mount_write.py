@@ -43,6 +43,7 @@ from tests.mounts import (
 
 MiB = 1024 * 1024
 API = "/.drivegate/api/v1"
+DEPTH_0 = {"Depth": "0"}
 SQLITE = pytest.mark.parametrize("backend", ["sqlite-file"], indirect=True)
 pytestmark = SQLITE
 
@@ -460,8 +461,8 @@ def test_names_the_server_cannot_keep_are_refused_and_nothing_is_made(
     listing = dav.request("PROPFIND", "/", headers={"Depth": "1"}).text
     assert "bad" not in listing and "nnnn" not in listing
     wait_for(lambda: on_server(dav, "/ok.txt", b"ok"), what="ok.txt")
-    wait_for(lambda: dav.request("PROPFIND", "/ok-dir/.drivegate").status_code == 207,
-             what="ok-dir/.drivegate")  # fmt: skip
+    inner = "/ok-dir/.drivegate"
+    wait_for(lambda: dav.request("PROPFIND", inner, headers=DEPTH_0).status_code == 207, what=inner)
 
 
 def test_the_quota_answers_edquot_when_known_else_the_data_stays_local(
