@@ -324,16 +324,27 @@ class Drive:
             return versions.list_versions(session, versions.file_node(session, user, path))
 
     def restore_version(self, user: UserId, path: str, number: int) -> NodeInfo:
+        """Make an old version current again as a new version, modified now."""
         with self.db.write() as session:
             node = versions.restore_version(session, user, path, number)
             return tree.info(session, node.id)
 
     def copy_version(
-        self, user: UserId, path: str, number: int, dst: str, *, overwrite: bool = False
+        self,
+        user: UserId,
+        path: str,
+        number: int,
+        dst: str,
+        *,
+        overwrite: bool = False,
+        mtime_ns: int | None = None,
     ) -> NodeInfo:
-        """Copy an old version to ``dst`` (onto the file itself: a restore)."""
+        """Copy an old version to ``dst`` (onto the file itself: a restore, modified now
+        unless ``mtime_ns`` says otherwise; elsewhere the version keeps its time)."""
         with self.db.write() as session:
-            node = versions.copy_version(session, user, path, number, dst, overwrite=overwrite)
+            node = versions.copy_version(
+                session, user, path, number, dst, overwrite=overwrite, mtime_ns=mtime_ns
+            )
             return tree.info(session, node.id)
 
     def trash(self, user: UserId) -> list[TrashEntry]:

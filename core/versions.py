@@ -1,7 +1,10 @@
 """A file's history: listing, reading, restoring and pruning versions.
 
 Restoring makes a new version that points at the old version's manifest:
-no byte is copied and the history only grows.
+no byte is copied and the history only grows. The restored file changed now,
+so its new version's modification time is now (as on other drives), while
+the old version keeps its own time in the list; a copy of an old version
+elsewhere keeps that version's time, as copies do.
 """
 
 from __future__ import annotations
@@ -92,17 +95,26 @@ def restore_version(session: Session, user_id: int, path: str, number: int) -> N
 def restore_node_version(session: Session, node: Node, number: int) -> Node:
     """``restore_version`` for a file the caller found (and row-locked its owner for)."""
     old = version_by_number(session, node, number)
-    return _version_into(session, node, old, node, origin="restore")
+    return _version_into(session, node, old, node, origin="restore", mtime_ns=None)
 
 
 def copy_version(
-    session: Session, user_id: int, path: str, number: int, dst: str, *, overwrite: bool
+    session: Session,
+    user_id: int,
+    path: str,
+    number: int,
+    dst: str,
+    *,
+    overwrite: bool,
+    mtime_ns: int | None = None,
 ) -> Node:
     """Copy version ``number`` of a file to ``dst``, sharing its manifest (no bytes copied).
 
     Onto the file itself it is a restore; over another file (with ``overwrite``)
     a new version of that file; a folder in the way goes to the trash; anywhere
     else a new file. WebDAV's COPY out of ``/.versions`` lands here.
+    ``mtime_ns``: the new version's modification time; by default now for a
+    restore and the old version's own for a copy elsewhere.
     """
     journal.lock_user(session, user_id)
     node = file_node(session, user_id, path)
@@ -115,17 +127,30 @@ def copy_version(
         if target.is_folder:
             trash(session, target, tree.path_of(session, target.id))
             target = None
+    restoring = target is not None and target.id == node.id
+    if mtime_ns is None and not restoring:
+        mtime_ns = old.mtime_ns
     if target is None:
-        target = new_node(session, parent, name, is_folder=False, mtime_ns=old.mtime_ns)
-        return _version_into(session, node, old, target, origin="copy", created=True)
-    origin = "restore" if target.id == node.id else "copy"
-    return _version_into(session, node, old, target, origin=origin)
+        target = new_node(session, parent, name, is_folder=False, mtime_ns=mtime_ns)
+        return _version_into(
+            session, node, old, target, origin="copy", mtime_ns=mtime_ns, created=True
+        )
+    origin = "restore" if restoring else "copy"
+    return _version_into(session, node, old, target, origin=origin, mtime_ns=mtime_ns)
 
 
 def _version_into(
-    session: Session, node: Node, old: Version, target: Node, *, origin: str, created: bool = False
+    session: Session,
+    node: Node,
+    old: Version,
+    target: Node,
+    *,
+    origin: str,
+    mtime_ns: int | None,
+    created: bool = False,
 ) -> Node:
-    """Make ``old`` (a version of ``node``) the new current version of ``target``."""
+    """Make ``old`` (a version of ``node``) the new current version of ``target``,
+    modified at ``mtime_ns`` (None: now)."""
     size = session.execute(select(Manifest.size).where(Manifest.id == old.manifest_id)).scalar_one()
     quota.charge(session, target.owner_id, size - target.size)
     add_version(
@@ -135,7 +160,7 @@ def _version_into(
         size,
         author_id=node.owner_id,
         origin=origin,
-        mtime_ns=old.mtime_ns,
+        mtime_ns=mtime_ns,
     )
     journal.append(session, target, journal.CREATE if created else journal.UPDATE)
     return target

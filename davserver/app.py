@@ -1,7 +1,8 @@
 """Assembling the WSGI application: client address (``proxied``) → request log →
-legacy aliases (``urlspace``) → honest error lengths → path limits → health check → cross-site guard
-(``sameorigin``) → the sync API under ``/.drivegate/api/v1`` (Falcon) or else
-Retry-After on 429 → X-OC-MTime answer → WsgiDAV (Basic auth, locks,
+legacy aliases (``urlspace``) → honest error lengths → path limits → health check →
+cross-site guard (``sameorigin``) → the sync API under ``/.drivegate/api/v1``
+(Falcon) or else Retry-After on 429 → X-OC-MTime answer → a ``Destination``
+naming this server made plain (``destination``) → WsgiDAV (Basic auth, locks,
 properties) over ``DriveProvider``. Both faces share one ``Authenticator``
 (login cache and failure throttle)."""
 
@@ -19,6 +20,7 @@ from core import Drive, DriveError
 from davserver import browser
 from davserver.api import PREFIX, build_api
 from davserver.auth import Authenticator, RetryAfter, domain_controller_for
+from davserver.destination import DestinationHost
 from davserver.errorbodies import HonestErrors
 from davserver.locks import SqlLockManager, SqlLockStorage
 from davserver.pathlimits import PathLimits
@@ -81,7 +83,7 @@ def build_app(
     provider.set_lock_manager(dav.lock_manager)
     api = build_api(drive, auth, long_polls)
     guarded = SameOriginGuard(
-        PathDispatch(PREFIX, api, RetryAfter(OcMtimeAnswer(dav))),
+        PathDispatch(PREFIX, api, RetryAfter(OcMtimeAnswer(DestinationHost(dav)))),
         drive.backend.settings.allowed_origins,
     )
     return ClientAddress(

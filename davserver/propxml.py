@@ -25,6 +25,8 @@ from xml.sax.saxutils import escape, quoteattr
 from lxml import etree
 from wsgidav import util
 
+from davserver import checksums
+
 if TYPE_CHECKING:
     from core import NodeInfo
     from davserver.resources import FileResource, FolderResource
@@ -168,6 +170,10 @@ def _supportedlock(resource: Member) -> str | None:
     return _supported_lock()
 
 
+def _checksums(resource: Member) -> str | None:
+    return checksums.rendered(_info(resource).sha256)
+
+
 LIVE: dict[str, Callable[[Member], str | None]] = {
     "{DAV:}resourcetype": _resourcetype,
     "{DAV:}creationdate": _creationdate,
@@ -180,6 +186,7 @@ LIVE: dict[str, Callable[[Member], str | None]] = {
     "{DAV:}getetag": _getetag,
     LOCKDISCOVERY: _lock_discovery,
     SUPPORTEDLOCK: _supportedlock,
+    checksums.CHECKSUMS: _checksums,
 }
 """Every live property a drive file or folder shows, in ``allprop`` order, each with
 its renderer (None: the resource has no such property)."""
@@ -279,9 +286,10 @@ def allprop(resource: Member, common: Shared) -> str:
         )
     etag = resource.get_etag()
     tag = "" if etag is None else f"<D:getetag>{_text(etag)}</D:getetag>"
+    sums = checksums.rendered(info.sha256) or ""
     return (
         f"{head}<D:propstat><D:prop><D:resourcetype/>{dates}"
         f"<D:getcontentlength>{info.size}</D:getcontentlength>"
         f"<D:getcontenttype>{_text(resource.get_content_type())}</D:getcontenttype>"
-        f"{common.quota}{modified}{name}{tag}{lock}{_supported_lock()}{dead}{_OK_TAIL}"
+        f"{common.quota}{modified}{name}{tag}{lock}{_supported_lock()}{sums}{dead}{_OK_TAIL}"
     )

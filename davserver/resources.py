@@ -19,10 +19,18 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from wsgidav import util, xml_tools
-from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_NOT_FOUND, HTTP_PRECONDITION_FAILED, DAVError
+from wsgidav.dav_error import (
+    HTTP_BAD_REQUEST,
+    HTTP_FORBIDDEN,
+    HTTP_NOT_FOUND,
+    HTTP_PRECONDITION_FAILED,
+    DAVError,
+    PRECONDITION_CODE_ProtectedProperty,
+)
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection
 
 from core import ContentReader, NameTaken, NodeId, NodeInfo, UserInfo, VersionId
+from davserver import checksums
 from davserver.errors import dav_errors
 from davserver.xmlguard import UnsafeXml, checked_fragment
 
@@ -69,8 +77,10 @@ def ref_prefix(environ: dict[str, Any]) -> str:
 
 
 def _is_dead(name: str) -> bool:
-    """Client-defined properties; {DAV:} and Microsoft's Win32* are live."""
-    return not name.startswith(("{DAV:}", "{urn:schemas-microsoft-com:}"))
+    """Client-defined properties; {DAV:}, Microsoft's Win32* and ``oc:checksums`` are live."""
+    return name != checksums.CHECKSUMS and not name.startswith(
+        ("{DAV:}", "{urn:schemas-microsoft-com:}")
+    )
 
 
 def _user(environ: dict[str, Any]) -> UserInfo:
@@ -117,6 +127,8 @@ def _type_of_suffix(suffix: str) -> str:
     return guessed or "application/octet-stream"
 
 
+OC_LASTMODIFIED = "{DAV:}lastmodified"
+"""Not RFC 4918's: ownCloud's writable modification time in seconds."""
 MAX_MTIME_NS = 2**63 - 1
 """The largest mtime a node holds (a signed 64-bit column; the sync API's bound too)."""
 
@@ -209,9 +221,16 @@ class _Resource:
 
     def get_property_names(self, *, is_allprop: bool) -> list[str]:
         names: list[str] = super().get_property_names(is_allprop=is_allprop)  # type: ignore[misc]
+        if self.info is not None and self.info.sha256 is not None:
+            names.append(checksums.CHECKSUMS)
         return names + list(self.dead_properties())
 
     def get_property_value(self, name: str) -> Any:
+        if name == checksums.CHECKSUMS:
+            value = checksums.element(self.info.sha256 if self.info else None)
+            if value is None:
+                raise DAVError(HTTP_NOT_FOUND)
+            return value
         if _is_dead(name):
             value = self.dead_properties().get(name)
             if value is None:
@@ -220,6 +239,10 @@ class _Resource:
         return super().get_property_value(name)  # type: ignore[misc]
 
     def set_property_value(self, name: str, value: Any, *, dry_run: bool = False) -> Any:
+        if name == checksums.CHECKSUMS:
+            raise DAVError(HTTP_FORBIDDEN, err_condition=PRECONDITION_CODE_ProtectedProperty)
+        if name == OC_LASTMODIFIED:
+            return self._set_oc_lastmodified(value, dry_run=dry_run)
         if not _is_dead(name):
             return super().set_property_value(name, value, dry_run=dry_run)  # type: ignore[misc]
         stored = None if value is None else _storable(value)
@@ -229,6 +252,21 @@ class _Resource:
             )
         if self.info is not None:
             self.environ.get("drivegate.props", {}).pop(self.info.id, None)
+        return True
+
+    def _set_oc_lastmodified(self, value: Any, *, dry_run: bool) -> bool:
+        """ownCloud's ``{DAV:}lastmodified`` PROPPATCH: seconds since the epoch, as
+        ``X-OC-Mtime`` takes them (rclone's owncloud and nextcloud vendors send it
+        to change a file's time without uploading it again)."""
+        try:
+            mtime = parse_mtime(value.text if value is not None else None)
+        except ValueError as error:
+            raise DAVError(HTTP_BAD_REQUEST, context_info=f"lastmodified: {error}") from None
+        if mtime is None:
+            raise DAVError(HTTP_FORBIDDEN, err_condition=PRECONDITION_CODE_ProtectedProperty)
+        if not dry_run:
+            with dav_errors():
+                self.info = self.provider.drive.set_mtime(_user(self.environ).id, self.path, mtime)
         return True
 
     def remove_all_properties(self, *, recursive: bool) -> None:

@@ -31,7 +31,7 @@ from wsgidav.dav_provider import DAVCollection, DAVNonCollection
 from core import ContentReader, NodeId, NodeInfo, NotFound, TrashEntry, UserInfo, VersionInfo
 from core.names import join_path
 from davserver.errors import dav_errors
-from davserver.resources import Readable, changing, content_type, etag_of
+from davserver.resources import Readable, changing, content_type, etag_of, parse_mtime
 
 if TYPE_CHECKING:
     from davserver.provider import DriveProvider
@@ -252,6 +252,7 @@ class VersionFile(ReadOnlyResource, Readable, DAVNonCollection):
                 self.version.number,
                 dest_path,
                 overwrite=True,  # WsgiDAV already answered 412 for "Overwrite: F"
+                mtime_ns=parse_mtime(self.environ.get("HTTP_X_OC_MTIME")),
             )
         return True
 

@@ -189,6 +189,27 @@ def test_win32_last_modified_time_sets_the_mtime(http: httpx.Client, drive: Driv
     assert drive.stat(alice.id, "/w.txt").mtime_ns == 1546398245 * 10**9
 
 
+def _oc_lastmodified(value: str) -> str:
+    """The PROPPATCH rclone's owncloud and nextcloud vendors send (rclone >= 1.63)."""
+    return (
+        '<?xml version="1.0" encoding="utf-8" ?>\n<D:propertyupdate xmlns:D="DAV:">\n'
+        f' <D:set>\n  <D:prop>\n   <lastmodified xmlns="DAV:">{value}</lastmodified>\n'
+        "  </D:prop>\n </D:set>\n</D:propertyupdate>\n"
+    )
+
+
+def test_owncloud_lastmodified_sets_the_mtime(http: httpx.Client, drive: Drive,
+                                              alice: UserInfo) -> None:  # fmt: skip
+    http.put("/oc.txt", content=b"oc")
+    response = http.request("PROPPATCH", "/oc.txt", content=_oc_lastmodified("1600000000"))
+    assert response.status_code == 207 and "200 OK" in response.text, response.text
+    assert drive.stat(alice.id, "/oc.txt").mtime_ns == 1_600_000_000 * 10**9
+    for bad in ("yesterday", "-5", "nan"):
+        refused = http.request("PROPPATCH", "/oc.txt", content=_oc_lastmodified(bad))
+        assert "200 OK" not in refused.text, (bad, refused.text)
+    assert drive.stat(alice.id, "/oc.txt").mtime_ns == 1_600_000_000 * 10**9
+
+
 def test_oversized_headers_are_refused(dav_url: str) -> None:
     response = httpx.get(dav_url, auth=ALICE, headers={"X-Filler": "a" * 100_000})
     assert response.status_code in (400, 413, 431)

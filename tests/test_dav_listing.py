@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -12,6 +14,7 @@ import httpx
 import pytest
 
 from core import Drive, UserInfo
+from tests.apiclient import commit
 from tests.conftest import ALICE, BackendSetup
 from tests.davbodies import exclusive_lock, multistatus
 from tests.servers import drivegate_server
@@ -146,3 +149,49 @@ def test_allprop_of_a_listing_matches_wsgidav_for_locked_and_propped_members(
     assert "opaquelocktoken:" in listed["/w/locked.txt"]["{DAV:}lockdiscovery"]
     assert listed["/w/plain.txt"]["{DAV:}lockdiscovery"] == ""
     assert listed["/w/sub/"]["{urn:test}colour"] == "blue"
+
+
+CHECKSUMS = "{http://owncloud.org/ns}checksums"
+ASK_CHECKSUMS = (
+    '<d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns">'
+    "<d:prop><oc:checksums/><d:getcontentlength/></d:prop></d:propfind>"
+)
+
+
+def test_files_offer_the_sha256_the_server_keeps_as_oc_checksums(
+    http: httpx.Client, api: httpx.Client
+) -> None:
+    """``oc:checksums`` (what ownCloud servers answer) holds ``SHA256:<hex>`` when the
+    server knows the file's sum, in named PROPFINDs, allprop and WsgiDAV's own path;
+    folders and files whose sum is unknown have none; it cannot be set."""
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    assert http.request("MKCOL", "/s").status_code == 201
+    assert http.put("/s/put.bin", content=data).status_code == 201
+    assert http.put("/s/empty.txt", content=b"").status_code == 201
+    folder_id = next(n["id"] for n in api.get("/tree").json()["nodes"] if n["name"] == "s")
+    assert commit(api, data[::-1], parent_id=folder_id, name="nosum.bin").status_code == 201
+    named = multistatus(
+        http.request("PROPFIND", "/s/", headers={"Depth": "1"}, content=ASK_CHECKSUMS).content
+    )
+    assert named["/s/put.bin"][CHECKSUMS] == f"SHA256:{hashlib.sha256(data).hexdigest()}"
+    assert named["/s/empty.txt"][CHECKSUMS] == f"SHA256:{hashlib.sha256(b'').hexdigest()}"
+    assert CHECKSUMS not in named["/s/nosum.bin"] and CHECKSUMS not in named["/s/"]
+    assert named["/s/nosum.bin"]["{DAV:}getcontentlength"] == str(len(data))
+    fast = multistatus(http.request("PROPFIND", "/s/", headers={"Depth": "1"}).content)
+    generic = http.request(
+        "PROPFIND", "/s/put.bin",
+        headers={"Depth": "0", "If-Unmodified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"},
+    )  # fmt: skip
+    assert fast["/s/put.bin"][CHECKSUMS] == named["/s/put.bin"][CHECKSUMS]
+    assert multistatus(generic.content)["/s/put.bin"] == fast["/s/put.bin"]
+    assert CHECKSUMS not in fast["/s/nosum.bin"]
+    forged = http.request(
+        "PROPPATCH", "/s/put.bin",
+        content='<?xml version="1.0"?><d:propertyupdate xmlns:d="DAV:" '
+        'xmlns:oc="http://owncloud.org/ns"><d:set><d:prop><oc:checksums>'
+        "<oc:checksum>SHA1:0000</oc:checksum></oc:checksums></d:prop></d:set>"
+        "</d:propertyupdate>",
+    )  # fmt: skip
+    assert forged.status_code == 207 and "403 Forbidden" in forged.text, forged.text
+    again = http.request("PROPFIND", "/s/put.bin", headers={"Depth": "0"}, content=ASK_CHECKSUMS)
+    assert multistatus(again.content)["/s/put.bin"][CHECKSUMS] == named["/s/put.bin"][CHECKSUMS]

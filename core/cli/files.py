@@ -177,15 +177,18 @@ def ls(path: str, user_name: str, long: bool, settings: Settings) -> None:
 @user_option
 @backend_options
 def versions_cmd(path: str, user_name: str, settings: Settings) -> None:
-    """List the versions of a file."""
+    """List the versions of a file: when each was saved, and the modification time
+    it carries (a restore is saved and modified now; the old version keeps its own)."""
     with open_drive(settings) as drive:
         rows = drive.versions(drive.user(user_name).id, path)
-    click.echo(f"{'VERSION':>7}  {'SAVED':<19}  {'SIZE':>14}  {'ORIGIN':<8} AUTHOR")
+    click.echo(
+        f"{'VERSION':>7}  {'SAVED':<19}  {'MODIFIED':<19}  {'SIZE':>14}  {'ORIGIN':<8} AUTHOR"
+    )
     for row in rows:
         mark = "*" if row.is_current else " "
         click.echo(
-            f"{row.number:>6}{mark}  {when(row.created_at):<19}  {row.size:>14}  "
-            f"{row.origin:<8} {row.author or '-'}"
+            f"{row.number:>6}{mark}  {when(row.created_at):<19}  {when(row.mtime_ns / 1e9):<19}  "
+            f"{row.size:>14}  {row.origin:<8} {row.author or '-'}"
         )
 
 
