@@ -17,16 +17,16 @@ from typing import Any
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from core import Drive, DriveError
-from davserver import browser
 from davserver.api import PREFIX, build_api
 from davserver.auth import Authenticator, RetryAfter, domain_controller_for
-from davserver.destination import DestinationHost
+from davserver.dav import browser
+from davserver.dav.destination import DestinationHost
+from davserver.dav.locks import SqlLockManager, SqlLockStorage
+from davserver.dav.provider import DriveProvider
+from davserver.dav.resources import parse_mtime
 from davserver.errorbodies import HonestErrors
-from davserver.locks import SqlLockManager, SqlLockStorage
 from davserver.pathlimits import PathLimits
-from davserver.provider import DriveProvider
 from davserver.proxied import ClientAddress
-from davserver.resources import parse_mtime
 from davserver.sameorigin import SameOriginGuard
 from davserver.urlspace import HEALTH, LegacyAliases, under
 

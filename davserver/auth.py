@@ -23,7 +23,7 @@ from wsgidav.dav_error import DAVError
 from wsgidav.dc.base_dc import BaseDomainController
 
 from core import AuthError, Credential, Drive, UserInfo
-from davserver import browser
+from davserver.dav import browser
 
 REALM = "drivegate"
 ASSET_SHARE = "/:dir_browser"

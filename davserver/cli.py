@@ -27,8 +27,8 @@ from cheroot.ssl.builtin import BuiltinSSLAdapter
 from core import Drive, Settings
 from core.cli import DriveCommand, DriveGroup, backend_options, open_drive
 from davserver.app import build_app
+from davserver.dav.locks import LockSweeper
 from davserver.listencheck import listen_problem, probe_listen
-from davserver.locks import LockSweeper
 from davserver.slowclients import BODY_MIN_RATE, HEADER_TIMEOUT, guarded_connection
 from runtime.heap import settle_heap
 

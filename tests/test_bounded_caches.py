@@ -5,8 +5,8 @@ statements are covered by tests/test_dav_paths.py.)"""
 
 from __future__ import annotations
 
-from davserver import propxml
 from davserver.auth import FailureThrottle
+from davserver.dav import propxml
 
 
 def test_the_throttle_forgets_a_pair_on_success_and_adds_nothing_for_a_question() -> None:

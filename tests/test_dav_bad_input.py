@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from core import Drive, UserInfo
-from davserver.locks import SqlLockStorage
+from davserver.dav.locks import SqlLockStorage
 from tests.davbodies import exclusive_lock, multistatus
 
 ALICE = ("alice", "alice-password")

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from core import Drive, UserInfo
-from davserver.destination import own_destination
+from davserver.dav.destination import own_destination
 
 
 def _port(http: httpx.Client) -> int:

@@ -20,9 +20,9 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 from core import Drive
 from davserver.app import dav_config
 from davserver.auth import Authenticator
+from davserver.dav.provider import DriveProvider
 from davserver.errorbodies import HonestErrors
 from davserver.pathlimits import MAX_DEPTH, MAX_PATH_BYTES, MAX_URI_BYTES
-from davserver.provider import DriveProvider
 from tests.apiclient import commit, unchanged
 from tests.mounts import LoggedServer
 

@@ -9,7 +9,7 @@ import os
 import httpx
 import pytest
 
-from davserver.ranges import MAX_RANGES, RangeSpec, Span, parse_ranges, resolve
+from davserver.dav.ranges import MAX_RANGES, RangeSpec, Span, parse_ranges, resolve
 
 SIZE = 1_500_000  # spans more than one chunk
 

@@ -20,12 +20,12 @@ from lxml import etree
 from wsgidav import util
 from wsgidav.dav_error import HTTP_BAD_REQUEST, DAVError
 
-from davserver import propxml
-from davserver.locks import owner_and_path
-from davserver.resources import FileResource, FolderResource
+from davserver.dav import propxml
+from davserver.dav.locks import owner_and_path
+from davserver.dav.resources import FileResource, FolderResource
 
 if TYPE_CHECKING:
-    from davserver.provider import DriveProvider
+    from davserver.dav.provider import DriveProvider
 
 CONDITIONAL_HEADERS = (
     "HTTP_IF",

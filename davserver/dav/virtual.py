@@ -30,11 +30,11 @@ from wsgidav.dav_provider import DAVCollection, DAVNonCollection
 
 from core import ContentReader, NodeId, NodeInfo, NotFound, TrashEntry, UserInfo, VersionInfo
 from core.names import join_path
-from davserver.errors import dav_errors
-from davserver.resources import Readable, changing, content_type, etag_of, parse_mtime
+from davserver.dav.errors import dav_errors
+from davserver.dav.resources import Readable, changing, content_type, etag_of, parse_mtime
 
 if TYPE_CHECKING:
-    from davserver.provider import DriveProvider
+    from davserver.dav.provider import DriveProvider
 
 VERSIONS = ".versions"
 TRASH = ".trash"

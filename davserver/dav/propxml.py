@@ -25,11 +25,11 @@ from xml.sax.saxutils import escape, quoteattr
 from lxml import etree
 from wsgidav import util
 
-from davserver import checksums
+from davserver.dav import checksums
 
 if TYPE_CHECKING:
     from core import NodeInfo
-    from davserver.resources import FileResource, FolderResource
+    from davserver.dav.resources import FileResource, FolderResource
 
     Member: TypeAlias = FileResource | FolderResource
 

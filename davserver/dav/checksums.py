@@ -28,7 +28,7 @@ def checksum_list(sha256: str | None) -> str | None:
 
 
 def rendered(sha256: str | None) -> str | None:
-    """The property as an XML fragment (for ``davserver.propxml``), or None."""
+    """The property as an XML fragment (for ``davserver.dav.propxml``), or None."""
     text = checksum_list(sha256)
     if text is None:
         return None

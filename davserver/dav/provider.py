@@ -19,13 +19,13 @@ from wsgidav.dav_error import (
 from wsgidav.dav_provider import DAVProvider
 
 from core import Drive, DriveError, NodeInfo, UserInfo
-from davserver.errors import to_dav_error
-from davserver.locks import SqlLockStorage
-from davserver.propfind import streamed_propfind
-from davserver.rangeget import settle_range
-from davserver.resources import RESOURCES, FileResource, FolderResource
-from davserver.virtual import ReadOnlyResource, is_virtual, virtual_resource
-from davserver.xmlguard import UnsafeXml, checked_fragment, parse_guarded
+from davserver.dav.errors import to_dav_error
+from davserver.dav.locks import SqlLockStorage
+from davserver.dav.propfind import streamed_propfind
+from davserver.dav.rangeget import settle_range
+from davserver.dav.resources import RESOURCES, FileResource, FolderResource
+from davserver.dav.virtual import ReadOnlyResource, is_virtual, virtual_resource
+from davserver.dav.xmlguard import UnsafeXml, checked_fragment, parse_guarded
 
 
 class DriveProvider(DAVProvider):

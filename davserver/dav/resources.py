@@ -30,12 +30,12 @@ from wsgidav.dav_error import (
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection
 
 from core import ContentReader, NameTaken, NodeId, NodeInfo, UserInfo, VersionId
-from davserver import checksums
-from davserver.errors import dav_errors
-from davserver.xmlguard import UnsafeXml, checked_fragment
+from davserver.dav import checksums
+from davserver.dav.errors import dav_errors
+from davserver.dav.xmlguard import UnsafeXml, checked_fragment
 
 if TYPE_CHECKING:
-    from davserver.provider import DriveProvider
+    from davserver.dav.provider import DriveProvider
 
 
 RESOURCES = "drivegate.resources"

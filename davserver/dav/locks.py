@@ -32,8 +32,8 @@ from wsgidav.lock_man.lock_manager import (
 )
 
 from core import DriveError, LockRecord, LockTable, UserId
-from davserver.errors import dav_errors
-from davserver.xmlguard import UnsafeXml, parse_guarded
+from davserver.dav.errors import dav_errors
+from davserver.dav.xmlguard import UnsafeXml, parse_guarded
 
 log = logging.getLogger(__name__)
 SWEEP_SECONDS = 5.0

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from wsgidav import util
 
-from davserver.ranges import Span, parse_ranges, resolve
+from davserver.dav.ranges import Span, parse_ranges, resolve
 
 if TYPE_CHECKING:
-    from davserver.provider import DriveProvider
+    from davserver.dav.provider import DriveProvider
 
 CONDITIONAL = ("HTTP_IF", "HTTP_IF_MATCH", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE",
                "HTTP_IF_UNMODIFIED_SINCE")  # fmt: skip
