@@ -17,8 +17,8 @@ import pytest
 from core import Drive, Settings, UserInfo, load_settings
 from core.db.engine import Database
 from core.db.migrate import upgrade
-from tests.mounts import LoggedServer, logged_server
-from tests.servers import PostgresCluster, drivegate_server, postgres_cluster, s3_endpoint
+from tests.support.mounts import LoggedServer, logged_server
+from tests.support.servers import PostgresCluster, drivegate_server, postgres_cluster, s3_endpoint
 
 TEMPLATE_DB = "dg_template"
 
