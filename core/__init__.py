@@ -8,6 +8,7 @@ faces may rely on is this list.
 
 from cdc.chunking import ChunkRef
 from core.commit import WriteTarget
+from core.contentreader import ContentReader
 from core.davlocks import LockRecord, LockTable
 from core.drive import Drive
 from core.errors import (
@@ -44,7 +45,6 @@ from core.ids import ChunkHash, NodeId, UserId, VersionId
 from core.manifestwrite import Splice
 from core.names import RESERVED_AT_ROOT, SERVICE_ROOT
 from core.patch import Patch
-from core.reader import ContentReader
 from core.records import (
     ByteSource,
     ChangePage,

@@ -36,6 +36,7 @@ from core import (
 from core.backend import Backend
 from core.changefeed import ChangeFeed
 from core.commit import WriteTarget
+from core.contentreader import ContentReader
 from core.davlocks import LockTable
 from core.db.engine import Database
 from core.db.migrate import ensure_schema
@@ -47,7 +48,6 @@ from core.gc import GcReport, run_gc
 from core.ids import ChunkHash, NodeId, UserId, VersionId
 from core.manifestwrite import Splice
 from core.patch import Patch, commit_patch
-from core.reader import ContentReader
 from core.records import (
     ByteSource,
     ChangePage,

@@ -39,12 +39,12 @@ from cdc.chunking import MAX_CHUNK, ChunkRef
 from core import manifestwrite, quota, segments
 from core.backend import Backend
 from core.commit import WriteTarget
+from core.contentreader import ContentReader
 from core.db.models import Manifest, Node, Version
 from core.errors import InvalidRequest, NotFound, VersionConflict
 from core.ids import ChunkHash
 from core.manifestwrite import Splice
 from core.nodes import manifest
-from core.reader import ContentReader
 from core.records import NodeState
 from core.segments import Listed
 
