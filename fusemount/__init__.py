@@ -11,7 +11,9 @@ Modules, one job each:
 - ``client``    ``SyncApi`` protocol and its httpx implementation; HTTP → errors
 - ``replica``   the local metadata replica (SQLite): tree, cursor, manifests, pins
 - ``cache``     the content-addressed chunk cache with a hard size limit (LRU)
-- ``reader``    offset → chunks, parallel fetches, read-ahead, connectivity
+- ``connectivity`` whether the server answered lately; who to tell when it is back
+- ``concurrency`` ``gather`` (parallel jobs, first error as itself) and ``leading``
+- ``reader``    offset → chunks, parallel fetches, read-ahead
 - ``pins``      pins, file states, background hydration of pinned files
 - ``sync``      the change feed: first load, long-poll, reconnect and catch-up
 - ``control``   the ``user.drivegate.*`` xattrs: states, pins, mount status
@@ -27,8 +29,8 @@ Modules, one job each:
 - ``mount``     the mount process's composition root
 - ``cli``       ``drivegate mount|umount|pin|unpin|status``
 
-Layering inside the package is one way: records/errors ← client ← replica,
-cache, uploads, treelog ← reader ← pins ← control, sync, workcopy
+Layering inside the package is one way: records/errors ← client, connectivity,
+concurrency ← replica, cache, uploads, treelog ← reader ← pins ← control, sync, workcopy
 ← uploader ← treesync ← namespace ← fs ← mount ← cli. docs/mount.md explains the behaviour (cache,
 pins, write-back, errnos, the xattr control interface).
 """

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from fusemount.cache import ChunkCache
+from fusemount.connectivity import Connectivity
 from fusemount.errors import CacheFull, XattrError
 from fusemount.pins import Pins
-from fusemount.reader import Connectivity, FileReader
+from fusemount.reader import FileReader
 from fusemount.records import Node
 from fusemount.replica import Replica
 from fusemount.treelog import TreeLog

@@ -46,6 +46,7 @@ from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 import pyfuse3
 import trio
 
+from fusemount.connectivity import Connectivity
 from fusemount.control import Control
 from fusemount.errors import (
     BadRequest,
@@ -63,7 +64,7 @@ from fusemount.errors import (
     XattrError,
 )
 from fusemount.namespace import Namespace
-from fusemount.reader import Connectivity, FileReader, ReadAhead
+from fusemount.reader import FileReader, ReadAhead
 from fusemount.records import Node, NodeId, VersionId
 from fusemount.replica import Effect, Replica, normalize
 from fusemount.uploader import Uploader

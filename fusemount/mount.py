@@ -26,12 +26,13 @@ import trio
 
 from fusemount.cache import ChunkCache
 from fusemount.client import HttpApi, SyncApi
+from fusemount.connectivity import Connectivity
 from fusemount.control import Control, Identity
 from fusemount.errors import ServerUnreachable, SetupError
 from fusemount.fs import DriveFs, WriteBack
 from fusemount.namespace import Namespace
 from fusemount.pins import Pins
-from fusemount.reader import ChunkSource, Connectivity, FileReader
+from fusemount.reader import ChunkSource, FileReader
 from fusemount.records import Me, NodeId, VersionId
 from fusemount.replica import Replica
 from fusemount.sync import ChangeFeed

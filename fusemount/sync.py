@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from fusemount.client import SyncApi
+from fusemount.connectivity import Connectivity
 from fusemount.errors import (
     BadRequest,
     MountError,
@@ -30,7 +31,6 @@ from fusemount.errors import (
     Unauthorized,
 )
 from fusemount.pins import Pins
-from fusemount.reader import Connectivity
 from fusemount.records import ChangePage, Me, Node, NodeId
 from fusemount.replica import Effect, Replica
 

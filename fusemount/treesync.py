@@ -34,6 +34,7 @@ from typing import Any
 import trio
 
 from fusemount.client import BatchAnswer, SyncApi
+from fusemount.connectivity import Connectivity
 from fusemount.errors import (
     ApiError,
     Conflict,
@@ -42,7 +43,6 @@ from fusemount.errors import (
     ServerUnreachable,
     Throttled,
 )
-from fusemount.reader import Connectivity
 from fusemount.records import Node, NodeId, VersionId
 from fusemount.replica import Effect, Replica
 from fusemount.treelog import TreeLog, TreeOp

@@ -35,6 +35,8 @@ import trio
 
 from cdc.chunking import ChunkHash, ChunkRef, cut_file
 from fusemount.client import SyncApi
+from fusemount.concurrency import gather, leading
+from fusemount.connectivity import Connectivity
 from fusemount.delta import splice
 from fusemount.errors import (
     BadRequest,
@@ -48,7 +50,6 @@ from fusemount.errors import (
     Throttled,
     UploadFailed,
 )
-from fusemount.reader import Connectivity, gather, leading
 from fusemount.records import CommitTarget, Manifest, Node, NodeId
 from fusemount.replica import Effect, Replica
 from fusemount.uploads import Pending, UploadQueue
