@@ -1,29 +1,21 @@
 """The pyfuse3 operations: thin handlers over the replica (metadata), the
-reader (content) and the pins (xattrs). ``errno_for`` is the one seam from
-the mount's errors to errnos; nothing else here raises ``FUSEError``
-except for plain file-system answers (ENOENT, ENOTDIR, EROFS, …).
+reader (content), the write-back policy (``writeback``) and the control
+interface (xattrs). ``errno_for`` is the one seam from the mount's errors to
+errnos; nothing else here raises ``FUSEError`` except for plain file-system
+answers (ENOENT, ENOTDIR, EROFS, …) and POSIX rules the server does not know.
 
-Inode numbers are the server's node ids; the root folder's id and
-``ROOT_INODE`` swap places (an involution, so the mapping is stable across
-remounts and needs no table). The kernel's lookup counts are kept exactly
-(``lookup``, ``readdirplus`` replies, ``forget``); a node deleted on the
-server while the kernel still knows it stays answerable as a "ghost" until
-forgotten. When the change feed changes the replica, ``changed`` tells the
-kernel which entries, attributes and page caches to drop.
+Inodes are node ids, with lookup counts, ghosts and stand-ins (``inodes``);
+the kernel is told what changed through ``kernel`` (one worker thread).
 
 Tree changes (mkdir, create, rmdir, unlink, rename, mtime) are made locally
 first through ``namespace`` (the replica at once, the server from the tree
-log in the background); the kernel is told what changed from a thread
-(``later``), as it holds locks the invalidation needs until the request is
-answered. A file renamed over another takes the target's place and inode
-(the target's history grows by one version). Content writes go to the
-file's working copy (``workcopy``); ``flush``/``fsync`` make it durable and
-queue its upload (``uploads``) before they return, and ``uploader`` sends it
-once no handle writes the file. While a working copy exists, reads, size and
-mtime come from it. Symlinks, hard links and special files answer EROFS.
-There is no ``fallocate``: pyfuse3 has no such handler, so the kernel answers
-EOPNOTSUPP itself and glibc's ``posix_fallocate`` falls back to writes
-(docs/mount.md, "Preallocation").
+log in the background). A file renamed over another takes the target's place
+and inode (``writeback``). Content writes go to the file's working copy;
+``flush``/``fsync`` make it durable and queue its upload before they return.
+Symlinks, hard links and special files answer EROFS. There is no
+``fallocate``: pyfuse3 has no such handler, so the kernel answers EOPNOTSUPP
+itself and glibc's ``posix_fallocate`` falls back to writes (docs/mount.md,
+"Preallocation").
 """
 
 from __future__ import annotations
@@ -34,17 +26,12 @@ import functools
 import itertools
 import logging
 import os
-import sqlite3
 import stat
-import threading
-import time
-from collections import Counter
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import pyfuse3
-import trio
 
 from fusemount.connectivity import Connectivity
 from fusemount.control import Control
@@ -60,16 +47,15 @@ from fusemount.errors import (
     ServerUnreachable,
     Throttled,
     Unauthorized,
-    UploadFailed,
     XattrError,
 )
+from fusemount.inodes import Inodes, Notice, fs_name
+from fusemount.kernel import Kernel
 from fusemount.namespace import Namespace
 from fusemount.reader import FileReader, ReadAhead
-from fusemount.records import Node, NodeId, VersionId
+from fusemount.records import Node, NodeId
 from fusemount.replica import Effect, Replica, normalize
-from fusemount.uploader import Uploader
-from fusemount.uploads import UploadQueue
-from fusemount.workcopy import WorkCopies, disk_errors
+from fusemount.writeback import WriteBack
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +72,6 @@ _CONFLICTS = {
 
 P = ParamSpec("P")
 T = TypeVar("T")
-Notice = tuple[Literal["entry"], int, bytes] | tuple[Literal["inode"], int, bool]
 
 
 def errno_for(exc: MountError) -> int:
@@ -143,26 +128,12 @@ def _answer(
     return handler
 
 
-def _name(value: str) -> bytes:
-    return value.encode("utf-8", "surrogateescape")
-
-
 @dataclass
 class OpenFile:
     node_id: NodeId
     ahead: ReadAhead = field(default_factory=ReadAhead)
     fd: int | None = None  # the working copy, for a handle open for writing
     dirty: bool = False  # written since the last flush/fsync
-
-
-@dataclass
-class WriteBack:
-    """The write side's parts: working copies, the durable queue, the uploader."""
-
-    work: WorkCopies
-    queue: UploadQueue
-    uploader: Uploader
-    delay: float = 2.0  # seconds after a close before the upload starts
 
 
 class DriveFs(pyfuse3.Operations):
@@ -173,60 +144,36 @@ class DriveFs(pyfuse3.Operations):
     enable_acl = False
 
     def __init__(self, replica: Replica, reader: FileReader, control: Control,
-                 connectivity: Connectivity, *, namespace: Namespace,
-                 writeback: WriteBack) -> None:  # fmt: skip
+                 connectivity: Connectivity, *, namespace: Namespace, writeback: WriteBack,
+                 inodes: Inodes, kernel: Kernel) -> None:  # fmt: skip
         super().__init__()
         self.replica = replica
         self.namespace = namespace
-        self.work = writeback.work
-        self.queue = writeback.queue
-        self.uploader = writeback.uploader
-        self.upload_delay = writeback.delay
-        self._unlinked: set[NodeId] = set()  # deleted while open for writing
+        self.writeback = writeback
         self.reader = reader
         self.control = control
         self.connectivity = connectivity
-        self.kernel = False  # True once mounted: then `changed` notifies the kernel
+        self.inodes = inodes
+        self.kernel = kernel
         self.uid, self.gid = os.getuid(), os.getgid()
-        self.lookups: Counter[int] = Counter()
-        self._ghosts: dict[int, Node] = {}
-        # A file renamed over another: the kernel moved the source's inode to the name
-        # until it takes our invalidation; meanwhile that inode stands for the target.
-        self._stand_ins: dict[int, NodeId] = {}
         self._files: dict[int, OpenFile] = {}
         self._fhs = itertools.count(1)
 
-    # -- inodes ---------------------------------------------------------------------
-
-    def _root(self) -> NodeId:
-        root = self.replica.root_id
-        assert root is not None, "the replica is loaded before the mount"
-        return root
-
-    def inode_of(self, node_id: int) -> int:
-        root = self._root()
-        if node_id == root:
-            return pyfuse3.ROOT_INODE
-        return root if node_id == pyfuse3.ROOT_INODE else node_id
-
-    def node_id_of(self, inode: int) -> NodeId:
-        return NodeId(self.inode_of(inode))  # the mapping is its own inverse
+    # -- inodes (inodes.py) ------------------------------------------------------------
 
     def _node(self, inode: int) -> Node:
-        node = self.replica.get(self.node_id_of(inode))
-        if node is None and inode in self._stand_ins:
-            node = self.replica.get(self._stand_ins[inode])
-        node = node or self._ghosts.get(inode)
+        node = self.inodes.node(inode)
         if node is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
         return node
 
     def _attrs(self, node: Node) -> pyfuse3.EntryAttributes:
         attrs = pyfuse3.EntryAttributes()
-        attrs.st_ino = self.inode_of(node.id)
+        attrs.st_ino = self.inodes.inode_of(node.id)
         attrs.generation = 0
         attrs.entry_timeout = TIMEOUT
         attrs.attr_timeout = TIMEOUT
+        local = None if node.is_folder else self.writeback.local_stat(node.id)
         if node.is_folder:
             attrs.st_mode = stat.S_IFDIR | (0o555 if node.locked else 0o755)
             attrs.st_nlink = 2
@@ -234,30 +181,17 @@ class DriveFs(pyfuse3.Operations):
         else:
             attrs.st_mode = stat.S_IFREG | (0o444 if node.locked else 0o644)
             attrs.st_nlink = 1
-            attrs.st_size = node.size
-            local = self._local_stat(node.id)
-            if local is not None:
-                attrs.st_size = local.st_size
+            attrs.st_size = node.size if local is None else local.st_size
         attrs.st_uid, attrs.st_gid = self.uid, self.gid
         attrs.st_blksize = 128 * 1024
         attrs.st_blocks = -(-attrs.st_size // 512)
-        attrs.st_atime_ns = attrs.st_mtime_ns = attrs.st_ctime_ns = node.mtime_ns
-        if not node.is_folder and (local := self._local_stat(node.id)) is not None:
-            attrs.st_atime_ns = attrs.st_mtime_ns = attrs.st_ctime_ns = local.st_mtime_ns
+        mtime_ns = node.mtime_ns if local is None else local.st_mtime_ns
+        attrs.st_atime_ns = attrs.st_mtime_ns = attrs.st_ctime_ns = mtime_ns
         return attrs
-
-    def _local_stat(self, node_id: NodeId) -> os.stat_result | None:
-        """The working copy's size and mtime, while the file has one."""
-        if not self.work.has(node_id):
-            return None
-        try:
-            return self.work.stat(node_id)
-        except OSError:
-            return None
 
     def _entry(self, node: Node) -> pyfuse3.EntryAttributes:
         attrs = self._attrs(node)
-        self.lookups[attrs.st_ino] += 1
+        self.inodes.counted(attrs.st_ino)
         return attrs
 
     # -- metadata -------------------------------------------------------------------
@@ -280,14 +214,7 @@ class DriveFs(pyfuse3.Operations):
         return self._entry(child)
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
-        for inode, count in inode_list:
-            left = self.lookups[inode] - count
-            if left > 0:
-                self.lookups[inode] = left
-            else:
-                del self.lookups[inode]
-                self._ghosts.pop(inode, None)
-                self._stand_ins.pop(inode, None)
+        self.inodes.forget(inode_list)
 
     @_answer
     async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
@@ -308,10 +235,10 @@ class DriveFs(pyfuse3.Operations):
         while children := self.replica.children(folder.id, after=after, limit=500):
             for child in children:
                 if not pyfuse3.readdir_reply(
-                    token, _name(child.name), self._attrs(child), child.id
+                    token, fs_name(child.name), self._attrs(child), child.id
                 ):
                     return
-                self.lookups[self.inode_of(child.id)] += 1  # readdirplus counts as a lookup
+                self.inodes.counted(self.inodes.inode_of(child.id))  # readdirplus: a lookup
                 after = child.id
 
     async def releasedir(self, fh: int) -> None:
@@ -343,7 +270,7 @@ class DriveFs(pyfuse3.Operations):
             fh = next(self._fhs)
             self._files[fh] = handle
             return pyfuse3.FileInfo(fh=fh, keep_cache=False)
-        if node.size and self.connectivity.online and not self.work.has(node.id):
+        if node.size and self.connectivity.online and not self.writeback.has_copy(node.id):
             # Fetched now, an open handle can still read this version if the file
             # is deleted or replaced meanwhile (the server forgets trashed manifests).
             with contextlib.suppress(MountError):
@@ -351,23 +278,19 @@ class DriveFs(pyfuse3.Operations):
         fh = next(self._fhs)
         self._files[fh] = OpenFile(node.id)
         # The page cache may outlive this handle: `changed` drops it when a new version arrives.
-        return pyfuse3.FileInfo(fh=fh, keep_cache=not self.work.has(node.id))
+        return pyfuse3.FileInfo(fh=fh, keep_cache=not self.writeback.has_copy(node.id))
 
     async def _open_for_writing(self, node: Node, truncate: bool) -> OpenFile:
-        fd = await self.work.acquire(node, empty=truncate)
-        handle = OpenFile(node.id, fd=fd)
-        if truncate and self.work.size(node.id):
-            self.work.truncate(node.id, 0)
-            handle.dirty = True
-        return handle
+        fd, dirty = await self.writeback.open(node, truncate)
+        return OpenFile(node.id, fd=fd, dirty=dirty)
 
     @_answer
     async def read(self, fh: int, off: int, size: int) -> bytes:
         handle = self._files[fh]
-        inode = self.inode_of(handle.node_id)
+        inode = self.inodes.inode_of(handle.node_id)
         while True:
-            if self.work.has(handle.node_id):
-                return await self.work.read(handle.node_id, off, size, handle.ahead)
+            if self.writeback.has_copy(handle.node_id):
+                return await self.writeback.read(handle.node_id, off, size, handle.ahead)
             node = self._node(inode)
             data = await self.reader.read(node, off, size, handle.ahead)
             # A new version may have arrived while the chunks were fetched: then
@@ -381,80 +304,30 @@ class DriveFs(pyfuse3.Operations):
         handle = self._files[fh]
         if handle.fd is None:
             raise pyfuse3.FUSEError(errno.EBADF)
-        self._check_quota(handle, off + len(buf))
-        self.work.check_room(len(buf))
-        written = self.work.write(handle.node_id, off, buf)
+        if not self.writeback.within_quota(handle.node_id, off + len(buf)):
+            raise pyfuse3.FUSEError(errno.EDQUOT)
+        written = self.writeback.write(handle.node_id, off, buf)
         handle.dirty = True
         return written
-
-    def _check_quota(self, handle: OpenFile, end: int) -> None:
-        """EDQUOT when growing the file to ``end`` would exceed the quota as last known
-        (usage changed since then is found by the upload: see uploader)."""
-        quota, used = self.replica.account()
-        if quota is None or handle.fd is None:
-            return
-        node = self.replica.get(handle.node_id)
-        grows = end - max(self.work.size(handle.node_id), node.size if node is not None else 0)
-        if grows > 0 and used + (end - (node.size if node is not None else 0)) > quota:
-            raise pyfuse3.FUSEError(errno.EDQUOT)
 
     @_answer
     async def flush(self, fh: int) -> None:
         handle = self._files[fh]
         if handle.dirty:
-            self._save(handle.node_id)
+            self.writeback.save(handle.node_id)
             handle.dirty = False
 
     @_answer
     async def fsync(self, fh: int, datasync: bool) -> None:
         handle = self._files[fh]
-        if handle.dirty or self.queue.get(handle.node_id) is not None:
-            self._save(handle.node_id, durable=True)
+        if handle.dirty or self.writeback.queued(handle.node_id):
+            self.writeback.save(handle.node_id, durable=True)
             handle.dirty = False
-
-    def _save(self, node_id: NodeId, durable: bool = False) -> None:
-        """Record the working copy, then queue its upload (close and fsync return after;
-        ``durable``, for fsync: on disk, so that a power cut cannot lose it either)."""
-        if node_id in self._unlinked or not self.work.has(node_id):
-            return
-        self.work.save(node_id, durable)
-        mtime_ns = self.work.stat(node_id).st_mtime_ns
-        base = self.work.base(node_id)
-        try:
-            node = self.replica.get(node_id)
-            place = None if node is None else (node.parent_id, node.name)
-            ready_at = time.time() + self.upload_delay
-            self.queue.mark(node_id, base, mtime_ns, ready_at, place=place, durable=durable)
-            if durable:
-                self.namespace.log.sync()  # the file and its folders made here, if waiting
-        except sqlite3.OperationalError as exc:  # "database or disk is full"
-            raise CacheFull(f"cannot queue the upload: {exc}") from None
-        self.uploader.kick()
 
     async def release(self, fh: int) -> None:
         handle = self._files.pop(fh, None)
-        if handle is None or handle.fd is None:
-            return
-        try:
-            if handle.dirty:
-                self._save(handle.node_id)
-        except MountError as exc:
-            log.error("saving node %s on release: %s", handle.node_id, exc)
-        self.work.release(handle.node_id)
-        if handle.node_id in self._unlinked and not self.work.in_use(handle.node_id):
-            self._unlinked.discard(handle.node_id)
-            self.work.drop(handle.node_id)
-        self.uploader.kick()
-
-    def forget_pages(self, node_id: NodeId) -> None:
-        """The kernel's cached pages of the file are not its content any more."""
-        if self.kernel:
-            notices: list[Notice] = [("inode", self.inode_of(node_id), False)]
-            threading.Thread(target=_send, args=(notices,), daemon=True).start()
-
-    def busy(self, node_id: NodeId) -> bool:
-        """Open for writing: not uploaded until the last writer closes."""
-        return self.work.in_use(node_id)
+        if handle is not None and handle.fd is not None:
+            self.writeback.release(handle.node_id, handle.dirty)
 
     # -- xattrs: the control interface (control.py) --------------------------------------
 
@@ -516,14 +389,6 @@ class DriveFs(pyfuse3.Operations):
         if any(node.locked for node in nodes):
             raise pyfuse3.FUSEError(errno.EACCES)
 
-    def later(self, effects: list[Effect], *extra: Notice) -> None:
-        """Tell the kernel what changed, without waiting: inside a request that changed
-        the tree the kernel holds the folders' locks that invalidating needs, so the
-        notices go out from a thread once this request has been answered."""
-        notices = [*self.notices(effects), *extra]
-        if notices and self.kernel:
-            threading.Thread(target=_send, args=(notices,), daemon=True).start()
-
     @_answer
     async def mkdir(self, parent_inode: int, name: bytes, mode: int,
                     ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:  # fmt: skip
@@ -533,7 +398,9 @@ class DriveFs(pyfuse3.Operations):
         if self.replica.child(parent.id, child) is not None:
             raise pyfuse3.FUSEError(errno.EEXIST)
         made, effects = await self.namespace.mkdir(parent, child)
-        self.later([e for e in effects if e.old is not None])  # the kernel adds the entry itself
+        self.kernel.tell(
+            [e for e in effects if e.old is not None]
+        )  # the kernel adds the entry itself
         return self._entry(made)
 
     def _check_not_into_itself(self, node: Node, parent: Node) -> None:
@@ -555,28 +422,9 @@ class DriveFs(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.ENOTEMPTY)
         self._writable(parent, node)
         # An open handle keeps reading: the kernel still knows the inode, so it stays a ghost.
-        self.later(self.namespace.remove(node))
+        self.kernel.tell(self.namespace.remove(node))
         if not folder:
-            self._forget_local(node.id)
-
-    @contextlib.contextmanager
-    def _leaving(self, *nodes: Node | None) -> Iterator[None]:
-        """While the server deletes or replaces these nodes, uploads leave them alone."""
-        ids = {node.id for node in nodes if node is not None}
-        self.uploader.leaving |= ids
-        try:
-            yield
-        finally:
-            self.uploader.leaving -= ids
-
-    def _forget_local(self, node_id: NodeId) -> None:
-        """The file is gone from the server: its queued upload goes, and its working copy
-        once no handle writes it (an open handle keeps reading and writing it till then)."""
-        self.queue.drop(node_id)
-        if self.work.in_use(node_id):
-            self._unlinked.add(node_id)
-        else:
-            self.work.drop(node_id)
+            self.writeback.forget(node.id)
 
     @_answer
     async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
@@ -615,80 +463,26 @@ class DriveFs(pyfuse3.Operations):
         self._writable(old_parent, new_parent, node)
         self._check_not_into_itself(node, new_parent)
         if there is None or there.is_folder:
-            self.later(self.namespace.move(node, new_parent, new_name, there))
+            self.kernel.tell(self.namespace.move(node, new_parent, new_name, there))
             if not node.is_folder:
-                self.queue.moved(node.id, new_parent.id, new_name)
+                self.writeback.moved(node.id, new_parent.id, new_name)
             return
         await self._rename_over_file(node, there, new_parent, new_name, name_new)
 
     async def _rename_over_file(
         self, node: Node, there: Node, new_parent: Node, new_name: str, name_new: bytes
     ) -> None:
-        if not self.work.has(node.id) and not self._either_in_use(node, there):
-            # An online-only source: its working copy is its manifest (no bytes
-            # fetched), so the replacement is made here too, offline as well.
-            await self.work.acquire(node, empty=False)
-            self.work.release(node.id)
-        if self.work.has(node.id):
-            # The source goes away: its bytes not written must be found without it.
-            await self.work.resolve_origin(node.id)
+        await self.writeback.prepare_rename_over(node, there)
         # A file over a file: the name keeps the target's inode (new content, same
         # history), while the kernel will have moved the source's inode there.
-        extra: Notice = ("entry", self.inode_of(new_parent.id), name_new)
-        self._stand_ins[self.inode_of(node.id)] = there.id
-        if self._replaceable_here(node, there):
-            self.later(self._replace_locally(node, there), extra,
-                       ("inode", self.inode_of(there.id), False))  # fmt: skip
+        extra: Notice = ("entry", self.inodes.inode_of(new_parent.id), name_new)
+        self.inodes.stand_in(node.id, there.id)
+        if self.writeback.replaceable_here(node, there):
+            effects = self.writeback.replace_locally(node, there)
+            self.kernel.tell(effects, extra, ("inode", self.inodes.inode_of(there.id), False))
             return
-        # The server moves its own copies: local content goes up first, the
-        # target's too, so its history holds every version it had.
-        await self.namespace.sync.flush()
-        await self._upload_now(node.id)
-        await self._upload_now(there.id)
-        with self._leaving(node, there):
-            effects = await self.namespace.move_over_on_server(node, new_parent, new_name, there)
-        self._forget_local(node.id)  # the source node is gone; its content is the target's
-        self._forget_local(there.id)
-        self.later(effects, extra)
-
-    def _replaceable_here(self, node: Node, target: Node) -> bool:
-        """A file renamed over a file can be done locally when the source has a working
-        copy (an editor's save: written to a temporary file, renamed over the original;
-        or an online-only file's manifest) and no handle has either open for writing."""
-        return self.work.has(node.id) and not self._either_in_use(node, target)
-
-    def _either_in_use(self, node: Node, target: Node) -> bool:
-        return self.work.in_use(node.id) or self.work.in_use(target.id) or node.id in self._unlinked
-
-    def _replace_locally(self, node: Node, target: Node) -> list[Effect]:
-        """The target takes the source's working copy as its new content (uploaded as
-        its next version, from the version it is at), and the source goes."""
-        row = self.queue.get(target.id)
-        if row is not None:
-            base = row.base_version_id
-        else:  # as the target is now: its create may have been answered since the lookup
-            current = self.replica.get(target.id) or target
-            base = current.version.id if current.version is not None else VersionId(0)
-        self.queue.drop(node.id)
-        self.work.drop(target.id)
-        self.work.adopt(node.id, target.id, base)
-        effects = self.namespace.remove(node)
-        self._save(target.id)
-        return effects
-
-    async def _upload_now(self, node_id: NodeId) -> None:
-        """Upload the file's queued content now; fail if it does not go (offline:
-        EHOSTDOWN; a refusal: EIO, the reason in the log and in ``status``)."""
-        row = self.queue.get(node_id)
-        if row is None:
-            return
-        if row.error is None:
-            await self.uploader.upload(row)
-        left = self.queue.get(node_id)
-        if left is not None and left.error is not None:
-            raise UploadFailed(f"node {node_id} cannot be uploaded: {left.error}")
-        if left is not None and left.generation == row.generation:
-            raise ServerUnreachable(f"node {node_id} is not uploaded yet")
+        effects = await self.writeback.replace_on_server(node, there, new_parent, new_name)
+        self.kernel.tell(effects, extra)
 
     @_answer
     async def setattr(
@@ -708,26 +502,18 @@ class DriveFs(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EISDIR)
         # Mode bits: the server keeps none, so a chmod is accepted and changes nothing
         # (a failing chmod would break `cp -p` and editors' saves). atime is not kept.
-        local = self._local_stat(node.id)
+        local = self.writeback.local_stat(node.id)
         size = local.st_size if local is not None else node.size
         if fields.update_size and attr.st_size != size:
             self._writable(node)
-            await self.work.acquire(node, empty=attr.st_size == 0)
-            try:
-                self.work.truncate(node.id, attr.st_size)
-                self._save(node.id)
-            finally:
-                self.work.release(node.id)
-                self.uploader.kick()
+            await self.writeback.truncate(node, attr.st_size)
         if fields.update_mtime:
             self._writable(node)
-            if self.work.has(node.id):  # the upload carries the working copy's mtime
-                with disk_errors():
-                    os.utime(self.work.path(node.id), ns=(attr.st_mtime_ns, attr.st_mtime_ns))
-                self._save(node.id)
+            if self.writeback.set_mtime(node.id, attr.st_mtime_ns):
+                pass  # the upload carries the working copy's mtime
             elif attr.st_mtime_ns != node.mtime_ns:
                 node, effects = self.namespace.set_mtime(node, attr.st_mtime_ns)
-                self.later(effects)
+                self.kernel.tell(effects)
         return self._attrs(node)
 
     async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
@@ -746,7 +532,7 @@ class DriveFs(pyfuse3.Operations):
         # Made here with an id the server reserved for us (the inode); the server
         # makes it (empty) from the tree log, and its content follows by upload.
         made, effects = await self.namespace.create(parent, child)
-        self.later([e for e in effects if e.old is not None])
+        self.kernel.tell([e for e in effects if e.old is not None])
         handle = await self._open_for_writing(made, truncate=True)
         fh = next(self._fhs)
         self._files[fh] = handle
@@ -764,56 +550,4 @@ class DriveFs(pyfuse3.Operations):
 
     async def changed(self, effects: list[Effect] | None) -> None:
         """Keep ghosts and drop what the kernel caches about changed nodes (None: everything)."""
-        notices = self.notices(effects)
-        if notices and self.kernel:
-            # Invalidating can block until a related request is answered, and
-            # requests are answered by this trio loop: so, from a worker thread.
-            # Abandoned on cancel, so a stopping mount never waits on the kernel.
-            await trio.to_thread.run_sync(_send, notices, abandon_on_cancel=True)
-
-    def notices(self, effects: list[Effect] | None) -> list[Notice]:
-        if effects is None:
-            return [("inode", inode, False) for inode in list(self.lookups)]
-        notices: list[Notice] = []
-        for effect in effects:
-            notices.extend(self._notices_for(effect.old, effect.new))
-        return list(dict.fromkeys(notices))
-
-    def _known(self, node_id: int | None) -> bool:
-        if node_id is None:
-            return False
-        inode = self.inode_of(node_id)
-        return inode == pyfuse3.ROOT_INODE or inode in self.lookups
-
-    def _notices_for(self, old: Node | None, new: Node | None) -> list[Notice]:
-        out: list[Notice] = []
-        moved = old is None or new is None or (old.parent_id, old.name) != (new.parent_id, new.name)
-        for side in (old, new):
-            if side is not None and moved and self._known(side.parent_id):
-                assert side.parent_id is not None
-                out.append(("entry", self.inode_of(side.parent_id), _name(side.name)))
-                out.append(("inode", self.inode_of(side.parent_id), True))
-        node = new or old
-        assert node is not None
-        inode = self.inode_of(node.id)
-        if new is None:
-            if inode in self.lookups and old is not None:
-                self._ghosts[inode] = old
-            return out
-        self._ghosts.pop(inode, None)
-        if old is not None and old != new and inode in self.lookups:
-            same_content = old.version == new.version and old.size == new.size
-            out.append(("inode", inode, same_content))
-        return out
-
-
-def _send(notices: list[Notice]) -> None:
-    for notice in notices:
-        try:
-            if notice[0] == "entry":
-                pyfuse3.invalidate_entry(notice[1], notice[2])
-            else:
-                pyfuse3.invalidate_inode(notice[1], attr_only=notice[2])
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:  # ENOENT: the kernel did not have it cached
-                log.debug("invalidating %s: %s", notice, exc)
+        await self.kernel.changed(effects)

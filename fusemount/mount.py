@@ -29,7 +29,9 @@ from fusemount.client import HttpApi, SyncApi
 from fusemount.connectivity import Connectivity
 from fusemount.control import Control, Identity
 from fusemount.errors import ServerUnreachable, SetupError
-from fusemount.fs import DriveFs, WriteBack
+from fusemount.fs import DriveFs
+from fusemount.inodes import Inodes
+from fusemount.kernel import Kernel
 from fusemount.namespace import Namespace
 from fusemount.pins import Pins
 from fusemount.reader import ChunkSource, FileReader
@@ -41,6 +43,7 @@ from fusemount.treesync import TreeSync
 from fusemount.uploader import Uploader
 from fusemount.uploads import UploadQueue
 from fusemount.workcopy import WorkCopies
+from fusemount.writeback import WriteBack
 from runtime.heap import settle_heap
 
 log = logging.getLogger(__name__)
@@ -198,13 +201,16 @@ def assemble(  # noqa: PLR0917 (the pieces the caller opened)
     queue.resume(time.time() + upload_delay)
     uploader = Uploader(api, replica, work, queue, connectivity)
     tree = TreeSync(api, replica, tree_log, queue, connectivity=connectivity, host=uploader.host)
-    writeback = WriteBack(work, queue, uploader, upload_delay)
     namespace = Namespace(api, replica, tree_log, tree)
-    fs = DriveFs(replica, reader, control, connectivity,
-                 namespace=namespace, writeback=writeback)  # fmt: skip
-    uploader.busy, uploader.changed, uploader.dropped = fs.busy, fs.later, fs.forget_pages
+    writeback = WriteBack(replica, namespace, work, queue, uploader, upload_delay)
+    inodes = Inodes(replica)
+    kernel = Kernel(inodes)
+    fs = DriveFs(replica, reader, control, connectivity, namespace=namespace,
+                 writeback=writeback, inodes=inodes, kernel=kernel)  # fmt: skip
+    uploader.busy, uploader.changed = work.in_use, kernel.tell
+    uploader.dropped = kernel.forget_pages
     uploader.waiting = tree_log.unmade
-    tree.changed = fs.later
+    tree.changed = kernel.tell
 
     def made(node_id: NodeId, version: VersionId) -> None:
         work.rebase(node_id, version, only_from=VersionId(0))
@@ -220,7 +226,7 @@ def assemble(  # noqa: PLR0917 (the pieces the caller opened)
         tree.kick()
 
     control.upload_now = upload_now
-    feed = ChangeFeed(api, replica, connectivity, pins, fs.changed)
+    feed = ChangeFeed(api, replica, connectivity, pins, kernel.changed)
     feed.pending = tree_log.pending_nodes
     connectivity.on_online(tree.kick)
     return Parts(fs, feed, source, pins, uploader, tree)
@@ -244,7 +250,7 @@ async def _serve(  # noqa: PLR0917 (the parts the composition root built)
         pyfuse3.init(fs, str(options.mountpoint), _fuse_options(options))
     except RuntimeError as exc:  # libfuse says why on stderr (the mount log)
         raise SetupError(f"cannot mount on {options.mountpoint}: {exc}") from None
-    fs.kernel = True
+    fs.kernel.start()
     unmount = True  # unless the kernel side went away by itself (`umount`)
     try:
         async with trio.open_nursery() as nursery:
@@ -263,6 +269,7 @@ async def _serve(  # noqa: PLR0917 (the parts the composition root built)
             nursery.cancel_scope.cancel()
     finally:
         # After `umount` the kernel side is gone already; after a signal we unmount.
+        fs.kernel.stop()
         pyfuse3.close(unmount=unmount)
         log.info("unmounted %s", options.mountpoint)
 
