@@ -20,120 +20,24 @@ itself and glibc's ``posix_fallocate`` falls back to writes (docs/mount.md,
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import functools
-import itertools
-import logging
 import os
-import stat
-from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from collections.abc import Sequence
 
 import pyfuse3
 
+from fusemount import posix
 from fusemount.connectivity import Connectivity
 from fusemount.control import Control
-from fusemount.errors import (
-    BadRequest,
-    CacheFull,
-    ChunkCorrupt,
-    Conflict,
-    Locked,
-    MountError,
-    NotFound,
-    QuotaExceeded,
-    ServerUnreachable,
-    Throttled,
-    Unauthorized,
-    XattrError,
-)
+from fusemount.errnos import answer
+from fusemount.handles import Handles
 from fusemount.inodes import Inodes, Notice, fs_name
 from fusemount.kernel import Kernel
 from fusemount.namespace import Namespace
-from fusemount.reader import FileReader, ReadAhead
-from fusemount.records import Node, NodeId
-from fusemount.replica import Effect, Replica, normalize
+from fusemount.reader import FileReader
+from fusemount.records import Node
+from fusemount.replica import Replica
 from fusemount.writeback import WriteBack
-
-log = logging.getLogger(__name__)
-
-TIMEOUT = 60.0  # the change feed invalidates what changes; this is only a safety net
-BLOCK = 4096
-OFFLINE_ERRNO = errno.EHOSTDOWN
-NAME_MAX = 255  # bytes, as statfs says
-RENAME_NOREPLACE = 1
-_CONFLICTS = {
-    "invalid_move": errno.EINVAL,
-    "not_a_folder": errno.ENOTDIR,
-    "not_a_file": errno.EISDIR,
-}
-
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-def errno_for(exc: MountError) -> int:
-    """The errno a failed operation answers (documented in docs/mount.md)."""
-    match exc:
-        case XattrError():
-            return exc.errno
-        case ServerUnreachable():
-            return OFFLINE_ERRNO
-        case ChunkCorrupt():
-            return errno.EIO
-        case NotFound():
-            return errno.ESTALE
-        case Unauthorized() | Throttled():
-            return errno.EACCES
-        case CacheFull():
-            return errno.ENOSPC
-        case QuotaExceeded():
-            return errno.EDQUOT
-        case Locked():
-            return errno.EACCES  # a WebDAV lock makes the node read-only here
-        case Conflict():
-            return _CONFLICTS.get(exc.code, errno.EEXIST)
-        case BadRequest():
-            return errno.EINVAL
-    return errno.EIO
-
-
-def _answer(
-    method: Callable[Concatenate[DriveFs, P], Coroutine[Any, Any, T]],
-) -> Callable[Concatenate[DriveFs, P], Coroutine[Any, Any, T]]:
-    """Turn the mount's errors into errnos; anything unexpected is logged and answers EIO."""
-
-    async def handler(self: DriveFs, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return await method(self, *args, **kwargs)
-        except pyfuse3.FUSEError:
-            raise
-        except MountError as exc:
-            code = errno_for(exc)
-            if code == errno.EIO:
-                level = logging.ERROR
-            elif isinstance(exc, XattrError):
-                level = logging.DEBUG  # ls -l asks every file for attributes it lacks
-            else:
-                level = logging.INFO
-            log.log(level, "%s: %s (%s)", method.__name__, exc, errno.errorcode.get(code, code))
-            raise pyfuse3.FUSEError(code) from None
-        except Exception:
-            log.exception("%s failed", method.__name__)
-            raise pyfuse3.FUSEError(errno.EIO) from None
-
-    functools.update_wrapper(handler, method)
-    return handler
-
-
-@dataclass
-class OpenFile:
-    node_id: NodeId
-    ahead: ReadAhead = field(default_factory=ReadAhead)
-    fd: int | None = None  # the working copy, for a handle open for writing
-    dirty: bool = False  # written since the last flush/fsync
 
 
 class DriveFs(pyfuse3.Operations):
@@ -156,8 +60,7 @@ class DriveFs(pyfuse3.Operations):
         self.inodes = inodes
         self.kernel = kernel
         self.uid, self.gid = os.getuid(), os.getgid()
-        self._files: dict[int, OpenFile] = {}
-        self._fhs = itertools.count(1)
+        self.handles = Handles(replica, reader, writeback, inodes, connectivity)
 
     # -- inodes (inodes.py) ------------------------------------------------------------
 
@@ -168,26 +71,9 @@ class DriveFs(pyfuse3.Operations):
         return node
 
     def _attrs(self, node: Node) -> pyfuse3.EntryAttributes:
-        attrs = pyfuse3.EntryAttributes()
-        attrs.st_ino = self.inodes.inode_of(node.id)
-        attrs.generation = 0
-        attrs.entry_timeout = TIMEOUT
-        attrs.attr_timeout = TIMEOUT
+        inode = self.inodes.inode_of(node.id)
         local = None if node.is_folder else self.writeback.local_stat(node.id)
-        if node.is_folder:
-            attrs.st_mode = stat.S_IFDIR | (0o555 if node.locked else 0o755)
-            attrs.st_nlink = 2
-            attrs.st_size = 0
-        else:
-            attrs.st_mode = stat.S_IFREG | (0o444 if node.locked else 0o644)
-            attrs.st_nlink = 1
-            attrs.st_size = node.size if local is None else local.st_size
-        attrs.st_uid, attrs.st_gid = self.uid, self.gid
-        attrs.st_blksize = 128 * 1024
-        attrs.st_blocks = -(-attrs.st_size // 512)
-        mtime_ns = node.mtime_ns if local is None else local.st_mtime_ns
-        attrs.st_atime_ns = attrs.st_mtime_ns = attrs.st_ctime_ns = mtime_ns
-        return attrs
+        return posix.attributes(node, inode, local, (self.uid, self.gid))
 
     def _entry(self, node: Node) -> pyfuse3.EntryAttributes:
         attrs = self._attrs(node)
@@ -196,7 +82,7 @@ class DriveFs(pyfuse3.Operations):
 
     # -- metadata -------------------------------------------------------------------
 
-    @_answer
+    @answer
     async def lookup(
         self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
@@ -208,7 +94,7 @@ class DriveFs(pyfuse3.Operations):
             return self._entry(grand or parent)
         if not parent.is_folder:
             raise pyfuse3.FUSEError(errno.ENOTDIR)
-        child = self.replica.child(parent.id, self._child_name(name))
+        child = self.replica.child(parent.id, posix.child_name(name))
         if child is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
         return self._entry(child)
@@ -216,17 +102,17 @@ class DriveFs(pyfuse3.Operations):
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         self.inodes.forget(inode_list)
 
-    @_answer
+    @answer
     async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         return self._attrs(self._node(inode))
 
-    @_answer
+    @answer
     async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
         if not self._node(inode).is_folder:
             raise pyfuse3.FUSEError(errno.ENOTDIR)
         return inode
 
-    @_answer
+    @answer
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         # Offsets are node ids: children come in id order, so an entry created or
         # deleted between two calls never makes another one repeat or vanish.
@@ -244,139 +130,69 @@ class DriveFs(pyfuse3.Operations):
     async def releasedir(self, fh: int) -> None:
         return None
 
-    @_answer
+    @answer
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
         quota, used = self.replica.account()
-        total = quota if quota is not None else max(used, 0) + (1 << 50)  # no quota: "1 PiB free"
-        data = pyfuse3.StatvfsData()
-        data.f_bsize = data.f_frsize = BLOCK
-        data.f_blocks = total // BLOCK
-        data.f_bfree = data.f_bavail = max(total - used, 0) // BLOCK
-        data.f_files = self.replica.count()
-        data.f_ffree = data.f_favail = 1 << 32
-        data.f_namemax = 255
-        return data
+        return posix.statvfs(quota, used, self.replica.count())
 
     # -- content --------------------------------------------------------------------
 
-    @_answer
+    @answer
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
         node = self._node(inode)
         if node.is_folder:
             raise pyfuse3.FUSEError(errno.EISDIR)
         if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
-            self._writable(node)
-            handle = await self._open_for_writing(node, truncate=bool(flags & os.O_TRUNC))
-            fh = next(self._fhs)
-            self._files[fh] = handle
+            posix.writable(node)
+            fh = await self.handles.open_for_writing(node, truncate=bool(flags & os.O_TRUNC))
             return pyfuse3.FileInfo(fh=fh, keep_cache=False)
-        if node.size and self.connectivity.online and not self.writeback.has_copy(node.id):
-            # Fetched now, an open handle can still read this version if the file
-            # is deleted or replaced meanwhile (the server forgets trashed manifests).
-            with contextlib.suppress(MountError):
-                await self.reader.manifest(node)
-        fh = next(self._fhs)
-        self._files[fh] = OpenFile(node.id)
-        # The page cache may outlive this handle: `changed` drops it when a new version arrives.
-        return pyfuse3.FileInfo(fh=fh, keep_cache=not self.writeback.has_copy(node.id))
+        return await self.handles.open_for_reading(node)
 
-    async def _open_for_writing(self, node: Node, truncate: bool) -> OpenFile:
-        fd, dirty = await self.writeback.open(node, truncate)
-        return OpenFile(node.id, fd=fd, dirty=dirty)
-
-    @_answer
+    @answer
     async def read(self, fh: int, off: int, size: int) -> bytes:
-        handle = self._files[fh]
-        inode = self.inodes.inode_of(handle.node_id)
-        while True:
-            if self.writeback.has_copy(handle.node_id):
-                return await self.writeback.read(handle.node_id, off, size, handle.ahead)
-            node = self._node(inode)
-            data = await self.reader.read(node, off, size, handle.ahead)
-            # A new version may have arrived while the chunks were fetched: then
-            # these bytes would land in a page cache that was just invalidated.
-            latest = self.replica.get(node.id)
-            if latest is None or latest.version == node.version:
-                return data
+        return await self.handles.read(fh, off, size)
 
-    @_answer
+    @answer
     async def write(self, fh: int, off: int, buf: bytes) -> int:
-        handle = self._files[fh]
-        if handle.fd is None:
-            raise pyfuse3.FUSEError(errno.EBADF)
-        if not self.writeback.within_quota(handle.node_id, off + len(buf)):
-            raise pyfuse3.FUSEError(errno.EDQUOT)
-        written = self.writeback.write(handle.node_id, off, buf)
-        handle.dirty = True
-        return written
+        return self.handles.write(fh, off, buf)
 
-    @_answer
+    @answer
     async def flush(self, fh: int) -> None:
-        handle = self._files[fh]
-        if handle.dirty:
-            self.writeback.save(handle.node_id)
-            handle.dirty = False
+        self.handles.flush(fh)
 
-    @_answer
+    @answer
     async def fsync(self, fh: int, datasync: bool) -> None:
-        handle = self._files[fh]
-        if handle.dirty or self.writeback.queued(handle.node_id):
-            self.writeback.save(handle.node_id, durable=True)
-            handle.dirty = False
+        self.handles.fsync(fh)
 
     async def release(self, fh: int) -> None:
-        handle = self._files.pop(fh, None)
-        if handle is not None and handle.fd is not None:
-            self.writeback.release(handle.node_id, handle.dirty)
+        self.handles.release(fh)
 
     # -- xattrs: the control interface (control.py) --------------------------------------
 
-    @_answer
+    @answer
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
         return self.control.get(self._node(inode), name)
 
-    @_answer
+    @answer
     async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> Sequence[bytes]:
         self._node(inode)
         return self.control.names()
 
-    @_answer
+    @answer
     async def setxattr(
         self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext
     ) -> None:
         self.control.set(self._node(inode), name, value)
 
-    @_answer
+    @answer
     async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         self.control.remove(self._node(inode), name)
 
     # -- the tree: done on the server at once (namespace.py) ------------------------
 
-    def _child_name(self, name: bytes) -> str:
-        """The name of something that exists: the server's names are all UTF-8."""
-        if len(name) > NAME_MAX:
-            raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
-        try:
-            return name.decode("utf-8")
-        except UnicodeDecodeError:
-            raise pyfuse3.FUSEError(errno.ENOENT) from None
-
-    def _new_name(self, name: bytes, parent: Node | None = None) -> str:
-        """A name for something new in ``parent``, as the server will keep it (UTF-8
-        text in NFC; not a name the server keeps for itself at the root): checked
-        here, since the server hears of it only later."""
-        if len(name) > NAME_MAX:
-            raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
-        try:
-            text = normalize(name.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise pyfuse3.FUSEError(errno.EINVAL) from None
-        if len(text.encode("utf-8")) > NAME_MAX:
-            raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
-        at_top = parent is not None and parent.parent_id is None
-        if at_top and text in self.replica.reserved_names:
-            raise pyfuse3.FUSEError(errno.EINVAL)
-        return text
+    def _new_name(self, name: bytes, parent: Node) -> str:
+        at_top = parent.parent_id is None
+        return posix.new_name(name, self.replica.reserved_names if at_top else frozenset())
 
     def _folder(self, inode: int) -> Node:
         folder = self._node(inode)
@@ -384,64 +200,50 @@ class DriveFs(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.ENOTDIR)
         return folder
 
-    def _writable(self, *nodes: Node) -> None:
-        """A node under a WebDAV lock is read-only here (the server would say 423)."""
-        if any(node.locked for node in nodes):
-            raise pyfuse3.FUSEError(errno.EACCES)
-
-    @_answer
+    @answer
     async def mkdir(self, parent_inode: int, name: bytes, mode: int,
                     ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:  # fmt: skip
         parent = self._folder(parent_inode)
         child = self._new_name(name, parent)
-        self._writable(parent)
+        posix.writable(parent)
         if self.replica.child(parent.id, child) is not None:
             raise pyfuse3.FUSEError(errno.EEXIST)
         made, effects = await self.namespace.mkdir(parent, child)
-        self.kernel.tell(
-            [e for e in effects if e.old is not None]
-        )  # the kernel adds the entry itself
+        # The kernel adds the new entry itself.
+        self.kernel.tell([e for e in effects if e.old is not None])
         return self._entry(made)
-
-    def _check_not_into_itself(self, node: Node, parent: Node) -> None:
-        """A folder cannot move below itself (EINVAL, as on any disk)."""
-        ancestor: Node | None = parent
-        while node.is_folder and ancestor is not None:
-            if ancestor.id == node.id:
-                raise pyfuse3.FUSEError(errno.EINVAL)
-            ancestor = None if ancestor.parent_id is None else self.replica.get(ancestor.parent_id)
 
     async def _remove(self, parent_inode: int, name: bytes, *, folder: bool) -> None:
         parent = self._folder(parent_inode)
-        node = self.replica.child(parent.id, self._child_name(name))
+        node = self.replica.child(parent.id, posix.child_name(name))
         if node is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
         if node.is_folder != folder:
             raise pyfuse3.FUSEError(errno.ENOTDIR if folder else errno.EISDIR)
         if folder and self.replica.children(node.id, limit=1):
             raise pyfuse3.FUSEError(errno.ENOTEMPTY)
-        self._writable(parent, node)
+        posix.writable(parent, node)
         # An open handle keeps reading: the kernel still knows the inode, so it stays a ghost.
         self.kernel.tell(self.namespace.remove(node))
         if not folder:
             self.writeback.forget(node.id)
 
-    @_answer
+    @answer
     async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         await self._remove(parent_inode, name, folder=False)
 
-    @_answer
+    @answer
     async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         await self._remove(parent_inode, name, folder=True)
 
-    @_answer
+    @answer
     async def rename(  # noqa: PLR0917 (pyfuse3's signature)
         self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
         name_new: bytes, flags: int, ctx: pyfuse3.RequestContext) -> None:  # fmt: skip
-        if flags & ~RENAME_NOREPLACE:  # RENAME_EXCHANGE, RENAME_WHITEOUT: no such thing here
+        if flags & ~posix.RENAME_NOREPLACE:  # RENAME_EXCHANGE, RENAME_WHITEOUT: no such thing here
             raise pyfuse3.FUSEError(errno.EINVAL)
         old_parent, new_parent = self._folder(parent_inode_old), self._folder(parent_inode_new)
-        node = self.replica.child(old_parent.id, self._child_name(name_old))
+        node = self.replica.child(old_parent.id, posix.child_name(name_old))
         if node is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
         new_name = self._new_name(name_new, new_parent)
@@ -451,17 +253,10 @@ class DriveFs(pyfuse3.Operations):
                 return  # renaming onto itself
             there = None  # a change of case or normalisation only
         if there is not None:
-            if flags & RENAME_NOREPLACE:
-                raise pyfuse3.FUSEError(errno.EEXIST)
-            if node.is_folder and not there.is_folder:
-                raise pyfuse3.FUSEError(errno.ENOTDIR)
-            if there.is_folder and not node.is_folder:
-                raise pyfuse3.FUSEError(errno.EISDIR)
-            if there.is_folder and self.replica.children(there.id, limit=1):
-                raise pyfuse3.FUSEError(errno.ENOTEMPTY)
-            self._writable(there)
-        self._writable(old_parent, new_parent, node)
-        self._check_not_into_itself(node, new_parent)
+            full = there.is_folder and bool(self.replica.children(there.id, limit=1))
+            posix.check_replace(node, there, flags, there_empty=not full)
+        posix.writable(old_parent, new_parent, node)
+        posix.check_not_into_itself(node, new_parent, self.replica.get)
         if there is None or there.is_folder:
             self.kernel.tell(self.namespace.move(node, new_parent, new_name, there))
             if not node.is_folder:
@@ -484,7 +279,7 @@ class DriveFs(pyfuse3.Operations):
         effects = await self.writeback.replace_on_server(node, there, new_parent, new_name)
         self.kernel.tell(effects, extra)
 
-    @_answer
+    @answer
     async def setattr(
         self,
         inode: int,
@@ -505,13 +300,14 @@ class DriveFs(pyfuse3.Operations):
         local = self.writeback.local_stat(node.id)
         size = local.st_size if local is not None else node.size
         if fields.update_size and attr.st_size != size:
-            self._writable(node)
+            posix.writable(node)
             await self.writeback.truncate(node, attr.st_size)
         if fields.update_mtime:
-            self._writable(node)
-            if self.writeback.set_mtime(node.id, attr.st_mtime_ns):
-                pass  # the upload carries the working copy's mtime
-            elif attr.st_mtime_ns != node.mtime_ns:
+            posix.writable(node)
+            # With a working copy, the upload carries its mtime.
+            if not self.writeback.set_mtime(node.id, attr.st_mtime_ns) and (
+                attr.st_mtime_ns != node.mtime_ns
+            ):
                 node, effects = self.namespace.set_mtime(node, attr.st_mtime_ns)
                 self.kernel.tell(effects)
         return self._attrs(node)
@@ -520,22 +316,20 @@ class DriveFs(pyfuse3.Operations):
                     ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:  # fmt: skip
         raise pyfuse3.FUSEError(errno.EROFS)
 
-    @_answer
+    @answer
     async def create(
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: pyfuse3.RequestContext
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         parent = self._folder(parent_inode)
         child = self._new_name(name, parent)
-        self._writable(parent)
+        posix.writable(parent)
         if self.replica.child(parent.id, child) is not None:
             raise pyfuse3.FUSEError(errno.EEXIST)
         # Made here with an id the server reserved for us (the inode); the server
         # makes it (empty) from the tree log, and its content follows by upload.
         made, effects = await self.namespace.create(parent, child)
         self.kernel.tell([e for e in effects if e.old is not None])
-        handle = await self._open_for_writing(made, truncate=True)
-        fh = next(self._fhs)
-        self._files[fh] = handle
+        fh = await self.handles.open_for_writing(made, truncate=True)
         return pyfuse3.FileInfo(fh=fh, keep_cache=False), self._entry(made)
 
     async def symlink(self, parent_inode: int, name: bytes, target: bytes,
@@ -545,9 +339,3 @@ class DriveFs(pyfuse3.Operations):
     async def link(self, inode: int, new_parent_inode: int, new_name: bytes,
                    ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:  # fmt: skip
         raise pyfuse3.FUSEError(errno.EROFS)
-
-    # -- the change feed's side ---------------------------------------------------------
-
-    async def changed(self, effects: list[Effect] | None) -> None:
-        """Keep ghosts and drop what the kernel caches about changed nodes (None: everything)."""
-        await self.kernel.changed(effects)
