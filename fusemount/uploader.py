@@ -98,18 +98,25 @@ class Uploader:
         work: WorkCopies,
         queue: UploadQueue,
         connectivity: Connectivity,
+        *,
+        busy: Callable[[NodeId], bool] = lambda _node_id: False,
+        waiting: Callable[[NodeId], bool] = lambda _node_id: False,
+        changed: Callable[[list[Effect]], None] = lambda _effects: None,
+        dropped: Callable[[NodeId], None] = lambda _node_id: None,
     ) -> None:
+        """``busy``: open for writing (not uploaded until closed); ``waiting``: made here,
+        not yet on the server (see treesync), so its content waits; ``changed``: tell the
+        kernel what an answer changed (never blocks); ``dropped``: the kernel's cached
+        pages of the file are not its content any more."""
         self.api = api
         self.replica = replica
         self.work = work
         self.queue = queue
         self.connectivity = connectivity
-        # Set by the composition root: open for writing? tell the kernel (never blocks).
-        self.busy: Callable[[NodeId], bool] = lambda _node_id: False
-        # Made here, not yet on the server (see treesync): its content waits.
-        self.waiting: Callable[[NodeId], bool] = lambda _node_id: False
-        self.changed: Callable[[list[Effect]], None] = lambda _effects: None
-        self.dropped: Callable[[NodeId], None] = lambda _node_id: None  # drop its pages
+        self.busy = busy
+        self.waiting = waiting
+        self.changed = changed
+        self.dropped = dropped
         self.host = socket.gethostname().split(".")[0] or "localhost"
         self._wake = trio.Event()
         self._running: dict[NodeId, trio.Event] = {}

@@ -87,8 +87,8 @@ def run(server: LoggedServer, tmp_path: Path, scenario: Scenario) -> None:
                 connectivity = Connectivity()
                 source = ChunkSource(api, cache, connectivity)
                 work = WorkCopies(cache.directory, FileReader(api, replica, source))
-                uploader = Uploader(api, replica, work, queue, connectivity)
-                uploader.busy, uploader.waiting = work.in_use, tree_log.unmade
+                uploader = Uploader(api, replica, work, queue, connectivity,
+                                    busy=work.in_use, waiting=tree_log.unmade)  # fmt: skip
                 tree = TreeSync(api, replica, tree_log, queue,
                                 connectivity=connectivity, host="test")  # fmt: skip
                 namespace = Namespace(api, replica, tree_log, tree)
