@@ -120,7 +120,7 @@ class Uploader:
         self.host = socket.gethostname().split(".")[0] or "localhost"
         self._wake = trio.Event()
         self._running: dict[NodeId, trio.Event] = {}
-        # Files the mount is deleting or replacing now (see fs): their uploads' answers
+        # Files the mount is deleting or replacing now (see writeback): their uploads' answers
         # (a commit, or "no such node") no longer tell anything about them.
         self.leaving: set[NodeId] = set()
 
