@@ -9,6 +9,8 @@ loop never calls ``pyfuse3.invalidate_*`` itself: it queues notices, and the
 worker sends them in order. ``send`` returns at once (for request handlers);
 ``changed`` waits until its notices went out (for the change feed) and stops
 waiting when cancelled, so a stopping mount never waits on the kernel.
+No request handler waits for the worker, so a notice that blocks on a request
+only holds back the notices queued after it until that request is answered.
 
 Before ``start`` (in-process tests, or before mounting) notices are dropped:
 there is no kernel to tell.
@@ -41,10 +43,6 @@ class Kernel:
         self.inodes = inodes
         self._batches: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
-
-    @property
-    def mounted(self) -> bool:
-        return self._worker is not None
 
     def start(self) -> None:
         """Mounted: from now on notices go to the kernel."""
