@@ -11,7 +11,9 @@ Modules, one job each:
 - ``client``    ``SyncApi`` protocol and its httpx implementation; HTTP → errors
 - ``replica``   the local metadata replica (SQLite): tree, cursor, manifests, pins
 - ``cache``     the content-addressed chunk cache with a hard size limit (LRU)
-- ``reader``    offset → chunks, parallel fetches, read-ahead, connectivity
+- ``connectivity`` whether the server answered lately; who to tell when it is back
+- ``concurrency`` ``gather`` (parallel jobs, first error as itself) and ``leading``
+- ``reader``    offset → chunks, parallel fetches, read-ahead
 - ``pins``      pins, file states, background hydration of pinned files
 - ``sync``      the change feed: first load, long-poll, reconnect and catch-up
 - ``control``   the ``user.drivegate.*`` xattrs: states, pins, mount status
@@ -23,13 +25,20 @@ Modules, one job each:
 - ``workcopy``  working copies of files being written (CACHE_DIR/work)
 - ``uploads``   the durable upload queue (SQLite): what to upload, from which base
 - ``uploader``  background uploads: missing chunks only, compare-and-set commit
-- ``fs``        pyfuse3 operations (thin); errors → errnos; kernel invalidation
+- ``writeback`` the write-back policy: saves, the queue, rename-over, quota (no pyfuse3)
+- ``inodes``    node id ↔ inode, lookup counts, ghosts and stand-ins; which notices
+- ``kernel``    kernel invalidation, sent by one long-lived worker thread
+- ``handles``   open files by handle: reading, writing, flush, fsync, release
+- ``posix``     plain file-system answers: attributes, statfs, names, rename rules
+- ``errnos``    the mount's errors → errnos (``errno_for``, the ``answer`` decorator)
+- ``fs``        pyfuse3 operations (thin handlers over the above)
 - ``mount``     the mount process's composition root
 - ``cli``       ``drivegate mount|umount|pin|unpin|status``
 
-Layering inside the package is one way: records/errors ← client ← replica,
-cache, uploads, treelog ← reader ← pins ← control, sync, workcopy
-← uploader ← treesync ← namespace ← fs ← mount ← cli. docs/mount.md explains the behaviour (cache,
+Layering inside the package is one way: records/errors ← client, connectivity,
+concurrency ← replica, cache, uploads, treelog ← reader ← pins ← control, sync, workcopy
+← uploader ← treesync ← namespace ← writeback, inodes ← kernel, handles, posix,
+errnos ← fs ← mount ← cli. docs/mount.md explains the behaviour (cache,
 pins, write-back, errnos, the xattr control interface).
 """
 

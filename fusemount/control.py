@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from fusemount.cache import ChunkCache
+from fusemount.connectivity import Connectivity
 from fusemount.errors import CacheFull, XattrError
 from fusemount.pins import Pins
-from fusemount.reader import Connectivity, FileReader
+from fusemount.reader import FileReader
 from fusemount.records import Node
 from fusemount.replica import Replica
 from fusemount.treelog import TreeLog
@@ -40,12 +41,16 @@ class Control:
 
     def __init__(self, replica: Replica, reader: FileReader, pins: Pins, *, cache: ChunkCache,
                  connectivity: Connectivity, identity: Identity,
-                 queue: UploadQueue | None = None) -> None:  # fmt: skip
+                 queue: UploadQueue | None = None, tree: TreeLog | None = None,
+                 tree_problems: Callable[[], list[str]] = list,
+                 upload_now: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+        """``tree``: tree changes waiting for the server; ``tree_problems``: what the
+        server refused of them; ``upload_now``: send everything waiting at once."""
         self.replica = replica
         self.queue = queue
-        self.upload_now: Callable[[], None] = lambda: None  # set by the composition root
-        self.tree: TreeLog | None = None  # tree changes waiting for the server (ditto)
-        self.tree_problems: Callable[[], list[str]] = list
+        self.upload_now = upload_now
+        self.tree = tree
+        self.tree_problems = tree_problems
         self.reader = reader
         self.pins = pins
         self.cache = cache

@@ -3,7 +3,7 @@
 Everything the mount raises on purpose derives from :class:`MountError`.
 HTTP answers and transport failures become these classes in exactly one
 place (``client._raise_for``); these become errnos in exactly one place
-(``fs.errno_for``); the CLI prints them as one-line messages.
+(``errnos.errno_for``); the CLI prints them as one-line messages.
 
 ::
 

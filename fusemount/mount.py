@@ -26,12 +26,15 @@ import trio
 
 from fusemount.cache import ChunkCache
 from fusemount.client import HttpApi, SyncApi
+from fusemount.connectivity import Connectivity
 from fusemount.control import Control, Identity
 from fusemount.errors import ServerUnreachable, SetupError
-from fusemount.fs import DriveFs, WriteBack
+from fusemount.fs import DriveFs
+from fusemount.inodes import Inodes
+from fusemount.kernel import Kernel
 from fusemount.namespace import Namespace
 from fusemount.pins import Pins
-from fusemount.reader import ChunkSource, Connectivity, FileReader
+from fusemount.reader import ChunkSource, FileReader
 from fusemount.records import Me, NodeId, VersionId
 from fusemount.replica import Replica
 from fusemount.sync import ChangeFeed
@@ -40,6 +43,7 @@ from fusemount.treesync import TreeSync
 from fusemount.uploader import Uploader
 from fusemount.uploads import UploadQueue
 from fusemount.workcopy import WorkCopies
+from fusemount.writeback import WriteBack
 from runtime.heap import settle_heap
 
 log = logging.getLogger(__name__)
@@ -183,44 +187,52 @@ def assemble(  # noqa: PLR0917 (the pieces the caller opened)
     tree_log: TreeLog,
     upload_delay: float = DEFAULT_UPLOAD_DELAY,
 ) -> Parts:
-    """Wire the parts; ``queue`` and ``tree_log`` live in the cache dir, the working
-    copies next to it."""
+    """Build the parts in dependency order, each given what it uses when it is made;
+    ``queue`` and ``tree_log`` live in the cache dir, the working copies next to it.
+
+    Everything flows one way: what changes the replica in the background (the
+    uploader, the tree sync, the change feed) tells ``kernel`` what the kernel must
+    drop, and ``kernel`` asks ``inodes`` what the kernel knows; neither knows the
+    file system, which sits on top. The tree sync takes new files' content from the
+    uploader (``contents``/``created_with``) and reports made files (``made``);
+    ``control`` reaches the uploader and the tree sync only through ``upload_now``.
+    The one event channel is ``connectivity.on_online``: listeners registered here."""
     connectivity = Connectivity()
     source = ChunkSource(api, cache, connectivity)
     reader = FileReader(api, replica, source)
-    pins = Pins(replica, cache, reader, connectivity)
-    control = Control(replica, reader, pins, cache=cache, connectivity=connectivity,
-                      identity=identity, queue=queue)  # fmt: skip
     work = WorkCopies(cache.directory, reader)
-    pins.local = work.copies.get
     work.keep_only({row.node_id: row.base_version_id for row in queue.all()})
     queue.resume(time.time() + upload_delay)
-    uploader = Uploader(api, replica, work, queue, connectivity)
-    tree = TreeSync(api, replica, tree_log, queue, connectivity=connectivity, host=uploader.host)
-    writeback = WriteBack(work, queue, uploader, upload_delay)
-    namespace = Namespace(api, replica, tree_log, tree)
-    fs = DriveFs(replica, reader, control, connectivity,
-                 namespace=namespace, writeback=writeback)  # fmt: skip
-    uploader.busy, uploader.changed, uploader.dropped = fs.busy, fs.later, fs.forget_pages
-    uploader.waiting = tree_log.unmade
-    tree.changed = fs.later
+    pins = Pins(replica, cache, reader, connectivity, local=work.copies.get)
+    inodes = Inodes(replica)
+    kernel = Kernel(inodes)
+    uploader = Uploader(api, replica, work, queue, connectivity, busy=work.in_use,
+                        waiting=tree_log.unmade, changed=kernel.tell,
+                        dropped=kernel.forget_pages)  # fmt: skip
 
     def made(node_id: NodeId, version: VersionId) -> None:
         work.rebase(node_id, version, only_from=VersionId(0))
         uploader.kick()
 
-    tree.made = made
-    tree.contents, tree.created_with = uploader.contents_for_creates, uploader.created_with
-    control.tree, control.tree_problems = tree_log, lambda: tree.problems
+    tree = TreeSync(api, replica, tree_log, queue, connectivity=connectivity,
+                    host=uploader.host, changed=kernel.tell, made=made,
+                    contents=uploader.contents_for_creates,
+                    created_with=uploader.created_with)  # fmt: skip
 
     def upload_now() -> None:
         queue.resume(time.time())
         uploader.kick()
         tree.kick()
 
-    control.upload_now = upload_now
-    feed = ChangeFeed(api, replica, connectivity, pins, fs.changed)
-    feed.pending = tree_log.pending_nodes
+    control = Control(replica, reader, pins, cache=cache, connectivity=connectivity,
+                      identity=identity, queue=queue, tree=tree_log,
+                      tree_problems=lambda: tree.problems, upload_now=upload_now)  # fmt: skip
+    namespace = Namespace(api, replica, tree_log, tree)
+    writeback = WriteBack(replica, namespace, work, queue, uploader, upload_delay)
+    fs = DriveFs(replica, reader, control, connectivity, namespace=namespace,
+                 writeback=writeback, inodes=inodes, kernel=kernel)  # fmt: skip
+    feed = ChangeFeed(api, replica, connectivity, pins, kernel.changed,
+                      pending=tree_log.pending_nodes)  # fmt: skip
     connectivity.on_online(tree.kick)
     return Parts(fs, feed, source, pins, uploader, tree)
 
@@ -243,7 +255,7 @@ async def _serve(  # noqa: PLR0917 (the parts the composition root built)
         pyfuse3.init(fs, str(options.mountpoint), _fuse_options(options))
     except RuntimeError as exc:  # libfuse says why on stderr (the mount log)
         raise SetupError(f"cannot mount on {options.mountpoint}: {exc}") from None
-    fs.kernel = True
+    fs.kernel.start()
     unmount = True  # unless the kernel side went away by itself (`umount`)
     try:
         async with trio.open_nursery() as nursery:
@@ -262,6 +274,7 @@ async def _serve(  # noqa: PLR0917 (the parts the composition root built)
             nursery.cancel_scope.cancel()
     finally:
         # After `umount` the kernel side is gone already; after a signal we unmount.
+        fs.kernel.stop()
         pyfuse3.close(unmount=unmount)
         log.info("unmounted %s", options.mountpoint)
 

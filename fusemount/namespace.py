@@ -7,7 +7,7 @@ row in the tree log (``treelog``) says what the server must be told;
 (they wait). A new node takes an id the server reserved for this mount (the
 id is the inode number, so it cannot wait for the server).
 
-A file renamed over another is made locally as well (``fs._replace_locally``:
+A file renamed over another is made locally as well (``writeback.replace_locally``:
 the target takes the source's working copy, which for an online-only source
 is its manifest alone). Only while either file is open for writing is it
 made on the server: the waiting rows are replayed first and the move is made

@@ -26,8 +26,9 @@ from humanfriendly import format_size
 
 from cdc.chunking import ChunkHash
 from fusemount.cache import ChunkCache, disk_size
+from fusemount.connectivity import Connectivity
 from fusemount.errors import CacheFull, MountError, NotFound, ServerUnreachable
-from fusemount.reader import Connectivity, FileReader
+from fusemount.reader import FileReader
 from fusemount.records import ChunkSpan, Manifest, Node, NodeId
 from fusemount.replica import Replica
 from fusemount.workcopy import WorkCopy
@@ -69,15 +70,20 @@ def _files(count: int) -> str:
 class Pins:
     """Pin, unpin, describe, and hydrate pinned files in the background."""
 
-    def __init__(self, replica: Replica, cache: ChunkCache, reader: FileReader,
-                 connectivity: Connectivity) -> None:  # fmt: skip
+    def __init__(
+        self,
+        replica: Replica,
+        cache: ChunkCache,
+        reader: FileReader,
+        connectivity: Connectivity,
+        local: Callable[[NodeId], WorkCopy | None] = lambda _node_id: None,
+    ) -> None:
         self.replica = replica
         self.cache = cache
         self.reader = reader
         self.connectivity = connectivity
         self.hydration = Hydration()
-        # The working copy of a file written here, if any (set by the composition root).
-        self.local: Callable[[NodeId], WorkCopy | None] = lambda _node_id: None
+        self.local = local  # the working copy of a file written here, if any
         # While hydrating: the chunks each pending file still waits for, by chunk.
         self._waiting: dict[ChunkHash, list[set[ChunkHash]]] = {}
         self._wake = trio.Event()

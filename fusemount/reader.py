@@ -10,6 +10,9 @@ A fetched chunk is served from memory at once and written to the disk cache
 behind the reader's back (room reserved first, so the hard limit holds; at
 most ``WRITES_BEHIND`` writes pending, then fetches wait for the disk).
 Hydrating pinned files waits for the disk instead.
+
+Whether the server is reachable is ``connectivity``'s; running jobs in
+parallel is ``concurrency``'s.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
 
 import trio
 from cachetools import LRUCache
@@ -26,12 +28,13 @@ from cachetools import LRUCache
 from cdc.chunking import ChunkHash
 from fusemount.cache import ChunkCache
 from fusemount.client import SyncApi
+from fusemount.concurrency import gather
+from fusemount.connectivity import Connectivity
 from fusemount.errors import CacheFull, ChunkCorrupt, MountError, NotFound, ServerUnreachable
 from fusemount.records import ChunkSpan, Manifest, Node, NodeId, VersionRef
 from fusemount.replica import Replica
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 PARALLEL_FETCHES = 8
 MEMORY_BYTES = 64 * 1024 * 1024
@@ -39,37 +42,6 @@ READAHEAD_MIN = 2  # chunks ahead once a handle reads sequentially
 READAHEAD_MAX = 8  # ~10 MiB with 1.25 MiB average chunks; must fit MEMORY_BYTES
 SEQUENTIAL_SLACK = 4 * 1024 * 1024  # the kernel's parallel reads arrive slightly out of order
 WRITES_BEHIND = 8  # chunks fetched but not yet in the disk cache (held in memory meanwhile)
-
-
-class Connectivity:
-    """Whether the server answered lately. The change feed and the readers both
-    report; the change feed waits on ``reconnected`` while offline."""
-
-    def __init__(self) -> None:
-        self.online = False
-        self.kick = trio.Event()
-        self._listeners: list[Callable[[], None]] = []
-
-    def on_online(self, listener: Callable[[], None]) -> None:
-        """Call ``listener`` (it must not block) whenever the server is back."""
-        self._listeners.append(listener)
-
-    def went_offline(self, reason: str) -> None:
-        if self.online:
-            log.warning("server unreachable (%s): serving from the local replica and cache", reason)
-        self.online = False
-
-    def came_online(self) -> None:
-        if not self.online:
-            log.info("server reachable")
-            for listener in self._listeners:
-                listener()
-        self.online = True
-        self.kick.set()
-
-    def poke(self) -> None:
-        """Ask the change feed to retry now (a reader reached the server)."""
-        self.kick.set()
 
 
 @dataclass
@@ -331,39 +303,3 @@ class FileReader:
 
         parts = await gather([part(span) for span in spans])
         return b"".join(parts)
-
-
-async def gather(jobs: list[Callable[[], Awaitable[T]]], limit: int | None = None) -> list[T]:
-    """Run the jobs in parallel (at most ``limit`` at a time, if given); the first
-    MountError (if any) is raised as itself, and the other jobs are cancelled."""
-    if len(jobs) == 1:
-        return [await jobs[0]()]
-    results: list[T | None] = [None] * len(jobs)
-    limiter = trio.CapacityLimiter(limit or max(len(jobs), 1))
-
-    async def run(index: int) -> None:
-        async with limiter:
-            results[index] = await jobs[index]()
-
-    try:
-        async with trio.open_nursery() as nursery:
-            for index in range(len(jobs)):
-                nursery.start_soon(run, index)
-    except BaseExceptionGroup as group:
-        first = leading(group, MountError)
-        if first is None:
-            raise
-        raise first from None
-    return cast("list[T]", results)
-
-
-def leading(group: BaseExceptionGroup[Any], *kinds: type[BaseException]) -> BaseException | None:
-    """The first exception of one of ``kinds`` in a nursery's group (depth first), if any:
-    what the callers of concurrent work catch, as if the work had run alone."""
-    matched = group.subgroup(kinds)
-    if matched is None:
-        return None
-    first: BaseException = matched
-    while isinstance(first, BaseExceptionGroup):
-        first = first.exceptions[0]
-    return first

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from fusemount.client import SyncApi
+from fusemount.connectivity import Connectivity
 from fusemount.errors import (
     BadRequest,
     MountError,
@@ -30,7 +31,6 @@ from fusemount.errors import (
     Unauthorized,
 )
 from fusemount.pins import Pins
-from fusemount.reader import Connectivity
 from fusemount.records import ChangePage, Me, Node, NodeId
 from fusemount.replica import Effect, Replica
 
@@ -54,8 +54,9 @@ async def _ignore(effects: list[Effect] | None) -> None:
 class ChangeFeed:
     """Loads the tree, then follows the change feed for as long as the mount runs."""
 
-    def __init__(self, api: SyncApi, replica: Replica, connectivity: Connectivity,
-                 pins: Pins | None = None, on_effects: OnEffects = _ignore) -> None:  # fmt: skip
+    def __init__(self, api: SyncApi, replica: Replica, connectivity: Connectivity,  # noqa: PLR0917
+                 pins: Pins | None = None, on_effects: OnEffects = _ignore,
+                 pending: Callable[[], set[NodeId]] = set) -> None:  # fmt: skip
         self.api = api
         self.replica = replica
         self.connectivity = connectivity
@@ -65,7 +66,7 @@ class ChangeFeed:
         self._account_at = 0.0
         # Nodes with tree changes made here and not yet on the server (see treesync):
         # the replica shows them newer than the feed does, until they are sent.
-        self.pending: Callable[[], set[NodeId]] = set
+        self.pending = pending
 
     async def start(self, me: Me | None) -> None:
         """Before mounting: load the tree or catch up (``me`` None: the server is unreachable,

@@ -34,6 +34,7 @@ from typing import Any
 import trio
 
 from fusemount.client import BatchAnswer, SyncApi
+from fusemount.connectivity import Connectivity
 from fusemount.errors import (
     ApiError,
     Conflict,
@@ -42,7 +43,6 @@ from fusemount.errors import (
     ServerUnreachable,
     Throttled,
 )
-from fusemount.reader import Connectivity
 from fusemount.records import Node, NodeId, VersionId
 from fusemount.replica import Effect, Replica
 from fusemount.treelog import TreeLog, TreeOp
@@ -64,22 +64,34 @@ NAME_ATTEMPTS = 100
 class TreeSync:
     """Replays the tree log and keeps the id pool filled (see the module docstring)."""
 
-    def __init__(self, api: SyncApi, replica: Replica, log_: TreeLog, queue: UploadQueue, *,
-                 connectivity: Connectivity, host: str) -> None:  # fmt: skip
+    def __init__(
+        self,
+        api: SyncApi,
+        replica: Replica,
+        log_: TreeLog,
+        queue: UploadQueue,
+        *,
+        connectivity: Connectivity,
+        host: str,
+        changed: Callable[[list[Effect]], None] = lambda _effects: None,
+        made: Callable[[NodeId, VersionId], None] = lambda _node_id, _version: None,
+        contents: Callable[[list[NodeId]], Awaitable[dict[NodeId, CreateContent]]] | None = None,
+        created_with: Callable[[CreateContent, Node], None] = lambda _content, _node: None,
+    ) -> None:
+        """``changed``: tell the kernel what changed (never blocks); ``made``: a file made
+        here is on the server as this (empty) version, so its content can go;
+        ``contents``: a new file's content that can go with its create, and
+        ``created_with``: what to do once it went (the uploader's, see there)."""
         self.api = api
         self.replica = replica
         self.log = log_
         self.queue = queue
         self.connectivity = connectivity
         self.host = host
-        # Set by the composition root: tell the kernel what changed (never blocks);
-        # a file made here is on the server as this (empty) version: its content can go.
-        self.changed: Callable[[list[Effect]], None] = lambda _effects: None
-        self.made: Callable[[NodeId, VersionId], None] = lambda _node_id, _version: None
-        # A new file's content that can go with its create, and what to do once it went
-        # (the uploader's, see there).
-        self.contents: Callable[[list[NodeId]], Awaitable[dict[NodeId, CreateContent]]] = _none
-        self.created_with: Callable[[CreateContent, Node], None] = lambda _content, _node: None
+        self.changed = changed
+        self.made = made
+        self.contents = contents or _none
+        self.created_with = created_with
         self._bare: set[NodeId] = set()  # creates refused with their content: go empty
         self.problems: list[str] = []
         self._wake = trio.Event()

@@ -35,6 +35,8 @@ import trio
 
 from cdc.chunking import ChunkHash, ChunkRef, cut_file
 from fusemount.client import SyncApi
+from fusemount.concurrency import gather, leading
+from fusemount.connectivity import Connectivity
 from fusemount.delta import splice
 from fusemount.errors import (
     BadRequest,
@@ -48,7 +50,6 @@ from fusemount.errors import (
     Throttled,
     UploadFailed,
 )
-from fusemount.reader import Connectivity, gather, leading
 from fusemount.records import CommitTarget, Manifest, Node, NodeId
 from fusemount.replica import Effect, Replica
 from fusemount.uploads import Pending, UploadQueue
@@ -97,22 +98,29 @@ class Uploader:
         work: WorkCopies,
         queue: UploadQueue,
         connectivity: Connectivity,
+        *,
+        busy: Callable[[NodeId], bool] = lambda _node_id: False,
+        waiting: Callable[[NodeId], bool] = lambda _node_id: False,
+        changed: Callable[[list[Effect]], None] = lambda _effects: None,
+        dropped: Callable[[NodeId], None] = lambda _node_id: None,
     ) -> None:
+        """``busy``: open for writing (not uploaded until closed); ``waiting``: made here,
+        not yet on the server (see treesync), so its content waits; ``changed``: tell the
+        kernel what an answer changed (never blocks); ``dropped``: the kernel's cached
+        pages of the file are not its content any more."""
         self.api = api
         self.replica = replica
         self.work = work
         self.queue = queue
         self.connectivity = connectivity
-        # Set by the composition root: open for writing? tell the kernel (never blocks).
-        self.busy: Callable[[NodeId], bool] = lambda _node_id: False
-        # Made here, not yet on the server (see treesync): its content waits.
-        self.waiting: Callable[[NodeId], bool] = lambda _node_id: False
-        self.changed: Callable[[list[Effect]], None] = lambda _effects: None
-        self.dropped: Callable[[NodeId], None] = lambda _node_id: None  # drop its pages
+        self.busy = busy
+        self.waiting = waiting
+        self.changed = changed
+        self.dropped = dropped
         self.host = socket.gethostname().split(".")[0] or "localhost"
         self._wake = trio.Event()
         self._running: dict[NodeId, trio.Event] = {}
-        # Files the mount is deleting or replacing now (see fs): their uploads' answers
+        # Files the mount is deleting or replacing now (see writeback): their uploads' answers
         # (a commit, or "no such node") no longer tell anything about them.
         self.leaving: set[NodeId] = set()
 

@@ -22,7 +22,8 @@ from core import Drive
 from fusemount.cache import ChunkCache
 from fusemount.client import HttpApi
 from fusemount.control import Identity
-from fusemount.fs import DriveFs, Notice
+from fusemount.fs import DriveFs
+from fusemount.inodes import Notice
 from fusemount.mount import Parts, assemble
 from fusemount.replica import Effect, Replica
 from fusemount.treelog import TreeLog
@@ -94,12 +95,12 @@ def test_inodes_are_node_ids_and_lookups_are_counted(server: LoggedServer, tmp_p
         assert (await fs.getattr(ROOT, CTX)).st_mode & 0o170000 == 0o040000
         a = await lookup(fs, docs, "a.txt")
         assert await lookup(fs, docs, "a.txt") == a
-        assert fs.lookups[a] == 2
+        assert fs.inodes.lookups[a] == 2
         assert await lookup(fs, docs, "..") == ROOT
         await fails(errno.ENOENT, fs.lookup(docs, b"missing", CTX))
         await fails(errno.ENOTDIR, fs.lookup(a, b"x", CTX))
         await fs.forget([(a, 2), (docs, 1)])
-        assert a not in fs.lookups and docs not in fs.lookups
+        assert a not in fs.inodes.lookups and docs not in fs.inodes.lookups
 
     run(server, tmp_path, scenario)
 
@@ -117,7 +118,7 @@ def test_changes_tell_the_kernel_what_to_drop_and_keep_ghosts(server: LoggedServ
         handle = (await fs.open(gone, os.O_RDONLY, CTX)).fh
 
         sent: list[object] = []
-        fs.notices = _recording(fs.notices, sent)  # type: ignore[method-assign,assignment]
+        fs.inodes.notices = _recording(fs.inodes.notices, sent)  # type: ignore[method-assign,assignment]
         assert dav.put("/old.txt", content=b"two!").status_code == 204
         await parts.feed.catch_up()
         assert ("inode", old, False) in sent  # new version: attributes and page cache
@@ -262,7 +263,7 @@ def test_a_pinned_folder_says_how_many_files_are_still_downloading(
         fh = (await fs.open(first, os.O_RDONLY, CTX)).fh
         assert await fs.read(fh, 0, 2 * MIB) == blobs["/album/0.bin"]  # cached: not missing
         await fs.release(fh)
-        folder = fs.replica.get(fs.node_id_of(album))
+        folder = fs.replica.get(fs.inodes.node_id_of(album))
         assert folder is not None
         assert parts.pins.usage(folder).missing_files == 2  # the counting the state uses
         await fs.setxattr(album, b"user.drivegate.pinned", b"1", CTX)

@@ -23,6 +23,7 @@ import trio
 from cdc.chunking import ChunkHash, chunk_hash
 from fusemount.cache import ChunkCache
 from fusemount.client import HttpApi
+from fusemount.connectivity import Connectivity
 from fusemount.errors import (
     ChunkCorrupt,
     Conflict,
@@ -31,7 +32,7 @@ from fusemount.errors import (
     ServerUnreachable,
     Unauthorized,
 )
-from fusemount.reader import ChunkSource, Connectivity, FileReader, ReadAhead
+from fusemount.reader import ChunkSource, FileReader, ReadAhead
 from fusemount.records import Node, NodeId, VersionId, VersionRef
 from fusemount.replica import Replica
 
