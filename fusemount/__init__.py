@@ -6,7 +6,7 @@ and a test checks that mounting loads no database, store or WebDAV library.
 
 Modules, one job each:
 
-- ``records``   typed records of the sync API, parsed in one place
+- ``apirecords`` typed records of the sync API, parsed in one place
 - ``errors``    the mount's exception tree (drawn in its docstring)
 - ``client``    ``SyncApi`` protocol and its httpx implementation; HTTP → errors
 - ``replica``   the local metadata replica (SQLite): tree, cursor, manifests, pins
@@ -23,7 +23,7 @@ Modules, one job each:
                 the pool of node ids the server reserved for new nodes
 - ``treesync``  replays the tree log in order; settles what the server refuses
 - ``workcopy``  working copies of files being written (CACHE_DIR/work)
-- ``uploads``   the durable upload queue (SQLite): what to upload, from which base
+- ``uploadqueue`` the durable upload queue (SQLite): what to upload, from which base
 - ``uploader``  background uploads: missing chunks only, compare-and-set commit
 - ``writeback`` the write-back policy: saves, the queue, rename-over, quota (no pyfuse3)
 - ``inodes``    node id ↔ inode, lookup counts, ghosts and stand-ins; which notices
@@ -35,8 +35,8 @@ Modules, one job each:
 - ``mount``     the mount process's composition root
 - ``cli``       ``drivegate mount|umount|pin|unpin|status``
 
-Layering inside the package is one way: records/errors ← client, connectivity,
-concurrency ← replica, cache, uploads, treelog ← reader ← pins ← control, sync, workcopy
+Layering inside the package is one way: apirecords/errors ← client, connectivity,
+concurrency ← replica, cache, uploadqueue, treelog ← reader ← pins ← control, sync, workcopy
 ← uploader ← treesync ← namespace ← writeback, inodes ← kernel, handles, posix,
 errnos ← fs ← mount ← cli. docs/mount.md explains the behaviour (cache,
 pins, write-back, errnos, the xattr control interface).

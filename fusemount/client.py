@@ -35,6 +35,17 @@ import httpx
 import trio
 
 from cdc.chunking import ChunkHash, chunk_hash
+from fusemount.apirecords import (
+    ChangePage,
+    CommitTarget,
+    Manifest,
+    Me,
+    Node,
+    NodeId,
+    TreePage,
+    VersionId,
+    chunk_hash_of,
+)
 from fusemount.errors import (
     ApiError,
     BadRequest,
@@ -49,17 +60,6 @@ from fusemount.errors import (
     ServerUnreachable,
     Throttled,
     Unauthorized,
-)
-from fusemount.records import (
-    ChangePage,
-    CommitTarget,
-    Manifest,
-    Me,
-    Node,
-    NodeId,
-    TreePage,
-    VersionId,
-    chunk_hash_of,
 )
 
 log = logging.getLogger(__name__)

@@ -13,15 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from fusemount.apirecords import Node
 from fusemount.cache import ChunkCache
 from fusemount.connectivity import Connectivity
 from fusemount.errors import CacheFull, XattrError
 from fusemount.pins import Pins
 from fusemount.reader import FileReader
-from fusemount.records import Node
 from fusemount.replica import Replica
 from fusemount.treelog import TreeLog
-from fusemount.uploads import UploadQueue
+from fusemount.uploadqueue import UploadQueue
 
 PREFIX = b"user.drivegate."
 NAMES = (b"state", b"pinned", b"pinned_by", b"cached", b"size", b"mount")

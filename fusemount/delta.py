@@ -21,9 +21,9 @@ from cdc.chunking import ChunkRef
 from cdc.deltaplan import SourceChanged
 from cdc.deltaplan import plan as plan_cuts
 from cdc.deltaplan import splice as splice_chunks
+from fusemount.apirecords import ChunkSpan
 from fusemount.errors import FileChanged
 from fusemount.extents import Extents
-from fusemount.records import ChunkSpan
 
 Content = Callable[[int, int], Awaitable[bytes]]
 

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import pyfuse3
 
 from fusemount import posix
+from fusemount.apirecords import Node
 from fusemount.connectivity import Connectivity
 from fusemount.control import Control
 from fusemount.errnos import answer
@@ -35,7 +36,6 @@ from fusemount.inodes import Inodes, Notice, fs_name
 from fusemount.kernel import Kernel
 from fusemount.namespace import Namespace
 from fusemount.reader import FileReader
-from fusemount.records import Node
 from fusemount.replica import Replica
 from fusemount.writeback import WriteBack
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 import pyfuse3
 
+from fusemount.apirecords import Node, NodeId
 from fusemount.connectivity import Connectivity
 from fusemount.errors import MountError
 from fusemount.inodes import Inodes
 from fusemount.reader import FileReader, ReadAhead
-from fusemount.records import Node, NodeId
 from fusemount.replica import Replica
 from fusemount.writeback import WriteBack
 

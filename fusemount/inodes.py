@@ -19,7 +19,7 @@ from typing import Literal
 
 import pyfuse3
 
-from fusemount.records import Node, NodeId
+from fusemount.apirecords import Node, NodeId
 from fusemount.replica import Effect, Replica
 
 Notice = tuple[Literal["entry"], int, bytes] | tuple[Literal["inode"], int, bool]

@@ -27,8 +27,8 @@ import threading
 import pyfuse3
 import trio
 
+from fusemount.apirecords import NodeId
 from fusemount.inodes import Inodes, Notice
-from fusemount.records import NodeId
 from fusemount.replica import Effect
 
 log = logging.getLogger(__name__)

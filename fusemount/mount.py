@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import pyfuse3
 import trio
 
+from fusemount.apirecords import Me, NodeId, VersionId
 from fusemount.cache import ChunkCache
 from fusemount.client import HttpApi, SyncApi
 from fusemount.connectivity import Connectivity
@@ -35,13 +36,12 @@ from fusemount.kernel import Kernel
 from fusemount.namespace import Namespace
 from fusemount.pins import Pins
 from fusemount.reader import ChunkSource, FileReader
-from fusemount.records import Me, NodeId, VersionId
 from fusemount.replica import Replica
-from fusemount.sync import ChangeFeed
+from fusemount.sync import FeedFollower
 from fusemount.treelog import TreeLog
 from fusemount.treesync import TreeSync
 from fusemount.uploader import Uploader
-from fusemount.uploads import UploadQueue
+from fusemount.uploadqueue import UploadQueue
 from fusemount.workcopy import WorkCopies
 from fusemount.writeback import WriteBack
 from runtime.heap import settle_heap
@@ -171,7 +171,7 @@ class Parts:
     """The mount's working parts, wired together (the tests drive them in-process)."""
 
     fs: DriveFs
-    feed: ChangeFeed
+    feed: FeedFollower
     source: ChunkSource
     pins: Pins
     uploader: Uploader
@@ -231,7 +231,7 @@ def assemble(  # noqa: PLR0917 (the pieces the caller opened)
     writeback = WriteBack(replica, namespace, work, queue, uploader, upload_delay)
     fs = DriveFs(replica, reader, control, connectivity, namespace=namespace,
                  writeback=writeback, inodes=inodes, kernel=kernel)  # fmt: skip
-    feed = ChangeFeed(api, replica, connectivity, pins, kernel.changed,
+    feed = FeedFollower(api, replica, connectivity, pins, kernel.changed,
                       pending=tree_log.pending_nodes)  # fmt: skip
     connectivity.on_online(tree.kick)
     return Parts(fs, feed, source, pins, uploader, tree)

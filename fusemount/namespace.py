@@ -22,8 +22,8 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+from fusemount.apirecords import Node
 from fusemount.client import SyncApi
-from fusemount.records import Node
 from fusemount.replica import Effect, Replica
 from fusemount.treelog import TreeLog
 from fusemount.treesync import TreeSync

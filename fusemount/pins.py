@@ -25,11 +25,11 @@ import trio
 from humanfriendly import format_size
 
 from cdc.chunking import ChunkHash
+from fusemount.apirecords import ChunkSpan, Manifest, Node, NodeId
 from fusemount.cache import ChunkCache, disk_size
 from fusemount.connectivity import Connectivity
 from fusemount.errors import CacheFull, MountError, NotFound, ServerUnreachable
 from fusemount.reader import FileReader
-from fusemount.records import ChunkSpan, Manifest, Node, NodeId
 from fusemount.replica import Replica
 from fusemount.workcopy import WorkCopy
 

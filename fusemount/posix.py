@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pyfuse3
 
-from fusemount.records import Node, NodeId
+from fusemount.apirecords import Node, NodeId
 from fusemount.replica import normalize
 
 TIMEOUT = 60.0  # the change feed invalidates what changes; this is only a safety net

@@ -26,12 +26,12 @@ import trio
 from cachetools import LRUCache
 
 from cdc.chunking import ChunkHash
+from fusemount.apirecords import ChunkSpan, Manifest, Node, NodeId, VersionRef
 from fusemount.cache import ChunkCache
 from fusemount.client import SyncApi
 from fusemount.concurrency import gather
 from fusemount.connectivity import Connectivity
 from fusemount.errors import CacheFull, ChunkCorrupt, MountError, NotFound, ServerUnreachable
-from fusemount.records import ChunkSpan, Manifest, Node, NodeId, VersionRef
 from fusemount.replica import Replica
 
 log = logging.getLogger(__name__)

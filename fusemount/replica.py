@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cdc.chunking import ChunkHash
+from fusemount.apirecords import Change, ChunkSpan, Manifest, Node, NodeId, VersionId, VersionRef
 from fusemount.errors import SetupError
-from fusemount.records import Change, ChunkSpan, Manifest, Node, NodeId, VersionId, VersionRef
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class Replica:
         self._db.executescript(SCHEMA)
         # Bumped by every change learnt outside the feed (``upsert``, ``remove``), with the
         # nodes it touched: a page of changes fetched before such a change may show those
-        # nodes' older state (see ``ChangeFeed.next_page``).
+        # nodes' older state (see ``FeedFollower.next_page``).
         self.local_generation = 0
         self._touched: dict[NodeId, int] = {}
         self._reserved_names: frozenset[str] | None = None

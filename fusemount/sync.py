@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
+from fusemount.apirecords import ChangePage, Me, Node, NodeId
 from fusemount.client import SyncApi
 from fusemount.connectivity import Connectivity
 from fusemount.errors import (
@@ -31,7 +32,6 @@ from fusemount.errors import (
     Unauthorized,
 )
 from fusemount.pins import Pins
-from fusemount.records import ChangePage, Me, Node, NodeId
 from fusemount.replica import Effect, Replica
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ async def _ignore(effects: list[Effect] | None) -> None:
     return None
 
 
-class ChangeFeed:
+class FeedFollower:
     """Loads the tree, then follows the change feed for as long as the mount runs."""
 
     def __init__(self, api: SyncApi, replica: Replica, connectivity: Connectivity,  # noqa: PLR0917

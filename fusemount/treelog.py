@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from fusemount.records import NodeId
+from fusemount.apirecords import NodeId
 
 OpKind = Literal["mkdir", "create", "move", "delete", "mtime"]
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import trio
 
+from fusemount.apirecords import Node, NodeId, VersionId
 from fusemount.client import BatchAnswer, SyncApi
 from fusemount.connectivity import Connectivity
 from fusemount.errors import (
@@ -43,11 +44,10 @@ from fusemount.errors import (
     ServerUnreachable,
     Throttled,
 )
-from fusemount.records import Node, NodeId, VersionId
 from fusemount.replica import Effect, Replica
 from fusemount.treelog import TreeLog, TreeOp
 from fusemount.uploader import CreateContent, conflict_name
-from fusemount.uploads import UploadQueue
+from fusemount.uploadqueue import UploadQueue
 
 log = logging.getLogger(__name__)
 

@@ -34,6 +34,7 @@ from typing import Any
 import trio
 
 from cdc.chunking import ChunkHash, ChunkRef, cut_file
+from fusemount.apirecords import CommitTarget, Manifest, Node, NodeId
 from fusemount.client import SyncApi
 from fusemount.concurrency import gather, leading
 from fusemount.connectivity import Connectivity
@@ -50,9 +51,8 @@ from fusemount.errors import (
     Throttled,
     UploadFailed,
 )
-from fusemount.records import CommitTarget, Manifest, Node, NodeId
 from fusemount.replica import Effect, Replica
-from fusemount.uploads import Pending, UploadQueue
+from fusemount.uploadqueue import Pending, UploadQueue
 from fusemount.workcopy import WorkCopies
 
 log = logging.getLogger(__name__)

@@ -32,11 +32,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from fusemount.apirecords import Manifest, Node, NodeId, VersionId, VersionRef
 from fusemount.delta import Planned, plan
 from fusemount.errors import CacheFull, MountError, UploadFailed
 from fusemount.extents import Extents
 from fusemount.reader import FileReader, ReadAhead
-from fusemount.records import Manifest, Node, NodeId, VersionId, VersionRef
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ here, so it is tested without mounting).
 
 Content writes go to the file's working copy (``workcopy``); ``save`` (a
 ``flush``, ``fsync`` or the last close) records it and queues its upload
-(``uploads``) before it returns, and ``uploader`` sends it ``delay`` seconds
+(``uploadqueue``) before it returns, and ``uploader`` sends it ``delay`` seconds
 later, once no handle writes the file. While a working copy exists, reads,
 size and mtime come from it. A file deleted while open for writing keeps its
 working copy until its last writer closes.
@@ -28,13 +28,13 @@ import sqlite3
 import time
 from collections.abc import Iterator
 
+from fusemount.apirecords import Node, NodeId, VersionId
 from fusemount.errors import CacheFull, MountError, ServerUnreachable, UploadFailed
 from fusemount.namespace import Namespace
 from fusemount.reader import ReadAhead
-from fusemount.records import Node, NodeId, VersionId
 from fusemount.replica import Effect, Replica
 from fusemount.uploader import Uploader
-from fusemount.uploads import UploadQueue
+from fusemount.uploadqueue import UploadQueue
 from fusemount.workcopy import WorkCopies, disk_errors
 
 log = logging.getLogger(__name__)

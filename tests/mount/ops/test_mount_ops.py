@@ -27,7 +27,7 @@ from fusemount.inodes import Notice
 from fusemount.mount import Parts, assemble
 from fusemount.replica import Effect, Replica
 from fusemount.treelog import TreeLog
-from fusemount.uploads import UploadQueue
+from fusemount.uploadqueue import UploadQueue
 from tests.conftest import ALICE, BackendSetup
 from tests.support.mounts import LoggedServer, logged_server
 

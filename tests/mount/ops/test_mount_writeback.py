@@ -19,18 +19,18 @@ import pytest
 import trio
 
 from core import Drive
+from fusemount.apirecords import Node
 from fusemount.cache import ChunkCache
 from fusemount.client import HttpApi
 from fusemount.connectivity import Connectivity
 from fusemount.namespace import Namespace
 from fusemount.reader import ChunkSource, FileReader
-from fusemount.records import Node
 from fusemount.replica import Replica
-from fusemount.sync import ChangeFeed
+from fusemount.sync import FeedFollower
 from fusemount.treelog import TreeLog
 from fusemount.treesync import TreeSync
 from fusemount.uploader import Uploader
-from fusemount.uploads import UploadQueue
+from fusemount.uploadqueue import UploadQueue
 from fusemount.workcopy import WorkCopies
 from fusemount.writeback import WriteBack
 from tests.conftest import ALICE, BackendSetup
@@ -47,7 +47,7 @@ class Side:
     """The write side, wired by hand as the composition root does (no DriveFs)."""
 
     replica: Replica
-    feed: ChangeFeed
+    feed: FeedFollower
     namespace: Namespace
     tree: TreeSync
     uploader: Uploader
@@ -94,7 +94,7 @@ def run(server: LoggedServer, tmp_path: Path, scenario: Scenario) -> None:
                                 connectivity=connectivity, host="test")  # fmt: skip
                 namespace = Namespace(api, replica, tree_log, tree)
                 writeback = WriteBack(replica, namespace, work, queue, uploader, delay=0.0)
-                feed = ChangeFeed(api, replica, connectivity)
+                feed = FeedFollower(api, replica, connectivity)
                 await feed.start(await api.me())
                 await tree.refill()
                 async with trio.open_nursery() as nursery:

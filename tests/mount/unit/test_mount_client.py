@@ -21,6 +21,7 @@ import pytest
 import trio
 
 from cdc.chunking import ChunkHash, chunk_hash
+from fusemount.apirecords import Node, NodeId, VersionId, VersionRef
 from fusemount.cache import ChunkCache
 from fusemount.client import HttpApi
 from fusemount.connectivity import Connectivity
@@ -33,7 +34,6 @@ from fusemount.errors import (
     Unauthorized,
 )
 from fusemount.reader import ChunkSource, FileReader, ReadAhead
-from fusemount.records import Node, NodeId, VersionId, VersionRef
 from fusemount.replica import Replica
 
 CHUNK = 1000

@@ -13,10 +13,10 @@ import trio
 
 from cdc import deltaplan
 from cdc.chunking import ChunkHash, ChunkRef, cut_file
+from fusemount.apirecords import ChunkSpan
 from fusemount.delta import plan, splice
 from fusemount.errors import FileChanged
 from fusemount.extents import Extents
-from fusemount.records import ChunkSpan
 
 MiB = 1024 * 1024
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from cdc.chunking import ChunkHash
+from fusemount.apirecords import Change, ChunkSpan, Manifest, Node, NodeId, VersionId, VersionRef
 from fusemount.errors import SetupError
-from fusemount.records import Change, ChunkSpan, Manifest, Node, NodeId, VersionId, VersionRef
 from fusemount.replica import Replica
 
 ROOT = NodeId(10)

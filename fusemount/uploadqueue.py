@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from fusemount.records import NodeId, VersionId
+from fusemount.apirecords import NodeId, VersionId
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS uploads (
