@@ -24,7 +24,8 @@ Modules, one job each:
 - ``treesync``  replays the tree log in order; settles what the server refuses
 - ``workcopy``  working copies of files being written (CACHE_DIR/work)
 - ``uploadqueue`` the durable upload queue (SQLite): what to upload, from which base
-- ``uploader``  background uploads: missing chunks only, compare-and-set commit
+- ``contentsend`` sending a working copy: missing chunks only, patches, splices
+- ``uploader``  background uploads: when, retries, conflicted copies
 - ``writeback`` the write-back policy: saves, the queue, rename-over, quota (no pyfuse3)
 - ``inodes``    node id ↔ inode, lookup counts, ghosts and stand-ins; which notices
 - ``kernel``    kernel invalidation, sent by one long-lived worker thread
@@ -37,7 +38,7 @@ Modules, one job each:
 
 Layering inside the package is one way: apirecords/errors ← client, connectivity,
 concurrency ← replica, cache, uploadqueue, treelog ← reader ← pins ← control, sync, workcopy
-← uploader ← treesync ← namespace ← writeback, inodes ← kernel, handles, posix,
+← contentsend ← uploader ← treesync ← namespace ← writeback, inodes ← kernel, handles, posix,
 errnos ← fs ← mount ← cli. docs/mount.md explains the behaviour (cache,
 pins, write-back, errnos, the xattr control interface).
 """

@@ -75,7 +75,7 @@ class Control:
         if key == b"pinned":
             return b"1" if self.pins.is_pinned(node) else b"0"
         if key == b"pinned_by":
-            holder = self.replica.pinned_by(node.id)
+            holder = self.replica.pins.pinned_by(node.id)
             path = "" if holder is None else self.replica.path_of(holder)
             return path.encode("utf-8", "surrogateescape")
         if key == b"cached":

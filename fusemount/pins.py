@@ -92,7 +92,7 @@ class Pins:
     # -- states -------------------------------------------------------------------
 
     def is_pinned(self, node: Node) -> bool:
-        return self.replica.pinned_by(node.id) is not None
+        return self.replica.pins.pinned_by(node.id) is not None
 
     def _known_manifest(self, node: Node) -> Manifest | None:
         if node.version is None:
@@ -153,7 +153,7 @@ class Pins:
                 f"pinning {self.replica.path_of(node.id)} needs {_human(needed)} of pinned data,"
                 f" more than the cache holds ({_human(self.cache.limit)})"
             )
-        self.replica.add_pin(node.id)
+        self.replica.pins.add(node.id)
         # Counted now, so that `status` says what is missing before hydration looks.
         self.hydration.files += len(files)
         self.hydration.pending_files += self._usage(files).missing_files
@@ -162,24 +162,24 @@ class Pins:
 
     def unpin(self, node: Node) -> None:
         """Unpin the node and any pins below it; refused if a folder above is pinned."""
-        self.replica.remove_pins(node.id)
-        holder = self.replica.pinned_by(node.id)
+        self.replica.pins.remove_below(node.id)
+        holder = self.replica.pins.pinned_by(node.id)
         if holder is not None:
             raise CacheFull(f"still pinned through {self.replica.path_of(holder)}")
-        self.cache.set_pinned(self.replica.pinned_hashes())
+        self.cache.set_pinned(self.replica.pins.hashes())
         log.info("unpinned %s", self.replica.path_of(node.id))
         self.wake()
 
     def _unpinned_files(self, node: Node) -> list[Node]:
         files = self.replica.subtree_files(node.id) if node.is_folder else [node]
-        pinned = {f.id for f in self.replica.pinned_files()}
+        pinned = {f.id for f in self.replica.pins.files()}
         return [f for f in files if f.id not in pinned]
 
     def _pinned_bytes(self) -> int:
         """Bytes the current pins need: known manifests exactly, the others by size."""
         hashes: dict[ChunkHash, int] = {}
         unknown = 0
-        for file in self.replica.pinned_files():
+        for file in self.replica.pins.files():
             manifest = self._known_manifest(file)
             if manifest is None:
                 unknown += disk_size(file.size)
@@ -228,7 +228,7 @@ class Pins:
                     unknown += 1
                     self.hydration.problem = str(exc)
 
-        pinned = self.replica.pinned_files()
+        pinned = self.replica.pins.files()
         async with trio.open_nursery() as nursery:
             for file in pinned:
                 if file.size:

@@ -276,7 +276,7 @@ class FileReader:
         return manifest
 
     def pinned(self, node: Node) -> bool:
-        return self.replica.pinned_by(node.id) is not None
+        return self.replica.pins.pinned_by(node.id) is not None
 
     async def read(
         self, node: Node, offset: int, size: int, ahead: ReadAhead | None = None

@@ -14,8 +14,8 @@ import json
 import logging
 import sqlite3
 import unicodedata
-from collections.abc import Collection, Container, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Container, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -140,6 +140,7 @@ class Replica:
         self.local_generation = 0
         self._touched: dict[NodeId, int] = {}
         self._reserved_names: frozenset[str] | None = None
+        self.pins = PinRows(self._db, self._transaction)
 
     def close(self) -> None:
         self._db.close()
@@ -421,13 +422,23 @@ class Replica:
                      for i, s in enumerate(manifest.chunks)),
                 )  # fmt: skip
 
-    # -- pins -----------------------------------------------------------------------
 
-    def add_pin(self, node_id: NodeId) -> None:
+class PinRows:
+    """The replica's pins: the nodes pinned by the user (a pin holds its whole subtree)."""
+
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        transaction: Callable[[], AbstractContextManager[sqlite3.Connection]],
+    ) -> None:
+        self._db = db
+        self._transaction = transaction
+
+    def add(self, node_id: NodeId) -> None:
         with self._transaction() as db:
             db.execute("INSERT OR IGNORE INTO pins (node_id) VALUES (?)", (node_id,))
 
-    def remove_pins(self, node_id: NodeId) -> None:
+    def remove_below(self, node_id: NodeId) -> None:
         """Unpin the node and everything pinned below it."""
         with self._transaction() as db:
             db.execute(f"{_SUBTREE} DELETE FROM pins WHERE node_id IN sub", (node_id,))
@@ -446,14 +457,14 @@ class Replica:
         ).fetchone()
         return None if row is None else NodeId(int(row[0]))
 
-    def pinned_files(self) -> list[Node]:
+    def files(self) -> list[Node]:
         rows = self._db.execute(
             f"{_PINNED_SUBTREES} SELECT {_NODE_COLUMNS} FROM nodes "
             "WHERE id IN sub AND kind = 'file' ORDER BY id"
         ).fetchall()
         return [_node(row) for row in rows]
 
-    def pinned_hashes(self) -> set[ChunkHash]:
+    def hashes(self) -> set[ChunkHash]:
         """Chunks of the stored manifests of every pinned file's current version."""
         rows = self._db.execute(
             f"{_PINNED_SUBTREES} SELECT DISTINCT mc.hash FROM nodes n "
@@ -462,5 +473,5 @@ class Replica:
         ).fetchall()
         return {ChunkHash(str(row[0])) for row in rows}
 
-    def has_pins(self) -> bool:
+    def any(self) -> bool:
         return self._db.execute("SELECT 1 FROM pins LIMIT 1").fetchone() is not None

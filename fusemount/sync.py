@@ -146,7 +146,7 @@ class FeedFollower:
             return
         log.debug("applied %d changes up to cursor %d", len(page.changes), page.cursor)
         await self.on_effects(effects)
-        if self.pins is not None and self.replica.has_pins():
+        if self.pins is not None and self.replica.pins.any():
             self.pins.wake()
         if time.monotonic() - self._account_at > 2.0:
             self._remember(await self.api.me())

@@ -1,14 +1,13 @@
-"""Background uploads of queued working copies (write-back).
+"""Background uploads of queued working copies (write-back): what to send when,
+and what to do about the server's answers (``contentsend`` does the sending).
 
 A file is uploaded once its delay after the last close has passed and no
-handle has it open for writing: cut into chunks as the server cuts them
-(``cdc.chunking``), ask the server which chunks it lacks (``POST
-/chunks/missing``), send only those, then commit the manifest naming the
-version the edit started from (compare-and-set). A small edit of a file held
-only in part goes as a patch instead: just the bytes written, which the
-server re-cuts into chunks itself (see docs/mount.md, "Delta edits"). The
-answer goes into the replica at once. Offline, the row waits and is retried (every few seconds,
-or at once when the server is back). A version conflict (the file changed on
+handle has it open for writing: only the chunks the server lacks go, or a
+patch for a small edit of a file held in part, and the commit names the
+version the edit started from (compare-and-set; docs/mount.md, "Delta
+edits"). The answer goes into the replica at once. Offline, the row waits
+and is retried (every few seconds, or at once when the server is back). A
+version conflict (the file changed on
 the server since the edit began) turns the local content into a conflicted
 copy next to the file. A refusal that retrying cannot cure (the quota, the
 file deleted on the server) stops the row with its reason, for ``status`` to
@@ -27,18 +26,17 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import trio
 
-from cdc.chunking import ChunkHash, ChunkRef, cut_file
-from fusemount.apirecords import CommitTarget, Manifest, Node, NodeId
+from cdc.chunking import ChunkRef
+from fusemount.apirecords import CommitTarget, Node, NodeId
 from fusemount.client import SyncApi
-from fusemount.concurrency import gather, leading
 from fusemount.connectivity import Connectivity
-from fusemount.delta import splice
+from fusemount.contentsend import ContentSender, cut_whole, read_piece
 from fusemount.errors import (
     BadRequest,
     Conflict,
@@ -58,16 +56,9 @@ from fusemount.workcopy import WorkCopies
 log = logging.getLogger(__name__)
 
 PARALLEL_FILES = 4  # files uploaded at once
-PARALLEL_PUTS = 4  # chunk PUTs of one file at once
 RETRY = 5.0  # seconds before an upload that failed for a passing reason is tried again
 IDLE = 30.0
 FOLD_LIMIT = 8 * 1024 * 1024  # a new file up to this size can go with its create
-# An edit of a file held in part whose written bytes are at most this many goes as
-# a patch: the bytes, not the chunks around them (which would come down, be re-cut
-# here and go up again). Beyond it, a chunk upload costs the server less.
-PATCH_BYTES = 4 * 1024 * 1024
-PATCH_RANGES = 256
-PATCH_GROWTH = 64 * 1024 * 1024  # the server's bound: it cuts a patch's growth itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +100,7 @@ class Uploader:
         kernel what an answer changed (never blocks); ``dropped``: the kernel's cached
         pages of the file are not its content any more."""
         self.api = api
+        self.sender = ContentSender(api, work)
         self.replica = replica
         self.work = work
         self.queue = queue
@@ -175,7 +167,7 @@ class Uploader:
 
     async def _upload(self, row: Pending) -> None:
         try:
-            node = await self._send(row)
+            node = await self.sender.send(row)
         except (FileChanged, BadRequest) as exc:
             # Written while being read: what was read is no state the file had (a short
             # read here, or a chunk the server found not to hash to its name). The row
@@ -231,23 +223,18 @@ class Uploader:
             return {}
         paths = {row.node_id: self.work.path(row.node_id) for row in rows}
         try:
-            cut = await trio.to_thread.run_sync(lambda: {n: _cut(p) for n, p in paths.items()})
+            cut = await trio.to_thread.run_sync(lambda: {n: cut_whole(p) for n, p in paths.items()})
         except OSError as exc:  # the upload of its own says which and why
             log.info("new files go without their content: %s", exc)
             return {}
         contents = {row.node_id: CreateContent(row, *cut[row.node_id]) for row in rows}
-        wanted = {p.hash: (n, p) for n, c in contents.items() for p in c.pieces}
-        absent = await self.api.missing(list(wanted))
+        holder = {piece: paths[n] for n, content in contents.items() for piece in content.pieces}
 
-        def job(node_id: NodeId, piece: ChunkRef) -> Callable[[], Awaitable[None]]:
-            async def send() -> None:
-                data = await trio.to_thread.run_sync(_read_path, paths[node_id], piece)
-                await self.api.put_chunk(piece.hash, data)
+        async def read(piece: ChunkRef) -> bytes:
+            return await trio.to_thread.run_sync(read_piece, holder[piece], piece)
 
-            return send
-
-        try:
-            await gather([job(*wanted[h]) for h in absent if h in wanted], limit=PARALLEL_PUTS)
+        try:  # one ``missing`` for the whole batch of files
+            await self.sender.send_missing(list(holder), read)
         except (FileChanged, BadRequest) as exc:  # written meanwhile: each goes on its own
             if isinstance(exc, BadRequest) and exc.code != "hash_mismatch":
                 raise
@@ -334,7 +321,7 @@ class Uploader:
         for candidate in names:
             target = CommitTarget(parent_id=parent_id, name=candidate)
             try:
-                return await self._send(row, target)
+                return await self.sender.send(row, target)
             except Conflict as exc:
                 if exc.code != "name_taken":
                     raise
@@ -345,145 +332,6 @@ class Uploader:
                 return await self._send_copy(row, parent_id, name, keep_name)
         raise UploadFailed("no free name for the conflicted copy")
 
-    async def _send(self, row: Pending, target: CommitTarget | None = None) -> Node:
-        copy = self.work.copies.get(row.node_id)
-        if copy is None:
-            raise UploadFailed(f"the working copy of node {row.node_id} is gone")
-        if copy.complete:
-            pieces, whole = await self._cut_and_send(self.work.path(row.node_id))
-            return await self._commit(row, target, pieces, whole)
-
-        origin = copy.origin
-        if target is None and origin is not None and origin.version.id == row.base_version_id:
-            ranges = list(copy.local)
-            if (
-                sum(end - start for start, end in ranges) <= PATCH_BYTES
-                and len(ranges) <= PATCH_RANGES
-                and copy.size - origin.size <= PATCH_GROWTH
-            ):
-                return await self._patch(row, copy.size, ranges)
-
-        # Only the chunks around the edits are read and cut (see delta), and only
-        # those are asked about: the origin's others are on the server, named by
-        # the version the edit started from.
-        planned = await self.work.plan(row.node_id)
-
-        async def read(piece: ChunkRef) -> bytes:
-            return _whole(piece, await self.work.read(row.node_id, piece.offset, piece.length))
-
-        await self._send_missing(planned.fresh, read)
-        manifest = await self.work.origin(row.node_id)  # fetched for the plan already
-        try:
-            return await self._commit(row, target, planned.pieces, None, manifest)
-        except Conflict as exc:  # that version is gone and gc took some of its chunks
-            if exc.code != "missing_chunks":
-                raise
-            await self._send_missing(planned.pieces, read)
-            return await self._commit(row, target, planned.pieces, None, manifest)
-
-    async def _patch(self, row: Pending, size: int, ranges: list[tuple[int, int]]) -> Node:
-        """Send the bytes written (and the new size) as a patch of the base version,
-        which is the origin: the server re-cuts the chunks around them itself."""
-        data = []
-        for start, end in ranges:
-            part = await self.work.read(row.node_id, start, end - start)
-            if len(part) != end - start:  # the file shrank: that patch is no state it had
-                raise FileChanged(f"the working copy of node {row.node_id} shrank under its patch")
-            data.append((start, part))
-        return await self.api.patch(
-            row.node_id, row.base_version_id, size, data, mtime_ns=row.mtime_ns
-        )
-
-    async def _commit(
-        self,
-        row: Pending,
-        target: CommitTarget | None,
-        pieces: list[ChunkRef],
-        whole: str | None,
-        origin: Manifest | None = None,
-    ) -> Node:
-        """Commit ``pieces`` as the file's content; as a splice of the origin's
-        manifest when that is the version the commit is based on (only the
-        chunks around the edits go, and the server rewrites only their segment)."""
-        size = sum(piece.length for piece in pieces)
-        spliced = None
-        if target is None:
-            target = CommitTarget(node_id=row.node_id, base_version_id=row.base_version_id)
-            if origin is not None and origin.version.id == row.base_version_id:
-                start, end, pieces = splice(origin.chunks, pieces)
-                spliced = (start, end)
-        chunks = [(piece.hash, piece.length) for piece in pieces]
-        return await self.api.commit(
-            target, size, chunks, mtime_ns=row.mtime_ns, sha256=whole, splice=spliced
-        )
-
-    async def _cut_and_send(self, path: os.PathLike[str]) -> tuple[list[ChunkRef], str]:
-        """Cut a whole local file and send the chunks the server lacks as the cut goes
-        on: each batch of pieces is asked about (one ``missing``) and its absent chunks
-        sent while the next batch is cut. Return the pieces and the file's SHA-256."""
-        batches, arrived = trio.open_memory_channel[list[ChunkRef]](1)
-        sending: set[ChunkHash] = set()
-        limiter = trio.CapacityLimiter(PARALLEL_PUTS)
-
-        def cut() -> tuple[list[ChunkRef], str]:
-            with open(path, "rb") as file:
-                return cut_file(file, lambda batch: trio.from_thread.run(batches.send, batch))
-
-        with open(path, "rb") as file:
-            fd = file.fileno()
-
-            async def send(piece: ChunkRef) -> None:
-                async with limiter:
-                    data = await trio.to_thread.run_sync(_read, fd, piece)
-                    await self.api.put_chunk(piece.hash, data)
-
-            outcome: list[tuple[list[ChunkRef], str]] = []
-
-            async def run_cut() -> None:
-                async with batches:  # closed when the cut ends: the loop below ends too
-                    outcome.append(await trio.to_thread.run_sync(cut))
-
-            try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(run_cut)
-                    # Closed on the way out: a cut still running then stops at its next batch.
-                    async with arrived:
-                        async for batch in arrived:
-                            fresh = [p for p in batch if p.hash not in sending]
-                            unique = list(dict.fromkeys(p.hash for p in fresh))
-                            absent = await self.api.missing(unique)
-                            for piece in fresh:
-                                if piece.hash in absent and piece.hash not in sending:
-                                    sending.add(piece.hash)
-                                    nursery.start_soon(send, piece)
-            except BaseExceptionGroup as group:  # as if the work had run alone
-                first = leading(group, MountError, OSError)
-                if first is None:
-                    raise
-                raise first from None
-        return outcome[0]
-
-    async def _send_missing(
-        self, pieces: list[ChunkRef], read: Callable[[ChunkRef], Awaitable[bytes]]
-    ) -> None:
-        """Ask the server which chunks it lacks; send those."""
-        unique = list(dict.fromkeys(piece.hash for piece in pieces))
-        absent = await self.api.missing(unique)
-        first: dict[ChunkHash, ChunkRef] = {}
-        for piece in pieces:
-            if piece.hash in absent:
-                first.setdefault(piece.hash, piece)
-
-        def job(piece: ChunkRef) -> Callable[[], Awaitable[None]]:
-            async def send() -> None:
-                await self.api.put_chunk(piece.hash, await read(piece))
-
-            return send
-
-        # A few at a time: the server works on one while the next is in transit (and
-        # at most that many chunks are in memory).
-        await gather([job(piece) for piece in first.values()], limit=PARALLEL_PUTS)
-
 
 def conflict_name(name: str, host: str, when: time.struct_time, attempt: int = 1) -> str:
     """``report (conflicted copy laptop 2026-11-21 110503).odt``; a second one in the
@@ -492,28 +340,6 @@ def conflict_name(name: str, host: str, when: time.struct_time, attempt: int = 1
     stamp = time.strftime("%Y-%m-%d %H%M%S", when)
     extra = "" if attempt == 1 else f" {attempt}"
     return f"{stem} (conflicted copy {host} {stamp}{extra}){ext}"
-
-
-def _cut(path: os.PathLike[str]) -> tuple[list[ChunkRef], str]:
-    with open(path, "rb") as file:
-        return cut_file(file)
-
-
-def _read(fd: int, piece: ChunkRef) -> bytes:
-    return _whole(piece, os.pread(fd, piece.length, piece.offset))
-
-
-def _whole(piece: ChunkRef, data: bytes) -> bytes:
-    """``data`` read for ``piece``; ``FileChanged`` if the file no longer holds it all
-    (a short or empty chunk would only be refused by the server)."""
-    if len(data) != piece.length:
-        raise FileChanged(f"{len(data)} bytes at offset {piece.offset}, not {piece.length}")
-    return data
-
-
-def _read_path(path: os.PathLike[str], piece: ChunkRef) -> bytes:
-    with open(path, "rb") as file:
-        return _read(file.fileno(), piece)
 
 
 def _reason(exc: MountError) -> str:

@@ -65,12 +65,12 @@ def test_changes_apply_in_order_with_their_cursor(tmp_path: Path) -> None:
 
 def test_trashing_a_folder_removes_its_subtree_and_pins(tmp_path: Path) -> None:
     replica = loaded(tmp_path)
-    replica.add_pin(NodeId(11))
-    assert replica.pinned_by(NodeId(12)) == NodeId(11)
+    replica.pins.add(NodeId(11))
+    assert replica.pins.pinned_by(NodeId(12)) == NodeId(11)
     effects = replica.apply([Change(6, "trash", NodeId(11), None)], cursor=6)
     assert {e.old.id for e in effects if e.old} == {11, 12}
     assert replica.get(NodeId(12)) is None
-    assert not replica.has_pins()
+    assert not replica.pins.any()
 
 
 def test_a_reload_keeps_the_nodes_changed_here_and_not_yet_sent(tmp_path: Path) -> None:
@@ -94,13 +94,13 @@ def test_a_reload_keeps_the_nodes_changed_here_and_not_yet_sent(tmp_path: Path) 
 
 def test_pinned_folder_pins_files_that_arrive_later(tmp_path: Path) -> None:
     replica = loaded(tmp_path)
-    replica.add_pin(NodeId(11))
+    replica.pins.add(NodeId(11))
     replica.apply([Change(6, "create", NodeId(20), file(20, 11, "later.txt"))], cursor=6)
-    assert replica.pinned_by(NodeId(20)) == NodeId(11)
-    assert [n.id for n in replica.pinned_files()] == [12, 20]
-    assert replica.pinned_by(NodeId(13)) is None
-    replica.remove_pins(ROOT)  # unpinning a folder above removes the pins below
-    assert not replica.has_pins()
+    assert replica.pins.pinned_by(NodeId(20)) == NodeId(11)
+    assert [n.id for n in replica.pins.files()] == [12, 20]
+    assert replica.pins.pinned_by(NodeId(13)) is None
+    replica.pins.remove_below(ROOT)  # unpinning a folder above removes the pins below
+    assert not replica.pins.any()
 
 
 def test_manifests_are_kept_while_a_node_shows_their_version(tmp_path: Path) -> None:
@@ -109,8 +109,8 @@ def test_manifests_are_kept_while_a_node_shows_their_version(tmp_path: Path) -> 
     manifest = Manifest(NodeId(13), VersionRef(VersionId(1), 1, None), 3, spans)
     replica.store_manifest(manifest)
     assert replica.manifest(VersionId(1)) is not None
-    replica.add_pin(NodeId(13))
-    assert replica.pinned_hashes() == {"aa", "bb"}
+    replica.pins.add(NodeId(13))
+    assert replica.pins.hashes() == {"aa", "bb"}
     replica.apply([Change(6, "update", NodeId(13), file(13, 10, "b", version=2))], cursor=6)
     replica.apply([Change(7, "trash", NodeId(12), None)], cursor=7)
     assert replica.manifest(VersionId(1)) is None  # no node shows version 1 any more
