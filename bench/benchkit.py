@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: inputs, the server's environment, stopping
+"""What the benchmark scripts share: inputs, the server's environment, starting
+``drivegate serve`` (the tests' launcher, ``tests/support/serve.py``), stopping
 processes, reading py-spy's folded stacks, and the report (one table per metric,
 with drivegate's ratios to the anchors)."""
 
@@ -10,6 +11,7 @@ import random
 import re
 import signal
 import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -17,6 +19,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024**2
+
+# The scripts run as ``python bench/x.py``: the checkout goes on the path for
+# the launcher they share with the tests.
+if str(ROOT) not in sys.path:
+    sys.path.insert(1, str(ROOT))
+
+# Re-exported for the scripts (``as``: mypy's explicit re-export).
+from tests.support.serve import serving as serving  # noqa: E402, PLC0414
+from tests.support.serve import start_serve as start_serve  # noqa: E402, PLC0414
 
 
 def generate_random(path: Path, size: int, seed: int) -> None:

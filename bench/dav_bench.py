@@ -263,12 +263,11 @@ def drivegate_server(data: Path, folder: Path) -> Iterator[Server]:
         capture_output=True,
     )
     print(f"  drivegate import of the folder: {time.perf_counter() - start:.1f} s", flush=True)
-    cmd = [*cli, "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data)]
-    with started(cmd, data.parent / "drivegate.log", r"drivegate serving (\S+)", env) as (
-        process,
-        url,
-    ):
-        yield Server("drivegate", url, process, data, httpx.BasicAuth(USER, PASSWORD))
+    log = data.parent / "drivegate.log"
+    log.unlink(missing_ok=True)
+    with benchkit.serving("--host", "127.0.0.1", "--data-dir", str(data), env=env,
+                          cwd=data.parent, log=log, own_session=True) as server:  # fmt: skip
+        yield Server("drivegate", server.url, server.process, data, httpx.BasicAuth(USER, PASSWORD))
 
 
 def copy_folder(folder: Path, root: Path) -> None:

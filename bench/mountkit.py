@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -26,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchkit import ROOT, MiB, drivegate_env, stop
+from benchkit import ROOT, MiB, drivegate_env, start_serve, stop
 
 CLIENTS = ("drivegate", "rclone", "davfs2")
 ANCHORS = ("rclone", "davfs2")
@@ -275,25 +274,15 @@ def drivegate_server(
         print(f"  drivegate import {src.name} -> {dest}: {time.perf_counter() - start:.1f} s",
               flush=True)  # fmt: skip
     log = logs / "server.log"
+    log.unlink(missing_ok=True)  # this run's requests only
     verbose = ["-v"] if request_log else []
-    cmd = [*cli, *verbose, "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data)]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                                   stderr=subprocess.STDOUT, env=env, cwd=work,
-                                   start_new_session=True)  # fmt: skip
+    server = start_serve("--host", "127.0.0.1", "--data-dir", str(data), env=env, cwd=work,
+                         log=log, cli_options=verbose, own_session=True)  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while not (
-            found := re.search(r"drivegate serving (\S+)", log.read_text("utf-8", "replace"))
-        ):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"drivegate serve did not start (exit {process.poll()}): "
-                                   f"{log.read_text('utf-8', 'replace')[-2000:]}")  # fmt: skip
-            time.sleep(0.05)
-        yield Server(found.group(1).rstrip("/") + "/", process, data, log)
+        yield Server(server.url, server.process, data, log)
     finally:
         with signals_blocked():
-            stop(process)
+            server.stop()
 
 
 def wait_mounted(path: Path, process: subprocess.Popen[bytes] | None, log: Path) -> None:

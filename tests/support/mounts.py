@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import httpx
 
 from tests.support import ROOT
+from tests.support.serve import Serve, start_serve
 
 T = TypeVar("T")
 
@@ -62,17 +63,17 @@ class Request:
 
 
 @dataclass
-class LoggedServer:
-    """A ``drivegate serve`` process whose stderr (one line per request) goes to ``log``."""
+class LoggedServer(Serve):
+    """A ``drivegate serve`` process whose output (one line per request) goes to ``log``."""
 
-    url: str
-    log: Path
-    process: subprocess.Popen[str]
+    def _lines(self) -> list[str]:
+        assert self.log is not None
+        return self.log.read_text().splitlines()
 
     def chunk_gets(self) -> list[str]:
         """Hashes of the chunk GETs the server answered so far, in order."""
         hashes = []
-        for line in self.log.read_text().splitlines():
+        for line in self._lines():
             parts = line.split()
             if "GET" in parts:
                 at = parts.index("GET")
@@ -84,40 +85,20 @@ class LoggedServer:
     def requests(self) -> list[Request]:
         """Every request logged so far, in order."""
         found = []
-        for line in self.log.read_text().splitlines():
+        for line in self._lines():
             match = REQUEST_LINE.search(line)
             if match is not None:
                 found.append(Request(match["method"], match["path"], int(match["status"]),
                                      int(match["sent"]), int(match["received"])))  # fmt: skip
         return found
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
 
 def start_server(env: dict[str, str], workdir: Path, port: int = 0) -> LoggedServer:
+    """``drivegate serve`` (see ``tests.support.serve``) logging to a new file in
+    ``workdir``; the caller stops it."""
     log = workdir / f"server-{time.monotonic_ns()}.log"
-    stderr = open(log, "w")  # noqa: SIM115 (the process owns it; closed below)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "drivegate", "serve", "--port", str(port)],
-        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        text=True,
-    )
-    stderr.close()
-    assert process.stdout is not None
-    for line in process.stdout:
-        if line.startswith("drivegate serving "):
-            return LoggedServer(line.split()[-1], log, process)
-    raise RuntimeError(f"drivegate serve exited with {process.wait()}: {log.read_text()[-2000:]}")
+    started = start_serve(env=env, cwd=workdir, log=log, port=port)
+    return LoggedServer(started.url, started.process, started.log)
 
 
 @contextmanager

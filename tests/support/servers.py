@@ -1,6 +1,8 @@
 """Real backing services for the tests: a throwaway PostgreSQL cluster
 (Debian's binaries, run as the ``postgres`` user) and an S3 endpoint (moto's
-ThreadedMotoServer) on loopback. Both start once per test session."""
+ThreadedMotoServer) on loopback, both started once per test session; and
+``drivegate_server``, a ``drivegate serve`` yielding its URL (started by
+``tests.support.serve``)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.support import ROOT
+from tests.support.serve import serving
 
 
 def _free_port() -> int:
@@ -135,35 +136,9 @@ def drivegate_server(
     env: dict[str, str], cwd: Path, *options: str, log: Path | None = None
 ) -> Iterator[str]:
     """A real ``drivegate serve`` process on a free loopback port (with extra
-    ``options`` for serve); yields its URL.
+    ``options`` for serve); yields its URL. (``serve.serving`` gives the process too.)
 
     ``log``: where its log (one line per request) goes; nowhere by default.
     """
-    root = ROOT
-    stderr = log.open("ab") if log is not None else None
-    process = subprocess.Popen(
-        [sys.executable, "-m", "drivegate", "serve", "--port", "0", *options],
-        env={**os.environ, **env, "PYTHONPATH": str(root)},
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=stderr or subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            if line.startswith("drivegate serving "):
-                url = line.split()[-1]
-                break
-        else:
-            raise RuntimeError(f"drivegate serve exited with {process.wait()}")
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if stderr is not None:
-            stderr.close()
+    with serving(*options, env=env, cwd=cwd, log=log) as server:
+        yield server.url

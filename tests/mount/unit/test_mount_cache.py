@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from trio.testing import MockClock
 
 from cdc.chunking import ChunkHash, chunk_hash
 from fusemount.cache import ChunkCache, disk_size
@@ -199,7 +200,7 @@ def test_a_reserved_chunk_counts_as_cached_and_put_waits_for_its_write(tmp_path:
         assert await cache.read(digest) is None  # not on disk yet
         async with trio.open_nursery() as nursery:
             nursery.start_soon(cache.put, digest, data, True)  # pinned: waits, then pins
-            await trio.sleep(0.01)
+            await trio.sleep(0.01)  # put parks on the reservation (a virtual 10 ms)
             assert await cache.write(digest, data, size)
         assert await cache.read(digest) == data
         assert cache.stats().pinned == size
@@ -212,4 +213,5 @@ def test_a_reserved_chunk_counts_as_cached_and_put_waits_for_its_write(tmp_path:
         assert cache.stats().pinned == disk_size(len(data))
         cache.close()
 
-    trio.run(main)
+    # Nothing here waits on time but the sleep above: the clock jumps it.
+    trio.run(main, clock=MockClock(autojump_threshold=0))
