@@ -22,7 +22,7 @@ ChunkHash = NewType("ChunkHash", str)
 class ChunkRef(NamedTuple):
     """One entry of a manifest: ``length`` bytes at ``offset`` are chunk ``hash``.
     (A named tuple: a 1 GiB file's manifest makes ~850 of them per commit and per
-    read, and a frozen dataclass costs several times more to build.)"""
+    read, and a frozen dataclass costs more to build.)"""
 
     offset: int
     length: int
@@ -54,8 +54,8 @@ def cut_views(stream: BinaryIO) -> Iterator[memoryview]:
     Memory stays bounded by pyfastcdc's read buffer. A new cutter per stream
     keeps this safe to call from several threads. A stream of at most
     ``MIN_CHUNK`` bytes is one chunk whatever its content, so it is read whole
-    here: setting up pyfastcdc's stream buffer costs ~1 ms, more than the rest
-    of a small file's trip.
+    here: setting up pyfastcdc's stream buffer costs more than the rest of a
+    small file's trip.
     """
     readinto = _readinto_of(stream)
     head = memoryview(bytearray(MIN_CHUNK + 1))

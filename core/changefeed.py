@@ -51,9 +51,8 @@ CHANNEL = "drivegate_journal"
 POLL_SECONDS = 0.1
 WAKE_DELAY = 0.002
 """Seconds between a commit and waking this process's long-polls, outside a
-``deferred_wakes`` hold, so that the request that committed (~1 ms of work left)
-answers first: woken at once, they took the GIL from it (a commit answered in
-9 ms took 20 with two long-polls waiting)."""
+``deferred_wakes`` hold, so that the request that committed (little work left)
+answers first: woken at once, they take the GIL from it and delay its answer."""
 RECONNECT_SECONDS = 5.0
 
 

@@ -100,9 +100,9 @@ def read(backend: Backend, user_id: int, key: ChunkHash, *, verify: bool = True)
     ``verify=False`` skips the hash (a damaged header or zstd payload is still
     ChunkCorrupt). Only for the sync API's chunk GET, whose contract makes the
     client verify what it receives (the name of a chunk is its hash, and the
-    bytes cross a network anyway): hashing them twice cost the server ~0.7
-    CPU-seconds per GiB a mount reads, on machines where the mount and the
-    server share the cores. Everything else the core reads stays verified.
+    bytes cross a network anyway): hashing them twice costs the server CPU on
+    every read, taken from the mount where both share the cores. Everything
+    else the core reads stays verified.
     """
     key = checked_hash(key)
     with backend.db.read() as session:

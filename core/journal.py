@@ -42,7 +42,7 @@ def lock_user(session: Session, user_id: int) -> None:
 
 
 _USERS = cast(Table, User.__table__)
-_NEXT_SEQ = (  # Core, built once (an ORM update built per call cost ~1 ms)
+_NEXT_SEQ = (  # Core, built once (an ORM update built per call is costly)
     update(_USERS)
     .where(_USERS.c.id == bindparam("user_id"))
     .values(journal_seq=_USERS.c.journal_seq + 1)

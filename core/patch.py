@@ -53,7 +53,7 @@ MAX_PATCH_BYTES = 16 * 1024 * 1024
 """The most new bytes one patch may carry: beyond a few MiB, chunks are cheaper."""
 MAX_PATCH_GROWTH = 64 * 1024 * 1024
 """The most a patch may grow a file by: the server cuts and hashes the zeros of
-the growth itself (~1 CPU-second per GiB), so a larger one goes as chunks."""
+the growth itself, CPU paid per byte, so a larger one goes as chunks."""
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ step, to the live child whose name is the next of the path's names; the names
 travel as one JSON array parameter, read by index (``->>``, PostgreSQL and
 SQLite ≥ 3.38). So every path, one level deep or a thousand, runs the same few
 statements: they are built and compiled once, and cost nothing per depth. (A
-self-join per level did cost a statement per depth: ~100 MB of SQLAlchemy's
-caches for a depth of 1,500, SQLite's limit of 64 tables past 60 levels, and on
-PostgreSQL a plan search that took seconds past 10 levels.)
+self-join per level did cost a statement per depth: SQLAlchemy's caches grew
+with every depth, SQLite's limit of 64 tables stopped it past 60 levels, and
+PostgreSQL's plan search grew slow past 10 levels.)
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from core.db.models import UploadSession, User
 from core.errors import QuotaExceeded
 
 # Core statements, built once: a small file's write runs three of these, and
-# building ORM updates (and their cache keys) each time cost ~1 ms apiece.
+# building ORM updates (and their cache keys) each time was a cost on every write.
 _USERS = cast(Table, User.__table__)
 _MORE = bindparam("more", type_=BigInteger())  # bytes that must still fit
 _FITS = or_(

@@ -96,7 +96,7 @@ class LoginCache:
     """Remembers recent successful logins for ``ttl`` seconds.
 
     Basic auth sends the password with every request, and an argon2 check
-    costs ~100 ms by design; a client listing a folder of thousands of files
+    is slow by design; a client listing a folder of thousands of files
     must not pay that per request. Keys are keyed HMACs of name and secret
     (a random per-process key), so the cache never holds a password. What is
     remembered is the credential, re-checked on every use (``Drive.current_login``).

@@ -16,8 +16,8 @@ chunk plaintext, and their index ``cache.sqlite`` (size, last use, pinned).
   it. A full disk only means the chunk is not cached.
 - **Cheap to fill**: files are written with O_DIRECT from reused page-aligned
   buffers where the file system allows it (buffered otherwise). Through the
-  page cache, writing a 1 GiB file cost ~1.75 s of kernel CPU here, as much
-  as everything else the mount spends on that file; the page cache would
+  page cache, writing a file costs as much kernel CPU as everything else the
+  mount spends on that file; the page cache would
   only hold a second copy of bytes the kernel already caches for the mounted
   file itself. ``reserve`` + ``write`` let a reader write a chunk behind its
   back: room is reserved (and the chunk counted as cached) at once.

@@ -11,9 +11,9 @@ Chunk GETs, the bulk of the bytes, take a shorter road when nothing stands
 in the way (no injected transport, no proxy): :class:`ChunkGetter`, blocking
 keep-alive connections of the standard library's ``http.client`` in worker
 threads, each GET read and hashed in one thread call. httpx under trio reads
-a body in 64 KiB pieces, each a round trip through the event loop: fetching
-and verifying 1 GiB of chunks cost the mount 2.5 CPU-seconds that way,
-against 1.1 with ``ChunkGetter`` (which reads a body in one C-level call).
+a body in 64 KiB pieces, each a round trip through the event loop, which
+costs the mount about twice the CPU of ``ChunkGetter`` (which reads a body
+in one C-level call).
 """
 
 from __future__ import annotations
@@ -268,7 +268,7 @@ class HttpApi:
         else:
             response = await self._request("GET", f"chunks/{digest}")
             data = response.content
-            # Hashing 4 MiB takes ~3 ms and releases the GIL: a worker thread keeps
+            # Hashing a chunk takes a while and releases the GIL: a worker thread keeps
             # the FUSE loop answering while parallel fetches are verified.
             actual = await trio.to_thread.run_sync(chunk_hash, data)
         if actual != digest:

@@ -336,8 +336,8 @@ class WorkCopies:
             else:
                 partial = state.with_suffix(".part")
                 with open(partial, "w") as out:
-                    # dumps, not dump: only the one-shot encoder is the C one (~10x faster
-                    # for an origin manifest of 850 chunks, written at every close)
+                    # dumps, not dump: only the one-shot encoder is the C one (much faster
+                    # for a big origin manifest, written at every close)
                     out.write(json.dumps(copy.state()))
                     out.flush()
                     if durable:

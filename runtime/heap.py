@@ -1,11 +1,11 @@
 """Garbage-collector settings for the long-running processes (server, mount).
 
 CPython's cyclic collector walks every tracked object of its oldest
-generation now and then. In the server that is ~150,000 objects, nearly all
-made at start (functions, types, module and class dicts), and on a busy
-machine a full pass took 100 to 200 ms, charged to whichever request was
-allocating at the time: a manifest commit of a 1 GiB file makes thousands of
-small objects, so it was often the one (a 30 ms commit answered in 170 ms).
+generation now and then. In the server those are nearly all made at start
+(functions, types, module and class dicts), and a full pass is charged to
+whichever request is allocating at the time: a manifest commit of a 1 GiB
+file makes thousands of small objects, so it was often the one, and answered
+several times later than its own work (figures: bench/README.md).
 
 ``settle_heap`` moves what exists once the process is set up into the permanent
 generation (``gc.freeze``: never walked again), so a pass only sees what came

@@ -5,10 +5,10 @@ Writes go to DIR/tmp, are fsynced, renamed into place and the directory is
 fsynced, so a crash leaves either no chunk or a whole one.
 
 Blobs are written with O_DIRECT where the file system allows it: chunks are
-written once and rarely read back soon, and on the machines we measured the
-page-cache path cost about 3 CPU-seconds of kernel time per GiB written,
-against 0.4 with O_DIRECT. Where O_DIRECT is refused (tmpfs, some network
-file systems) the store falls back to ordinary buffered writes.
+written once and rarely read back soon, and the page-cache path costs
+several times the kernel CPU per byte written (figures: bench/README.md).
+Where O_DIRECT is refused (tmpfs, some network file systems) the store falls
+back to ordinary buffered writes.
 """
 
 from __future__ import annotations

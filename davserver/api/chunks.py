@@ -58,6 +58,6 @@ class Missing:
 def _pieces(data: bytes) -> Iterator[bytes]:
     """The body in pieces: cheroot copies what is left of a write into a new buffer
     after every partial send, so one 4 MiB write costs several times its size in
-    copies (a chunk GET cost the server ~3 CPU-seconds per GiB that way)."""
+    copies."""
     for start in range(0, len(data), SEND_PIECE):
         yield data[start : start + SEND_PIECE]
