@@ -171,6 +171,7 @@ def generated_tarball(inputs: Path, count: int) -> Path:
     tarball = inputs / f"generated-{count}.tar.gz"
     if tarball.exists():
         return tarball
+    inputs.mkdir(parents=True, exist_ok=True)
     rng = random.Random(23)
     partial = tarball.with_suffix(".part")
     with tarfile.open(partial, "w:gz") as tar:

@@ -210,7 +210,7 @@ class Relay(ThreadingHTTPServer):
         self.holds: dict[str, Hold] = {}  # by path prefix
         self.connections: set[socket.socket] = set()
         self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.serve_forever, args=(0.01,), daemon=True)
         self.thread.start()
 
     @property

@@ -100,7 +100,7 @@ class _CannedServer(http.server.ThreadingHTTPServer):
 def serving(answer: Callable[[str], Canned]) -> Iterator[str]:
     """A loopback HTTP server answering every GET with ``answer(path)``; its URL."""
     server = _CannedServer(answer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -288,7 +288,7 @@ class _ChunkHandler(http.server.BaseHTTPRequestHandler):
 @contextlib.contextmanager
 def chunk_server(blobs: dict[str, bytes], close_every: int = 0) -> Iterator[_ChunkServer]:
     server = _ChunkServer(blobs, close_every)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     try:
         yield server
