@@ -13,9 +13,11 @@ import ctypes
 import ctypes.util
 import ipaddress
 import logging
+import os
 import secrets
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import unquote
@@ -49,6 +51,28 @@ def _few_malloc_arenas() -> None:
         libc.mallopt(M_ARENA_MAX, 2)
     except (OSError, AttributeError):
         log.debug("not glibc: malloc left as it is")
+
+
+STOP_GRACE = 15.0
+"""Seconds a stop may take (requests finishing, workers ending) before the process
+exits regardless."""
+
+
+def _exit_if_stop_hangs(grace: float) -> None:
+    """cheroot's stop joins its worker threads without a time limit once their sockets
+    are closed, and a worker that missed its shutdown request (a race in cheroot's
+    pool, cherrypy/cheroot#598) waits forever: a stop that has not finished after
+    ``grace`` seconds ends the process anyway. Every commit is a transaction, so what
+    a request had not committed by then is not half-written."""
+
+    def give_up() -> None:
+        log.warning("the server did not stop within %.0f s; exiting anyway", grace)
+        logging.shutdown()
+        os._exit(0)
+
+    timer = threading.Timer(grace, give_up)
+    timer.daemon = True
+    timer.start()
 
 
 def _first_admin(drive: Drive) -> str | None:
@@ -165,6 +189,7 @@ def serve(  # noqa: PLR0917 (click passes options as arguments)
             server.serve()
         except KeyboardInterrupt:
             drive.feed.close()  # answer held long-polls now, so their threads can stop
+            _exit_if_stop_hangs(STOP_GRACE)
             server.stop()
         finally:
             sweeper.stop()
