@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from core.names import MAX_NAME_BYTES
+from davserver.urlspace import under
 
 Environ = dict[str, Any]
 WsgiApp = Callable[[Environ, Callable[..., Any]], Iterable[bytes]]
@@ -108,9 +109,8 @@ class PathLimits:
     def _refuse(
         self, environ: Environ, start_response: Callable[..., Any], refused: PathRefused
     ) -> list[bytes]:
-        path: str = environ.get("PATH_INFO", "")
         status = f"{refused.status} {_REASONS[refused.status]}"
-        if path == self.api_prefix or path.startswith(self.api_prefix + "/"):
+        if under(environ.get("PATH_INFO", ""), self.api_prefix):
             error = {"code": _API_CODES[refused.status], "message": str(refused)}
             body, kind = json.dumps({"error": error}).encode(), "application/json"
         else:
