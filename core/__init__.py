@@ -41,7 +41,7 @@ from core.errors import (
 )
 from core.fsck import FsckReport
 from core.gc import GcReport
-from core.ids import ChunkHash, NodeId, UserId, VersionId
+from core.ids import ChunkHash, GroupId, NodeId, UserId, VersionId
 from core.manifestwrite import Splice
 from core.names import RESERVED_AT_ROOT, SERVICE_ROOT
 from core.patch import Patch
@@ -49,6 +49,7 @@ from core.records import (
     ByteSource,
     ChangePage,
     Credential,
+    GroupInfo,
     NodeChange,
     NodeInfo,
     NodeState,
@@ -78,6 +79,8 @@ __all__ = [
     "FileExists",
     "FsckReport",
     "GcReport",
+    "GroupId",
+    "GroupInfo",
     "HashMismatch",
     "IdUsed",
     "IncompleteUpload",
