@@ -43,7 +43,7 @@ from core.errors import (
 )
 from core.fsck import FsckReport
 from core.gc import GcReport
-from core.ids import ChunkHash, NodeId, UserId, VersionId
+from core.ids import ChunkHash, GroupId, NodeId, UserId, VersionId
 from core.manifestwrite import Splice
 from core.names import RESERVED_AT_ROOT, SERVICE_ROOT
 from core.nodeids import AlreadyCreated
@@ -52,6 +52,7 @@ from core.records import (
     ByteSource,
     ChangePage,
     Credential,
+    GroupInfo,
     NodeChange,
     NodeInfo,
     TrashEntry,
@@ -84,6 +85,8 @@ __all__ = [
     "Forbidden",
     "FsckReport",
     "GcReport",
+    "GroupId",
+    "GroupInfo",
     "HashMismatch",
     "IdUsed",
     "IncompleteUpload",

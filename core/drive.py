@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
 from sqlalchemy import select
@@ -22,6 +22,7 @@ from sqlalchemy import select
 from core import (
     access,
     chunkaccess,
+    groups,
     manifestwrite,
     nodeids,
     nodeops,
@@ -46,13 +47,14 @@ from core.db.mutex import NamedMutex
 from core.errors import DriveError, NotAFile
 from core.fsck import FsckReport, run_fsck
 from core.gc import GcReport, run_gc
-from core.ids import ChunkHash, NodeId, UserId, VersionId
+from core.ids import ChunkHash, GroupId, NodeId, UserId, VersionId
 from core.manifestwrite import Splice
 from core.patch import Patch, commit_patch
 from core.records import (
     ByteSource,
     ChangePage,
     Credential,
+    GroupInfo,
     NodeInfo,
     TrashEntry,
     TreePage,
@@ -511,3 +513,40 @@ class Drive:
         """Store a client's chunk after checking its hash and claim it for the user;
         True if the user could not use it before (whether or not it was stored)."""
         return chunkaccess.put(self.backend, user, key, data)
+
+    # groups ---------------------------------------------------------------
+    # (the rules: core.groups; only administrators reach these through the faces)
+
+    def add_group(self, name: str) -> GroupInfo:
+        """A new, empty group (InvalidName, NameTaken)."""
+        with self.db.write() as session:
+            return groups.add_group(session, name)
+
+    def list_groups(self) -> list[GroupInfo]:
+        """Every group by name, with its members' names sorted."""
+        with self.db.read() as session:
+            return groups.list_groups(session)
+
+    def group(self, name: str) -> GroupInfo:
+        with self.db.read() as session:
+            return groups.group_info(session, name)
+
+    def remove_group(self, name: str) -> None:
+        """Remove the group and its memberships."""
+        with self.db.write() as session:
+            groups.remove_group(session, name)
+
+    def add_group_members(self, name: str, user_names: Sequence[str]) -> GroupInfo:
+        """Add users to the group, all or none (members already stay, unchanged)."""
+        with self.db.write() as session:
+            return groups.add_members(session, name, user_names)
+
+    def remove_group_members(self, name: str, user_names: Sequence[str]) -> GroupInfo:
+        """Take users out of the group, all or none (a non-member is NotFound)."""
+        with self.db.write() as session:
+            return groups.remove_members(session, name, user_names)
+
+    def group_ids_of(self, user: UserId) -> frozenset[GroupId]:
+        """The ids of the user's groups (one query)."""
+        with self.db.read() as session:
+            return groups.group_ids_of(session, user)

@@ -4,8 +4,9 @@ from typing import NewType
 
 from cdc.chunking import ChunkHash
 
-__all__ = ["ChunkHash", "NodeId", "UserId", "VersionId"]
+__all__ = ["ChunkHash", "GroupId", "NodeId", "UserId", "VersionId"]
 
 UserId = NewType("UserId", int)
 NodeId = NewType("NodeId", int)
 VersionId = NewType("VersionId", int)
+GroupId = NewType("GroupId", int)

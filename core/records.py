@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cdc.chunking import ChunkRef
-from core.ids import NodeId, UserId, VersionId
+from core.ids import GroupId, NodeId, UserId, VersionId
 
 
 class ByteSource(Protocol):
@@ -140,3 +140,13 @@ class VersionManifest:
     node_id: NodeId
     version: VersionInfo
     chunks: list[ChunkRef]
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    """A group and the names of its members, sorted."""
+
+    id: GroupId
+    name: str
+    created_at: float
+    members: tuple[str, ...]

@@ -326,3 +326,29 @@ class DavLock(Base):
     node_id: Mapped[int | None] = mapped_column(
         ForeignKey("nodes.id", ondelete="CASCADE"), index=True
     )
+
+
+class Group(Base):
+    """A named set of users, so that one grant reaches many (``core.groups``).
+    Names follow the rule of user names; a group goes with its memberships."""
+
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[float] = mapped_column(Double)
+
+
+class GroupMember(Base):
+    """A user in a group: at most one row per pair; it goes with the group or
+    the user. Indexed by user, since every access check asks for a user's groups."""
+
+    __tablename__ = "group_members"
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    added_at: Mapped[float] = mapped_column(Double)
