@@ -6,11 +6,20 @@ by a ``NodeRef`` (``core.refs``); every tree operation of every face and of
 the CLI resolves its nodes here, in its own transaction, and nothing else in
 the core compares a node's owner with a user.
 
-Today a user has every right on the nodes of their own drive and none on
-anyone else's; grants (shares) add rights here and nowhere else. A node the
+A user has every right on the nodes of their own drive. On anyone else's
+node, their rights are the union of the grants (``Share`` rows) on the
+node's path, to them or to one of their groups, each bounded by what its
+granter holds at the time of the check: a reshare shrinks or vanishes as
+soon as the grant it derives from does, with nothing to cascade. A node the
 principal may not read is "not found", exactly as if it did not exist, so
 an id or a path reveals nothing; a node they may read but not change is
 Forbidden.
+
+A share *entry* (a node with ``target_id``) stands in its owner's tree for
+the shared node: its place and name are the entry's, everything else (its
+members, content, versions, properties, rights) the target's. ``resolve``
+sees through entries; ``resolve_here`` does not (moving or removing the
+entry itself).
 """
 
 from __future__ import annotations
@@ -18,11 +27,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from sqlalchemy import BindParameter, ColumnElement
+from sqlalchemy import BindParameter, ColumnElement, select
 from sqlalchemy.orm import Session
 
 from core import tree
-from core.db.models import Node
+from core.db.models import GroupMember, Node, Share
 from core.errors import Forbidden, InvalidRequest, NotAFile, NotFound
 from core.ids import UserId
 from core.refs import NodeRef, Ref
@@ -36,10 +45,17 @@ class Action(enum.Enum):
     WRITE = "write"
     """Change its content, properties or time; add, rename or remove members of a
     folder; restore its versions (renaming or removing a node writes its folder)."""
+    SHARE = "share"
+    """Grant others rights on it, up to one's own."""
 
 
 EVERYTHING = frozenset(Action)
 NOTHING: frozenset[Action] = frozenset()
+ROLES: dict[str, frozenset[Action]] = {
+    "viewer": frozenset({Action.READ}),
+    "editor": frozenset({Action.READ, Action.WRITE}),
+}
+"""What each role of a grant gives (``reshare`` adds SHARE)."""
 
 
 @dataclass(frozen=True)
@@ -63,9 +79,63 @@ def principal(who: Who) -> Principal:
 
 
 def rights(session: Session, who: Principal, node: Node) -> frozenset[Action]:
-    """What the principal may do to ``node`` (the owner may do everything)."""
-    del session  # grants on the node's path will be read here
-    return EVERYTHING if node.owner_id == who.user_id else NOTHING
+    """What the principal may do to ``node``: everything for its owner, else what
+    the grants on its path give them (one query)."""
+    if node.owner_id == who.user_id:
+        return EVERYTHING
+    if not tree.is_live(session, node.id):  # a trash is its owner's alone
+        return NOTHING
+    return effective_rights(node.owner_id, path_grants(session, node.id)).get(who.user_id, NOTHING)
+
+
+@dataclass(frozen=True)
+class PathGrant:
+    """A grant on a node's path, with the users it reaches (a group's members)."""
+
+    granted_by: int
+    reaches: frozenset[int]
+    gives: frozenset[Action]
+
+
+def path_grants(session: Session, node_id: int) -> list[PathGrant]:
+    """The grants on the node and on each of its ancestors (one query)."""
+    up = tree.upward([node_id])
+    rows = session.execute(
+        select(
+            Share.id, Share.granted_by, Share.user_id, GroupMember.user_id, Share.role,
+            Share.reshare,
+        )
+        .outerjoin(GroupMember, GroupMember.group_id == Share.group_id)
+        .where(Share.node_id.in_(select(up.c.node)))
+    ).tuples()  # fmt: skip
+    found: dict[int, tuple[int, set[int], frozenset[Action]]] = {}
+    for share_id, granted_by, user_id, member_id, role, reshare in rows:
+        gives = ROLES.get(role, NOTHING) | ({Action.SHARE} if reshare else NOTHING)
+        _, reaches, _ = found.setdefault(share_id, (granted_by, set(), gives))
+        reaches.update(user for user in (user_id, member_id) if user is not None)
+    return [PathGrant(by, frozenset(reaches), gives) for by, reaches, gives in found.values()]
+
+
+def effective_rights(owner_id: int, grants: list[PathGrant]) -> dict[int, frozenset[Action]]:
+    """Each user's rights from ``grants`` (on one path of ``owner_id``'s drive): the
+    owner holds everything; a grant gives its role, bounded by what its granter
+    holds, and only if the granter may share. Computed to a fixed point, so a
+    chain of reshares holds exactly as long as each link does."""
+    held: dict[int, frozenset[Action]] = {owner_id: EVERYTHING}
+    changed = True
+    while changed:
+        changed = False
+        for grant in grants:
+            granter = held.get(grant.granted_by, NOTHING)
+            if Action.SHARE not in granter:
+                continue
+            given = grant.gives & granter
+            for user in grant.reaches:
+                now = held.get(user, NOTHING) | given
+                if now != held.get(user):
+                    held[user] = now
+                    changed = True
+    return held
 
 
 def require(session: Session, who: Principal, node: Node, action: Action) -> Node:
@@ -83,7 +153,8 @@ def node_by_id(
     session: Session, who: Principal, node_id: int, action: Action, *, trashed_too: bool = False
 ) -> Node:
     """The node with that id, live (or, with ``trashed_too``, in a trash), if the
-    principal may do ``action`` to it; NotFound otherwise."""
+    principal may do ``action`` to it; NotFound otherwise. A share entry is
+    returned as itself (``through`` gives its target)."""
     node = session.get(Node, node_id)
     if node is None or Action.READ not in rights(session, who, node):
         raise NotFound(f"no node {node_id}")
@@ -92,19 +163,46 @@ def node_by_id(
     return require(session, who, node, action)
 
 
-def resolve(session: Session, who: Principal, ref: Ref, action: Action) -> Node:
-    """The live node ``ref`` names in the principal's drive, checked for ``action``."""
+def through(session: Session, who: Principal, node: Node) -> Node:
+    """``node``, or for a share entry the shared node it stands for (NotFound once
+    the principal may no longer read it, or it is in a trash)."""
+    if node.target_id is None:
+        return node
+    target = session.get(Node, node.target_id)
+    if target is None or Action.READ not in rights(session, who, target):
+        raise NotFound(f"the share {node.name!r} is no longer shared with you")
+    return target
+
+
+def reach(session: Session, who: Principal, ref: Ref) -> tuple[Node, Node]:
+    """The live node ``ref`` names in the principal's drive, and the node it stands
+    for (itself, or a share entry's target), both seen by the principal."""
     ref = NodeRef.of(ref)
     if ref.path is not None:
-        return require(session, who, tree.resolve(session, who.user_id, ref.path), action)
-    if ref.node_id is not None:
-        return node_by_id(session, who, ref.node_id, action)
-    assert ref.parent_id is not None and ref.name is not None
-    parent = node_by_id(session, who, ref.parent_id, Action.READ)
-    child = tree.live_child(session, parent.id, tree.child_name(parent, ref.name))
-    if child is None:
-        raise NotFound(f"not found: {ref.name!r} in node {ref.parent_id}")
-    return require(session, who, child, action)
+        node = tree.resolve(session, who.user_id, ref.path)
+        if Action.READ not in rights(session, who, node):
+            raise NotFound(f"not found: {ref.path}")
+    elif ref.node_id is not None:
+        node = node_by_id(session, who, ref.node_id, Action.READ)
+    else:
+        assert ref.parent_id is not None and ref.name is not None
+        parent = through(session, who, node_by_id(session, who, ref.parent_id, Action.READ))
+        child = tree.live_child(session, parent.id, tree.child_name(parent, ref.name))
+        if child is None or Action.READ not in rights(session, who, child):
+            raise NotFound(f"not found: {ref.name!r} in node {ref.parent_id}")
+        node = child
+    return node, through(session, who, node)
+
+
+def resolve(session: Session, who: Principal, ref: Ref, action: Action) -> Node:
+    """The node ``ref`` stands for (seen through a share entry), checked for ``action``."""
+    return require(session, who, reach(session, who, ref)[1], action)
+
+
+def resolve_here(session: Session, who: Principal, ref: Ref, action: Action) -> Node:
+    """The node ``ref`` names itself, a share entry included (to move or remove the
+    entry, not what it stands for), checked for ``action``."""
+    return require(session, who, reach(session, who, ref)[0], action)
 
 
 def resolve_file(session: Session, who: Principal, ref: Ref, action: Action) -> Node:
@@ -116,36 +214,44 @@ def resolve_file(session: Session, who: Principal, ref: Ref, action: Action) -> 
 
 
 def place(session: Session, who: Principal, ref: Ref) -> tuple[Node, str]:
-    """The live folder ``ref`` names a member of, checked for writing, and the
-    member's checked name (a place to create, move or copy to; not the root)."""
+    """The live folder ``ref`` names a member of (seen through a share entry),
+    checked for writing, and the member's checked name (a place to create, move
+    or copy to; not the root)."""
     ref = NodeRef.of(ref)
     if ref.path is not None:
-        parent, name = tree.resolve_parent(session, who.user_id, ref.path)
+        parent, leaf = tree.resolve_parent(session, who.user_id, ref.path)
+        if Action.READ not in rights(session, who, parent):
+            raise NotFound(f"not found: {ref.path}")
     elif ref.parent_id is not None and ref.name is not None:
-        parent = node_by_id(session, who, ref.parent_id, Action.READ)
-        name = tree.child_name(parent, ref.name)
+        parent, leaf = node_by_id(session, who, ref.parent_id, Action.READ), ref.name
     else:
         raise InvalidRequest("a place is named by a path, or a folder id and a name")
-    return require(session, who, parent, Action.WRITE), name
+    folder = through(session, who, parent)
+    return require(session, who, folder, Action.WRITE), tree.child_name(folder, leaf)
 
 
 def place_and_node(session: Session, who: Principal, ref: Ref) -> tuple[Node, str, Node | None]:
     """The folder ``ref``'s file sits in (checked for writing), its name, and the
-    live node there now (None if none): where a write lands. A node id names an
-    existing file (NotAFile for a folder)."""
+    live node there now (None if none; a share entry seen through): where a write
+    lands. A node id names an existing file (NotAFile for a folder)."""
     ref = NodeRef.of(ref)
     if ref.path is not None:
         parent, name, existing = tree.resolve_parent_and_child(session, who.user_id, ref.path)
+        if Action.READ not in rights(session, who, parent):
+            raise NotFound(f"not found: {ref.path}")
+        parent = through(session, who, parent)
     elif ref.node_id is not None:
-        existing = node_by_id(session, who, ref.node_id, Action.WRITE)
+        existing = node_by_id(session, who, ref.node_id, Action.READ)
         if existing.is_folder or existing.parent_id is None:
             raise NotAFile(f"node {existing.id} is a folder")
         parent, name = session.get_one(Node, existing.parent_id), existing.name
     else:
         parent, name = place(session, who, ref)
-        return parent, name, tree.live_child(session, parent.id, name)
+        existing = tree.live_child(session, parent.id, name)
     if existing is not None:
-        require(session, who, existing, Action.WRITE)
+        existing = require(session, who, through(session, who, existing), Action.WRITE)
+        if existing.parent_id is not None and existing.parent_id != parent.id:
+            parent = session.get_one(Node, existing.parent_id)  # a file entry's target
     return require(session, who, parent, Action.WRITE), name, existing
 
 

@@ -158,6 +158,8 @@ class PendingWrite:
         self.opened = False
         self.old_size = 0
         self.reserved = 0
+        self.payer: int = target.user_id
+        """Whose quota holds the reservation: the owner of the drive written to."""
         self._heartbeat = 0.0
         self._reserving = threading.Lock()
 
@@ -168,13 +170,14 @@ class PendingWrite:
             nodeids.check(session, self.target.user_id, self.target.new_id)
         parent, _, existing = locate(session, self.target)
         check_target(session, self.target, parent, existing)
+        self.payer = parent.owner_id
         self.old_size = existing.size if existing is not None else 0
         if size is not None and size > self.old_size:
-            quota.reserve(session, self.target.user_id, size - self.old_size)
+            quota.reserve(session, self.payer, size - self.old_size)
             self.reserved = size - self.old_size
         session.execute(
             insert(UploadSession).values(
-                id=self.id, user_id=self.target.user_id, reserved_bytes=self.reserved,
+                id=self.id, user_id=self.payer, reserved_bytes=self.reserved,
                 started_at=now, heartbeat_at=now,
             )
         )  # fmt: skip
@@ -197,10 +200,10 @@ class PendingWrite:
             reserved = self.reserved
             if need > 0:
                 try:
-                    quota.reserve(session, self.target.user_id, need + RESERVE_AHEAD, reclaim=False)
+                    quota.reserve(session, self.payer, need + RESERVE_AHEAD, reclaim=False)
                     need += RESERVE_AHEAD
                 except QuotaExceeded:
-                    quota.reserve(session, self.target.user_id, need)
+                    quota.reserve(session, self.payer, need)
                 reserved += need
             self._beat(session, now, reserved)
             self.reserved = reserved
@@ -242,7 +245,7 @@ class PendingWrite:
         ended = session.execute(delete(UploadSession).where(UploadSession.id == self.id))
         if ended.rowcount != 1:  # type: ignore[attr-defined]
             raise IncompleteUpload("the upload was idle too long and expired; send it again")
-        return apply_write(session, self.target, content, reserved=self.reserved)
+        return apply_write(session, self.target, content, reserved=self.reserved, payer=self.payer)
 
     def abort(self) -> None:
         """End the session and release its reservation, unless gc or a reclaim ended it
@@ -253,7 +256,7 @@ class PendingWrite:
             with self.backend.db.write(durable=False) as session:
                 ended = session.execute(delete(UploadSession).where(UploadSession.id == self.id))
                 if ended.rowcount == 1:  # type: ignore[attr-defined]  # else released already
-                    quota.release(session, self.target.user_id, self.reserved)
+                    quota.release(session, self.payer, self.reserved)
         except DriveError:
             pass
 
@@ -264,12 +267,14 @@ def apply_write(
     content: UploadedContent,
     *,
     reserved: int,
+    payer: int | None = None,
     check_content: Callable[[], None] | None = None,
 ) -> tuple[NodeInfo, bool]:
     """Check the target and make ``content`` its new version in this transaction;
     return the file and whether it is new. The quota is charged for the change in
     size, ``reserved`` bytes of it held already; ``check_content`` runs once the
-    target passed its checks, before anything is written."""
+    target passed its checks, before anything is written. The owner of the drive
+    written to pays, whoever writes; ``payer`` holds the ``reserved`` bytes."""
     journal.lock_user(session, target.user_id)
     if target.new_id is not None:
         nodeids.check(session, target.user_id, target.new_id)
@@ -299,7 +304,10 @@ def apply_write(
         author_id=target.user_id, origin=target.origin, mtime_ns=target.mtime_ns,
         number=number,
     )  # fmt: skip
-    quota.charge(session, target.user_id, content.size - old_size, released=reserved)
+    if reserved and payer is not None and payer != parent.owner_id:  # moved meanwhile
+        quota.release(session, payer, reserved)
+        reserved = 0
+    quota.charge(session, parent.owner_id, content.size - old_size, released=reserved)
     journal.append(session, node, journal.CREATE if created else journal.UPDATE)
     return tree.info(session, node.id), created
 

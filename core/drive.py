@@ -13,6 +13,7 @@ they send.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -28,6 +29,7 @@ from core import (
     nodeops,
     nodes,
     properties,
+    shares,
     trash,
     tree,
     users,
@@ -42,7 +44,7 @@ from core.contentreader import ContentReader
 from core.davlocks import LockTable
 from core.db.engine import Database
 from core.db.migrate import ensure_schema
-from core.db.models import User
+from core.db.models import Node, User
 from core.db.mutex import NamedMutex
 from core.errors import DriveError, NotAFile
 from core.fsck import FsckReport, run_fsck
@@ -56,6 +58,7 @@ from core.records import (
     Credential,
     GroupInfo,
     NodeInfo,
+    ShareInfo,
     TrashEntry,
     TreePage,
     UserInfo,
@@ -192,7 +195,7 @@ class Drive:
         """The live node ``ref`` names (``locks``: with its lock flag)."""
         who = principal(who)
         with self.db.read() as session:
-            node = access.resolve(session, who, ref, Action.READ)
+            node, _ = access.reach(session, who, ref)
             if locks:
                 return nodes.state(session, who.user_id, node.id)
             return tree.info(session, node.id)
@@ -220,8 +223,8 @@ class Drive:
         their lock flags)."""
         who = principal(who)
         with self.db.read() as session:
-            folder = access.resolve(session, who, ref, Action.READ)
-            children = tree.list_children(session, folder)
+            here, folder = access.reach(session, who, ref)
+            children = _as_seen(here, tree.list_children(session, folder, who.user_id))
             return nodes.with_locks(session, who.user_id, children) if locks else children
 
     def listdir_with_properties(
@@ -232,11 +235,11 @@ class Drive:
         of queries whatever the folder's size."""
         who = principal(who)
         with self.db.read() as session:
-            folder = access.resolve(session, who, ref, Action.READ)
-            children = tree.list_children(session, folder)
+            here, folder = access.reach(session, who, ref)
+            children = _as_seen(here, tree.list_children(session, folder, who.user_id))
             found = properties.of_folder(session, who.user_id, folder.id)
         props: dict[NodeId, dict[str, bytes]] = {child.id: {} for child in children}
-        props[NodeId(folder.id)] = {}
+        props[NodeId(folder.id)] = props[NodeId(here.id)] = {}
         props.update((NodeId(node_id), values) for node_id, values in found.items())
         return children, props
 
@@ -534,19 +537,89 @@ class Drive:
     def remove_group(self, name: str) -> None:
         """Remove the group and its memberships."""
         with self.db.write() as session:
+            group = groups.group_info(session, name)
+            owners = shares.owners_sharing_with_group(session, group.id)
             groups.remove_group(session, name)
+            shares.reconcile_members(session, group.members, owners)
 
     def add_group_members(self, name: str, user_names: Sequence[str]) -> GroupInfo:
         """Add users to the group, all or none (members already stay, unchanged)."""
         with self.db.write() as session:
-            return groups.add_members(session, name, user_names)
+            group = groups.add_members(session, name, user_names)
+            owners = shares.owners_sharing_with_group(session, group.id)
+            shares.reconcile_members(session, user_names, owners)
+            return group
 
     def remove_group_members(self, name: str, user_names: Sequence[str]) -> GroupInfo:
         """Take users out of the group, all or none (a non-member is NotFound)."""
         with self.db.write() as session:
-            return groups.remove_members(session, name, user_names)
+            group = groups.remove_members(session, name, user_names)
+            owners = shares.owners_sharing_with_group(session, group.id)
+            shares.reconcile_members(session, user_names, owners)
+            return group
 
     def group_ids_of(self, user: UserId) -> frozenset[GroupId]:
         """The ids of the user's groups (one query)."""
         with self.db.read() as session:
             return groups.group_ids_of(session, user)
+
+    # shares ---------------------------------------------------------------
+
+    def share(
+        self,
+        who: Who,
+        ref: Ref,
+        *,
+        user: str | None = None,
+        group: str | None = None,
+        role: str = "viewer",
+        reshare: bool = False,
+    ) -> ShareInfo:
+        """Grant ``role`` on the node ``ref`` names to ``user`` or ``group`` (see
+        ``core.shares`` for the rules)."""
+        with self.db.write() as session:
+            return shares.add(
+                session, principal(who), ref, user=user, group=group, role=role, reshare=reshare
+            )
+
+    def update_share(
+        self,
+        who: Who,
+        ref: Ref,
+        *,
+        user: str | None = None,
+        group: str | None = None,
+        role: str | None = None,
+        reshare: bool | None = None,
+    ) -> ShareInfo:
+        with self.db.write() as session:
+            return shares.update(
+                session, principal(who), ref, user=user, group=group, role=role, reshare=reshare
+            )
+
+    def unshare(
+        self, who: Who, ref: Ref, *, user: str | None = None, group: str | None = None
+    ) -> None:
+        """Revoke a grant: the grantee loses it at their next request."""
+        with self.db.write() as session:
+            shares.remove(session, principal(who), ref, user=user, group=group)
+
+    def shares_of(self, who: Who, ref: Ref) -> list[ShareInfo]:
+        """The grants on the node and above it (who has access, and how)."""
+        with self.db.read() as session:
+            return shares.of_node(session, principal(who), ref)
+
+    def shares_given(self, user: UserId) -> list[ShareInfo]:
+        with self.db.read() as session:
+            return shares.given(session, user)
+
+    def shares_received(self, user: UserId) -> list[ShareInfo]:
+        with self.db.read() as session:
+            return shares.received(session, user)
+
+
+def _as_seen(here: Node, children: list[NodeInfo]) -> list[NodeInfo]:
+    """Members of a share entry's target as its recipient sees them: in the entry."""
+    if here.target_id is None:
+        return children
+    return [dataclasses.replace(child, parent_id=NodeId(here.id)) for child in children]

@@ -74,7 +74,7 @@ def move(session: Session, who: Principal, src: Ref, dst: Ref, *, overwrite: boo
     removed; anything else is moved to the trash first.
     """
     journal.lock_user(session, who.user_id)
-    node = _not_root(access.resolve(session, who, src, Action.READ), "moved")
+    node = _not_root(access.resolve_here(session, who, src, Action.READ), "moved")
     _folder_of(session, who, node)
     parent, name = access.place(session, who, dst)
     locks = _Locks(session, who)
@@ -84,7 +84,44 @@ def move(session: Session, who: Principal, src: Ref, dst: Ref, *, overwrite: boo
     existing = tree.live_child(session, parent.id, name)
     if overwrite and existing is not None and existing.id != node.id:
         locks.require_unlocked(existing.id, subtree=True)
-    return treeops.place(session, node, parent, name, overwrite=overwrite, kind=journal.MOVE)
+    if node.owner_id == parent.owner_id:
+        return treeops.place(session, node, parent, name, overwrite=overwrite, kind=journal.MOVE)
+    return _move_between_drives(session, who, node, (parent, name, existing), overwrite=overwrite)
+
+
+def _move_between_drives(
+    session: Session,
+    who: Principal,
+    node: Node,
+    place: tuple[Node, str, Node | None],
+    *,
+    overwrite: bool,
+) -> Node:
+    """A move from one user's drive into another's (in or out of a share).
+
+    Into a share, the mover's own subtree is handed over to the share's owner
+    (``treeops.hand_over``). Anything else (out of a share into the mover's
+    space, or between two drives of others) is a copy charged to the
+    destination's owner and a delete in the source, whose owner keeps it in
+    their trash: nobody silently loses anything. ``place``: the folder, the name
+    and the live node there now.
+    """
+    parent, name, existing = place
+    if node.target_id is not None:
+        raise InvalidMove("a received share stays in your own drive: move it there")
+    if node.owner_id == who.user_id:
+        journal.lock_user(session, parent.owner_id)
+        return treeops.hand_over(session, node, parent, name, overwrite=overwrite)
+    if existing is not None and existing.id != node.id and not overwrite:
+        raise NameTaken(f"{name!r} already exists in that folder")
+    journal.lock_user(session, node.owner_id)
+    treeops.check_not_into_itself(session, node, parent)
+    copied = treeops.copy_node(
+        session, node, parent, name, existing if existing is not None and existing.id != node.id
+        else None, recursive=True, author_id=who.user_id,
+    )  # fmt: skip
+    treeops.trash(session, node, tree.path_of(session, node.id))
+    return copied
 
 
 def copy(
@@ -124,7 +161,7 @@ def delete(
     """Move the node (and its subtree) to the trash; with ``base_version_id``, only
     if that is still the file's current version."""
     journal.lock_user(session, who.user_id)
-    node = _not_root(access.resolve(session, who, ref, Action.READ), "deleted")
+    node = _not_root(access.resolve_here(session, who, ref, Action.READ), "deleted")
     _folder_of(session, who, node)
     if base_version_id is not None and node.current_version_id != base_version_id:
         raise VersionConflict(

@@ -8,6 +8,10 @@ statements: they are built and compiled once, and cost nothing per depth. (A
 self-join per level did cost a statement per depth: SQLAlchemy's caches grew
 with every depth, SQLite's limit of 64 tables stopped it past 60 levels, and
 PostgreSQL's plan search grew slow past 10 levels.)
+
+A share entry (``nodes.target_id``) is crossed like a folder: the walk goes on
+among its target's members. Whether the walker may see them is
+``core.access``'s question, asked of the node reached.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Integer, ScalarSelect, String, bindparam, literal, select
+from sqlalchemy import Integer, ScalarSelect, String, bindparam, func, literal, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -52,15 +56,20 @@ def target(*, from_root: bool) -> ScalarSelect[Any]:
         else bindparam("start", type_=Integer)
     )
     depth = bindparam("depth", type_=Integer)
+    # ``inside``: where a node's members live: its own id, or a share entry's target.
     walk = (
-        select(Node.id.label("id"), literal(0, Integer).label("level"))
+        select(
+            Node.id.label("id"),
+            func.coalesce(Node.target_id, Node.id).label("inside"),
+            literal(0, Integer).label("level"),
+        )
         .where(Node.id == start)
         .cte("walk", recursive=True)
     )
     walk = walk.union_all(
-        select(Node.id, walk.c.level + 1).where(
+        select(Node.id, func.coalesce(Node.target_id, Node.id), walk.c.level + 1).where(
             walk.c.level < depth,
-            Node.parent_id == walk.c.id,
+            Node.parent_id == walk.c.inside,
             Node.name == _NameAt(bindparam("names", type_=String), walk.c.level),
             Node.trashed_at.is_(None),
         )

@@ -57,6 +57,8 @@ class NodeInfo:
     sha256: str | None
     manifest_id: int | None = None
     locked: bool = False
+    shared_from: NodeId | None = None
+    """Set on a received share's entry: the shared node it stands for."""
 
     @property
     def mtime(self) -> float:
@@ -150,3 +152,20 @@ class GroupInfo:
     name: str
     created_at: float
     members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ShareInfo:
+    """A grant: the shared node (and its path in its owner's drive), who owns it,
+    who granted it, to whom (a user or a group) and what it gives."""
+
+    id: int
+    node_id: NodeId
+    path: str
+    owner: str
+    granted_by: str
+    user: str | None
+    group: str | None
+    role: str
+    reshare: bool
+    created_at: float

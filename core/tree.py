@@ -10,7 +10,7 @@ import functools
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, literal, select
+from sqlalchemy import Row, Select, bindparam, func, literal, select
 from sqlalchemy.orm import Session, aliased
 
 from core import pathwalk
@@ -121,7 +121,7 @@ def _parent_and_child_query() -> Select[Any]:
     child = aliased(Node)
     return select(parent, child).outerjoin(
         child,
-        (child.parent_id == parent.id)
+        (child.parent_id == func.coalesce(parent.target_id, parent.id))
         & (child.name == bindparam("leaf"))
         & child.trashed_at.is_(None),
     )
@@ -223,24 +223,31 @@ def subtree_ids(session: Session, node_id: int) -> list[int]:
     return list(session.execute(select(down.c.id)).scalars())
 
 
+_TARGET = aliased(Node, name="target")
+
+
 def info_query() -> Select[Any]:
     """SELECT the columns of a ``NodeInfo`` (plain rows: building ORM objects for a
-    listing of 10,000 members would cost more than the query)."""
+    listing of 10,000 members would cost more than the query). A share entry shows
+    its own id, place and name with its target's kind, size, time and version."""
+    version_id = func.coalesce(_TARGET.current_version_id, Node.current_version_id)
     return (
         select(
             Node.id,
             Node.parent_id,
             Node.name,
-            Node.is_folder,
-            Node.size,
-            Node.mtime_ns,
+            func.coalesce(_TARGET.is_folder, Node.is_folder),
+            func.coalesce(_TARGET.size, Node.size),
+            func.coalesce(_TARGET.mtime_ns, Node.mtime_ns),
             Node.created_at,
-            Node.current_version_id,
+            version_id,
             Version.number,
             Manifest.sha256,
             Version.manifest_id,
+            Node.target_id,
         )
-        .outerjoin(Version, Version.id == Node.current_version_id)
+        .outerjoin(_TARGET, _TARGET.id == Node.target_id)
+        .outerjoin(Version, Version.id == version_id)
         .outerjoin(Manifest, Manifest.id == Version.manifest_id)
     )
 
@@ -259,6 +266,7 @@ def to_info(row: Row[Any]) -> NodeInfo:
         number,
         sha,
         mid,
+        target_id,
     ) = row
     return NodeInfo(
         id=node_id,
@@ -272,6 +280,7 @@ def to_info(row: Row[Any]) -> NodeInfo:
         version_number=number,
         sha256=sha,
         manifest_id=mid,
+        shared_from=target_id,
     )
 
 
@@ -292,15 +301,16 @@ def infos(session: Session, ids: Select[Any] | Collection[int]) -> list[NodeInfo
     return [to_info(row) for row in rows]
 
 
-def list_children(session: Session, folder: Node) -> list[NodeInfo]:
-    """The live children of a folder, by name, in one query."""
+def list_children(session: Session, folder: Node, viewer: int | None = None) -> list[NodeInfo]:
+    """The live children of a folder, by name, in one query; for a ``viewer`` other
+    than the folder's owner, without the owner's share entries (an entry shows
+    only in its own owner's tree)."""
     if not folder.is_folder:
         raise NotAFolder(f"not a folder: {folder.name}")
+    query = info_query().where(Node.parent_id == folder.id, Node.trashed_at.is_(None))
+    if viewer is not None and viewer != folder.owner_id:
+        query = query.where(Node.target_id.is_(None))
     # On the connection, not the session: the ORM's row loading would take twice
     # as long as the query for a large folder, for plain column rows.
-    rows = session.connection().execute(
-        info_query()
-        .where(Node.parent_id == folder.id, Node.trashed_at.is_(None))
-        .order_by(Node.name)
-    )
+    rows = session.connection().execute(query.order_by(Node.name))
     return [to_info(row) for row in rows]

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from core import journal, properties, quota, segments, tree
 from core.commit import add_version, new_node
-from core.db.models import Manifest, Node, Version
+from core.db.models import Manifest, Node, Share, Version
 from core.errors import InvalidMove, MoveIntoItself, NameTaken
 
 
@@ -176,6 +176,53 @@ def trash(session: Session, node: Node, path: str) -> None:
     session.flush()
 
 
+def hand_over(session: Session, node: Node, parent: Node, name: str, *, overwrite: bool) -> Node:
+    """Move ``node`` (and its subtree) into ``parent``, in another user's drive (a
+    folder shared with the mover): the subtree becomes that user's, with its
+    quota bytes. A subtree holding a received share's entry or a grant stays
+    where it is (InvalidMove): those belong to the mover's own drive."""
+    ids = tree.subtree_ids(session, node.id)
+    for start in range(0, len(ids), 500):
+        part = ids[start : start + 500]
+        if (
+            session.execute(
+                select(Node.id).where(Node.id.in_(part), Node.target_id.is_not(None)).limit(1)
+            ).first()
+            or session.execute(select(Share.id).where(Share.node_id.in_(part)).limit(1)).first()
+        ):
+            raise InvalidMove(
+                f"{node.name!r} holds a share (received or given): it cannot move into "
+                "another user's folder; copy it instead"
+            )
+    moved = subtree_bytes(session, ids)
+    old_owner = node.owner_id
+    journal.append(session, node, journal.TRASH)  # gone from the mover's drive
+    for start in range(0, len(ids), 500):
+        session.execute(
+            update(Node)
+            .where(Node.id.in_(ids[start : start + 500]))
+            .values(owner_id=parent.owner_id)
+        )
+    session.refresh(node)
+    quota.charge(session, parent.owner_id, moved)
+    quota.charge(session, old_owner, -moved)
+    return place(session, node, parent, name, overwrite=overwrite, kind=journal.MOVE)
+
+
+def subtree_bytes(session: Session, ids: list[int]) -> int:
+    """The quota bytes of these nodes: their files' content and dead properties."""
+    total = 0
+    for start in range(0, len(ids), 500):
+        part = ids[start : start + 500]
+        total += sum(
+            session.execute(
+                select(Node.size).where(Node.id.in_(part), Node.is_folder.is_(False))
+            ).scalars()
+        )
+        total += properties.bytes_of(session, part)
+    return total
+
+
 def purge_nodes(session: Session, node: Node) -> int:
     """Delete ``node`` and its subtree for good; return the quota bytes freed (file
     content and dead properties).
@@ -184,16 +231,10 @@ def purge_nodes(session: Session, node: Node) -> int:
     more are deleted too, and their chunks become garbage for gc.
     """
     ids = tree.subtree_ids(session, node.id)
-    freed = 0
+    freed = subtree_bytes(session, ids)
     manifest_ids: set[int] = set()
     for start in range(0, len(ids), 500):
         part = ids[start : start + 500]
-        freed += sum(
-            session.execute(
-                select(Node.size).where(Node.id.in_(part), Node.is_folder.is_(False))
-            ).scalars()
-        )
-        freed += properties.bytes_of(session, part)
         manifest_ids.update(
             session.execute(select(Version.manifest_id).where(Version.node_id.in_(part))).scalars()
         )

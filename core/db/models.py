@@ -4,8 +4,9 @@ Times are seconds since the epoch (float) except file mtimes, which are
 integer nanoseconds so a FUSE client can round-trip them exactly.
 
 How the later features slot in without a rewrite: shares are rows
-(node → grantee user, role) and public links are rows (node, token hash,
-role, expiry, password hash) that grant access to a subtree of ``nodes``;
+(``Share``: node → grantee user or group, role) and public links are rows
+(node, token hash, role, expiry, password hash) that grant access to a
+subtree of ``nodes``;
 WebDAV dead properties are keyed by node id (so they follow a node through
 moves), and so are WebDAV locks (``dav_locks.node_id``). Each arrives with its own
 migration.
@@ -16,6 +17,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Double,
     ForeignKey,
     Index,
@@ -122,6 +124,13 @@ class Node(Base):
     trashed_at: Mapped[float | None] = mapped_column(Double)
     trashed_from_id: Mapped[int | None] = mapped_column(BigId)
     trashed_path: Mapped[str | None] = mapped_column(Text)
+    target_id: Mapped[int | None] = mapped_column(
+        ForeignKey("nodes.id", ondelete="CASCADE"), index=True
+    )
+    """Set on a share *entry*: the node of another user's drive this node stands for
+    in its owner's (the recipient's) tree (``core.shares``). An entry has no
+    version and no members of its own: its place and name are the recipient's,
+    everything else is the target's."""
 
 
 class ReservedNodeId(Base):
@@ -352,3 +361,51 @@ class GroupMember(Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     added_at: Mapped[float] = mapped_column(Double)
+
+
+class Share(Base):
+    """A grant: ``node_id`` (and everything below it) shared by ``granted_by`` with
+    one user or one group, as a viewer or an editor, with or without the right
+    to share onward (``core.shares``).
+
+    Invariants: exactly one of ``user_id`` and ``group_id`` is set; a node has at
+    most one grant per user and one per group (partial unique indexes); the
+    grantee is never the node's owner. A grant never gives more than its
+    granter holds: that is checked when it is made and bounded again at every
+    access check (``core.access``), so a reshare shrinks with its source.
+    """
+
+    __tablename__ = "shares"
+    __table_args__ = (
+        Index(
+            "uq_shares_node_user",
+            "node_id",
+            "user_id",
+            unique=True,
+            sqlite_where=text("user_id IS NOT NULL"),
+            postgresql_where=text("user_id IS NOT NULL"),
+        ),
+        Index(
+            "uq_shares_node_group",
+            "node_id",
+            "group_id",
+            unique=True,
+            sqlite_where=text("group_id IS NOT NULL"),
+            postgresql_where=text("group_id IS NOT NULL"),
+        ),
+        CheckConstraint("(user_id IS NULL) <> (group_id IS NULL)", name="one_grantee"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    granted_by: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    reshare: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[float] = mapped_column(Double)
