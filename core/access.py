@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from sqlalchemy import BindParameter, ColumnElement, select
 from sqlalchemy.orm import Session
 
-from core import tree
+from core import entries, tree
 from core.db.models import GroupMember, Node, Share
 from core.errors import Forbidden, InvalidRequest, NotAFile, NotFound
 from core.ids import UserId
@@ -265,8 +265,10 @@ def trash_entry(session: Session, who: Principal, entry_id: int, action: Action)
 
 def visible_to(user_id: int | BindParameter[int]) -> ColumnElement[bool]:
     """The SQL condition on ``Node`` of the nodes the user may read (for queries
-    over many nodes: chunk authorisation, properties, trash listings)."""
-    return Node.owner_id == user_id
+    over many nodes: chunk authorisation, properties, tree pages): their own, and
+    those they see through their share entries (which exist exactly while a
+    grant lets them read: ``core.shares.reconcile``)."""
+    return (Node.owner_id == user_id) | Node.id.in_(select(entries.seen_through(user_id).c.id))
 
 
 def in_trash_of(user_id: int) -> ColumnElement[bool]:

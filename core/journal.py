@@ -17,6 +17,7 @@ from typing import cast
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from core import entries
 from core.db.models import Change, Node, User
 from core.ids import NodeId, UserId
 from core.records import ChangeInfo
@@ -51,22 +52,61 @@ _NEXT_SEQ = (  # Core, built once (an ORM update built per call is costly)
 
 
 def append(session: Session, node: Node, kind: str) -> int:
-    """Record ``kind`` for ``node`` and return the new sequence number."""
-    seq = session.execute(_NEXT_SEQ, {"user_id": node.owner_id}).scalar_one()
+    """Record ``kind`` for ``node`` in its owner's journal, and in the journal of each
+    user who sees it through a share entry (as they see it: inside the entry);
+    return the owner's new sequence number."""
+    seq = _row(session, node.owner_id, kind, node, (node.id, node.parent_id, node.name))
+    for view in entries.above(session, node):
+        if view.target_id == node.id:  # the shared node itself: the entry stands for it
+            seen_kind = META if kind == MOVE else TRASH if kind == PURGE else kind
+            seen = (view.entry_id, view.entry_parent_id, view.entry_name)
+            _row(session, view.user_id, seen_kind, node, seen)
+        else:
+            parent = view.entry_id if node.parent_id == view.target_id else node.parent_id
+            _row(session, view.user_id, kind, node, (node.id, parent, node.name))
+    return seq
+
+
+def gone(session: Session, user_id: int, node: Node) -> None:
+    """Tell a user that ``node`` left what they see of another's drive (a move out of
+    the folder shared with them): a ``trash`` row, as a sync client drops it."""
+    _row(session, user_id, TRASH, node, (node.id, node.parent_id, node.name))
+
+
+def arrived(session: Session, user_id: int, node: Node, entry_id: int | None = None) -> None:
+    """Tell a user about everything below ``node``, which just came into what they see
+    of another's drive (the node's own row is appended already); ``entry_id``: the
+    user's new entry that stands for ``node`` (its members show inside it)."""
+    for member in _members(session, node):
+        parent = entry_id if entry_id is not None and member.parent_id == node.id else None
+        _row(session, user_id, CREATE, member, (member.id, parent or member.parent_id, member.name))
+
+
+def _members(session: Session, node: Node) -> list[Node]:
+    down = select(Node.id).where(Node.parent_id == node.id).cte("members", recursive=True)
+    down = down.union_all(select(Node.id).where(Node.parent_id == down.c.id))
+    return list(
+        session.execute(
+            select(Node).where(Node.id.in_(select(down.c.id))).order_by(Node.id)
+        ).scalars()
+    )
+
+
+def _row(
+    session: Session, user_id: int, kind: str, node: Node, seen: tuple[int, int | None, str]
+) -> int:
+    """Append one row to ``user_id``'s journal: ``node`` as the user sees it, ``seen``
+    being its (node id, parent id, name) there; return the new sequence number."""
+    node_id, parent_id, name = seen
+    seq = session.execute(_NEXT_SEQ, {"user_id": user_id}).scalar_one()
     session.add(
         Change(
-            owner_id=node.owner_id,
-            seq=seq,
-            kind=kind,
-            node_id=node.id,
-            parent_id=node.parent_id,
-            name=node.name,
-            is_folder=node.is_folder,
-            version_id=node.current_version_id,
+            owner_id=user_id, seq=seq, kind=kind, node_id=node_id, parent_id=parent_id,
+            name=name, is_folder=node.is_folder, version_id=node.current_version_id,
             at=time.time(),
         )
-    )
-    session.info.setdefault(APPENDED, {})[node.owner_id] = int(seq)
+    )  # fmt: skip
+    session.info.setdefault(APPENDED, {})[user_id] = int(seq)
     return int(seq)
 
 

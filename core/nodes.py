@@ -9,12 +9,14 @@ are "not found": an id alone reveals nothing.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from core import access, journal, lockcheck, tree, versions
+from core import access, entries, journal, lockcheck, tree, versions
 from core.access import Action, Principal
 from core.db.models import Node, User
 from core.errors import InvalidRequest, NotAFile
@@ -57,14 +59,30 @@ def tree_page(session: Session, user_id: int, after: int, limit: int) -> TreePag
     candidates = (
         select(Node.id)
         .where(access.visible_to(user_id), Node.id > after, Node.parent_id.is_not(None))
+        .where(Node.id.not_in(entries.targets_of(user_id)))  # their entries stand for them
         .order_by(Node.id)
         .limit(limit)
         .subquery()
     )
     last, count = session.execute(select(func.max(candidates.c.id), func.count())).one()
-    live = tree.live_among(session, user_id, select(candidates.c.id))
-    states = with_locks(session, user_id, tree.infos(session, live))
+    live = live_for(session, user_id, select(candidates.c.id))
+    states = _as_seen(session, user_id, tree.infos(session, live))
     return TreePage(cursor, states, NodeId(last) if count == limit else None)
+
+
+def live_for(session: Session, user_id: int, ids: Select[Any] | Collection[int]) -> set[int]:
+    """Which of ``ids`` the user sees live: their walk up reaches the user's root, or
+    the target of one of the user's live share entries (one query)."""
+    up = tree.upward(ids)
+    ends = select(User.root_id).where(User.id == user_id).union(entries.targets_of(user_id))
+    rows = session.execute(select(up.c.start).where(up.c.node.in_(ends)).distinct()).scalars()
+    return set(rows)
+
+
+def _as_seen(session: Session, user_id: int, infos: list[NodeInfo]) -> list[NodeInfo]:
+    """The nodes as the user sees them, with their lock flags (a constant number of
+    queries for the whole list)."""
+    return with_locks(session, user_id, entries.as_seen(session, user_id, infos))
 
 
 def change_page(session: Session, user_id: int, cursor: int, limit: int) -> ChangePage:
@@ -76,8 +94,8 @@ def change_page(session: Session, user_id: int, cursor: int, limit: int) -> Chan
     more = len(rows) > limit
     rows = rows[:limit]
     ids = {row.node_id for row in rows}
-    live = tree.live_among(session, user_id, ids) if ids else set()
-    states = {s.id: s for s in with_locks(session, user_id, tree.infos(session, live))}
+    live = live_for(session, user_id, ids) if ids else set()
+    states = {s.id: s for s in _as_seen(session, user_id, tree.infos(session, live))}
     changes = [NodeChange(row.seq, row.kind, row.node_id, states.get(row.node_id)) for row in rows]
     return ChangePage(rows[-1].seq if rows else cursor, changes, more)
 

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, aliased
 
-from core import access, journal, tree, treeops
+from core import access, entries, journal, tree, treeops
 from core.access import ROLES, Action, Principal
 from core.commit import new_node
 from core.db.models import Group, GroupMember, Node, Share, User
@@ -61,6 +61,7 @@ def add(
     )  # fmt: skip
     session.add(share)
     session.flush()
+    entries.forget_sharing(session)
     reconcile_owner(session, node.owner_id)
     return _info(session, share)
 
@@ -96,6 +97,7 @@ def remove(
     node = _shareable(session, who, ref, action=Action.READ)
     share = _own_grant(session, who, node, user, group)
     session.execute(delete(Share).where(Share.id == share.id))
+    entries.forget_sharing(session)
     reconcile_owner(session, node.owner_id)
 
 
@@ -180,6 +182,7 @@ def _add_entry(session: Session, root: Node, target: Node) -> Node:
     entry.target_id = target.id
     session.flush()
     journal.append(session, entry, journal.CREATE)
+    journal.arrived(session, root.owner_id, target, entry.id)
     return entry
 
 

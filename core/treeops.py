@@ -11,7 +11,7 @@ import time
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from core import journal, properties, quota, segments, tree
+from core import entries, journal, properties, quota, segments, tree
 from core.commit import add_version, new_node
 from core.db.models import Manifest, Node, Share, Version
 from core.errors import InvalidMove, MoveIntoItself, NameTaken
@@ -71,10 +71,17 @@ def place(
         if not node.is_folder and not existing.is_folder:
             return _replace_content(session, node, existing)
         trash(session, existing, tree.path_of(session, existing.id))
+    seen_before = {view.user_id for view in entries.above(session, node)}
     node.parent_id, node.name = parent.id, name
     node.trashed_at = node.trashed_from_id = node.trashed_path = None
     session.flush()
     journal.append(session, node, kind)
+    seen_after = {view.user_id for view in entries.above(session, node)}
+    for user in sorted(seen_before - seen_after):
+        journal.gone(session, user, node)
+    if kind == journal.MOVE:  # a restore journals its members itself (core.trash)
+        for user in sorted(seen_after - seen_before):
+            journal.arrived(session, user, node)
     return node
 
 

@@ -260,3 +260,52 @@ def test_share_lists_say_who_has_what(drive: Drive, team: UserInfo, bob: UserInf
     (received,) = drive.shares_received(bob.id)
     assert received.id == given.id
     assert drive.shares_of(bob.id, "/team/plan.txt") == [given]
+
+
+def _feed(drive: Drive, user: UserInfo, cursor: int) -> list[tuple[str, str, int | None]]:
+    """(kind, name, parent id as the user sees it) of each change after ``cursor``."""
+    page = drive.change_page(user.id, cursor)
+    return [
+        (change.kind, change.node.name if change.node else "?", change.node.parent_id
+         if change.node else None)
+        for change in page.changes
+    ]  # fmt: skip
+
+
+def test_the_recipients_change_feed_follows_the_share(
+    drive: Drive, alice: UserInfo, bob: UserInfo
+) -> None:
+    drive.mkdir(alice.id, "/team")
+    put(drive, alice, "/team/plan.txt", b"v1")
+    start = drive.cursor(bob.id)
+    drive.share(alice.id, "/team", user="bob")
+    entry = drive.stat(bob.id, "/team")
+    assert _feed(drive, bob, start) == [("create", "team", entry.parent_id),
+                                        ("create", "plan.txt", entry.id)]  # fmt: skip
+    start = drive.cursor(bob.id)
+    put(drive, alice, "/team/new.txt", b"n")
+    drive.mkdir(alice.id, "/private")
+    drive.move(alice.id, "/team/plan.txt", "/private/plan.txt")
+    changes = _feed(drive, bob, start)
+    assert changes[0] == ("create", "new.txt", entry.id)
+    assert changes[-1][0] == "trash"  # plan.txt left what bob sees
+    assert all(name != "private" for _, name, _ in changes)  # alice's own folder is not bob's
+    drive.unshare(alice.id, "/team", user="bob")
+    assert _feed(drive, bob, drive.cursor(bob.id) - 1)[-1][0] == "purge"
+
+
+def test_the_recipients_tree_pages_show_the_entry_and_what_is_inside(
+    drive: Drive, alice: UserInfo, bob: UserInfo
+) -> None:
+    drive.makedirs(alice.id, "/team/sub")
+    put(drive, alice, "/team/sub/f.txt", b"f")
+    put(drive, alice, "/secret.txt", b"s")
+    drive.share(alice.id, "/team", user="bob")
+    page = drive.tree_page(bob.id)
+    entry = drive.stat(bob.id, "/team")
+    seen = {node.name: node.parent_id for node in page.nodes}
+    assert seen == {
+        "team": entry.parent_id,
+        "sub": entry.id,
+        "f.txt": drive.stat(bob.id, "/team/sub").id,
+    }
