@@ -231,9 +231,10 @@ def place(session: Session, who: Principal, ref: Ref) -> tuple[Node, str]:
 
 
 def place_and_node(session: Session, who: Principal, ref: Ref) -> tuple[Node, str, Node | None]:
-    """The folder ``ref``'s file sits in (checked for writing), its name, and the
-    live node there now (None if none; a share entry seen through): where a write
-    lands. A node id names an existing file (NotAFile for a folder)."""
+    """The folder ``ref``'s file sits in, its name, and the live node there now
+    (None if none; a share entry seen through), checked for writing: the file if
+    there is one, else the folder. Where a write lands. A node id names an
+    existing file (NotAFile for a folder)."""
     ref = NodeRef.of(ref)
     if ref.path is not None:
         parent, name, existing = tree.resolve_parent_and_child(session, who.user_id, ref.path)
@@ -248,10 +249,11 @@ def place_and_node(session: Session, who: Principal, ref: Ref) -> tuple[Node, st
     else:
         parent, name = place(session, who, ref)
         existing = tree.live_child(session, parent.id, name)
-    if existing is not None:
+    if existing is not None:  # writing a file needs WRITE on it, not on its folder
         existing = require(session, who, through(session, who, existing), Action.WRITE)
         if existing.parent_id is not None and existing.parent_id != parent.id:
             parent = session.get_one(Node, existing.parent_id)  # a file entry's target
+        return parent, name, existing
     return require(session, who, parent, Action.WRITE), name, existing
 
 

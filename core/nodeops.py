@@ -192,7 +192,7 @@ def restore_version(session: Session, who: Principal, ref: Ref, number: int) -> 
     journal.lock_user(session, who.user_id)
     node = access.resolve_file(session, who, ref, Action.WRITE)
     _Locks(session, who).require_unlocked(node.id)
-    return versions.restore_node_version(session, node, number)
+    return versions.restore_node_version(session, node, number, author_id=who.user_id)
 
 
 def copy_version(
@@ -211,8 +211,9 @@ def copy_version(
     node = access.resolve_file(session, who, ref, Action.READ)
     parent, name = access.place(session, who, dst)
     return versions.copy_version_to(
-        session, node, number, parent, name, overwrite=overwrite, mtime_ns=mtime_ns
-    )
+        session, node, number, parent, name, overwrite=overwrite, mtime_ns=mtime_ns,
+        author_id=who.user_id,
+    )  # fmt: skip
 
 
 def _folder_of(session: Session, who: Principal, node: Node) -> Node:

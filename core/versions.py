@@ -79,11 +79,13 @@ def manifest_refs(session: Session, manifest_id: int) -> tuple[list[ChunkRef], i
     return segments.entries(session, manifest_id), size
 
 
-def restore_node_version(session: Session, node: Node, number: int) -> Node:
+def restore_node_version(session: Session, node: Node, number: int, *, author_id: int) -> Node:
     """Make version ``number`` of a file the caller found (and row-locked its owner
-    for) current again, as a new version sharing its manifest."""
+    for) current again, as a new version by ``author_id`` sharing its manifest."""
     old = version_by_number(session, node, number)
-    return _version_into(session, node, old, node, origin="restore", mtime_ns=None)
+    return _version_into(
+        session, node, old, node, origin="restore", mtime_ns=None, author_id=author_id
+    )
 
 
 def copy_version_to(
@@ -95,9 +97,11 @@ def copy_version_to(
     *,
     overwrite: bool,
     mtime_ns: int | None = None,
+    author_id: int,
 ) -> Node:
     """Copy version ``number`` of the file ``node`` into ``parent`` as ``name``, sharing
-    its manifest (no bytes copied); the caller resolved and checked both.
+    its manifest (no bytes copied), as a version by ``author_id``; the caller
+    resolved and checked both.
 
     Onto the file itself it is a restore; over another file (with ``overwrite``)
     a new version of that file; a folder in the way goes to the trash; anywhere
@@ -119,10 +123,13 @@ def copy_version_to(
     if target is None:
         target = new_node(session, parent, name, is_folder=False, mtime_ns=mtime_ns)
         return _version_into(
-            session, node, old, target, origin="copy", mtime_ns=mtime_ns, created=True
-        )
+            session, node, old, target, origin="copy", mtime_ns=mtime_ns, created=True,
+            author_id=author_id,
+        )  # fmt: skip
     origin = "restore" if restoring else "copy"
-    return _version_into(session, node, old, target, origin=origin, mtime_ns=mtime_ns)
+    return _version_into(
+        session, node, old, target, origin=origin, mtime_ns=mtime_ns, author_id=author_id
+    )
 
 
 def _version_into(
@@ -133,10 +140,11 @@ def _version_into(
     *,
     origin: str,
     mtime_ns: int | None,
+    author_id: int,
     created: bool = False,
 ) -> Node:
-    """Make ``old`` (a version of ``node``) the new current version of ``target``,
-    modified at ``mtime_ns`` (None: now)."""
+    """Make ``old`` (a version of ``node``) the new current version of ``target`` by
+    ``author_id``, modified at ``mtime_ns`` (None: now)."""
     size = session.execute(select(Manifest.size).where(Manifest.id == old.manifest_id)).scalar_one()
     quota.charge(session, target.owner_id, size - target.size)
     add_version(
@@ -144,7 +152,7 @@ def _version_into(
         target,
         old.manifest_id,
         size,
-        author_id=node.owner_id,
+        author_id=author_id,
         origin=origin,
         mtime_ns=mtime_ns,
     )

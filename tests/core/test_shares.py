@@ -309,3 +309,17 @@ def test_the_recipients_tree_pages_show_the_entry_and_what_is_inside(
         "sub": entry.id,
         "f.txt": drive.stat(bob.id, "/team/sub").id,
     }
+
+
+def test_a_shared_file_is_edited_in_place_and_its_history_names_each_author(
+    drive: Drive, alice: UserInfo, bob: UserInfo
+) -> None:
+    put(drive, alice, "/doc.txt", b"one")
+    drive.share(alice.id, "/doc.txt", user="bob", role="editor")
+    assert _names(drive, bob) == ["doc.txt"] and get(drive, bob, "/doc.txt") == b"one"
+    put(drive, bob, "/doc.txt", b"two")
+    drive.restore_version(bob.id, "/doc.txt", 1)
+    history = drive.versions(alice.id, "/doc.txt")
+    assert [(v.number, v.author) for v in history] == [(1, "alice"), (2, "bob"), (3, "bob")]
+    assert get(drive, alice, "/doc.txt") == b"one"
+    assert drive.user("bob").used_bytes == 0
