@@ -25,7 +25,9 @@ entry itself).
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import BindParameter, ColumnElement, select
 from sqlalchemy.orm import Session
@@ -102,18 +104,72 @@ def path_grants(session: Session, node_id: int) -> list[PathGrant]:
     up = tree.upward([node_id])
     rows = session.execute(
         select(
-            Share.id, Share.granted_by, Share.user_id, GroupMember.user_id, Share.role,
-            Share.reshare,
+            Share.id, Share.node_id, Share.granted_by, Share.user_id, GroupMember.user_id,
+            Share.role, Share.reshare,
         )
         .outerjoin(GroupMember, GroupMember.group_id == Share.group_id)
         .where(Share.node_id.in_(select(up.c.node)))
     ).tuples()  # fmt: skip
-    found: dict[int, tuple[int, set[int], frozenset[Action]]] = {}
-    for share_id, granted_by, user_id, member_id, role, reshare in rows:
+    return [grant for _, grant in _collect(rows)]
+
+
+def read_only_among(session: Session, user_id: int, ids: Collection[int]) -> set[int]:
+    """Which of ``ids`` the user may read but not change: nodes of others' drives
+    (or entries standing for them) their grants give no write on. One query when
+    all are the user's own; otherwise one per distinct folder of the others'."""
+    foreign = list(
+        session.execute(
+            select(Node).where(
+                Node.id.in_(list(ids)), (Node.owner_id != user_id) | Node.target_id.is_not(None)
+            )
+        ).scalars()
+    )
+    if not foreign:
+        return set()
+    shown = {node.id: session.get(Node, node.target_id) or node if node.target_id else node
+             for node in foreign}  # fmt: skip
+    on_nodes: dict[int, list[PathGrant]] = {}
+    for node_id, grant in _grants_on([node.id for node in shown.values()], session):
+        on_nodes.setdefault(node_id, []).append(grant)
+    above: dict[int | None, list[PathGrant]] = {}
+    found: set[int] = set()
+    for seen_id, node in shown.items():
+        if node.owner_id == user_id:
+            continue
+        if node.parent_id not in above:
+            parent = node.parent_id
+            above[parent] = path_grants(session, parent) if parent is not None else []
+        grants = above[node.parent_id] + on_nodes.get(node.id, [])
+        if Action.WRITE not in effective_rights(node.owner_id, grants).get(user_id, NOTHING):
+            found.add(seen_id)
+    return found
+
+
+def _grants_on(node_ids: list[int], session: Session) -> list[tuple[int, PathGrant]]:
+    """(node id, grant) of the grants on exactly these nodes (one query)."""
+    rows = session.execute(
+        select(
+            Share.id, Share.node_id, Share.granted_by, Share.user_id, GroupMember.user_id,
+            Share.role, Share.reshare,
+        )
+        .outerjoin(GroupMember, GroupMember.group_id == Share.group_id)
+        .where(Share.node_id.in_(node_ids))
+    ).tuples()  # fmt: skip
+    return _collect(rows)
+
+
+def _collect(rows: Iterable[tuple[Any, ...]]) -> list[tuple[int, PathGrant]]:
+    """Grant rows (share id, node id, granter, user, member, role, reshare), one per
+    user reached, folded into one ``PathGrant`` per share."""
+    found: dict[int, tuple[int, int, set[int], frozenset[Action]]] = {}
+    for share_id, node_id, granted_by, user_id, member_id, role, reshare in rows:
         gives = ROLES.get(role, NOTHING) | ({Action.SHARE} if reshare else NOTHING)
-        _, reaches, _ = found.setdefault(share_id, (granted_by, set(), gives))
+        _, _, reaches, _ = found.setdefault(share_id, (node_id, granted_by, set(), gives))
         reaches.update(user for user in (user_id, member_id) if user is not None)
-    return [PathGrant(by, frozenset(reaches), gives) for by, reaches, gives in found.values()]
+    return [
+        (node_id, PathGrant(by, frozenset(reaches), gives))
+        for node_id, by, reaches, gives in found.values()
+    ]
 
 
 def effective_rights(owner_id: int, grants: list[PathGrant]) -> dict[int, frozenset[Action]]:

@@ -32,9 +32,17 @@ from core.refs import NodeRef, Ref
 
 
 def with_locks(session: Session, user_id: int, infos: list[NodeInfo]) -> list[NodeInfo]:
-    """The nodes with their lock flags (one or two queries for the whole list)."""
-    locked = lockcheck.locked_among(session, user_id, [info.id for info in infos])
-    return [replace(info, locked=True) if info.id in locked else info for info in infos]
+    """The nodes with their lock and read-only flags (a few queries for the whole list,
+    see ``lockcheck.locked_among`` and ``access.read_only_among``)."""
+    ids = [info.id for info in infos]
+    locked = lockcheck.locked_among(session, user_id, ids)
+    read_only = access.read_only_among(session, user_id, ids) if ids else set()
+    return [
+        replace(info, locked=info.id in locked, read_only=info.id in read_only)
+        if info.id in locked or info.id in read_only
+        else info
+        for info in infos
+    ]
 
 
 def state(session: Session, user_id: int, node_id: int) -> NodeInfo:

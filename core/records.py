@@ -57,6 +57,9 @@ class NodeInfo:
     sha256: str | None
     manifest_id: int | None = None
     locked: bool = False
+    read_only: bool = False
+    """The user may read it but not change it (a share they view); filled in with
+    ``locked``."""
     shared_from: NodeId | None = None
     """Set on a received share's entry: the shared node it stands for."""
 

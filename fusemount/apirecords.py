@@ -103,7 +103,8 @@ class VersionRef:
 
 @dataclass(frozen=True, slots=True)
 class Node:
-    """A file or folder as the server last described it."""
+    """A file or folder as the server last described it. ``locked``: read-only here,
+    because a WebDAV lock covers it or because it is a share this user views."""
 
     id: NodeId
     parent_id: NodeId | None
@@ -134,7 +135,8 @@ class Node:
             size=_int(obj, "size"),
             mtime_ns=_int(obj, "mtime_ns"),
             version=None if version is None else VersionRef.from_json(_obj(version, "version")),
-            locked=bool(obj.get("locked", False)),
+            # A share this user views is read-only here exactly as a locked node is.
+            locked=bool(obj.get("locked", False)) or bool(obj.get("read_only", False)),
         )
 
 

@@ -72,7 +72,9 @@ class VersionRef(BaseModel):
 
 class NodeOut(BaseModel):
     """A file or folder; ``version`` is null for folders, ``locked`` true while a
-    WebDAV lock covers the node."""
+    WebDAV lock covers the node, ``read_only`` true when the user may read it but
+    not change it (a share they view); ``shared_from`` set on the entry that shows
+    a share the user received (the shared node's id)."""
 
     id: Id
     parent_id: Id | None
@@ -82,6 +84,8 @@ class NodeOut(BaseModel):
     mtime_ns: int
     version: VersionRef | None
     locked: bool
+    read_only: bool = False
+    shared_from: Id | None = None
 
 
 class NodesOut(BaseModel):
@@ -422,6 +426,8 @@ def node_out(info: NodeInfo) -> NodeOut:
         mtime_ns=info.mtime_ns,
         version=version,
         locked=info.locked,
+        read_only=info.read_only,
+        shared_from=info.shared_from,
     )
 
 

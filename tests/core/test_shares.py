@@ -323,3 +323,18 @@ def test_a_shared_file_is_edited_in_place_and_its_history_names_each_author(
     assert [(v.number, v.author) for v in history] == [(1, "alice"), (2, "bob"), (3, "bob")]
     assert get(drive, alice, "/doc.txt") == b"one"
     assert drive.user("bob").used_bytes == 0
+
+
+def test_what_a_viewer_sees_is_flagged_read_only_and_an_editor_subfolder_is_not(
+    drive: Drive, alice: UserInfo, bob: UserInfo
+) -> None:
+    drive.makedirs(alice.id, "/v/edit")
+    put(drive, alice, "/v/a.txt", b"a")
+    drive.share(alice.id, "/v", user="bob")
+    drive.share(alice.id, "/v/edit", user="bob", role="editor")
+    listed = {n.name: n.read_only for n in drive.listdir(bob.id, "/v", locks=True)}
+    assert listed == {"a.txt": True, "edit": False}
+    assert drive.stat(bob.id, "/v", locks=True).read_only
+    assert not any(n.read_only for n in drive.listdir(alice.id, "/v", locks=True))
+    page = {n.name: n.read_only for n in drive.tree_page(bob.id).nodes}
+    assert page == {"v": True, "a.txt": True, "edit": False}
