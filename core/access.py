@@ -314,11 +314,21 @@ def place_and_node(session: Session, who: Principal, ref: Ref) -> tuple[Node, st
 
 
 def trash_entry(session: Session, who: Principal, entry_id: int, action: Action) -> Node:
-    """A trash entry (the top of a trashed subtree) the principal may see."""
+    """A trash entry (the top of a trashed subtree) the principal may see and, for
+    WRITE, restore: one of their own, or one deleted from a folder of another's
+    drive they may write (an editor of a share sees what was deleted in it)."""
     node = session.get(Node, entry_id)
-    if node is None or node.trashed_at is None or Action.READ not in rights(session, who, node):
+    if node is None or node.trashed_at is None or not may_restore(session, who, node):
         raise NotFound(f"no trash entry {entry_id}")
-    return require(session, who, node, action)
+    return node
+
+
+def may_restore(session: Session, who: Principal, entry: Node) -> bool:
+    """Whether the principal may see and restore a trash entry (see ``trash_entry``)."""
+    if entry.owner_id == who.user_id:
+        return True
+    folder = session.get(Node, entry.trashed_from_id) if entry.trashed_from_id else None
+    return folder is not None and Action.WRITE in rights(session, who, folder)
 
 
 def visible_to(user_id: int | BindParameter[int]) -> ColumnElement[bool]:
@@ -330,6 +340,11 @@ def visible_to(user_id: int | BindParameter[int]) -> ColumnElement[bool]:
 
 
 def in_trash_of(user_id: int) -> ColumnElement[bool]:
-    """The SQL condition on ``Node`` of the entries of the user's trash (the tops of
-    the subtrees trashed from their drive)."""
-    return (Node.owner_id == user_id) & Node.trashed_at.is_not(None)
+    """The SQL condition on ``Node`` of the trash entries the user may see, or nearly:
+    the tops of the subtrees trashed from their drive, and from folders they see
+    through their share entries (``may_restore`` says which of those they may:
+    write access to the folder)."""
+    seen = select(entries.seen_through(user_id).c.id)
+    return Node.trashed_at.is_not(None) & (
+        (Node.owner_id == user_id) | Node.trashed_from_id.in_(seen)
+    )

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from core import access, journal, tree
 from core.access import Action, Principal
 from core.db.models import Node
-from core.errors import NotFound
+from core.errors import Forbidden, NotFound
 from core.ids import NodeId
 from core.names import split_path
 from core.records import NodeInfo, TrashEntry
@@ -20,6 +20,9 @@ from core.treeops import makedirs, place, purge_nodes
 
 
 def list_trash(session: Session, user_id: int) -> list[TrashEntry]:
+    """The user's trash entries, newest first, with those deleted from folders of
+    others' drives the user may write (an editor's view of a share's deletions)."""
+    who = access.principal(user_id)
     rows = session.execute(
         select(Node).where(access.in_trash_of(user_id)).order_by(Node.trashed_at.desc())
     ).scalars()
@@ -33,13 +36,22 @@ def list_trash(session: Session, user_id: int) -> list[TrashEntry]:
             trashed_at=node.trashed_at or 0.0,
         )
         for node in rows
+        if access.may_restore(session, who, node)
     ]
 
 
 def entry_infos(session: Session, user_id: int) -> dict[NodeId, NodeInfo]:
-    """The node of every trash entry of the user, in one query."""
+    """The node of every trash entry the user sees (``list_trash``), by id."""
     rows = session.execute(tree.info_query().where(access.in_trash_of(user_id))).all()
-    return {info.id: info for info in (tree.to_info(row) for row in rows)}
+    infos = {info.id: info for info in (tree.to_info(row) for row in rows)}
+    who = access.principal(user_id)
+    foreign = session.execute(
+        select(Node).where(Node.id.in_(list(infos)), Node.owner_id != user_id)
+    ).scalars()
+    for node in foreign:
+        if not access.may_restore(session, who, node):
+            del infos[NodeId(node.id)]
+    return infos
 
 
 def free_name(session: Session, parent_id: int, name: str) -> str:
@@ -120,9 +132,13 @@ def _journal_members(session: Session, folder: Node) -> None:
 
 
 def purge(session: Session, who: Principal, entry_id: int) -> int:
-    """Delete one trash entry for good; return the bytes freed."""
+    """Delete one trash entry for good (its owner only: an editor who sees what was
+    deleted in a share may restore it, not destroy it); return the bytes freed."""
     journal.lock_user(session, who.user_id)
-    return purge_nodes(session, access.trash_entry(session, who, entry_id, Action.WRITE))
+    entry = access.trash_entry(session, who, entry_id, Action.WRITE)
+    if entry.owner_id != who.user_id:
+        raise Forbidden("only its owner empties this from the trash")
+    return purge_nodes(session, entry)
 
 
 def expired_entries(session: Session, older_than_days: float) -> list[tuple[int, int]]:

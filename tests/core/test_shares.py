@@ -110,7 +110,8 @@ def test_deletes_in_a_share_go_to_the_owners_trash(
 ) -> None:
     drive.delete(bob.id, "/team/plan.txt")
     assert [entry.name for entry in drive.trash(team.id)] == ["plan.txt"]
-    assert drive.trash(bob.id) == []
+    assert drive.user("alice").used_bytes == 2  # still alice's, in her trash
+    assert drive.user("bob").used_bytes == 0
 
 
 def test_moving_out_of_a_share_is_a_copy_for_the_mover_and_the_owner_keeps_it(
@@ -338,3 +339,19 @@ def test_what_a_viewer_sees_is_flagged_read_only_and_an_editor_subfolder_is_not(
     assert not any(n.read_only for n in drive.listdir(alice.id, "/v", locks=True))
     page = {n.name: n.read_only for n in drive.tree_page(bob.id).nodes}
     assert page == {"v": True, "a.txt": True, "edit": False}
+
+
+def test_an_editor_lists_and_restores_what_was_deleted_in_the_share_but_cannot_purge_it(
+    drive: Drive, team: UserInfo, bob: UserInfo, carol: UserInfo
+) -> None:
+    drive.delete(team.id, "/team/plan.txt")
+    (entry,) = drive.trash(bob.id)
+    assert entry.name == "plan.txt"
+    assert drive.trash(carol.id) == []
+    with pytest.raises(NotFound):
+        drive.restore_trash(carol.id, entry.id)
+    with pytest.raises(Forbidden):
+        drive.purge_trash(bob.id, entry.id)
+    drive.restore_trash(bob.id, entry.id)
+    assert get(drive, bob, "/team/plan.txt") == b"v1"
+    assert drive.trash(team.id) == []
