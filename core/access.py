@@ -116,7 +116,7 @@ def path_grants(session: Session, node_id: int) -> list[PathGrant]:
 def read_only_among(session: Session, user_id: int, ids: Collection[int]) -> set[int]:
     """Which of ``ids`` the user may read but not change: nodes of others' drives
     (or entries standing for them) their grants give no write on. One query when
-    all are the user's own; otherwise one per distinct folder of the others'."""
+    all are the user's own, three otherwise, whatever their number."""
     foreign = list(
         session.execute(
             select(Node).where(
@@ -126,36 +126,38 @@ def read_only_among(session: Session, user_id: int, ids: Collection[int]) -> set
     )
     if not foreign:
         return set()
-    shown = {node.id: session.get(Node, node.target_id) or node if node.target_id else node
-             for node in foreign}  # fmt: skip
-    on_nodes: dict[int, list[PathGrant]] = {}
-    for node_id, grant in _grants_on([node.id for node in shown.values()], session):
-        on_nodes.setdefault(node_id, []).append(grant)
-    above: dict[int | None, list[PathGrant]] = {}
-    found: set[int] = set()
-    for seen_id, node in shown.items():
-        if node.owner_id == user_id:
-            continue
-        if node.parent_id not in above:
-            parent = node.parent_id
-            above[parent] = path_grants(session, parent) if parent is not None else []
-        grants = above[node.parent_id] + on_nodes.get(node.id, [])
-        if Action.WRITE not in effective_rights(node.owner_id, grants).get(user_id, NOTHING):
-            found.add(seen_id)
-    return found
+    wanted = [node.target_id for node in foreign if node.target_id is not None]
+    targets = {t.id: t for t in session.execute(select(Node).where(Node.id.in_(wanted))).scalars()}
+    shown = {
+        node.id: targets.get(node.target_id, node) if node.target_id is not None else node
+        for node in foreign
+    }
+    others = {seen: node for seen, node in shown.items() if node.owner_id != user_id}
+    grants = grants_above(session, [node.id for node in others.values()])
+    return {
+        seen
+        for seen, node in others.items()
+        if Action.WRITE
+        not in effective_rights(node.owner_id, grants.get(node.id, [])).get(user_id, NOTHING)
+    }
 
 
-def _grants_on(node_ids: list[int], session: Session) -> list[tuple[int, PathGrant]]:
-    """(node id, grant) of the grants on exactly these nodes (one query)."""
+def grants_above(session: Session, node_ids: list[int]) -> dict[int, list[PathGrant]]:
+    """The grants on each node's path (the node and its ancestors), by node, in one
+    query for all of them."""
+    up = tree.upward(node_ids)
     rows = session.execute(
         select(
-            Share.id, Share.node_id, Share.granted_by, Share.user_id, GroupMember.user_id,
+            up.c.start, Share.id, Share.granted_by, Share.user_id, GroupMember.user_id,
             Share.role, Share.reshare,
         )
+        .join(Share, Share.node_id == up.c.node)
         .outerjoin(GroupMember, GroupMember.group_id == Share.group_id)
-        .where(Share.node_id.in_(node_ids))
     ).tuples()  # fmt: skip
-    return _collect(rows)
+    by_node: dict[int, list[tuple[Any, ...]]] = {}
+    for start, *grant in rows:
+        by_node.setdefault(start, []).append((grant[0], start, *grant[1:]))
+    return {node: [grant for _, grant in _collect(found)] for node, found in by_node.items()}
 
 
 def _collect(rows: Iterable[tuple[Any, ...]]) -> list[tuple[int, PathGrant]]:
@@ -337,6 +339,17 @@ def visible_to(user_id: int | BindParameter[int]) -> ColumnElement[bool]:
     those they see through their share entries (which exist exactly while a
     grant lets them read: ``core.shares.reconcile``)."""
     return (Node.owner_id == user_id) | Node.id.in_(select(entries.seen_through(user_id).c.id))
+
+
+def visible_among(session: Session, user_id: int, ids: Collection[int]) -> list[int]:
+    """Which of ``ids`` the user may read (see ``visible_to``), in one query whose
+    cost follows the ids, not everything the user sees."""
+    if not ids:
+        return []
+    up = tree.upward(ids)
+    owned = select(Node.id).where(Node.id.in_(list(ids)), Node.owner_id == user_id)
+    shared = select(up.c.start).where(up.c.node.in_(entries.targets_of(user_id)))
+    return list(session.execute(owned.union(shared)).scalars())
 
 
 def in_trash_of(user_id: int) -> ColumnElement[bool]:

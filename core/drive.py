@@ -237,7 +237,7 @@ class Drive:
         with self.db.read() as session:
             here, folder = access.reach(session, who, ref)
             children = _as_seen(here, tree.list_children(session, folder, who.user_id))
-            found = properties.of_folder(session, who.user_id, folder.id)
+            found = properties.of_folder(session, folder.id)
         props: dict[NodeId, dict[str, bytes]] = {child.id: {} for child in children}
         props[NodeId(folder.id)] = props[NodeId(here.id)] = {}
         props.update((NodeId(node_id), values) for node_id, values in found.items())
