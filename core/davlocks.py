@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import BindParameter, ColumnElement, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from core import journal, tree
+from core import access, journal
 from core.db.engine import Database
 from core.db.models import DavLock, Node
 from core.db.mutex import NamedMutex
@@ -86,8 +86,9 @@ def create(
         raise LimitReached(f"you hold {held} locks, the most one user may: unlock some first")
     node_id = None
     if user_id is not None and path is not None:
-        try:
-            node_id = tree.resolve(session, user_id, path).id
+        try:  # a lock announces a write: only who may write the node takes one
+            node = access.resolve(session, access.principal(user_id), path, access.Action.WRITE)
+            node_id = node.id
         except NotFound:
             node_id = None
     session.add(DavLock(**record.as_dict(), node_id=node_id))
