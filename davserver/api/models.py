@@ -182,8 +182,12 @@ class IdsOut(BaseModel):
     )
 
 
+# Answers name users and groups as stored, without the input rule's pattern: a
+# name an older rule let in must not turn a listing into a 500.
+
+
 class UserOut(BaseModel):
-    name: UserName
+    name: str
     is_admin: bool
     quota: Count | None = Field(description="Bytes; null: no quota.")
     used: Count = Field(description="Bytes the user's files (and the trash) take.")
@@ -194,8 +198,8 @@ class UsersOut(BaseModel):
 
 
 class GroupOut(BaseModel):
-    name: GroupName
-    members: list[UserName] = Field(description="The members' names, sorted.")
+    name: str
+    members: list[str] = Field(description="The members' names, sorted.")
     created_at: float = Field(description="Seconds since the epoch.")
 
 
