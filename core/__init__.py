@@ -7,6 +7,7 @@ faces may rely on is this list.
 """
 
 from cdc.chunking import ChunkRef
+from core.access import Action, Principal
 from core.commit import WriteTarget
 from core.contentreader import ContentReader
 from core.davlocks import LockRecord, LockTable
@@ -18,6 +19,7 @@ from core.errors import (
     Conflict,
     DriveError,
     FileExists,
+    Forbidden,
     HashMismatch,
     IdUsed,
     IncompleteUpload,
@@ -44,6 +46,7 @@ from core.gc import GcReport
 from core.ids import ChunkHash, GroupId, NodeId, UserId, VersionId
 from core.manifestwrite import Splice
 from core.names import RESERVED_AT_ROOT, SERVICE_ROOT
+from core.nodeids import AlreadyCreated
 from core.patch import Patch
 from core.records import (
     ByteSource,
@@ -52,18 +55,20 @@ from core.records import (
     GroupInfo,
     NodeChange,
     NodeInfo,
-    NodeState,
     TrashEntry,
     TreePage,
     UserInfo,
     VersionInfo,
     VersionManifest,
 )
+from core.refs import NodeRef, Ref
 from core.settings import RetentionPolicy, Settings, load_settings
 
 __all__ = [
     "RESERVED_AT_ROOT",
     "SERVICE_ROOT",
+    "Action",
+    "AlreadyCreated",
     "AuthError",
     "ByteSource",
     "ChangePage",
@@ -77,6 +82,7 @@ __all__ = [
     "Drive",
     "DriveError",
     "FileExists",
+    "Forbidden",
     "FsckReport",
     "GcReport",
     "GroupId",
@@ -98,12 +104,14 @@ __all__ = [
     "NodeChange",
     "NodeId",
     "NodeInfo",
-    "NodeState",
+    "NodeRef",
     "NotAFile",
     "NotAFolder",
     "NotFound",
     "Patch",
+    "Principal",
     "QuotaExceeded",
+    "Ref",
     "RetentionPolicy",
     "Settings",
     "Splice",

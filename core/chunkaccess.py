@@ -32,7 +32,7 @@ from sqlalchemy import Insert, Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from cdc.chunking import MAX_CHUNK, chunk_hash
-from core import chunkrows
+from core import access, chunkrows
 from core.backend import Backend
 from core.chunkcodec import decode_chunk, frame
 from core.db.models import ChunkClaim, ManifestSegment, Node, SegmentChunk, Version
@@ -61,7 +61,7 @@ _READABLE = (
     .join(Version, Version.manifest_id == ManifestSegment.manifest_id)
     .join(Node, Node.id == Version.node_id)
     .where(SegmentChunk.chunk_hash.in_(bindparam("hashes", expanding=True)))
-    .where(Node.owner_id == bindparam("user"))
+    .where(access.visible_to(bindparam("user")))
 )
 
 

@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.orm import Session
 
 from cdc.chunking import ChunkRef
-from core import journal, lockcheck, nodeids, quota, segments, tree
+from core import access, journal, lockcheck, nodeids, quota, segments, tree
 from core.backend import Backend
 from core.db.models import Manifest, Node, UploadSession, Version
 from core.errors import (
@@ -46,6 +46,7 @@ from core.errors import (
 )
 from core.ids import NodeId, UserId, VersionId
 from core.records import NodeInfo
+from core.refs import NodeRef
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,18 @@ class WriteTarget:
     new_id: NodeId | None = None
 
     @property
+    def ref(self) -> NodeRef:
+        """The file the target names (a ``NodeRef``: the fields above, checked)."""
+        if self.parent_id is None and self.name is not None:  # a name alone names nothing
+            raise InvalidRequest("a write needs a path, a node id, or a folder id and a name")
+        try:
+            return NodeRef(self.path, self.node_id, self.parent_id, self.name)
+        except InvalidRequest:
+            raise InvalidRequest(
+                "a write needs a path, a node id, or a folder id and a name"
+            ) from None
+
+    @property
     def label(self) -> str:
         """How messages name the target."""
         if self.path is not None:
@@ -107,18 +120,7 @@ def locate(session: Session, target: WriteTarget) -> tuple[Node, str, Node | Non
     """The folder the target is in, its (normalised) name and the live node there now."""
     if target.new_id is not None and (target.path is not None or target.node_id is not None):
         raise InvalidRequest("a new id goes with a folder id and a name only")
-    if target.path is not None:
-        return tree.resolve_parent_and_child(session, target.user_id, target.path)
-    if target.node_id is not None:
-        node = tree.owned_live(session, target.user_id, target.node_id)
-        if node.is_folder or node.parent_id is None:
-            raise NotAFile(f"node {node.id} is a folder")
-        return session.get_one(Node, node.parent_id), node.name, node
-    if target.parent_id is None or target.name is None:
-        raise InvalidRequest("a write needs a path, a node id, or a folder id and a name")
-    parent = tree.owned_live(session, target.user_id, target.parent_id)
-    name = tree.child_name(parent, target.name)
-    return parent, name, tree.live_child(session, parent.id, name)
+    return access.place_and_node(session, access.principal(target.user_id), target.ref)
 
 
 def check_target(

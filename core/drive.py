@@ -2,10 +2,12 @@
 
 ``Drive.open(settings)`` is the composition root of the core: it opens the
 database (migrating a fresh one), the chunk store and the collector lock.
-Every method is one or a few short transactions. Paths are drive paths
-(``/a/b.txt``) resolved inside the given user's own tree; node ids (the
-sync API's addresses) are checked against the user too, so one user can
-never reach another's nodes, whatever path or id they send.
+Every method is one or a few short transactions. Tree operations name their
+nodes by ``Ref``: a drive path (``/a/b.txt``, inside the principal's own
+drive) or a ``NodeRef`` (a node id, or a folder id and a name), and act for
+a ``Principal`` (or a plain user id); ``core.access`` resolves and checks
+every one, so one user can never reach another's nodes, whatever path or id
+they send.
 """
 
 from __future__ import annotations
@@ -17,11 +19,10 @@ from types import TracebackType
 
 from sqlalchemy import select
 
-from cdc.chunking import ChunkRef
 from core import (
+    access,
     chunkaccess,
     groups,
-    journal,
     manifestwrite,
     nodeids,
     nodeops,
@@ -29,11 +30,11 @@ from core import (
     properties,
     trash,
     tree,
-    treeops,
     users,
     versions,
     writer,
 )
+from core.access import Action, Principal, Who, principal
 from core.backend import Backend
 from core.changefeed import ChangeFeed
 from core.commit import WriteTarget
@@ -55,13 +56,13 @@ from core.records import (
     Credential,
     GroupInfo,
     NodeInfo,
-    NodeState,
     TrashEntry,
     TreePage,
     UserInfo,
     VersionInfo,
     VersionManifest,
 )
+from core.refs import NodeRef, Ref
 from core.settings import Settings
 from core.store import open_store
 
@@ -181,98 +182,131 @@ class Drive:
             return users.revoke_token(session, user_name, token_name)
 
     # the tree -------------------------------------------------------------
+    #
+    # Every operation names its nodes by a ``Ref``: a drive path, or a ``NodeRef``
+    # (a node id, or a folder id and a name); ``who`` is a user id or a
+    # ``Principal``. ``core.access`` resolves and checks each in the operation's
+    # transaction. Changes return the node with its lock flag.
 
-    def stat(self, user: UserId, path: str) -> NodeInfo:
+    def stat(self, who: Who, ref: Ref, *, locks: bool = False) -> NodeInfo:
+        """The live node ``ref`` names (``locks``: with its lock flag)."""
+        who = principal(who)
         with self.db.read() as session:
-            return tree.stat(session, user, path)
+            node = access.resolve(session, who, ref, Action.READ)
+            if locks:
+                return nodes.state(session, who.user_id, node.id)
+            return tree.info(session, node.id)
 
-    def find(self, user: UserId, path: str) -> NodeInfo | None:
-        """Like ``stat``, but None for a missing path (cheaper when missing is normal)."""
+    def find(self, who: Who, path: str) -> NodeInfo | None:
+        """Like ``stat`` of a path, but None for a missing path (cheaper when missing
+        is normal)."""
         with self.db.read() as session:
-            return tree.find(session, user, path)
+            return self._visible(principal(who), tree.find(session, principal(who).user_id, path))
 
-    def find_many(self, user: UserId, paths: list[str]) -> list[NodeInfo | None]:
+    def find_many(self, who: Who, paths: list[str]) -> list[NodeInfo | None]:
         """``find`` for each of ``paths``, in one read transaction."""
+        who = principal(who)
         with self.db.read() as session:
-            return [tree.find(session, user, path) for path in paths]
+            return [self._visible(who, tree.find(session, who.user_id, path)) for path in paths]
 
-    def listdir(self, user: UserId, path: str) -> list[NodeInfo]:
+    @staticmethod
+    def _visible(who: Principal, info: NodeInfo | None) -> NodeInfo | None:
+        # A path walks the principal's own drive: everything it finds is theirs.
+        del who
+        return info
+
+    def listdir(self, who: Who, ref: Ref, *, locks: bool = False) -> list[NodeInfo]:
+        """The live members of the folder ``ref`` names, by name (``locks``: with
+        their lock flags)."""
+        who = principal(who)
         with self.db.read() as session:
-            return tree.list_children(session, tree.resolve(session, user, path))
+            folder = access.resolve(session, who, ref, Action.READ)
+            children = tree.list_children(session, folder)
+            return nodes.with_locks(session, who.user_id, children) if locks else children
 
     def listdir_with_properties(
-        self, user: UserId, path: str
+        self, who: Who, ref: Ref
     ) -> tuple[list[NodeInfo], dict[NodeId, dict[str, bytes]]]:
         """The folder's children and the dead properties of the folder and of each
         child (every one of them a key), in one read transaction and a fixed number
         of queries whatever the folder's size."""
+        who = principal(who)
         with self.db.read() as session:
-            folder = tree.resolve(session, user, path)
+            folder = access.resolve(session, who, ref, Action.READ)
             children = tree.list_children(session, folder)
-            found = properties.of_folder(session, user, folder.id)
+            found = properties.of_folder(session, who.user_id, folder.id)
         props: dict[NodeId, dict[str, bytes]] = {child.id: {} for child in children}
         props[NodeId(folder.id)] = {}
         props.update((NodeId(node_id), values) for node_id, values in found.items())
         return children, props
 
-    def mkdir(self, user: UserId, path: str, *, mtime_ns: int | None = None) -> NodeInfo:
+    def mkdir(
+        self, who: Who, ref: Ref, *, mtime_ns: int | None = None, new_id: NodeId | None = None
+    ) -> NodeInfo:
+        """A new folder at ``ref``. ``new_id``: with that reserved id; a replay (the
+        user's live node has that id already) changes nothing and raises
+        ``AlreadyCreated`` naming it."""
+        who = principal(who)
         with self.db.write() as session:
-            node = treeops.mkdir(session, user, path, mtime_ns=mtime_ns)
-            return tree.info(session, node.id)
+            node = nodeops.mkdir(session, who, ref, mtime_ns=mtime_ns, new_id=new_id)
+            return nodes.state(session, who.user_id, node.id)
 
-    def makedirs(self, user: UserId, path: str) -> NodeInfo:
+    def makedirs(self, who: Who, path: str) -> NodeInfo:
+        """The folder at ``path``, creating the missing folders (``mkdir -p``)."""
+        who = principal(who)
         with self.db.write() as session:
-            journal.lock_user(session, user)
-            return tree.info(session, treeops.makedirs(session, user, path).id)
+            return tree.info(session, nodeops.makedirs(session, who, path).id)
 
-    def move(self, user: UserId, src: str, dst: str, *, overwrite: bool = False) -> NodeInfo:
+    def move(self, who: Who, src: Ref, dst: Ref, *, overwrite: bool = False) -> NodeInfo:
+        """Move or rename ``src`` to the place ``dst`` names (see ``nodeops.move``)."""
+        who = principal(who)
         with self.db.write() as session:
-            node = treeops.move(session, user, src, dst, overwrite=overwrite)
-            return tree.info(session, node.id)
+            node = nodeops.move(session, who, src, dst, overwrite=overwrite)
+            return nodes.state(session, who.user_id, node.id)
 
     def copy(
-        self, user: UserId, src: str, dst: str, *, overwrite: bool = False, recursive: bool = True
+        self, who: Who, src: Ref, dst: Ref, *, overwrite: bool = False, recursive: bool = True
     ) -> NodeInfo:
         """Copy (manifests, not bytes). ``overwrite``: a file over a file becomes a new
         version of the target; anything else in the way goes to the trash."""
+        who = principal(who)
         with self.db.write() as session:
-            node = treeops.copy(session, user, src, dst, overwrite=overwrite, recursive=recursive)
-            return tree.info(session, node.id)
+            node = nodeops.copy(session, who, src, dst, overwrite=overwrite, recursive=recursive)
+            return nodes.state(session, who.user_id, node.id)
 
-    def delete(self, user: UserId, path: str) -> None:
-        """Move to the trash (restorable until purged or expired)."""
+    def delete(self, who: Who, ref: Ref, *, base_version_id: VersionId | None = None) -> None:
+        """Move to the trash (restorable until purged or expired); with
+        ``base_version_id``, only if that is still the file's current version."""
         with self.db.write() as session:
-            treeops.delete_path(session, user, path)
+            nodeops.delete(session, principal(who), ref, base_version_id=base_version_id)
 
-    def set_mtime(self, user: UserId, path: str, mtime_ns: int) -> NodeInfo:
+    def set_mtime(self, who: Who, ref: Ref, mtime_ns: int) -> NodeInfo:
+        who = principal(who)
         with self.db.write() as session:
-            journal.lock_user(session, user)
-            node = tree.resolve(session, user, path)
-            node.mtime_ns = mtime_ns
-            session.flush()
-            journal.append(session, node, journal.META)
-            return tree.info(session, node.id)
+            node = nodeops.set_mtime(session, who, ref, mtime_ns)
+            return nodes.state(session, who.user_id, node.id)
 
     # dead properties ------------------------------------------------------
 
-    def properties(self, user: UserId, node_ids: list[NodeId]) -> dict[NodeId, dict[str, bytes]]:
-        """Dead properties of the user's nodes (others' node ids come back empty)."""
+    def properties(self, who: Who, node_ids: list[NodeId]) -> dict[NodeId, dict[str, bytes]]:
+        """Dead properties of the nodes the principal may read (others come back empty)."""
         with self.db.read() as session:
-            found = properties.get_many(session, user, node_ids)
+            found = properties.get_many(session, principal(who).user_id, node_ids)
             return {NodeId(node_id): props for node_id, props in found.items()}
 
     def set_properties(
-        self, user: UserId, path: str, changes: dict[str, bytes | None], *, dry_run: bool = False
+        self, who: Who, ref: Ref, changes: dict[str, bytes | None], *, dry_run: bool = False
     ) -> None:
-        """Set (bytes) or remove (None) dead properties of the node at ``path``;
+        """Set (bytes) or remove (None) dead properties of the node ``ref`` names;
         ``dry_run`` only checks (WebDAV's PROPPATCH validates every change first)."""
         properties.check(changes)
+        who = principal(who)
         if dry_run:
             with self.db.read() as session:
-                tree.resolve(session, user, path)
+                access.resolve(session, who, ref, Action.WRITE)
             return
         with self.db.write() as session:
-            node = tree.resolve(session, user, path)
+            node = access.resolve(session, who, ref, Action.WRITE)
             properties.apply(session, node.owner_id, node.id, changes)
 
     # content --------------------------------------------------------------
@@ -305,38 +339,40 @@ class Drive:
         )
         return writer.write_stream(self.backend, target, stream, expected_size)
 
-    def manifest(
-        self, user: UserId, path: str, version: int | None = None
-    ) -> tuple[list[ChunkRef], int]:
+    def manifest(self, who: Who, ref: Ref, version: int | None = None) -> VersionManifest:
+        """The chunks of the file's current (or numbered) version; by node id, a
+        trashed file's too (a client holding it open goes on reading)."""
         with self.db.read() as session:
-            node = versions.file_node(session, user, path)
-            chosen = versions.version_by_number(session, node, version)
-            return versions.manifest_refs(session, chosen.manifest_id)
+            return nodes.manifest(session, principal(who), ref, version)
 
-    def open_read(self, user: UserId, path: str, version: int | None = None) -> ContentReader:
+    def open_read(self, who: Who, ref: Ref, version: int | None = None) -> ContentReader:
         """A seekable stream of the file's current (or numbered) version."""
-        refs, size = self.manifest(user, path, version)
-        label = path if version is None else f"{path} (version {version})"
-        return ContentReader(self.backend.store, refs, size, label, self.backend.workers)
+        found = self.manifest(who, ref, version)
+        size = found.version.size
+        label = NodeRef.of(ref).label
+        label = label if version is None else f"{label} (version {version})"
+        return ContentReader(self.backend.store, found.chunks, size, label, self.backend.workers)
 
     # versions and trash ---------------------------------------------------
 
-    def versions(self, user: UserId, path: str) -> list[VersionInfo]:
+    def versions(self, who: Who, ref: Ref) -> list[VersionInfo]:
         with self.db.read() as session:
-            return versions.list_versions(session, versions.file_node(session, user, path))
+            node = access.resolve_file(session, principal(who), ref, Action.READ)
+            return versions.list_versions(session, node)
 
-    def restore_version(self, user: UserId, path: str, number: int) -> NodeInfo:
+    def restore_version(self, who: Who, ref: Ref, number: int) -> NodeInfo:
         """Make an old version current again as a new version, modified now."""
+        who = principal(who)
         with self.db.write() as session:
-            node = versions.restore_version(session, user, path, number)
-            return tree.info(session, node.id)
+            node = nodeops.restore_version(session, who, ref, number)
+            return nodes.state(session, who.user_id, node.id)
 
     def copy_version(
         self,
-        user: UserId,
-        path: str,
+        who: Who,
+        ref: Ref,
         number: int,
-        dst: str,
+        dst: Ref,
         *,
         overwrite: bool = False,
         mtime_ns: int | None = None,
@@ -344,8 +380,8 @@ class Drive:
         """Copy an old version to ``dst`` (onto the file itself: a restore, modified now
         unless ``mtime_ns`` says otherwise; elsewhere the version keeps its time)."""
         with self.db.write() as session:
-            node = versions.copy_version(
-                session, user, path, number, dst, overwrite=overwrite, mtime_ns=mtime_ns
+            node = nodeops.copy_version(
+                session, principal(who), ref, number, dst, overwrite=overwrite, mtime_ns=mtime_ns
             )
             return tree.info(session, node.id)
 
@@ -353,18 +389,18 @@ class Drive:
         with self.db.read() as session:
             return trash.list_trash(session, user)
 
-    def restore_trash(self, user: UserId, entry: NodeId) -> str:
+    def restore_trash(self, who: Who, entry: NodeId) -> str:
         """Restore a trash entry; return the path it now has."""
         with self.db.write() as session:
-            return trash.restore(session, user, entry)[1]
+            return trash.restore(session, principal(who), entry)[1]
 
     def restore_trash_to(
-        self, user: UserId, entry: NodeId, names: list[str], dst: str, *, overwrite: bool = False
+        self, who: Who, entry: NodeId, names: list[str], dst: Ref, *, overwrite: bool = False
     ) -> NodeInfo:
         """Restore a trash entry (or the node at ``names`` inside a trashed folder) to
         ``dst`` instead of its original place."""
         with self.db.write() as session:
-            node = trash.restore_to(session, user, entry, names, dst, overwrite=overwrite)
+            node = trash.restore_to(session, principal(who), entry, names, dst, overwrite=overwrite)
             return tree.info(session, node.id)
 
     def trashed_entries(self, user: UserId) -> dict[NodeId, NodeInfo]:
@@ -372,19 +408,21 @@ class Drive:
         with self.db.read() as session:
             return trash.entry_infos(session, user)
 
-    def stat_trashed(self, user: UserId, entry: NodeId, names: list[str]) -> NodeInfo:
+    def stat_trashed(self, who: Who, entry: NodeId, names: list[str]) -> NodeInfo:
         """A trash entry, or the node at ``names`` inside a trashed folder."""
         with self.db.read() as session:
-            return tree.info(session, trash.resolve_inside(session, user, entry, names).id)
+            node = trash.resolve_inside(session, principal(who), entry, names, Action.READ)
+            return tree.info(session, node.id)
 
-    def list_trashed(self, user: UserId, entry: NodeId, names: list[str]) -> list[NodeInfo]:
+    def list_trashed(self, who: Who, entry: NodeId, names: list[str]) -> list[NodeInfo]:
         with self.db.read() as session:
-            return tree.list_children(session, trash.resolve_inside(session, user, entry, names))
+            node = trash.resolve_inside(session, principal(who), entry, names, Action.READ)
+            return tree.list_children(session, node)
 
-    def open_trashed(self, user: UserId, entry: NodeId, names: list[str]) -> ContentReader:
+    def open_trashed(self, who: Who, entry: NodeId, names: list[str]) -> ContentReader:
         """A trashed file's content (its current version)."""
         with self.db.read() as session:
-            node = trash.resolve_inside(session, user, entry, names)
+            node = trash.resolve_inside(session, principal(who), entry, names, Action.READ)
             if node.is_folder:
                 raise NotAFile(f"{node.name} is a folder")
             current = versions.version_by_number(session, node, None)
@@ -392,9 +430,9 @@ class Drive:
             label = f"{node.name} (in the trash)"
         return ContentReader(self.backend.store, refs, size, label, self.backend.workers)
 
-    def purge_trash(self, user: UserId, entry: NodeId) -> int:
+    def purge_trash(self, who: Who, entry: NodeId) -> int:
         with self.db.write() as session:
-            return trash.purge(session, user, entry)
+            return trash.purge(session, principal(who), entry)
 
     # the change journal ---------------------------------------------------
 
@@ -413,16 +451,7 @@ class Drive:
     ) -> FsckReport:
         return run_fsck(self.backend, verify=verify, progress=progress)
 
-    # by node id, for sync clients ------------------------------------------
-
-    def node(self, user: UserId, node_id: int) -> NodeState:
-        """The user's live node (NotFound for anyone else's, or one in the trash)."""
-        with self.db.read() as session:
-            return nodes.state(session, user, node_id)
-
-    def children(self, user: UserId, node_id: int) -> list[NodeState]:
-        with self.db.read() as session:
-            return nodes.children(session, user, node_id)
+    # for sync clients ------------------------------------------------------
 
     def tree_page(self, user: UserId, after: int = 0, limit: int = 1000) -> TreePage:
         """Live nodes above id ``after``, with the journal cursor read before the page."""
@@ -444,65 +473,10 @@ class Drive:
         return the journal's position."""
         return self.feed.wait(user, cursor, timeout)
 
-    def node_versions(self, user: UserId, node_id: int) -> list[VersionInfo]:
-        with self.db.read() as session:
-            return nodes.file_versions(session, user, node_id)
-
-    def node_manifest(
-        self, user: UserId, node_id: int, version: int | None = None
-    ) -> VersionManifest:
-        with self.db.read() as session:
-            return nodes.manifest(session, user, node_id, version)
-
     def reserve_ids(self, user: UserId, count: int) -> list[NodeId]:
         """``count`` fresh node ids (ascending) that only this user's creates may use."""
         with self.db.write() as session:
             return nodeids.reserve(session, user, count)
-
-    def mkdir_in(
-        self,
-        user: UserId,
-        parent_id: int,
-        name: str,
-        *,
-        mtime_ns: int | None = None,
-        new_id: NodeId | None = None,
-    ) -> tuple[NodeState, bool]:
-        """A new folder (with ``new_id``: that reserved id); return it and whether it
-        is new: with a ``new_id`` the user's live node has already, nothing changes
-        and that node comes back (a replay)."""
-        with self.db.write() as session:
-            try:
-                node = nodeops.mkdir(
-                    session, user, parent_id, name, mtime_ns=mtime_ns, new_id=new_id
-                )
-            except nodeids.AlreadyCreated as replay:
-                return nodes.state(session, user, replay.node_id), False
-            return nodes.state(session, user, node.id), True
-
-    def move_node(
-        self, user: UserId, node_id: int, parent_id: int, name: str, *, overwrite: bool = False
-    ) -> NodeState:
-        with self.db.write() as session:
-            node = nodeops.move(session, user, node_id, parent_id, name, overwrite=overwrite)
-            return nodes.state(session, user, node.id)
-
-    def trash_node(
-        self, user: UserId, node_id: int, *, base_version_id: VersionId | None = None
-    ) -> None:
-        """Move to the trash; with ``base_version_id``, only if still the current version."""
-        with self.db.write() as session:
-            nodeops.trash(session, user, node_id, base_version_id=base_version_id)
-
-    def set_node_mtime(self, user: UserId, node_id: int, mtime_ns: int) -> NodeState:
-        with self.db.write() as session:
-            node = nodeops.set_mtime(session, user, node_id, mtime_ns)
-            return nodes.state(session, user, node.id)
-
-    def restore_node_version(self, user: UserId, node_id: int, number: int) -> NodeState:
-        with self.db.write() as session:
-            node = nodeops.restore_version(session, user, node_id, number)
-            return nodes.state(session, user, node.id)
 
     def commit(
         self,
@@ -511,7 +485,7 @@ class Drive:
         size: int,
         sha256: str | None = None,
         splice: Splice | None = None,
-    ) -> tuple[NodeState, bool]:
+    ) -> tuple[NodeInfo, bool]:
         """Commit a manifest of chunks already on the server (``chunks``: hash, length)
         as the target's new content; return the file and whether it is new (a
         replay of a create with ``target.new_id`` commits nothing: see nodeids).
@@ -520,7 +494,7 @@ class Drive:
             self.backend, target, chunks, size, sha256=sha256, splice=splice
         )
 
-    def patch(self, target: WriteTarget, patch: Patch) -> NodeState:
+    def patch(self, target: WriteTarget, patch: Patch) -> NodeInfo:
         """Commit the base version (``target.base_version_id``, the current one) with
         ``patch``'s bytes written over it and its size, as the file's new version:
         the server re-cuts the chunks around the edits itself (see core.patch)."""

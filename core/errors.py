@@ -26,6 +26,7 @@ tree inside the core.
     ├── QuotaExceeded
     ├── LimitReached
     ├── Locked
+    ├── Forbidden
     ├── AuthError
     ├── IncompleteUpload
     ├── IntegrityError
@@ -128,6 +129,10 @@ class QuotaExceeded(DriveError):
 
 class Locked(DriveError):
     """A lock held by someone else forbids the change."""
+
+
+class Forbidden(DriveError):
+    """The principal may see the node but not do this to it (a read-only share)."""
 
 
 class AuthError(DriveError):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from core import quota, segments, trash, versions
+from core import access, quota, segments, trash, versions
 from core.backend import Backend
 from core.db.models import Chunk, ChunkClaim, Manifest, SegmentChunk, UploadSession, Version
 from core.ids import ChunkHash
@@ -72,7 +72,7 @@ def run_gc(backend: Backend, *, dry_run: bool = False, now: float | None = None)
     if not dry_run:
         for user_id, entry_id in expired:
             with db.write() as session:
-                trash.purge(session, user_id, entry_id)
+                trash.purge(session, access.principal(user_id), entry_id)
 
     with db.write() as session:
         report.versions = versions.prune(session, settings.retention, dry_run=dry_run, now=now)

@@ -49,7 +49,7 @@ from core.errors import InvalidRequest, MissingChunks
 from core.ids import ChunkHash
 from core.nodeids import AlreadyCreated
 from core.nodes import state, with_locks
-from core.records import NodeState
+from core.records import NodeInfo
 from core.segments import Placed, StoredSegment
 
 _SHA256 = re.compile("[0-9a-f]{64}")
@@ -88,7 +88,7 @@ def commit_manifest(
     sha256: str | None = None,
     splice: Splice | None = None,
     new_chunks: dict[ChunkHash, bytes | memoryview] | None = None,
-) -> tuple[NodeState, bool]:
+) -> tuple[NodeInfo, bool]:
     """Commit ``chunks`` (hash, length) as the target's new content; return the
     file and whether it was created. ``sha256`` is the client's word for the
     whole content's sum (stored as given; None: unknown). With ``splice``, the

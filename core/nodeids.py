@@ -29,7 +29,7 @@ import time
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from core import tree
+from core import access, tree
 from core.db.models import Node, ReservedNodeId
 from core.errors import IdUsed, InvalidRequest, LimitReached
 from core.ids import NodeId
@@ -94,7 +94,9 @@ def check(session: Session, user_id: int, node_id: int) -> None:
     reserved for the user; raises ``AlreadyCreated`` (a replay), ``IdUsed`` or
     ``InvalidRequest``. Consumes nothing (see ``consume``)."""
     node = session.get(Node, node_id)
-    if node is not None and node.owner_id == user_id:
+    if node is not None and access.Action.READ in access.rights(
+        session, access.principal(user_id), node
+    ):
         if tree.is_live(session, node_id):
             raise AlreadyCreated(NodeId(node_id))
         raise IdUsed(f"id {node_id} was used by a node that is now in the trash")

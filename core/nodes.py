@@ -9,38 +9,35 @@ are "not found": an id alone reveals nothing.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import journal, lockcheck, tree, versions
+from core import access, journal, lockcheck, tree, versions
+from core.access import Action, Principal
 from core.db.models import Node, User
-from core.errors import InvalidRequest, NotAFile, NotFound
+from core.errors import InvalidRequest, NotAFile
 from core.ids import NodeId, UserId
 from core.records import (
     ChangePage,
     NodeChange,
     NodeInfo,
-    NodeState,
     TreePage,
-    VersionInfo,
     VersionManifest,
 )
+from core.refs import NodeRef, Ref
 
 
-def with_locks(session: Session, user_id: int, infos: list[NodeInfo]) -> list[NodeState]:
+def with_locks(session: Session, user_id: int, infos: list[NodeInfo]) -> list[NodeInfo]:
     """The nodes with their lock flags (one or two queries for the whole list)."""
     locked = lockcheck.locked_among(session, user_id, [info.id for info in infos])
-    return [NodeState(info, info.id in locked) for info in infos]
+    return [replace(info, locked=True) if info.id in locked else info for info in infos]
 
 
-def state(session: Session, user_id: int, node_id: int) -> NodeState:
-    node = tree.owned_live(session, user_id, node_id)
-    return with_locks(session, user_id, [tree.info(session, node.id)])[0]
-
-
-def children(session: Session, user_id: int, node_id: int) -> list[NodeState]:
-    folder = tree.owned_live(session, user_id, node_id)
-    return with_locks(session, user_id, tree.list_children(session, folder))
+def state(session: Session, user_id: int, node_id: int) -> NodeInfo:
+    """The node (the caller checked it may be seen) with its lock flag."""
+    return with_locks(session, user_id, [tree.info(session, node_id)])[0]
 
 
 def position(session: Session, user_id: int) -> int:
@@ -59,7 +56,7 @@ def tree_page(session: Session, user_id: int, after: int, limit: int) -> TreePag
     cursor = position(session, user_id)
     candidates = (
         select(Node.id)
-        .where(Node.owner_id == user_id, Node.id > after, Node.parent_id.is_not(None))
+        .where(access.visible_to(user_id), Node.id > after, Node.parent_id.is_not(None))
         .order_by(Node.id)
         .limit(limit)
         .subquery()
@@ -80,32 +77,22 @@ def change_page(session: Session, user_id: int, cursor: int, limit: int) -> Chan
     rows = rows[:limit]
     ids = {row.node_id for row in rows}
     live = tree.live_among(session, user_id, ids) if ids else set()
-    states = {s.info.id: s for s in with_locks(session, user_id, tree.infos(session, live))}
+    states = {s.id: s for s in with_locks(session, user_id, tree.infos(session, live))}
     changes = [NodeChange(row.seq, row.kind, row.node_id, states.get(row.node_id)) for row in rows]
     return ChangePage(rows[-1].seq if rows else cursor, changes, more)
 
 
-def file_versions(session: Session, user_id: int, node_id: int) -> list[VersionInfo]:
-    return versions.list_versions(session, _file(session, user_id, node_id))
-
-
-def manifest(session: Session, user_id: int, node_id: int, number: int | None) -> VersionManifest:
-    """The chunks of the file's current (or numbered) version; a trashed file's too,
-    so a client holding it open can go on reading after a delete elsewhere."""
-    node = _file(session, user_id, node_id, trashed_too=True)
+def manifest(session: Session, who: Principal, ref: Ref, number: int | None) -> VersionManifest:
+    """The chunks of the file's current (or numbered) version; by id, a trashed file's
+    too, so a client holding it open can go on reading after a delete elsewhere."""
+    ref = NodeRef.of(ref)
+    if ref.node_id is not None:
+        node = access.node_by_id(session, who, ref.node_id, Action.READ, trashed_too=True)
+        if node.is_folder:
+            raise NotAFile(f"node {node.id} is a folder")
+    else:
+        node = access.resolve_file(session, who, ref, Action.READ)
     chosen = versions.version_by_number(session, node, number)
     (info,) = versions.list_versions(session, node, only=chosen.id)
     refs, _ = versions.manifest_refs(session, chosen.manifest_id)
     return VersionManifest(NodeId(node.id), info, refs)
-
-
-def _file(session: Session, user_id: int, node_id: int, *, trashed_too: bool = False) -> Node:
-    if trashed_too:
-        node = session.get(Node, node_id)
-        if node is None or node.owner_id != user_id:
-            raise NotFound(f"no node {node_id}")
-    else:
-        node = tree.owned_live(session, user_id, node_id)
-    if node.is_folder:
-        raise NotAFile(f"node {node_id} is a folder")
-    return node

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from cdc import deltaplan
 from cdc.chunking import MAX_CHUNK, ChunkRef
-from core import manifestwrite, quota, segments
+from core import access, manifestwrite, quota, segments
 from core.backend import Backend
 from core.commit import WriteTarget
 from core.contentreader import ContentReader
@@ -45,7 +45,8 @@ from core.errors import InvalidRequest, NotFound, VersionConflict
 from core.ids import ChunkHash
 from core.manifestwrite import Splice
 from core.nodes import manifest
-from core.records import NodeState
+from core.records import NodeInfo
+from core.refs import NodeRef
 from core.segments import Listed
 
 MAX_RANGES = 1024
@@ -105,7 +106,7 @@ def check(patch: Patch) -> None:
             raise InvalidRequest(f"the range at {offset} ends at {previous_end}, past the size")
 
 
-def commit_patch(backend: Backend, target: WriteTarget, patch: Patch) -> tuple[NodeState, bool]:
+def commit_patch(backend: Backend, target: WriteTarget, patch: Patch) -> tuple[NodeInfo, bool]:
     """Commit the base version with ``patch`` applied as the file's new version;
     return the file (and False: a patch never creates one)."""
     check(patch)
@@ -156,7 +157,7 @@ _CURRENT = (
     select(Version.id, Version.manifest_id, Manifest.size)
     .join(Node, Node.current_version_id == Version.id)
     .join(Manifest, Manifest.id == Version.manifest_id)
-    .where(Node.id == bindparam("node_id"), Node.owner_id == bindparam("user_id"))
+    .where(Node.id == bindparam("node_id"), access.visible_to(bindparam("user_id")))
 )
 
 
@@ -165,7 +166,7 @@ def _current(session: Session, user_id: int, node_id: int) -> tuple[int, int, in
     and the target's checks come again in the commit)."""
     row = session.execute(_CURRENT, {"node_id": node_id, "user_id": user_id}).one_or_none()
     if row is None:  # not the user's, a folder, or no version: the precise error
-        manifest(session, user_id, node_id, None)
+        manifest(session, access.principal(user_id), NodeRef.by_id(node_id), None)
         raise NotFound(f"node {node_id} has no version to patch")
     version_id, manifest_id, size = row
     return int(version_id), int(manifest_id), int(size)

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from sqlalchemy import ColumnElement, delete, func, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
-from core import quota
+from core import access, quota
 from core.db.models import DeadProperty, Node
 from core.errors import InvalidRequest
 
@@ -25,29 +25,32 @@ MAX_PER_NODE = 256
 
 
 def get_many(
-    session: Session, owner_id: int, node_ids: Iterable[int]
+    session: Session, user_id: int, node_ids: Iterable[int]
 ) -> dict[int, dict[str, bytes]]:
-    """The dead properties of the owner's nodes among ``node_ids``, in one query per 500."""
+    """The dead properties of the nodes among ``node_ids`` the user may read, in one
+    query per 500."""
     wanted = list(set(node_ids))
     found: dict[int, dict[str, bytes]] = {node_id: {} for node_id in wanted}
     for start in range(0, len(wanted), 500):
         rows = session.execute(
             select(DeadProperty.node_id, DeadProperty.name, DeadProperty.value)
             .join(Node, Node.id == DeadProperty.node_id)
-            .where(DeadProperty.node_id.in_(wanted[start : start + 500]), Node.owner_id == owner_id)
+            .where(
+                DeadProperty.node_id.in_(wanted[start : start + 500]), access.visible_to(user_id)
+            )
         )
         for node_id, name, value in rows:
             found[node_id][name] = value
     return found
 
 
-def of_folder(session: Session, owner_id: int, folder_id: int) -> dict[int, dict[str, bytes]]:
-    """The dead properties of the owner's folder and of its children, in one query
-    whatever their number (nodes without any are left out)."""
+def of_folder(session: Session, user_id: int, folder_id: int) -> dict[int, dict[str, bytes]]:
+    """The dead properties of a folder and of its children the user may read, in one
+    query whatever their number (nodes without any are left out)."""
     rows = session.connection().execute(
         select(DeadProperty.node_id, DeadProperty.name, DeadProperty.value)
         .join(Node, Node.id == DeadProperty.node_id)
-        .where(or_(Node.parent_id == folder_id, Node.id == folder_id), Node.owner_id == owner_id)
+        .where(or_(Node.parent_id == folder_id, Node.id == folder_id), access.visible_to(user_id))
     )
     found: dict[int, dict[str, bytes]] = {}
     for node_id, name, value in rows:

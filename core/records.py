@@ -42,7 +42,8 @@ class Credential:
 class NodeInfo:
     """A live file or folder. ``version_id``/``version_number``/``manifest_id`` are
     None for folders; ``sha256`` is None for folders and when unknown (an API
-    commit without the client's sum)."""
+    commit without the client's sum). ``locked``: a WebDAV lock covers the node
+    (filled in where the caller asked for lock state, False elsewhere)."""
 
     id: NodeId
     parent_id: NodeId | None
@@ -55,6 +56,7 @@ class NodeInfo:
     version_number: int | None
     sha256: str | None
     manifest_id: int | None = None
+    locked: bool = False
 
     @property
     def mtime(self) -> float:
@@ -102,20 +104,12 @@ class ChangeInfo:
 
 
 @dataclass(frozen=True)
-class NodeState:
-    """A live node as sync clients see it: its info, and whether a WebDAV lock covers it."""
-
-    info: NodeInfo
-    locked: bool
-
-
-@dataclass(frozen=True)
 class TreePage:
     """One page of a user's live tree, in id order. ``cursor`` is the journal position
     read before the page; ``next_after`` is None on the last page."""
 
     cursor: int
-    nodes: list[NodeState]
+    nodes: list[NodeInfo]
     next_after: NodeId | None
 
 
@@ -126,7 +120,7 @@ class NodeChange:
     seq: int
     kind: str
     node_id: NodeId
-    node: NodeState | None
+    node: NodeInfo | None
 
 
 @dataclass(frozen=True)

@@ -8,20 +8,20 @@ from pathlib import PurePosixPath
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import journal, tree
+from core import access, journal, tree
+from core.access import Action, Principal
 from core.db.models import Node
 from core.errors import NotFound
 from core.ids import NodeId
 from core.names import split_path
 from core.records import NodeInfo, TrashEntry
+from core.refs import Ref
 from core.treeops import makedirs, place, purge_nodes
 
 
 def list_trash(session: Session, user_id: int) -> list[TrashEntry]:
     rows = session.execute(
-        select(Node)
-        .where(Node.owner_id == user_id, Node.trashed_at.is_not(None))
-        .order_by(Node.trashed_at.desc())
+        select(Node).where(access.in_trash_of(user_id)).order_by(Node.trashed_at.desc())
     ).scalars()
     return [
         TrashEntry(
@@ -38,17 +38,8 @@ def list_trash(session: Session, user_id: int) -> list[TrashEntry]:
 
 def entry_infos(session: Session, user_id: int) -> dict[NodeId, NodeInfo]:
     """The node of every trash entry of the user, in one query."""
-    rows = session.execute(
-        tree.info_query().where(Node.owner_id == user_id, Node.trashed_at.is_not(None))
-    ).all()
+    rows = session.execute(tree.info_query().where(access.in_trash_of(user_id))).all()
     return {info.id: info for info in (tree.to_info(row) for row in rows)}
-
-
-def _trashed(session: Session, user_id: int, entry_id: int) -> Node:
-    node = session.get(Node, entry_id)
-    if node is None or node.owner_id != user_id or node.trashed_at is None:
-        raise NotFound(f"no trash entry {entry_id}")
-    return node
 
 
 def free_name(session: Session, parent_id: int, name: str) -> str:
@@ -65,21 +56,21 @@ def free_name(session: Session, parent_id: int, name: str) -> str:
         n += 1
 
 
-def restore(session: Session, user_id: int, entry_id: int) -> tuple[Node, str]:
+def restore(session: Session, who: Principal, entry_id: int) -> tuple[Node, str]:
     """Put a trashed item back where it was; return it and its new path.
 
     If the original folder is gone it is recreated; if the name is taken the
     restored item keeps both by taking a free ``name (N)`` name.
     """
-    journal.lock_user(session, user_id)
-    node = _trashed(session, user_id, entry_id)
+    journal.lock_user(session, who.user_id)
+    node = access.trash_entry(session, who, entry_id, Action.WRITE)
     original = node.trashed_path or "/" + node.name
     names = split_path(original)
     parent = None
     if node.trashed_from_id is not None and tree.is_live(session, node.trashed_from_id):
         parent = session.get(Node, node.trashed_from_id)
     if parent is None:
-        parent = makedirs(session, user_id, "/".join(names[:-1]))
+        parent = makedirs(session, node.owner_id, "/".join(names[:-1]))
     node.name = free_name(session, parent.id, names[-1] if names else node.name)
     node.parent_id = parent.id
     node.trashed_at = node.trashed_from_id = node.trashed_path = None
@@ -90,25 +81,27 @@ def restore(session: Session, user_id: int, entry_id: int) -> tuple[Node, str]:
 
 
 def restore_to(
-    session: Session, user_id: int, entry_id: int, names: list[str], dst: str, *, overwrite: bool
+    session: Session, who: Principal, entry_id: int, names: list[str], dst: Ref, *, overwrite: bool
 ) -> Node:
     """Restore a trashed item, or the node at ``names`` inside a trashed folder, to
     ``dst`` (WebDAV: MOVE out of ``/.trash``).
 
     A file restored over a file becomes a new version of it, as a move would.
     """
-    journal.lock_user(session, user_id)
-    node = resolve_inside(session, user_id, entry_id, names)
-    parent, name = tree.resolve_parent(session, user_id, dst)
+    journal.lock_user(session, who.user_id)
+    node = resolve_inside(session, who, entry_id, names, Action.WRITE)
+    parent, name = access.place(session, who, dst)
     placed = place(session, node, parent, name, overwrite=overwrite, kind=journal.RESTORE)
     if placed.is_folder:
         _journal_members(session, placed)
     return placed
 
 
-def resolve_inside(session: Session, user_id: int, entry_id: int, names: list[str]) -> Node:
+def resolve_inside(
+    session: Session, who: Principal, entry_id: int, names: list[str], action: Action
+) -> Node:
     """The node at ``names`` below a trash entry (the entry itself for no names)."""
-    entry = _trashed(session, user_id, entry_id)
+    entry = access.trash_entry(session, who, entry_id, action)
     node = tree.walk(session, entry.id, names) if entry.is_folder or not names else None
     if node is None:
         raise NotFound(f"not found in the trash: {entry.name}/{'/'.join(names)}")
@@ -126,10 +119,10 @@ def _journal_members(session: Session, folder: Node) -> None:
             journal.append(session, member, journal.RESTORE)
 
 
-def purge(session: Session, user_id: int, entry_id: int) -> int:
+def purge(session: Session, who: Principal, entry_id: int) -> int:
     """Delete one trash entry for good; return the bytes freed."""
-    journal.lock_user(session, user_id)
-    return purge_nodes(session, _trashed(session, user_id, entry_id))
+    journal.lock_user(session, who.user_id)
+    return purge_nodes(session, access.trash_entry(session, who, entry_id, Action.WRITE))
 
 
 def expired_entries(session: Session, older_than_days: float) -> list[tuple[int, int]]:

@@ -161,15 +161,6 @@ def child_name(parent: Node, name: str) -> str:
     return name
 
 
-def owned_live(session: Session, user_id: int, node_id: int) -> Node:
-    """The user's live node with that id (the root included); NotFound for anything
-    else, other users' nodes too, so an id reveals nothing."""
-    node = session.get(Node, node_id)
-    if node is None or node.owner_id != user_id or not is_live(session, node_id):
-        raise NotFound(f"no node {node_id}")
-    return node
-
-
 def ancestry(session: Session, node_id: int) -> Sequence[Row[tuple[int, str, float | None]]]:
     """(id, name, trashed_at) from the root down to ``node_id`` (one recursive query)."""
     return session.execute(_ANCESTRY, {"node_id": node_id}).all()

@@ -1,8 +1,7 @@
-"""Changing the tree: mkdir, move/rename, copy and delete-to-trash.
-
-Each operation is one transaction that row-locks the user first (so the
-checks below cannot race another change of the same drive) and appends to
-the change journal before it commits.
+"""Changing the tree, on nodes the caller resolved and checked (``core.nodeops``):
+new folders, placing a node (move, rename, restore), copying, trashing and
+purging. Every change appends to the change journal in the caller's
+transaction.
 """
 
 from __future__ import annotations
@@ -16,12 +15,6 @@ from core import journal, properties, quota, segments, tree
 from core.commit import add_version, new_node
 from core.db.models import Manifest, Node, Version
 from core.errors import InvalidMove, MoveIntoItself, NameTaken
-
-
-def mkdir(session: Session, user_id: int, path: str, *, mtime_ns: int | None = None) -> Node:
-    journal.lock_user(session, user_id)
-    parent, name = tree.resolve_parent(session, user_id, path)
-    return make_folder(session, parent, name, mtime_ns=mtime_ns)
 
 
 def make_folder(
@@ -50,32 +43,11 @@ def makedirs(session: Session, user_id: int, path: str) -> Node:
     return node
 
 
-def _check_not_into_itself(session: Session, node: Node, target_parent: Node) -> None:
+def check_not_into_itself(session: Session, node: Node, target_parent: Node) -> None:
     if node.is_folder and any(
         row.id == node.id for row in tree.ancestry(session, target_parent.id)
     ):
         raise MoveIntoItself("a folder cannot be moved or copied into itself")
-
-
-def move(session: Session, user_id: int, src: str, dst: str, *, overwrite: bool = False) -> Node:
-    """Move or rename ``src`` to ``dst``.
-
-    With ``overwrite`` an existing ``dst`` gives way: a file moved over a file
-    becomes a new version of the target (the target keeps its history and
-    identity, as office apps' temp-file saves expect) and the source node is
-    removed; anything else is moved to the trash first.
-    """
-    journal.lock_user(session, user_id)
-    node = tree.resolve(session, user_id, src)
-    if node.parent_id is None:
-        raise InvalidMove("the root folder cannot be moved")
-    parent, name = tree.resolve_parent(session, user_id, dst)
-    return place(session, node, parent, name, overwrite=overwrite, kind=journal.MOVE)
-
-
-def move_node(session: Session, node: Node, parent: Node, name: str, *, overwrite: bool) -> Node:
-    """``move`` for nodes the caller found (the sync API moves by id)."""
-    return place(session, node, parent, name, overwrite=overwrite, kind=journal.MOVE)
 
 
 def place(
@@ -89,7 +61,7 @@ def place(
     """
     if node.parent_id is None and node.trashed_at is None:
         raise InvalidMove("the root folder cannot be moved")
-    _check_not_into_itself(session, node, parent)
+    check_not_into_itself(session, node, parent)
     existing = tree.live_child(session, parent.id, name)
     if existing is not None and existing.id == node.id:
         return node  # moving onto itself changes nothing
@@ -127,30 +99,26 @@ def _replace_content(session: Session, source: Node, target: Node) -> Node:
     return target
 
 
-def copy(
+def copy_node(
     session: Session,
-    user_id: int,
-    src: str,
-    dst: str,
+    node: Node,
+    parent: Node,
+    name: str,
+    existing: Node | None,
     *,
-    overwrite: bool = False,
-    recursive: bool = True,
+    recursive: bool,
+    author_id: int,
 ) -> Node:
-    """Copy a file or a folder tree; content is shared by manifest, not copied.
+    """Copy ``node`` (a file or a folder tree) into ``parent`` as ``name``, where
+    ``existing`` (the caller checked it may give way) is now; content is shared by
+    manifest, not copied.
 
-    With ``overwrite`` an existing ``dst`` gives way: a file copied over a
-    file becomes a new version of it (history kept, as for a restore);
-    anything else is moved to the trash first. ``recursive`` False copies a
-    folder without its members (WebDAV ``Depth: 0``).
+    A file copied over a file becomes a new version of it (history kept, as for
+    a restore); anything else in the way is moved to the trash first.
+    ``recursive`` False copies a folder without its members (WebDAV ``Depth: 0``).
     """
-    journal.lock_user(session, user_id)
-    node = tree.resolve(session, user_id, src)
-    parent, name = tree.resolve_parent(session, user_id, dst)
-    _check_not_into_itself(session, node, parent)
-    existing = tree.live_child(session, parent.id, name)
+    check_not_into_itself(session, node, parent)
     if existing is not None:
-        if not overwrite or existing.id == node.id:
-            raise NameTaken(f"{dst} already exists")
         if not node.is_folder and not existing.is_folder:
             return _copy_content(session, node, existing)
         trash(session, existing, tree.path_of(session, existing.id))
@@ -177,7 +145,7 @@ def copy(
                 clone,
                 manifest_id,
                 source.size,
-                author_id=user_id,
+                author_id=author_id,
                 origin="copy",
                 mtime_ns=source.mtime_ns,
             )
@@ -186,7 +154,7 @@ def copy(
         copied_bytes += properties.copy(session, source.id, clone.id)
         journal.append(session, clone, journal.CREATE)
         top = top or clone
-    quota.charge(session, user_id, copied_bytes)
+    quota.charge(session, parent.owner_id, copied_bytes)
     assert top is not None
     return top
 
@@ -206,13 +174,6 @@ def trash(session: Session, node: Node, path: str) -> None:
     journal.append(session, node, journal.TRASH)
     node.parent_id = None
     session.flush()
-
-
-def delete_path(session: Session, user_id: int, path: str) -> Node:
-    journal.lock_user(session, user_id)
-    node = tree.resolve(session, user_id, path)
-    trash(session, node, tree.path_of(session, node.id))
-    return node
 
 
 def purge_nodes(session: Session, node: Node) -> int:

@@ -18,7 +18,7 @@ from cdc.chunking import ChunkRef
 from core import journal, quota, segments, tree
 from core.commit import add_version, new_node
 from core.db.models import Manifest, Node, User, Version
-from core.errors import NameTaken, NotAFile, NotFound
+from core.errors import NameTaken, NotFound
 from core.ids import VersionId
 from core.records import VersionInfo
 from core.retention import versions_to_drop
@@ -26,13 +26,6 @@ from core.settings import RetentionPolicy
 from core.treeops import delete_unused_manifests, trash
 
 MAX_VERSION_NUMBER = 2**31 - 1  # versions.number is an INTEGER column
-
-
-def file_node(session: Session, user_id: int, path: str) -> Node:
-    node = tree.resolve(session, user_id, path)
-    if node.is_folder:
-        raise NotAFile(f"{path} is a folder")
-    return node
 
 
 def list_versions(session: Session, node: Node, only: int | None = None) -> list[VersionInfo]:
@@ -86,29 +79,25 @@ def manifest_refs(session: Session, manifest_id: int) -> tuple[list[ChunkRef], i
     return segments.entries(session, manifest_id), size
 
 
-def restore_version(session: Session, user_id: int, path: str, number: int) -> Node:
-    """Make version ``number`` current again, as a new version sharing its manifest."""
-    journal.lock_user(session, user_id)
-    return restore_node_version(session, file_node(session, user_id, path), number)
-
-
 def restore_node_version(session: Session, node: Node, number: int) -> Node:
-    """``restore_version`` for a file the caller found (and row-locked its owner for)."""
+    """Make version ``number`` of a file the caller found (and row-locked its owner
+    for) current again, as a new version sharing its manifest."""
     old = version_by_number(session, node, number)
     return _version_into(session, node, old, node, origin="restore", mtime_ns=None)
 
 
-def copy_version(
+def copy_version_to(
     session: Session,
-    user_id: int,
-    path: str,
+    node: Node,
     number: int,
-    dst: str,
+    parent: Node,
+    name: str,
     *,
     overwrite: bool,
     mtime_ns: int | None = None,
 ) -> Node:
-    """Copy version ``number`` of a file to ``dst``, sharing its manifest (no bytes copied).
+    """Copy version ``number`` of the file ``node`` into ``parent`` as ``name``, sharing
+    its manifest (no bytes copied); the caller resolved and checked both.
 
     Onto the file itself it is a restore; over another file (with ``overwrite``)
     a new version of that file; a folder in the way goes to the trash; anywhere
@@ -116,14 +105,11 @@ def copy_version(
     ``mtime_ns``: the new version's modification time; by default now for a
     restore and the old version's own for a copy elsewhere.
     """
-    journal.lock_user(session, user_id)
-    node = file_node(session, user_id, path)
     old = version_by_number(session, node, number)
-    parent, name = tree.resolve_parent(session, user_id, dst)
     target = tree.live_child(session, parent.id, name)
     if target is not None and target.id != node.id:
         if not overwrite:
-            raise NameTaken(f"{dst} already exists")
+            raise NameTaken(f"{tree.path_of(session, target.id)} already exists")
         if target.is_folder:
             trash(session, target, tree.path_of(session, target.id))
             target = None

@@ -51,6 +51,7 @@ from fusemount.errors import (
     BadRequest,
     ChunkCorrupt,
     Conflict,
+    Forbidden,
     Locked,
     MountError,
     NotADriveServer,
@@ -86,6 +87,7 @@ _CODES: dict[str, type[ApiError]] = {
     "id_used": Conflict,
     "missing_chunks": Conflict,
     "locked": Locked,
+    "forbidden": Forbidden,
     "quota_exceeded": QuotaExceeded,
     "too_large": BadRequest,
     "too_many_requests": Throttled,
@@ -95,8 +97,8 @@ _CODES: dict[str, type[ApiError]] = {
     "internal": ServerError,  # e.g. a chunk that fails its hash on the server
 }
 _STATUSES: dict[int, type[ApiError]] = {
-    400: BadRequest, 401: Unauthorized, 404: NotFound, 409: Conflict, 413: BadRequest,
-    423: Locked, 429: Throttled, 507: QuotaExceeded,
+    400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict,
+    413: BadRequest, 423: Locked, 429: Throttled, 507: QuotaExceeded,
 }  # fmt: skip
 
 

@@ -18,6 +18,7 @@ from fusemount.errors import (
     CacheFull,
     ChunkCorrupt,
     Conflict,
+    Forbidden,
     Locked,
     MountError,
     NotFound,
@@ -59,6 +60,8 @@ def errno_for(exc: MountError) -> int:
             return errno.ENOSPC
         case QuotaExceeded():
             return errno.EDQUOT
+        case Forbidden():
+            return errno.EACCES
         case Locked():
             return errno.EACCES  # a WebDAV lock makes the node read-only here
         case Conflict():

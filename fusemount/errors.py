@@ -15,6 +15,7 @@ place (``client._raise_for``); these become errnos in exactly one place
     │   ├── BadRequest           400: bad_request, name_invalid, hash_mismatch
     │   ├── Conflict             409: name_taken, version_conflict, missing_chunks …
     │   ├── Locked               423: a WebDAV lock held by someone else
+    │   ├── Forbidden            403: a node this user may read but not change
     │   ├── QuotaExceeded        507
     │   └── ServerError          5xx or an unknown code
     ├── NotADriveServer          the URL answers, but not as a drivegate server
@@ -65,6 +66,10 @@ class Conflict(ApiError):
 
 class Locked(ApiError):
     """A WebDAV lock held by another client forbids the write."""
+
+
+class Forbidden(ApiError):
+    """The node is read-only for this user (a share they may only view)."""
 
 
 class QuotaExceeded(ApiError):

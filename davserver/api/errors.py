@@ -16,6 +16,7 @@ from core import (
     Drive,
     DriveError,
     FileExists,
+    Forbidden,
     HashMismatch,
     IdUsed,
     IncompleteUpload,
@@ -27,6 +28,7 @@ from core import (
     Locked,
     MissingChunks,
     NameTaken,
+    NodeRef,
     NotAFile,
     NotAFolder,
     NotFound,
@@ -62,6 +64,7 @@ _CODES: list[tuple[type[DriveError], int, str]] = [
     (LimitReached, 409, "limit_reached"),  # a policy bound, not the disk: not a 5xx
     (StorageFull, 507, "storage_full"),
     (Locked, 423, "locked"),
+    (Forbidden, 403, "forbidden"),
     (AuthError, 401, "unauthorized"),
     (StorageUnavailable, 503, "unavailable"),
     (IntegrityError, 500, "internal"),
@@ -158,7 +161,7 @@ def _current(drive: Drive, user_id: UserId, node_id: int | None) -> Any:
     if node_id is None:
         return None
     try:
-        return node_out(drive.node(user_id, node_id))
+        return node_out(drive.stat(user_id, NodeRef.by_id(node_id), locks=True))
     except DriveError:
         return None
 

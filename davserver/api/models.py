@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from core import GroupInfo, NodeChange, NodeState, UserInfo, VersionInfo, VersionManifest
+from core import GroupInfo, NodeChange, NodeInfo, UserInfo, VersionInfo, VersionManifest
 
 MAX_INT = 2**63 - 1
 MAX_PAGE = 10_000
@@ -457,8 +457,7 @@ class BatchOut(BaseModel):
 # from core records -----------------------------------------------------------
 
 
-def node_out(state: NodeState) -> NodeOut:
-    info = state.info
+def node_out(info: NodeInfo) -> NodeOut:
     version = None
     if info.version_id is not None and info.version_number is not None:
         version = VersionRef(id=info.version_id, number=info.version_number, sha256=info.sha256)
@@ -470,7 +469,7 @@ def node_out(state: NodeState) -> NodeOut:
         size=info.size,
         mtime_ns=info.mtime_ns,
         version=version,
-        locked=state.locked,
+        locked=info.locked,
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import falcon
 
-from core import Drive, NodeId, UserId, VersionId
+from core import AlreadyCreated, Drive, NodeId, NodeRef, UserId, VersionId
 from davserver.api.models import (
     DeleteQuery,
     IdsIn,
@@ -24,7 +24,7 @@ from davserver.api.models import (
     version_out,
 )
 from davserver.api.spec import operation
-from davserver.api.sync import user_of
+from davserver.api.sync import acting, user_of
 from davserver.api.wire import read_json, read_query, send, send_body
 
 NOT_FOUND = (404,)
@@ -37,7 +37,7 @@ class Node:
 
     @operation(summary="The node.", answer=NodeOut, errors=NOT_FOUND)
     def on_get(self, req: falcon.Request, resp: falcon.Response, node_id: int) -> None:
-        send(resp, node_out(self.drive.node(user_of(req).id, node_id)))
+        send(resp, node_out(self.drive.stat(user_of(req).id, NodeRef.by_id(node_id), locks=True)))
 
     @operation(summary="Set the modification time.", answer=NodeOut, body=PatchIn,
                errors=WRITE_ERRORS)  # fmt: skip
@@ -59,7 +59,7 @@ class Children:
     @operation(summary="The live children of a folder, by name.", answer=NodesOut,
                errors=(404, 409))  # fmt: skip
     def on_get(self, req: falcon.Request, resp: falcon.Response, node_id: int) -> None:
-        children = self.drive.children(user_of(req).id, node_id)
+        children = self.drive.listdir(user_of(req).id, NodeRef.by_id(node_id), locks=True)
         send(resp, NodesOut(nodes=[node_out(state) for state in children]))
 
 
@@ -71,7 +71,7 @@ class Manifest:
                answer=ManifestOut, query=ManifestQuery, errors=(404, 409))  # fmt: skip
     def on_get(self, req: falcon.Request, resp: falcon.Response, node_id: int) -> None:
         query = read_query(req, ManifestQuery)
-        manifest = self.drive.node_manifest(user_of(req).id, node_id, query.version)
+        manifest = self.drive.manifest(user_of(req).id, NodeRef.by_id(node_id), query.version)
         send_body(resp, manifest_json(manifest))
 
 
@@ -82,7 +82,7 @@ class Versions:
     @operation(summary="The file's versions, oldest first.", answer=VersionsOut,
                errors=(404, 409))  # fmt: skip
     def on_get(self, req: falcon.Request, resp: falcon.Response, node_id: int) -> None:
-        found = self.drive.node_versions(user_of(req).id, node_id)
+        found = self.drive.versions(user_of(req).id, NodeRef.by_id(node_id))
         send(resp, VersionsOut(versions=[version_out(info) for info in found]))
 
 
@@ -95,7 +95,10 @@ class Restore:
     def on_post(
         self, req: falcon.Request, resp: falcon.Response, node_id: int, number: int
     ) -> None:
-        send(resp, node_out(self.drive.restore_node_version(user_of(req).id, node_id, number)))
+        restored = self.drive.restore_version(
+            acting(user_of(req).id), NodeRef.by_id(node_id), number
+        )
+        send(resp, node_out(restored))
 
 
 class Mkdir:
@@ -139,20 +142,24 @@ class Move:
 def mkdir(drive: Drive, user: UserId, body: MkdirIn) -> tuple[NodeOut, int]:
     """The folder, and 201 (made) or 200 (a replay of a create with an id)."""
     new_id = NodeId(body.id) if body.id is not None else None
-    made, created = drive.mkdir_in(user, body.parent_id, body.name, mtime_ns=body.mtime_ns,
-                                   new_id=new_id)  # fmt: skip
-    return node_out(made), 201 if created else 200
+    place = NodeRef.child(body.parent_id, body.name)
+    try:
+        made = drive.mkdir(acting(user), place, mtime_ns=body.mtime_ns, new_id=new_id)
+    except AlreadyCreated as replay:
+        return node_out(drive.stat(user, NodeRef.by_id(replay.node_id), locks=True)), 200
+    return node_out(made), 201
 
 
 def move(drive: Drive, user: UserId, body: MoveIn) -> NodeOut:
-    return node_out(drive.move_node(user, body.node_id, body.parent_id, body.name,
-                                    overwrite=body.overwrite))  # fmt: skip
+    place = NodeRef.child(body.parent_id, body.name)
+    moved = drive.move(acting(user), NodeRef.by_id(body.node_id), place, overwrite=body.overwrite)
+    return node_out(moved)
 
 
 def delete(drive: Drive, user: UserId, node_id: int, query: DeleteQuery) -> None:
     base = VersionId(query.base_version_id) if query.base_version_id is not None else None
-    drive.trash_node(user, node_id, base_version_id=base)
+    drive.delete(acting(user), NodeRef.by_id(node_id), base_version_id=base)
 
 
 def set_mtime(drive: Drive, user: UserId, node_id: int, body: PatchIn) -> NodeOut:
-    return node_out(drive.set_node_mtime(user, node_id, body.mtime_ns))
+    return node_out(drive.set_mtime(acting(user), NodeRef.by_id(node_id), body.mtime_ns))

@@ -7,7 +7,7 @@ import threading
 
 import falcon
 
-from core import RESERVED_AT_ROOT, Drive, UserInfo
+from core import RESERVED_AT_ROOT, Drive, Principal, UserId, UserInfo
 from davserver.api.errors import RETRY_SECONDS, ApiError
 from davserver.api.models import (
     ChangesOut,
@@ -25,6 +25,12 @@ from davserver.api.wire import read_query, send
 def user_of(req: falcon.Request) -> UserInfo:
     user: UserInfo = req.context.user
     return user
+
+
+def acting(user_id: UserId) -> Principal:
+    """Who an API request acts for: the user, offering no WebDAV lock token, so the
+    core checks every write against every WebDAV lock."""
+    return Principal(user_id, lock_tokens=frozenset())
 
 
 class Me:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from core import Drive, LimitReached, UserInfo, nodeids
+from core import Drive, LimitReached, NodeRef, UserInfo, nodeids
 from tests.api.test_api import BOB, api_client
 from tests.support.apiclient import Json, commit, error_code, unchanged, whole_tree
 
@@ -181,5 +181,5 @@ def test_reservations_held_at_once_are_bounded_per_user(
     with pytest.raises(LimitReached, match="at most 25"):
         drive.reserve_ids(alice.id, 10)
     assert len(drive.reserve_ids(bob.id, 20)) == 20  # bob's own bound
-    drive.mkdir_in(alice.id, drive.stat(alice.id, "/").id, "used", new_id=ids[0])
+    drive.mkdir(alice.id, NodeRef.child(drive.stat(alice.id, "/").id, "used"), new_id=ids[0])
     assert len(drive.reserve_ids(alice.id, 6)) == 6  # a used id frees its place

@@ -193,7 +193,7 @@ def test_wrong_password(drive: Drive, alice: UserInfo) -> None:
 def test_corrupted_chunk_on_read(drive: Drive, alice: UserInfo) -> None:
     data = bytes(range(256)) * 8192
     put(drive, alice, "/docs-corrupt.bin", data)
-    refs, _ = drive.manifest(alice.id, "/docs-corrupt.bin")
+    refs = drive.manifest(alice.id, "/docs-corrupt.bin").chunks
     flip_a_byte(drive.backend.store, refs[0].hash)
     with (
         pytest.raises(ChunkCorrupt) as error,
@@ -208,7 +208,7 @@ def test_a_corrupted_chunk_is_refused_unless_its_reader_verifies_it_itself(
 ) -> None:
     data = random.Random(7).randbytes(300_000)  # incompressible: stored raw
     put(drive, alice, "/raw.bin", data)
-    refs, _ = drive.manifest(alice.id, "/raw.bin")
+    refs = drive.manifest(alice.id, "/raw.bin").chunks
     key = refs[0].hash
     assert drive.read_chunk(alice.id, key, verify=False) == drive.read_chunk(alice.id, key)
     flip_a_byte(drive.backend.store, key)
@@ -221,7 +221,7 @@ def test_a_corrupted_chunk_is_refused_unless_its_reader_verifies_it_itself(
 
 def test_missing_chunk_on_read(drive: Drive, alice: UserInfo) -> None:
     put(drive, alice, "/gone.bin", b"z" * 1000)
-    refs, _ = drive.manifest(alice.id, "/gone.bin")
+    refs = drive.manifest(alice.id, "/gone.bin").chunks
     drive.backend.store.delete_many([refs[0].hash])
     with pytest.raises(ChunkMissing) as error, drive.open_read(alice.id, "/gone.bin") as reader:
         reader.read()

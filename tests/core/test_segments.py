@@ -20,7 +20,7 @@ from core import (
     Drive,
     InvalidRequest,
     MissingChunks,
-    NodeState,
+    NodeInfo,
     Splice,
     UserInfo,
     VersionConflict,
@@ -127,7 +127,7 @@ def test_an_edit_through_the_sync_api_writes_one_segment_and_every_version_reads
     edited = list(chunks)
     edited[50] = changed
     second, _ = drive.commit(
-        WriteTarget(alice.id, node_id=first.info.id, base_version_id=first.info.version_id),
+        WriteTarget(alice.id, node_id=first.id, base_version_id=first.version_id),
         [(key, len(data)) for key, data in edited],
         sum(len(data) for _, data in edited),
     )
@@ -135,9 +135,9 @@ def test_an_edit_through_the_sync_api_writes_one_segment_and_every_version_reads
     assert (segments, entries_, listed) == (before[0] + 1, before[1] + 32, before[2] + 4)
     assert get(drive, alice, "/big.bin", version=1) == b"".join(data for _, data in chunks)
     assert get(drive, alice, "/big.bin") == b"".join(data for _, data in edited)
-    manifest, _ = drive.manifest(alice.id, "/big.bin")
+    manifest = drive.manifest(alice.id, "/big.bin").chunks
     assert [ref.hash for ref in manifest] == [key for key, _ in edited]
-    assert manifest[-1].offset + manifest[-1].length == second.info.size
+    assert manifest[-1].offset + manifest[-1].length == second.size
 
 
 def test_a_webdav_style_rewrite_shares_the_unchanged_segments_of_the_current_version(
@@ -164,11 +164,11 @@ def test_purging_the_old_version_keeps_the_shared_segments_and_gc_frees_the_rest
     (changed,) = _chunks(drive, alice, 1, 4)
     listing[0] = (changed[0], len(changed[1]))
     size = sum(length for _, length in listing)
-    target = WriteTarget(alice.id, node_id=first.info.id, base_version_id=first.info.version_id)
+    target = WriteTarget(alice.id, node_id=first.id, base_version_id=first.version_id)
     drive.commit(target, listing, size)
     with drive.db.write() as session:  # the first version goes; the second keeps its segments
         session.execute(text("DELETE FROM versions WHERE number = 1 AND node_id = :n"),
-                        {"n": first.info.id})  # fmt: skip
+                        {"n": first.id})  # fmt: skip
     report = drive.gc()
     assert report.manifests == 1 and report.chunks == 1  # chunk 0 of the first version
     assert get(drive, alice, "/f") == changed[1] + b"".join(data for _, data in chunks[1:])
@@ -230,10 +230,10 @@ def test_the_migration_cuts_old_manifests_into_segments_in_order(old_database: D
 
 
 def _spliced(
-    drive: Drive, state: NodeState, splice: Splice, new: list[tuple[str, bytes]], size: int
-) -> NodeState:
+    drive: Drive, state: NodeInfo, splice: Splice, new: list[tuple[str, bytes]], size: int
+) -> NodeInfo:
     alice = drive.user("alice")
-    target = WriteTarget(alice.id, node_id=state.info.id, base_version_id=state.info.version_id)
+    target = WriteTarget(alice.id, node_id=state.id, base_version_id=state.version_id)
     listing = [(key, len(data)) for key, data in new]
     done, _ = drive.commit(target, listing, size, splice=splice)
     return done
@@ -256,7 +256,7 @@ def test_random_splices_give_the_entries_a_list_splice_gives_and_segments_stay_f
         model[start:end] = new
         size = sum(len(d) for _, d in model)
         state = _spliced(drive, state, Splice(start, end), new, size)
-        manifest, _ = drive.manifest(alice.id, "/s")
+        manifest = drive.manifest(alice.id, "/s").chunks
         assert [ref.hash for ref in manifest] == [key for key, _ in model]
         assert (
             [ref.offset for ref in manifest]
@@ -269,7 +269,7 @@ def test_random_splices_give_the_entries_a_list_splice_gives_and_segments_stay_f
         listed = session.execute(
             select(func.count()).select_from(ManifestSegment)
             .where(ManifestSegment.manifest_id == Version.manifest_id,
-                   Version.id == state.info.version_id)
+                   Version.id == state.version_id)
         ).scalar_one()  # fmt: skip
     assert listed <= len(model) // SEGMENT_CHUNKS + 8  # a few short segments, not dozens
     assert not drive.fsck().damaged
@@ -299,15 +299,15 @@ def test_a_bad_splice_is_refused_and_changes_nothing(drive: Drive, alice: UserIn
     state, _ = drive.commit(WriteTarget(alice.id, path="/c"), listing, size)
     (new,) = _chunks(drive, alice, 1, 9)
     unknown = ("e" * 64, 10)
-    target = WriteTarget(alice.id, node_id=state.info.id, base_version_id=state.info.version_id)
+    target = WriteTarget(alice.id, node_id=state.id, base_version_id=state.version_id)
     cases: list[tuple[WriteTarget, Splice, list[tuple[str, int]], int, type[Exception]]] = [
         (target, Splice(5, 4), [], size, InvalidRequest),
         (target, Splice(0, 11), [], size, InvalidRequest),
         (target, Splice(0, 1), [(new[0], len(new[1]))], size + 1, InvalidRequest),
         (target, Splice(0, 1), [unknown], size - len(chunks[0][1]) + 10, MissingChunks),
         (WriteTarget(alice.id, path="/c"), Splice(0, 1), [], size, InvalidRequest),
-        (WriteTarget(alice.id, node_id=state.info.id,
-                     base_version_id=VersionId((state.info.version_id or 0) + 99)),
+        (WriteTarget(alice.id, node_id=state.id,
+                     base_version_id=VersionId((state.version_id or 0) + 99)),
          Splice(0, 0), [], size, VersionConflict),
     ]  # fmt: skip
     counts = _counts(drive)

@@ -138,7 +138,7 @@ def test_fsck_names_damaged_files_and_fails(cli: Cli, drive: Drive) -> None:
     drive.makedirs(user.id, "/photos")
     drive.write(user.id, "/photos/cat.jpg", io.BytesIO(os.urandom(500_000)))
     drive.write(user.id, "/ok.txt", io.BytesIO(b"fine"))
-    refs, _ = drive.manifest(user.id, "/photos/cat.jpg")
+    refs = drive.manifest(user.id, "/photos/cat.jpg").chunks
     assert "no damage found" in cli("fsck")
     flip_a_byte(drive.backend.store, refs[0].hash)
     assert "no damage found" in cli("fsck")  # without --verify only existence is checked
@@ -155,7 +155,7 @@ def test_fsck_counts_unknown_sums_and_verify_fills_them_in(cli: Cli, drive: Driv
     user = drive.add_user("ann", "ann-password")
     data = os.urandom(700_000)
     drive.write(user.id, "/known.bin", io.BytesIO(data))
-    refs, _ = drive.manifest(user.id, "/known.bin")
+    refs = drive.manifest(user.id, "/known.bin").chunks
     chunks = [(str(ref.hash), ref.length) for ref in refs]
     drive.commit(WriteTarget(user.id, path="/unknown.bin"), chunks, len(data))
     assert [v.sha256 for v in drive.versions(user.id, "/unknown.bin")] == [None]
@@ -174,7 +174,7 @@ def test_fsck_verify_names_a_file_whose_sum_the_client_got_wrong(cli: Cli, drive
 
     user = drive.add_user("ann", "ann-password")
     drive.write(user.id, "/a.txt", io.BytesIO(b"content"))
-    refs, _ = drive.manifest(user.id, "/a.txt")
+    refs = drive.manifest(user.id, "/a.txt").chunks
     chunks = [(str(ref.hash), ref.length) for ref in refs]
     drive.commit(WriteTarget(user.id, path="/lie.txt"), chunks, 7, sha256="0" * 64)
     assert "no damage found" in cli("fsck")  # without --verify no content is read
