@@ -28,6 +28,7 @@ HOSTILE_MODULES = frozenset(
         "test_api_bad_input",  # the sync API: malformed, oversized, other users' ids
         "test_bounded_caches",  # caches keyed by what clients send
         "test_api_fuzz",  # Schemathesis over the OpenAPI document
+        "test_api_groups",  # administrators' operations: anyone else, bad names and bodies
         "test_bad_input",  # the core and the CLI
         "test_chunk_access",  # chunks are per user although stored once
         "test_csrf",  # cross-site requests, both faces

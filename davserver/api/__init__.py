@@ -7,7 +7,7 @@ Modules, one job each: ``app`` (assembly), ``routes`` (the route table),
 body), ``wire`` (capped bodies, queries, JSON answers), ``models`` (the JSON
 shapes), ``spec`` (the OpenAPI document, built from the routes and models),
 and the resources: ``sync`` (me, tree, changes), ``nodes``, ``chunks``,
-``commit``.
+``commit``, ``batch``, ``admin`` (users and groups, administrators only).
 """
 
 from davserver.api.app import PREFIX, build_api

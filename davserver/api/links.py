@@ -72,6 +72,11 @@ _FILE = {
     "moveIt": Link("postMove", body={"node_id": ID}),
 }
 
+_GROUP = {
+    target: Link(target, {"path.group": "$response.body#/name"})
+    for target in ("getGroup", "deleteGroup", "postMembers")
+}
+
 # Source operationId → its links (on each of its success answers).
 LINKS: dict[str, dict[str, Link]] = {
     "getMe": {
@@ -91,6 +96,14 @@ LINKS: dict[str, dict[str, Link]] = {
     "postCommit": _FILE,
     "postRestore": _FILE,
     "postPatchFile": _FILE,
+    "postGroups": _GROUP,
+    "postMembers": {
+        **_GROUP,
+        "removeMember": Link(
+            "deleteMember",
+            {"path.group": "$response.body#/name", "path.user": "$response.body#/members/0"},
+        ),
+    },
     "patchNode": _on_node("getNode", "deleteNode"),
     "postMove": _on_node("getNode", "deleteNode"),
 }

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from core import NodeChange, NodeInfo, VersionInfo, VersionManifest
+from core import GroupInfo, NodeChange, NodeInfo, UserInfo, VersionInfo, VersionManifest
 
 MAX_INT = 2**63 - 1
 MAX_PAGE = 10_000
@@ -23,15 +23,26 @@ MAX_IDS = 10_000
 MAX_WAIT = 60
 MAX_BATCH = 1000
 MAX_CHUNK = 4 * 1024 * 1024  # cdc.chunking.MAX_CHUNK: the core refuses longer chunks
+MAX_MEMBERS = 1000  # core.groups.MAX_NAMES: user names one request may add
 
 Id = Annotated[int, Field(ge=1, le=MAX_INT)]
 Count = Annotated[int, Field(ge=0, le=MAX_INT)]
 Nanoseconds = Annotated[int, Field(ge=0, le=MAX_INT, description="Nanoseconds since the epoch.")]
 Hash = Annotated[str, Field(pattern="^[0-9a-f]{64}$", description="SHA-256, lower-case hex.")]
+# The rule of user and group names (core.users, core.groups).
+_NAME = "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
+UserName = Annotated[str, Field(pattern=_NAME, description="A user's name.")]
+GroupName = Annotated[
+    str,
+    Field(pattern=_NAME, description="1-64 letters, digits, '.', '_', '@' or '-', "
+          "starting with a letter or digit."),
+]  # fmt: skip
 
 # The path parameters of the route templates (routes.py), by name: the document
 # describes each with its type's schema (the server checks the same bounds).
-PATH_PARAMETERS: dict[str, Any] = {"node_id": Id, "number": Id, "hash": Hash}
+PATH_PARAMETERS: dict[str, Any] = {
+    "node_id": Id, "number": Id, "hash": Hash, "group": GroupName, "user": UserName,
+}  # fmt: skip
 Kind = Literal["create", "update", "move", "trash", "restore", "purge", "meta", "lock"]
 
 
@@ -175,6 +186,31 @@ class IdsOut(BaseModel):
     )
 
 
+# Answers name users and groups as stored, without the input rule's pattern: a
+# name an older rule let in must not turn a listing into a 500.
+
+
+class UserOut(BaseModel):
+    name: str
+    is_admin: bool
+    quota: Count | None = Field(description="Bytes; null: no quota.")
+    used: Count = Field(description="Bytes the user's files (and the trash) take.")
+
+
+class UsersOut(BaseModel):
+    users: list[UserOut] = Field(description="Every user, by name.")
+
+
+class GroupOut(BaseModel):
+    name: str
+    members: list[str] = Field(description="The members' names, sorted.")
+    created_at: float = Field(description="Seconds since the epoch.")
+
+
+class GroupsOut(BaseModel):
+    groups: list[GroupOut] = Field(description="Every group, by name.")
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
@@ -253,6 +289,18 @@ class MoveIn(Body):
     parent_id: Id
     name: str
     overwrite: bool = False
+
+
+class GroupIn(Body):
+    name: GroupName
+
+
+class MembersIn(Body):
+    users: list[UserName] = Field(
+        min_length=1,
+        max_length=MAX_MEMBERS,
+        description="Users to add (members already stay); one unknown user adds nobody.",
+    )
 
 
 class MissingIn(Body):
@@ -429,6 +477,16 @@ def node_out(info: NodeInfo) -> NodeOut:
         read_only=info.read_only,
         shared_from=info.shared_from,
     )
+
+
+def user_out(info: UserInfo) -> UserOut:
+    return UserOut(
+        name=info.name, is_admin=info.is_admin, quota=info.quota_bytes, used=info.used_bytes
+    )
+
+
+def group_out(info: GroupInfo) -> GroupOut:
+    return GroupOut(name=info.name, members=list(info.members), created_at=info.created_at)
 
 
 def change_out(change: NodeChange) -> ChangeOut:

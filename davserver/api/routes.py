@@ -7,7 +7,7 @@ from __future__ import annotations
 import falcon.routing
 
 from core import Drive
-from davserver.api import batch, chunks, commit, nodes, sync
+from davserver.api import admin, batch, chunks, commit, nodes, sync
 from davserver.api.models import MAX_INT
 
 
@@ -43,4 +43,9 @@ def routes(drive: Drive, long_polls: int) -> list[tuple[str, object]]:
         ("/chunks/{hash}", chunks.Chunk(drive)),
         ("/commit", commit.Commit(drive)),
         ("/batch", batch.Batch(drive)),
+        ("/users", admin.Users(drive)),
+        ("/groups", admin.Groups(drive)),
+        ("/groups/{group}", admin.Group(drive)),
+        ("/groups/{group}/members", admin.Members(drive)),
+        ("/groups/{group}/members/{user}", admin.Member(drive)),
     ]

@@ -41,7 +41,7 @@ class Operation:
     ``octets``: the success body (or, with ``upload``, the request body) is
     raw bytes; ``errors``: the statuses it may answer besides those every
     request may get (400, 414; with a login 401, 429, 503; with a body 413, and
-    415 for a JSON body).
+    415 for a JSON body); ``admin``: administrators only (403 for anyone else).
     """
 
     summary: str
@@ -53,6 +53,7 @@ class Operation:
     upload: bool = False
     errors: tuple[int, ...] = ()
     public: bool = False
+    admin: bool = False
     also: tuple[int, ...] = ()  # other success statuses with the same answer
 
 
@@ -164,6 +165,9 @@ def _operation(op: Operation, path_parameters: list[dict[str, Any]]) -> dict[str
     for status in (op.status, *op.also):
         described["responses"][str(status)] = _success(op, status)
     errors = {400, *op.errors}
+    if op.admin:
+        errors.add(403)
+        described["summary"] += " Administrators only."
     if not op.public:
         errors |= set(LOGGED_IN)
     if op.body is not None or op.upload:
