@@ -72,6 +72,8 @@ _FILE = {
     "moveIt": Link("postMove", body={"node_id": ID}),
 }
 
+_SHARE_TARGETS = ("getShare", "patchShare", "deleteShare")
+
 # Source operationId → its links (on each of its success answers).
 LINKS: dict[str, dict[str, Link]] = {
     "getMe": {
@@ -87,10 +89,15 @@ LINKS: dict[str, dict[str, Link]] = {
         "mkdirWithId": Link("postMkdir", body={"id": "$response.body#/ids/0"}),
         "commitWithId": Link("postCommit", body={"id": "$response.body#/ids/0", **BY_NAME}),
     },
-    "postMkdir": _FOLDER,
+    "postMkdir": {**_FOLDER, "shareIt": Link("postShares", body={"node_id": ID})},
     "postCommit": _FILE,
     "postRestore": _FILE,
     "postPatchFile": _FILE,
     "patchNode": _on_node("getNode", "deleteNode"),
     "postMove": _on_node("getNode", "deleteNode"),
+    "postShares": {
+        **{target: Link(target, {"path.share_id": ID}) for target in _SHARE_TARGETS},
+        "whoHasAccess": Link("getNodeShares", _node("$response.body#/node_id")),
+    },
+    "patchShare": {target: Link(target, {"path.share_id": ID}) for target in _SHARE_TARGETS},
 }
