@@ -80,44 +80,56 @@ def test_share_list_update_received_and_remove(
     assert drive.listdir(bob.id, "/") == []
 
 
+ADD = ("share", "add")
+UPDATE = ("share", "update", "/team")
+REFUSALS = [
+    ("no user named 'nobody'", [*ADD, "/team", "--user", "alice", "--with", "nobody"]),
+    ("no group named 'nope'", [*ADD, "/team", "--user", "alice", "--group", "nope"]),
+    ("no user named 'ghost'", [*ADD, "/team", "--user", "ghost", "--with", "bob"]),
+    ("you cannot share with yourself", [*ADD, "/team", "--user", "alice", "--with", "alice"]),
+    ("root cannot be shared", [*ADD, "/", "--user", "alice", "--with", "carol"]),
+    ("not found: /old", [*ADD, "/old", "--user", "alice", "--with", "carol"]),
+    ("not found: /nowhere", [*ADD, "/nowhere", "--user", "alice", "--with", "carol"]),
+    ("share with one user or one group", [*ADD, "/team", "--user", "alice"]),
+    ("share with one user or one group",
+     [*ADD, "/team", "--user", "alice", "--with", "carol", "--group", "sales"]),
+    ("has a share of this already", [*ADD, "/team", "--user", "alice", "--with", "bob"]),
+    ("you may not share 'team'", [*ADD, "/team", "--user", "bob", "--with", "carol"]),
+    ("no share of this with user 'carol'",
+     [*UPDATE, "--user", "alice", "--with", "carol", "--role", "editor"]),
+    ("no share of this with user 'nobody'",
+     [*UPDATE, "--user", "alice", "--with", "nobody", "--role", "editor"]),
+    ("that you made", ["share", "remove", "/team", "--user", "bob", "--with", "bob"]),
+    ("that you made", [*UPDATE, "--user", "bob", "--with", "bob", "--reshare"]),
+    ("not found: /old", ["share", "list", "/old", "--user", "alice"]),
+    ("not found: /team", ["share", "list", "/team", "--user", "carol"]),
+    ("no user named 'ghost'", ["share", "received", "--user", "ghost"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("message", "args"), REFUSALS, ids=[" ".join(a) for _, a in REFUSALS])
 def test_bad_input_is_one_line_a_nonzero_exit_and_changes_nothing(
-    cli: Cli, drive: Drive, team: UserInfo, bob: UserInfo
+    cli: Cli, drive: Drive, team: UserInfo, message: str, args: list[str]
 ) -> None:
-    cli("share", "add", "/team", "--user", "alice", "--with", "bob")  # a viewer, no reshare
+    drive.share(team.id, "/team", user="bob")  # a viewer, no reshare
     drive.mkdir(team.id, "/old")
     drive.delete(team.id, "/old")
-    before = cli("share", "list", "--user", "alice")
-    add = ("share", "add")
-    update = ("share", "update", "/team")
-    refusals = [
-        ("no user named 'nobody'", [*add, "/team", "--user", "alice", "--with", "nobody"]),
-        ("no group named 'nope'", [*add, "/team", "--user", "alice", "--group", "nope"]),
-        ("no user named 'ghost'", [*add, "/team", "--user", "ghost", "--with", "bob"]),
-        ("you cannot share with yourself", [*add, "/team", "--user", "alice", "--with", "alice"]),
-        ("root cannot be shared", [*add, "/", "--user", "alice", "--with", "carol"]),
-        ("not found: /old", [*add, "/old", "--user", "alice", "--with", "carol"]),
-        ("not found: /nowhere", [*add, "/nowhere", "--user", "alice", "--with", "carol"]),
-        ("share with one user or one group", [*add, "/team", "--user", "alice"]),
-        ("share with one user or one group",
-         [*add, "/team", "--user", "alice", "--with", "carol", "--group", "sales"]),
-        ("has a share of this already", [*add, "/team", "--user", "alice", "--with", "bob"]),
-        ("you may not share 'team'", [*add, "/team", "--user", "bob", "--with", "carol"]),
-        ("no share of this with user 'carol'",
-         [*update, "--user", "alice", "--with", "carol", "--role", "editor"]),
-        ("no share of this with user 'nobody'",
-         [*update, "--user", "alice", "--with", "nobody", "--role", "editor"]),
-        ("that you made", ["share", "remove", "/team", "--user", "bob", "--with", "bob"]),
-        ("that you made", [*update, "--user", "bob", "--with", "bob", "--reshare"]),
-    ]  # fmt: skip
-    for message, args in refusals:
-        assert message in _one_line_error(cli, *args), args
-    for role_args in (["--role", "owner"], ["--role", ""]):
-        result = cli.run(*add, "/team", "--user", "alice", "--with", "carol", *role_args)
-        assert result.returncode == 2 and "Invalid value for '--role'" in result.stderr
-    assert cli("share", "list", "--user", "alice") == before
-    assert cli("share", "received", "--user", "carol").splitlines()[1:] == []
-    assert "not found: /old" in _one_line_error(cli, "share", "list", "/old", "--user", "alice")
-    assert "not found: /team" in _one_line_error(cli, "share", "list", "/team", "--user", "carol")
+    before = drive.shares_given(team.id)
+    assert message in _one_line_error(cli, *args)
+    assert _rows(cli("share", "list", "--user", "alice")) == [
+        ["/team", "alice", "bob", "viewer", "no", "alice"]
+    ]
+    assert drive.shares_given(team.id) == before
+    assert drive.shares_received(drive.user("carol").id) == []
+
+
+@pytest.mark.parametrize("role", ["owner", "", "Viewer"])
+def test_an_unknown_role_is_refused_by_the_command_line(
+    cli: Cli, drive: Drive, team: UserInfo, role: str
+) -> None:
+    result = cli.run(*ADD, "/team", "--user", "alice", "--with", "carol", "--role", role)
+    assert result.returncode == 2 and "Invalid value for '--role'" in result.stderr
+    assert drive.shares_given(team.id) == []
 
 
 @pytest.mark.parametrize(
