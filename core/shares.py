@@ -36,7 +36,7 @@ from core.db.models import Group, GroupMember, Node, Share, User
 from core.errors import Conflict, Forbidden, InvalidRequest, NotFound, UserNotFound
 from core.ids import NodeId
 from core.records import ShareInfo
-from core.refs import NodeRef, Ref
+from core.refs import Ref
 from core.trash import free_name
 
 
@@ -93,10 +93,16 @@ def update_by_id(
     reshare: bool | None = None,
 ) -> ShareInfo:
     """``update``, for the grant with that id (NotFound unless the principal made
-    it or owns its node, and may still read the node)."""
+    it or owns its node). The grant stays visible by its id whatever becomes of
+    its node, so a node in the trash is a Conflict and one the principal may no
+    longer read Forbidden (they know of it: they made the grant)."""
     journal.lock_user(session, who.user_id)
     share = _made_by(session, who, share_id)
-    node = _shareable(session, who, NodeRef.by_id(share.node_id), action=Action.READ)
+    node = session.get_one(Node, share.node_id)
+    if not tree.is_live(session, node.id):
+        raise Conflict(f"node {node.id} is in the trash: restore it first, or remove the share")
+    if Action.READ not in access.rights(session, who, node):
+        raise Forbidden(f"you may no longer read node {node.id}: remove the share instead")
     return _change(session, who, node, share, role=role, reshare=reshare)
 
 

@@ -67,8 +67,8 @@ class Share:
         send(resp, share_out(self.drive.share_by_id(user.id, share_id), user.name))
 
     @operation(summary="Change a grant's role or reshare right (you become its granter; "
-               "403 beyond your rights).", answer=ShareOut, body=ShareUpdateIn,
-               errors=(403, 404))  # fmt: skip
+               "403 beyond your rights, 409 while its node is in the trash).",
+               answer=ShareOut, body=ShareUpdateIn, errors=GRANT_ERRORS)  # fmt: skip
     def on_patch(self, req: falcon.Request, resp: falcon.Response, share_id: int) -> None:
         body = read_json(req, ShareUpdateIn)
         user = user_of(req)

@@ -144,3 +144,15 @@ def test_bad_input_is_a_clear_4xx_and_changes_nothing(
         assert api.get(f"/shares/{bad}").status_code == 404
     assert error_code(bob_api.get(f"/nodes/{trashed['id']}/shares")) == "not_found"
     assert (_shares(api), _shares(bob_api, "/shares/received")) == before
+
+
+def test_a_grant_on_a_node_in_the_trash_stays_until_deleted_and_cannot_change(
+    api: httpx.Client, team: Json
+) -> None:
+    grant = _share(api, node_id=team["id"], group="sales")
+    assert api.delete(f"/nodes/{team['id']}").status_code == 204
+    assert api.get(f"/shares/{grant['id']}").json() == grant
+    assert error_code(_patch(api, grant["id"], role="editor")) == "conflict"
+    assert api.get(f"/shares/{grant['id']}").json() == grant
+    assert api.delete(f"/shares/{grant['id']}").status_code == 204
+    assert _shares(api) == []

@@ -291,3 +291,16 @@ def test_sharing_onward_without_reshare_is_forbidden_by_name(
     with pytest.raises(Forbidden, match="you may not share 'team'"):
         drive.share(bob.id, "/team", user="carol")
     assert drive.shares_received(carol.id) == []
+
+
+def test_a_grant_on_a_trashed_node_is_kept_and_updated_only_once_restored(
+    drive: Drive, team: UserInfo, bob: UserInfo
+) -> None:
+    (grant,) = drive.shares_given(team.id)
+    drive.delete(team.id, "/team")
+    assert drive.share_by_id(team.id, grant.id).id == grant.id
+    with pytest.raises(Conflict, match="in the trash"):
+        drive.update_share_by_id(team.id, grant.id, role="viewer")
+    assert drive.share_by_id(team.id, grant.id).role == "editor"
+    drive.unshare_by_id(team.id, grant.id)
+    assert drive.shares_given(team.id) == []
