@@ -89,7 +89,7 @@ LINKS: dict[str, dict[str, Link]] = {
         "mkdirWithId": Link("postMkdir", body={"id": "$response.body#/ids/0"}),
         "commitWithId": Link("postCommit", body={"id": "$response.body#/ids/0", **BY_NAME}),
     },
-    "postMkdir": {**_FOLDER, "shareIt": Link("postShares", body={"node_id": ID})},
+    "postMkdir": _FOLDER,
     "postCommit": _FILE,
     "postRestore": _FILE,
     "postPatchFile": _FILE,
