@@ -18,7 +18,7 @@ import click
 FILES = ("import", "export", "ls", "versions", "restore", "trash")
 PACKAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     # package whose COMMANDS it is: (the extra that installs its libraries, its command names)
-    "core.cli": ("server", ("user", "token", "group", *FILES, "gc", "fsck", "db")),
+    "core.cli": ("server", ("user", "token", "group", "share", *FILES, "gc", "fsck", "db")),
     "davserver.cli": ("server", ("serve", "lock")),
     "fusemount.cli": ("mount", ("mount", "umount", "pin", "unpin", "status")),
 }

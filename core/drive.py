@@ -604,6 +604,25 @@ class Drive:
         with self.db.write() as session:
             shares.remove(session, principal(who), ref, user=user, group=group)
 
+    def share_by_id(self, who: Who, share_id: int) -> ShareInfo:
+        """The grant with that id, for its granter or its node's owner (NotFound else)."""
+        with self.db.read() as session:
+            return shares.by_id(session, principal(who), share_id)
+
+    def update_share_by_id(
+        self, who: Who, share_id: int, *, role: str | None = None, reshare: bool | None = None
+    ) -> ShareInfo:
+        """``update_share``, for the grant with that id (NotFound for anyone else's)."""
+        with self.db.write() as session:
+            return shares.update_by_id(
+                session, principal(who), share_id, role=role, reshare=reshare
+            )
+
+    def unshare_by_id(self, who: Who, share_id: int) -> None:
+        """``unshare``, for the grant with that id (NotFound for anyone else's)."""
+        with self.db.write() as session:
+            shares.remove_by_id(session, principal(who), share_id)
+
     def shares_of(self, who: Who, ref: Ref) -> list[ShareInfo]:
         """The grants on the node and above it (who has access, and how)."""
         with self.db.read() as session:

@@ -9,7 +9,9 @@ The rules (``core.access`` applies the grants at every check):
   at most one grant per user and one per group (a second is a Conflict:
   update it instead); the grantee is never the node's owner nor the granter.
 - A grant is updated or removed by its granter or by the node's owner; an
-  update makes the updater its granter, checked against their rights.
+  update makes the updater its granter, checked against their rights. By its
+  id (the sync API), a grant exists only for those two: for anyone else it
+  is NotFound, as an id no grant has.
 - Not shareable: a drive's root, a node in the trash (NotFound), a share
   entry itself (the shared node is shared, through the entry).
 - Entries: every user who may read a shared node and cannot already reach
@@ -80,6 +82,40 @@ def update(
     journal.lock_user(session, who.user_id)
     node = _shareable(session, who, ref, action=Action.READ)
     share = _own_grant(session, who, node, user, group)
+    return _change(session, who, node, share, role=role, reshare=reshare)
+
+
+def update_by_id(
+    session: Session,
+    who: Principal,
+    share_id: int,
+    *,
+    role: str | None = None,
+    reshare: bool | None = None,
+) -> ShareInfo:
+    """``update``, for the grant with that id (NotFound unless the principal made
+    it or owns its node). The grant stays visible by its id whatever becomes of
+    its node, so a node in the trash is a Conflict and one the principal may no
+    longer read Forbidden (they know of it: they made the grant)."""
+    journal.lock_user(session, who.user_id)
+    share = _made_by(session, who, share_id)
+    node = session.get_one(Node, share.node_id)
+    if not tree.is_live(session, node.id):
+        raise Conflict(f"node {node.id} is in the trash: restore it first, or remove the share")
+    if Action.READ not in access.rights(session, who, node):
+        raise Forbidden(f"you may no longer read node {node.id}: remove the share instead")
+    return _change(session, who, node, share, role=role, reshare=reshare)
+
+
+def _change(
+    session: Session,
+    who: Principal,
+    node: Node,
+    share: Share,
+    *,
+    role: str | None,
+    reshare: bool | None,
+) -> ShareInfo:
     role = share.role if role is None else role
     reshare = share.reshare if reshare is None else reshare
     _check_role(session, who, node, role)
@@ -95,10 +131,33 @@ def remove(
     """Revoke a grant (its granter or the owner); it takes effect at the next check."""
     journal.lock_user(session, who.user_id)
     node = _shareable(session, who, ref, action=Action.READ)
-    share = _own_grant(session, who, node, user, group)
+    _drop(session, _own_grant(session, who, node, user, group))
+
+
+def remove_by_id(session: Session, who: Principal, share_id: int) -> None:
+    """``remove``, for the grant with that id (NotFound unless the principal made it
+    or owns its node; a granter who lost the node may still drop their grant)."""
+    journal.lock_user(session, who.user_id)
+    _drop(session, _made_by(session, who, share_id))
+
+
+def _drop(session: Session, share: Share) -> None:
     session.execute(delete(Share).where(Share.id == share.id))
     entries.forget_sharing(session)
-    reconcile_owner(session, node.owner_id)
+    reconcile_owner(session, share.owner_id)
+
+
+def by_id(session: Session, who: Principal, share_id: int) -> ShareInfo:
+    """The grant with that id, if the principal made it or owns its node (NotFound
+    otherwise, exactly as for an id no grant has: an id reveals nothing)."""
+    return _info(session, _made_by(session, who, share_id))
+
+
+def _made_by(session: Session, who: Principal, share_id: int) -> Share:
+    share = session.get(Share, share_id)
+    if share is None or who.user_id not in (share.granted_by, share.owner_id):
+        raise NotFound(f"no share {share_id} that you made")
+    return share
 
 
 def of_node(session: Session, who: Principal, ref: Ref) -> list[ShareInfo]:
@@ -235,6 +294,8 @@ def _shareable(
     node = access.resolve(session, who, ref, Action.READ)
     if node.parent_id is None:
         raise InvalidRequest("a drive's root cannot be shared: share a folder in it")
+    if action is Action.SHARE and Action.SHARE not in access.rights(session, who, node):
+        raise Forbidden(f"you may not share {node.name!r}: it was shared with you without reshare")
     return access.require(session, who, node, action)
 
 

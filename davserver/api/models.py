@@ -532,3 +532,7 @@ def manifest_json(manifest: VersionManifest) -> bytes:
         },
         separators=(",", ":"),
     ).encode()
+
+
+# The share routes' path parameter (davserver/api/shares.py).
+PATH_PARAMETERS["share_id"] = Id

@@ -7,7 +7,7 @@ from __future__ import annotations
 import falcon.routing
 
 from core import Drive
-from davserver.api import admin, batch, chunks, commit, nodes, sync
+from davserver.api import admin, batch, chunks, commit, nodes, shares, sync
 from davserver.api.models import MAX_INT
 
 
@@ -48,4 +48,8 @@ def routes(drive: Drive, long_polls: int) -> list[tuple[str, object]]:
         ("/groups/{group}", admin.Group(drive)),
         ("/groups/{group}/members", admin.Members(drive)),
         ("/groups/{group}/members/{user}", admin.Member(drive)),
+        ("/shares", shares.Shares(drive)),
+        ("/shares/received", shares.Received(drive)),
+        ("/shares/{share_id:id}", shares.Share(drive)),
+        ("/nodes/{node_id:id}/shares", shares.NodeShares(drive)),
     ]

@@ -48,6 +48,7 @@ NAME = "^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"  # of users and groups
 
 EXAMPLES = 40
 FOLDER_TAKERS = {"POST /mkdir", "POST /commit", "POST /move"}
+SHARE_GROUP = "fuzzers"  # what the fuzzer's shares go to: an empty group
 # The checks: all of Schemathesis' response checks but three. ``ignored_auth``
 # re-sends requests with wrong passwords, which trips the login throttle (429
 # for the rest of the run; tests/api/test_api_bad_input.py covers logins);
@@ -74,6 +75,11 @@ FUZZ = settings(
     database=None,
     suppress_health_check=list(HealthCheck),
 )
+
+
+@pytest.fixture(autouse=True)
+def share_group(drive: Drive) -> None:
+    drive.add_group(SHARE_GROUP)
 
 
 def load_schema(dav_url: str, mode: str = "all") -> Any:
@@ -118,6 +124,8 @@ class Steering:
                 self.chunks[name] = len(case.body)
         elif case.operation.label == "POST /commit" and isinstance(case.body, dict):
             self._known_chunks(case.body)
+        elif case.operation.label == "POST /shares" and isinstance(case.body, dict):
+            self._with_the_group(case.body)
 
     def _into_a_folder(self, body: dict[str, Any]) -> None:
         parent = body.get("parent_id")
@@ -138,6 +146,15 @@ class Steering:
         body["chunks"] = [{"hash": name, "length": length} for name, length in chosen]
         body["size"] = sum(length for _, length in chosen)
         body.pop("splice", None)
+
+    def _with_the_group(self, body: dict[str, Any]) -> None:
+        """A share of a folder made before with ``SHARE_GROUP`` (no members: bob gets
+        nothing), so the links of a grant are followed."""
+        node = body.get("node_id")
+        if isinstance(node, int | float) and node not in self.folders[1:] and self.folders[1:]:
+            body["node_id"] = self.folders[1:][int(node) % len(self.folders[1:])]
+        body.pop("user", None)
+        body["group"] = SHARE_GROUP
 
     def observe(self, response: Any) -> None:
         """Remember the folders made."""
@@ -279,6 +296,7 @@ def test_the_document_is_as_tight_as_the_server(drive: Drive) -> None:
     assert schemas["ChunkIn"]["properties"]["hash"]["pattern"] == chunk["pattern"]
     assert schemas["ChunkIn"]["properties"]["length"]["maximum"] == 4 * 1024 * 1024
     assert len(schemas["CommitIn"]["oneOf"]) == 2
+    assert len(schemas["ShareIn"]["oneOf"]) == 2
     bodies = [name for name in schemas if name.endswith(("In", "Op"))]
     assert len(bodies) >= 10
     for name in bodies:

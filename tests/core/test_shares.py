@@ -355,3 +355,47 @@ def test_an_editor_lists_and_restores_what_was_deleted_in_the_share_but_cannot_p
     drive.restore_trash(bob.id, entry.id)
     assert get(drive, bob, "/team/plan.txt") == b"v1"
     assert drive.trash(team.id) == []
+
+
+def test_a_grant_by_its_id_is_its_granters_and_its_owners_only(
+    drive: Drive, team: UserInfo, bob: UserInfo, carol: UserInfo
+) -> None:
+    (grant,) = drive.shares_given(team.id)
+    assert drive.share_by_id(team.id, grant.id) == grant
+    for stranger in (bob, carol):  # the grantee too: they did not make it
+        with pytest.raises(NotFound):
+            drive.share_by_id(stranger.id, grant.id)
+        with pytest.raises(NotFound):
+            drive.update_share_by_id(stranger.id, grant.id, role="viewer")
+        with pytest.raises(NotFound):
+            drive.unshare_by_id(stranger.id, grant.id)
+    with pytest.raises(NotFound):
+        drive.share_by_id(team.id, grant.id + 1000)
+    updated = drive.update_share_by_id(team.id, grant.id, role="viewer", reshare=True)
+    assert (updated.role, updated.reshare) == ("viewer", True)
+    with pytest.raises(InvalidRequest):
+        drive.update_share_by_id(team.id, grant.id, role="owner")
+    assert drive.share_by_id(team.id, grant.id) == updated
+    drive.unshare_by_id(team.id, grant.id)
+    assert drive.shares_given(team.id) == [] and _names(drive, bob) == []
+
+
+def test_sharing_onward_without_reshare_is_forbidden_by_name(
+    drive: Drive, team: UserInfo, bob: UserInfo, carol: UserInfo
+) -> None:
+    with pytest.raises(Forbidden, match="you may not share 'team'"):
+        drive.share(bob.id, "/team", user="carol")
+    assert drive.shares_received(carol.id) == []
+
+
+def test_a_grant_on_a_trashed_node_is_kept_and_updated_only_once_restored(
+    drive: Drive, team: UserInfo, bob: UserInfo
+) -> None:
+    (grant,) = drive.shares_given(team.id)
+    drive.delete(team.id, "/team")
+    assert drive.share_by_id(team.id, grant.id).id == grant.id
+    with pytest.raises(Conflict, match="in the trash"):
+        drive.update_share_by_id(team.id, grant.id, role="viewer")
+    assert drive.share_by_id(team.id, grant.id).role == "editor"
+    drive.unshare_by_id(team.id, grant.id)
+    assert drive.shares_given(team.id) == []
