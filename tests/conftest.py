@@ -29,6 +29,8 @@ HOSTILE_MODULES = frozenset(
         "test_bounded_caches",  # caches keyed by what clients send
         "test_api_fuzz",  # Schemathesis over the OpenAPI document
         "test_api_groups",  # administrators' operations: anyone else, bad names and bodies
+        "test_api_shares",  # grants: others' share ids, beyond one's rights, bad grantees
+        "test_permission_matrix",  # every principal against every operation on a share
         "test_bad_input",  # the core and the CLI
         "test_chunk_access",  # chunks are per user although stored once
         "test_csrf",  # cross-site requests, both faces
