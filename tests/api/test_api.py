@@ -548,6 +548,9 @@ PATHS = {
     "/nodes/{node_id}/manifest", "/nodes/{node_id}/patch", "/nodes/{node_id}/versions",
     "/nodes/{node_id}/versions/{number}/restore", "/ids", "/mkdir", "/move", "/chunks/missing",
     "/chunks/{hash}", "/commit", "/batch", "/openapi.json",
+    "/users", "/groups", "/groups/{group}", "/groups/{group}/members",
+    "/groups/{group}/members/{user}",
+    "/shares", "/shares/received", "/shares/{share_id}", "/nodes/{node_id}/shares",
 }  # fmt: skip
 
 
