@@ -74,6 +74,7 @@ def _rclone_version(env: dict[str, str]) -> str:
     return _rclone("version", env=env).stdout.splitlines()[0]
 
 
+@pytest.mark.timeout(600)  # a tree of small files on PostgreSQL + S3 nears the default 300 s
 def test_rclone_copies_a_tree_checks_it_and_resyncs_nothing(
     dav_url: str, drive: Drive, alice: UserInfo, tmp_path: Path
 ) -> None:
